@@ -5,6 +5,7 @@
     X(util)              \
     X(proto)             \
     X(identity)          \
+    X(crypto)            \
     X(schema)            \
     X(storage)           \
     X(broker)
