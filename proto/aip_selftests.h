@@ -4,8 +4,12 @@
 #define AIP_SELFTESTS(X) \
     X(util)              \
     X(proto)             \
+    X(json)              \
+    X(home)              \
     X(identity)          \
     X(crypto)            \
+    X(client)            \
+    X(worker)            \
     X(schema)            \
     X(storage)           \
     X(broker)

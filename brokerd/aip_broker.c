@@ -1,0 +1,1052 @@
+/*  aip_broker.c — routing broker actor: clients, workers, events and the
+    supervision of the worker daemons. */
+#include "aip_broker.h"
+#include "aip_home.h"
+#include "aip_proto.h"
+#include "aip_util.h"
+#include "aip_worker.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+//  A worker connected to us
+typedef struct {
+    char *key;                  //  hex of its routing id
+    zframe_t *routing_id;       //  where to send
+    aip_svc_t svc;              //  service it serves
+    int slots;                  //  requests it takes at once
+    int inflight;               //  requests it holds now
+    char *name;                 //  for daemon status
+    int pid;                    //  its process
+    int64_t expiry;             //  silent past this: dead
+    uint64_t processed;         //  requests answered
+} s_worker_t;
+
+//  A request handed to a worker, waiting for its reply
+typedef struct {
+    uint64_t tag;               //  our handle for it
+    zframe_t *client;           //  routing id of the client
+    uint64_t request_id;        //  client's request id
+    s_worker_t *worker;         //  who holds it
+    aip_op_t op;                //  for logs and errors
+} s_pending_t;
+
+//  A request waiting for a worker of its service
+typedef struct {
+    zframe_t *client;           //  routing id of the client
+    zframe_t *body;             //  the request as received
+    uint64_t request_id;        //  client's request id
+    aip_op_t op;                //  its operation
+    int64_t expiry;             //  give up past this
+} s_queued_t;
+
+//  A daemon we start and keep running
+typedef struct {
+    const char *name;           //  executable name ("storaged")
+    aip_svc_t svc;              //  the service it serves
+    pid_t pid;                  //  running process, or 0
+    int restarts;               //  times restarted
+    int backoff_ms;             //  next restart delay
+    int64_t start_at;           //  when to (re)start it, 0 = running
+    int64_t started_at;         //  when it last started
+} s_child_t;
+
+#define CHILD_MAX 4
+//  A child that ran this long gets its backoff reset
+#define CHILD_HEALTHY_MS 30000
+
+typedef struct {
+    zsock_t *pipe;              //  actor pipe
+    aip_broker_args_t args;     //  configuration (strings borrowed)
+    char home [AIP_PATH_MAX];   //  $AI_PEERS_HOME
+    zsock_t *clients;           //  ROUTER for clients
+    zsock_t *workers;           //  ROUTER for workers
+    zsock_t *events;            //  PUB for events
+    zhashx_t *worker_map;       //  key -> s_worker_t
+    zlistx_t *worker_list [AIP_SVC_COUNT];    //  workers per service
+    zhashx_t *pending;          //  tag -> s_pending_t
+    zlistx_t *queue [AIP_SVC_COUNT];          //  waiting requests
+    uint64_t next_tag;          //  tags for pending requests
+    s_child_t children [CHILD_MAX];           //  supervised daemons
+    size_t child_count;
+    int64_t heartbeat_at;       //  next heartbeat to workers
+    int64_t started_ms;         //  for uptime
+    int ready_fd;               //  start-up pipe, -1 once used
+    bool stopping;              //  daemon stop requested
+    bool terminated;            //  leave the loop
+    aip_pack_t *pk;             //  scratch packer
+    uint64_t routed;            //  requests routed, for status
+} s_broker_t;
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+static void
+s_worker_free (void **item)
+{
+    s_worker_t *w = (s_worker_t *) *item;
+    if (w) {
+        zframe_destroy (&w->routing_id);
+        free (w->key);
+        free (w->name);
+        free (w);
+        *item = NULL;
+    }
+}
+
+static void
+s_pending_free (void **item)
+{
+    s_pending_t *p = (s_pending_t *) *item;
+    if (p) {
+        zframe_destroy (&p->client);
+        free (p);
+        *item = NULL;
+    }
+}
+
+static void
+s_queued_free (void **item)
+{
+    s_queued_t *q = (s_queued_t *) *item;
+    if (q) {
+        zframe_destroy (&q->client);
+        zframe_destroy (&q->body);
+        free (q);
+        *item = NULL;
+    }
+}
+
+static size_t
+s_tag_hash (const void *key)
+{
+    return (size_t) *(const uint64_t *) key;
+}
+
+static int
+s_tag_compare (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Send a reply body to a client
+static void
+s_send_client (s_broker_t *self, zframe_t *client, const void *data, size_t size)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_add (msg, zframe_dup (client));
+    zmsg_addmem (msg, data, size);
+    //  A client that went away is no reason to block or fail
+    zmsg_send (&msg, self->clients);
+}
+
+static void
+s_reply_error (s_broker_t *self, zframe_t *client, uint64_t request_id, const char *code,
+               const char *message)
+{
+    aip_pack_reset (self->pk);
+    aip_reply_error (self->pk, request_id, code, message);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static const char *
+s_svc_daemon (aip_svc_t svc)
+{
+    switch (svc) {
+        case AIP_SVC_STORE: return "storaged";
+        case AIP_SVC_SPAWN: return "spawnd";
+        case AIP_SVC_RELAY: return "relayd";
+        default: return "brokerd";
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Workers
+
+static s_worker_t *
+s_worker_pick (s_broker_t *self, aip_svc_t svc)
+{
+    s_worker_t *best = NULL;
+    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [svc]); w;
+         w = (s_worker_t *) zlistx_next (self->worker_list [svc])) {
+        int free_slots = w->slots - w->inflight;
+        if (free_slots > 0 && (!best || free_slots > best->slots - best->inflight))
+            best = w;
+    }
+    return best;
+}
+
+static void
+s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
+            uint64_t request_id, aip_op_t op)
+{
+    s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
+    p->tag = ++self->next_tag;
+    p->client = *client_p;
+    *client_p = NULL;
+    p->request_id = request_id;
+    p->worker = worker;
+    p->op = op;
+    zhashx_insert (self->pending, &p->tag, p);
+    worker->inflight++;
+    self->routed++;
+
+    zmsg_t *msg = zmsg_new ();
+    zmsg_add (msg, zframe_dup (worker->routing_id));
+    zmsg_addstr (msg, "REQ");
+    zmsg_addmem (msg, &p->tag, sizeof p->tag);
+    zmsg_add (msg, *body_p);
+    *body_p = NULL;
+    zmsg_send (&msg, self->workers);
+}
+
+//  Hand queued requests of svc to workers with free slots
+static void
+s_drain_queue (s_broker_t *self, aip_svc_t svc)
+{
+    s_queued_t *q;
+    while ((q = (s_queued_t *) zlistx_first (self->queue [svc]))) {
+        s_worker_t *worker = s_worker_pick (self, svc);
+        if (!worker)
+            break;
+        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op);
+        zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
+    }
+}
+
+//  A worker is gone: fail what it held, forget it
+static void
+s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
+{
+    zsys_warning ("broker: %s worker %s (pid %d) lost: %s; failing %d in-flight request(s)",
+                  aip_svc_name (worker->svc), worker->name, worker->pid, why, worker->inflight);
+    zlistx_t *tags = zlistx_new ();
+    for (s_pending_t *p = (s_pending_t *) zhashx_first (self->pending); p;
+         p = (s_pending_t *) zhashx_next (self->pending))
+        if (p->worker == worker)
+            zlistx_add_end (tags, p);
+    for (s_pending_t *p = (s_pending_t *) zlistx_first (tags); p;
+         p = (s_pending_t *) zlistx_next (tags)) {
+        char message [256];
+        snprintf (message, sizeof message, "%s stopped while handling '%s' (%s); it is being "
+                  "restarted — retry the command", s_svc_daemon (worker->svc),
+                  aip_op_name (p->op), why);
+        s_reply_error (self, p->client, p->request_id, AIP_ERR_WORKER_LOST, message);
+        zhashx_delete (self->pending, &p->tag);
+    }
+    zlistx_destroy (&tags);
+    void *handle = zlistx_find (self->worker_list [worker->svc], worker);
+    if (handle)
+        zlistx_detach (self->worker_list [worker->svc], handle);
+    zhashx_delete (self->worker_map, worker->key);
+}
+
+static void
+s_worker_ready (s_broker_t *self, zframe_t *routing_id, const char *key, zframe_t *body)
+{
+    char err [256];
+    aip_doc_t *doc = body ? aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err) : NULL;
+    if (!doc) {
+        zsys_warning ("broker: malformed READY from a worker: %s", body ? err : "no body");
+        return;
+    }
+    const aip_obj_t *root = aip_doc_root (doc);
+    size_t len;
+    const char *svcname = aip_obj_str (aip_obj_get (root, "svc"), &len);
+    int svc = svcname ? aip_svc_lookup (svcname, len) : -1;
+    int64_t slots = aip_obj_get_int (root, "slots", 1);
+    if (svc <= AIP_SVC_BROKER || slots < 1 || slots > 100000) {
+        zsys_warning ("broker: READY with unknown service or bad slots; ignored");
+        aip_doc_destroy (&doc);
+        return;
+    }
+    s_worker_t *old = (s_worker_t *) zhashx_lookup (self->worker_map, key);
+    if (old)
+        s_worker_drop (self, old, "registered again");
+    s_worker_t *w = (s_worker_t *) zmalloc (sizeof (s_worker_t));
+    w->key = strdup (key);
+    w->routing_id = zframe_dup (routing_id);
+    w->svc = (aip_svc_t) svc;
+    w->slots = (int) slots;
+    char name [64];
+    w->name = strdup (aip_obj_get_str (root, "name", name, sizeof name, "?"));
+    w->pid = (int) aip_obj_get_int (root, "pid", 0);
+    w->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
+    zhashx_insert (self->worker_map, key, w);
+    zlistx_add_end (self->worker_list [svc], w);
+    zsys_info ("broker: %s worker %s (pid %d) ready with %d slot(s)", aip_svc_name (w->svc),
+               w->name, w->pid, w->slots);
+    aip_doc_destroy (&doc);
+    s_drain_queue (self, w->svc);
+
+    //  First storage worker up: the daemon set can serve
+    if (self->ready_fd >= 0 && w->svc == AIP_SVC_STORE) {
+        if (write (self->ready_fd, "ready\n", 6) != 6)
+            zsys_warning ("broker: could not signal readiness");
+        close (self->ready_fd);
+        self->ready_fd = -1;
+    }
+}
+
+static void
+s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
+{
+    zframe_t *tagf = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    if (!tagf || !body || zframe_size (tagf) != sizeof (uint64_t)) {
+        zsys_warning ("broker: malformed REPLY from %s", worker->name);
+        goto cleanup;
+    }
+    uint64_t tag;
+    memcpy (&tag, zframe_data (tagf), sizeof tag);
+    s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &tag);
+    if (!p || p->worker != worker) {
+        zsys_debug ("broker: late reply %llu from %s dropped", (unsigned long long) tag,
+                    worker->name);
+        goto cleanup;
+    }
+    s_send_client (self, p->client, zframe_data (body), zframe_size (body));
+    zhashx_delete (self->pending, &tag);
+    worker->inflight--;
+    worker->processed++;
+    s_drain_queue (self, worker->svc);
+cleanup:
+    zframe_destroy (&tagf);
+    zframe_destroy (&body);
+}
+
+static void
+s_handle_worker (s_broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->workers);
+    if (!msg)
+        return;
+    zframe_t *routing_id = zmsg_pop (msg);
+    char *command = zmsg_popstr (msg);
+    if (!routing_id || !command) {
+        zsys_warning ("broker: empty message on the worker socket");
+        goto cleanup;
+    }
+    char *key = zframe_strhex (routing_id);
+    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->worker_map, key);
+    if (streq (command, "READY")) {
+        zframe_t *body = zmsg_pop (msg);
+        s_worker_ready (self, routing_id, key, body);
+        zframe_destroy (&body);
+    }
+    else
+    if (!worker) {
+        //  Not registered (we restarted, or it was dropped): ask it to
+        //  register again
+        zmsg_t *bye = zmsg_new ();
+        zmsg_add (bye, zframe_dup (routing_id));
+        zmsg_addstr (bye, "BYE");
+        zmsg_send (&bye, self->workers);
+    }
+    else {
+        worker->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
+        if (streq (command, "REPLY"))
+            s_worker_reply (self, worker, msg);
+        else
+        if (streq (command, "EVENT") && zmsg_size (msg) == 2) {
+            //  [topic][body] out on PUB, unchanged
+            zmsg_t *event = zmsg_dup (msg);
+            zmsg_send (&event, self->events);
+        }
+        else
+        if (streq (command, "BYE"))
+            s_worker_drop (self, worker, "said goodbye");
+        else
+        if (!streq (command, "HB"))
+            zsys_warning ("broker: unknown command from worker %s", worker->name);
+    }
+    free (key);
+cleanup:
+    free (command);
+    zframe_destroy (&routing_id);
+    zmsg_destroy (&msg);
+}
+
+//  ---------------------------------------------------------------------
+//  Broker's own operations
+
+static void
+s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
+{
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, request_id);
+    aip_pack_map (pk, 6);
+    aip_pack_kbool (pk, "running", true);
+    aip_pack_kint (pk, "pid", getpid ());
+    aip_pack_kstr (pk, "mode", self->args.lan ? "lan" : "local");
+    aip_pack_kint (pk, "uptime_s", (aip_clock_ms () - self->started_ms) / 1000);
+    aip_pack_kint (pk, "requests", (int64_t) self->routed);
+    aip_pack_key (pk, "daemons");
+    size_t count = 1 + self->child_count;
+    //  Workers not started by us (remote or manual) are listed too
+    for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+         w = (s_worker_t *) zhashx_next (self->worker_map)) {
+        bool ours = false;
+        for (size_t i = 0; i < self->child_count; i++)
+            if (self->children [i].pid == w->pid && self->children [i].svc == w->svc)
+                ours = true;
+        if (!ours)
+            count++;
+    }
+    aip_pack_array (pk, count);
+    aip_pack_map (pk, 4);
+    aip_pack_kstr (pk, "name", "brokerd");
+    aip_pack_kint (pk, "pid", getpid ());
+    aip_pack_kstr (pk, "state", "running");
+    aip_pack_kint (pk, "queued", (int64_t) (zlistx_size (self->queue [AIP_SVC_STORE])
+                                          + zlistx_size (self->queue [AIP_SVC_SPAWN])
+                                          + zlistx_size (self->queue [AIP_SVC_RELAY])));
+    for (size_t i = 0; i < self->child_count; i++) {
+        s_child_t *c = &self->children [i];
+        s_worker_t *worker = NULL;
+        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+             w = (s_worker_t *) zhashx_next (self->worker_map))
+            if (c->pid && w->pid == c->pid)
+                worker = w;
+        aip_pack_map (pk, 7);
+        aip_pack_kstr (pk, "name", c->name);
+        aip_pack_kint (pk, "pid", c->pid);
+        aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
+        aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready" : "starting");
+        aip_pack_kint (pk, "restarts", c->restarts);
+        aip_pack_kint (pk, "inflight", worker ? worker->inflight : 0);
+        aip_pack_kint (pk, "processed", worker ? (int64_t) worker->processed : 0);
+    }
+    for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+         w = (s_worker_t *) zhashx_next (self->worker_map)) {
+        bool ours = false;
+        for (size_t i = 0; i < self->child_count; i++)
+            if (self->children [i].pid == w->pid && self->children [i].svc == w->svc)
+                ours = true;
+        if (ours)
+            continue;
+        aip_pack_map (pk, 6);
+        aip_pack_kstr (pk, "name", w->name);
+        aip_pack_kint (pk, "pid", w->pid);
+        aip_pack_kstr (pk, "service", aip_svc_name (w->svc));
+        aip_pack_kstr (pk, "state", "ready");
+        aip_pack_kint (pk, "inflight", w->inflight);
+        aip_pack_kint (pk, "processed", (int64_t) w->processed);
+    }
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static void
+s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    if (req->op == AIP_OP_DAEMON_STATUS) {
+        s_status_reply (self, client, req->id);
+        return;
+    }
+    aip_pack_reset (self->pk);
+    aip_reply_ok_begin (self->pk, req->id);
+    if (req->op == AIP_OP_DAEMON_STOP) {
+        aip_pack_map (self->pk, 2);
+        aip_pack_kstr (self->pk, "status", "stopping");
+        aip_pack_kint (self->pk, "pid", getpid ());
+        self->stopping = true;
+    }
+    else {
+        aip_pack_map (self->pk, 1);
+        aip_pack_kstr (self->pk, "pong", AIP_VERSION_STRING);
+    }
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static void
+s_handle_client (s_broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->clients);
+    if (!msg)
+        return;
+    zframe_t *client = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    if (!client || !body || zmsg_size (msg) != 0) {
+        //  Not our framing: answer if we can, never crash
+        zsys_warning ("broker: request with %zu extra frame(s) refused",
+                      zmsg_size (msg) + (body ? 0 : 1));
+        if (client)
+            s_reply_error (self, client, 0, AIP_ERR_MALFORMED,
+                           "a request is exactly one frame of msgpack");
+        goto cleanup;
+    }
+    aip_request_t req;
+    uint64_t id;
+    char err [256];
+    if (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err, sizeof err)) {
+        zsys_warning ("broker: malformed request %llu refused: %s", (unsigned long long) id, err);
+        char message [320];
+        snprintf (message, sizeof message, "malformed request: %s", err);
+        s_reply_error (self, client, id, AIP_ERR_MALFORMED, message);
+        goto cleanup;
+    }
+    aip_svc_t svc = aip_op_service (req.op);
+    aip_op_t op = req.op;
+    uint64_t request_id = req.id;
+    if (svc == AIP_SVC_BROKER) {
+        s_handle_own (self, client, &req);
+        aip_request_free (&req);
+        goto cleanup;
+    }
+    aip_request_free (&req);
+    if (self->stopping) {
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE,
+                       "the ai-peer daemons are stopping");
+        goto cleanup;
+    }
+    s_worker_t *worker = s_worker_pick (self, svc);
+    if (worker && zlistx_size (self->queue [svc]) == 0)
+        s_dispatch (self, worker, &client, &body, request_id, op);
+    else
+    if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
+        char message [256];
+        snprintf (message, sizeof message, "%s is overloaded (%d requests waiting): retry later",
+                  s_svc_daemon (svc), AIP_MAX_QUEUED);
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
+    }
+    else {
+        s_queued_t *q = (s_queued_t *) zmalloc (sizeof (s_queued_t));
+        q->client = client;
+        q->body = body;
+        client = body = NULL;
+        q->request_id = request_id;
+        q->op = op;
+        q->expiry = aip_clock_ms () + self->args.queue_wait_ms;
+        zlistx_add_end (self->queue [svc], q);
+    }
+cleanup:
+    zframe_destroy (&client);
+    zframe_destroy (&body);
+    zmsg_destroy (&msg);
+}
+
+//  ---------------------------------------------------------------------
+//  Supervision of the worker daemons
+
+static void
+s_child_start (s_broker_t *self, s_child_t *child)
+{
+    char exe [AIP_PATH_MAX], endpoint [AIP_PATH_MAX], err [256];
+    snprintf (exe, sizeof exe, "%s/%s", self->args.bin_dir, child->name);
+    aip_home_endpoint (self->home, "workers", endpoint, sizeof endpoint, err, sizeof err);
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid < 0) {
+        zsys_error ("broker: cannot fork %s: %s", child->name, strerror (errno));
+        child->start_at = aip_clock_ms () + child->backoff_ms;
+        return;
+    }
+    if (pid == 0) {
+        //  Die with the broker, even after a kill -9 of it
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid () != parent)
+            _exit (1);
+        //  The broker's signal mask and handlers are not the child's
+        sigset_t all;
+        sigemptyset (&all);
+        sigprocmask (SIG_SETMASK, &all, NULL);
+        const char *argv [] = { exe, "--home", self->home, "--endpoint", endpoint, NULL };
+        execv (exe, (char *const *) argv);
+        fprintf (stderr, "brokerd: cannot exec %s: %s\n", exe, strerror (errno));
+        _exit (127);
+    }
+    child->pid = pid;
+    child->start_at = 0;
+    child->started_at = aip_clock_ms ();
+    zsys_info ("broker: started %s (pid %d)", child->name, (int) pid);
+}
+
+static void
+s_children_check (s_broker_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    for (size_t i = 0; i < self->child_count; i++) {
+        s_child_t *c = &self->children [i];
+        if (c->pid) {
+            int status;
+            pid_t r = waitpid (c->pid, &status, WNOHANG);
+            if (r != c->pid)
+                continue;
+            char why [64];
+            if (WIFSIGNALED (status))
+                snprintf (why, sizeof why, "killed by signal %d", WTERMSIG (status));
+            else
+                snprintf (why, sizeof why, "exited with status %d", WEXITSTATUS (status));
+            //  Fail its in-flight requests now rather than at heartbeat expiry
+            for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+                 w = (s_worker_t *) zhashx_next (self->worker_map))
+                if (w->pid == c->pid) {
+                    s_worker_drop (self, w, why);
+                    break;
+                }
+            if (now - c->started_at > CHILD_HEALTHY_MS)
+                c->backoff_ms = AIP_RESTART_MIN_MS;
+            zsys_warning ("broker: %s (pid %d) %s; restarting in %d ms", c->name, (int) c->pid,
+                          why, c->backoff_ms);
+            c->pid = 0;
+            c->restarts++;
+            c->start_at = now + c->backoff_ms;
+            c->backoff_ms = c->backoff_ms * 2 > AIP_RESTART_MAX_MS ? AIP_RESTART_MAX_MS
+                                                                   : c->backoff_ms * 2;
+        }
+        else
+        if (c->start_at && now >= c->start_at && !self->stopping)
+            s_child_start (self, c);
+    }
+}
+
+static void
+s_children_stop (s_broker_t *self)
+{
+    for (size_t i = 0; i < self->child_count; i++)
+        if (self->children [i].pid)
+            kill (self->children [i].pid, SIGTERM);
+    int64_t deadline = aip_clock_ms () + 3000;
+    for (size_t i = 0; i < self->child_count; i++) {
+        s_child_t *c = &self->children [i];
+        while (c->pid) {
+            pid_t r = waitpid (c->pid, NULL, WNOHANG);
+            if (r == c->pid || (r < 0 && errno == ECHILD))
+                c->pid = 0;
+            else
+            if (aip_clock_ms () > deadline) {
+                zsys_warning ("broker: %s (pid %d) ignored SIGTERM; killing it", c->name, (int) c->pid);
+                kill (c->pid, SIGKILL);
+                waitpid (c->pid, NULL, 0);
+                c->pid = 0;
+            }
+            else
+                zclock_sleep (10);      //  bounded wait for a child to exit
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Timers
+
+static void
+s_tick (s_broker_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    //  Heartbeats to workers, and expiry of silent ones
+    if (now >= self->heartbeat_at) {
+        zlistx_t *dead = zlistx_new ();
+        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+             w = (s_worker_t *) zhashx_next (self->worker_map)) {
+            if (now >= w->expiry)
+                zlistx_add_end (dead, w);
+            else {
+                zmsg_t *hb = zmsg_new ();
+                zmsg_add (hb, zframe_dup (w->routing_id));
+                zmsg_addstr (hb, "HB");
+                zmsg_send (&hb, self->workers);
+            }
+        }
+        for (s_worker_t *w = (s_worker_t *) zlistx_first (dead); w;
+             w = (s_worker_t *) zlistx_next (dead))
+            s_worker_drop (self, w, "no heartbeat");
+        zlistx_destroy (&dead);
+        self->heartbeat_at = now + AIP_HEARTBEAT_MS;
+    }
+    //  Requests that waited too long for a worker
+    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
+        s_queued_t *q;
+        while ((q = (s_queued_t *) zlistx_first (self->queue [svc])) && now >= q->expiry) {
+            char message [256];
+            snprintf (message, sizeof message, "%s is not available (no %s worker answered within "
+                      "%d s): see %s/daemon.log", s_svc_daemon ((aip_svc_t) svc),
+                      aip_svc_name ((aip_svc_t) svc), self->args.queue_wait_ms / 1000, self->home);
+            s_reply_error (self, q->client, q->request_id, AIP_ERR_UNAVAILABLE, message);
+            zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
+        }
+    }
+    s_children_check (self);
+}
+
+static int
+s_next_timeout (s_broker_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    int64_t next = self->heartbeat_at;
+    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
+        s_queued_t *q = (s_queued_t *) zlistx_first (self->queue [svc]);
+        if (q && q->expiry < next)
+            next = q->expiry;
+    }
+    //  Children are polled often so a crash fails its requests promptly
+    if (self->child_count && now + 50 < next)
+        next = now + 50;
+    return next <= now ? 0 : (int) (next - now);
+}
+
+//  ---------------------------------------------------------------------
+//  Setup and the loop
+
+static int
+s_write_files (s_broker_t *self)
+{
+    char path [AIP_PATH_MAX], text [128];
+    snprintf (text, sizeof text, "%d\n", (int) getpid ());
+    aip_home_path (self->home, "daemon.pid", path, sizeof path);
+    if (aip_file_write_atomic (path, text, strlen (text), 0600))
+        return -1;
+    snprintf (text, sizeof text, "{\n  \"host\": \"%s\",\n  \"port\": %d\n}",
+              self->args.lan ? "0.0.0.0" : "127.0.0.1", self->args.port);
+    aip_home_path (self->home, "daemon.json", path, sizeof path);
+    return aip_file_write_atomic (path, text, strlen (text), 0600);
+}
+
+static void
+s_remove_files (s_broker_t *self)
+{
+    char path [AIP_PATH_MAX];
+    aip_home_path (self->home, "daemon.pid", path, sizeof path);
+    //  Only our own pid file: a newer broker may have replaced it
+    size_t len;
+    char *text = aip_file_read (path, 64, &len);
+    if (text && atoi (text) == (int) getpid ())
+        unlink (path);
+    free (text);
+    const char *sockets [] = { "broker", "workers", "events" };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf (path, sizeof path, "%s/run/%s.ipc", self->home, sockets [i]);
+        unlink (path);
+    }
+}
+
+static void
+s_signal_failure (s_broker_t *self, const char *message)
+{
+    zsys_error ("broker: %s", message);
+    if (self->ready_fd >= 0) {
+        dprintf (self->ready_fd, "error: %s\n", message);
+        close (self->ready_fd);
+        self->ready_fd = -1;
+    }
+}
+
+static zsock_t *
+s_bind (s_broker_t *self, int type, const char *name, int64_t maxmsg)
+{
+    char endpoint [AIP_PATH_MAX], err [256];
+    if (aip_home_endpoint (self->home, name, endpoint, sizeof endpoint, err, sizeof err)) {
+        s_signal_failure (self, err);
+        return NULL;
+    }
+    zsock_t *sock = zsock_new (type);
+    assert (sock);
+    zsock_set_linger (sock, 0);
+    if (maxmsg)
+        zsock_set_maxmsgsize (sock, (int) maxmsg);
+    if (type == ZMQ_ROUTER)
+        zsock_set_router_mandatory (sock, 0);
+    if (type == ZMQ_PUB)
+        zsock_set_sndhwm (sock, 100000);
+    if (zsock_bind (sock, "%s", endpoint) != 0) {
+        snprintf (err, sizeof err, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        s_signal_failure (self, err);
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+static s_broker_t *
+s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
+{
+    s_broker_t *self = (s_broker_t *) zmalloc (sizeof (s_broker_t));
+    self->pipe = pipe;
+    self->args = *args;
+    if (!self->args.queue_wait_ms)
+        self->args.queue_wait_ms = AIP_QUEUE_WAIT_MS;
+    if (!self->args.port)
+        self->args.port = 7899;
+    snprintf (self->home, sizeof self->home, "%s", args->home);
+    self->ready_fd = args->ready_fd;
+    self->pk = aip_pack_new ();
+    self->worker_map = zhashx_new ();
+    zhashx_set_destructor (self->worker_map, s_worker_free);
+    self->pending = zhashx_new ();
+    zhashx_set_key_hasher (self->pending, s_tag_hash);
+    zhashx_set_key_comparator (self->pending, s_tag_compare);
+    zhashx_set_key_duplicator (self->pending, NULL);
+    zhashx_set_key_destructor (self->pending, NULL);
+    zhashx_set_destructor (self->pending, s_pending_free);
+    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
+        self->worker_list [svc] = zlistx_new ();
+        self->queue [svc] = zlistx_new ();
+        zlistx_set_destructor (self->queue [svc], s_queued_free);
+    }
+    self->started_ms = aip_clock_ms ();
+    self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
+    if (args->bin_dir) {
+        s_child_t *c = &self->children [self->child_count++];
+        c->name = "storaged";
+        c->svc = AIP_SVC_STORE;
+        c->backoff_ms = AIP_RESTART_MIN_MS;
+        c->start_at = 1;                //  now
+    }
+    return self;
+}
+
+static void
+s_broker_destroy (s_broker_t **self_p)
+{
+    s_broker_t *self = *self_p;
+    if (!self)
+        return;
+    s_children_stop (self);
+    zhashx_destroy (&self->pending);
+    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
+        zlistx_destroy (&self->worker_list [svc]);
+        zlistx_destroy (&self->queue [svc]);
+    }
+    zhashx_destroy (&self->worker_map);
+    zsock_destroy (&self->clients);
+    zsock_destroy (&self->workers);
+    zsock_destroy (&self->events);
+    if (self->args.write_files)
+        s_remove_files (self);
+    if (self->ready_fd >= 0)
+        close (self->ready_fd);
+    aip_pack_destroy (&self->pk);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+aip_broker (zsock_t *pipe, void *args)
+{
+    s_broker_t *self = s_broker_new (pipe, (aip_broker_args_t *) args);
+    self->clients = s_bind (self, ZMQ_ROUTER, "broker", AIP_MAX_REQUEST);
+    self->workers = self->clients ? s_bind (self, ZMQ_ROUTER, "workers", AIP_MAX_REPLY) : NULL;
+    self->events = self->workers ? s_bind (self, ZMQ_PUB, "events", 0) : NULL;
+    if (!self->events) {
+        zsock_signal (pipe, 1);
+        s_broker_destroy (&self);
+        return;
+    }
+    if (self->args.write_files && s_write_files (self)) {
+        char message [256];
+        snprintf (message, sizeof message, "cannot write daemon.pid in %s: %s", self->home,
+                  strerror (errno));
+        s_signal_failure (self, message);
+        zsock_signal (pipe, 1);
+        s_broker_destroy (&self);
+        return;
+    }
+    zsock_signal (pipe, 0);
+    zsys_info ("broker: serving %s (pid %d, %s mode)", self->home, (int) getpid (),
+               self->args.lan ? "lan" : "local");
+
+    zmq_pollitem_t items [] = {
+        { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 },
+    };
+    while (!self->terminated) {
+        s_tick (self);
+        int rc = zmq_poll (items, 3, s_next_timeout (self));
+        if (rc < 0) {
+            if (zmq_errno () == EINTR && !zsys_interrupted)
+                continue;
+            break;                  //  interrupted: main will send $TERM
+        }
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            free (command);
+        }
+        //  Workers first: their replies free slots for the clients
+        for (int n = 0; n < 1000 && (zsock_events (self->workers) & ZMQ_POLLIN); n++)
+            s_handle_worker (self);
+        for (int n = 0; n < 1000 && (zsock_events (self->clients) & ZMQ_POLLIN); n++)
+            s_handle_client (self);
+        if (self->stopping && !self->terminated) {
+            zsys_info ("broker: stop requested");
+            zstr_send (pipe, "STOPPED");
+            //  Wait for $TERM from main
+            char *command = zstr_recv (pipe);
+            free (command);
+            self->terminated = true;
+        }
+    }
+    zsys_info ("broker: shutting down");
+    s_broker_destroy (&self);
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test: a broker in this process, a worker and a client over ipc
+
+static zsock_t *
+s_test_client (const char *home)
+{
+    char endpoint [AIP_PATH_MAX], err [256];
+    aip_home_endpoint (home, "broker", endpoint, sizeof endpoint, err, sizeof err);
+    zsock_t *client = zsock_new_dealer (endpoint);
+    assert (client);
+    zsock_set_rcvtimeo (client, 5000);
+    return client;
+}
+
+static void
+s_test_request (zsock_t *client, uint64_t id, aip_op_t op)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    if (op == AIP_OP_ROOM_GET) {
+        aip_request_begin (pk, id, op, 1);
+        aip_pack_kstr (pk, "id", "room-000000000001");
+    }
+    else
+        aip_request_begin (pk, id, op, 0);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    zsock_send (client, "b", data, size);
+    aip_pack_destroy (&pk);
+}
+
+static void
+s_test_reply (zsock_t *client, aip_reply_t *rep)
+{
+    zframe_t *frame = zframe_recv (client);
+    assert (frame);
+    char err [256];
+    assert (aip_reply_decode (zframe_data (frame), zframe_size (frame), rep, err, sizeof err) == 0);
+    zframe_destroy (&frame);
+}
+
+void
+aip_broker_test (bool verbose)
+{
+    printf (" * aip_broker: ");
+    char home [] = "/tmp/aip_broker_test_XXXXXX";
+    assert (mkdtemp (home));
+    char err [256];
+    assert (aip_home_prepare (home, err, sizeof err) == 0);
+    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300 };
+    zactor_t *broker = zactor_new (aip_broker, &args);
+    assert (broker);
+    zsock_t *client = s_test_client (home);
+
+    //  Broker's own op
+    aip_reply_t rep;
+    s_test_request (client, 1, AIP_OP_PING);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 1);
+    aip_reply_free (&rep);
+
+    //  No store worker: the request waits, then fails clearly
+    s_test_request (client, 2, AIP_OP_ROOM_LIST);
+    s_test_reply (client, &rep);
+    assert (!rep.ok && rep.id == 2 && streq (rep.code, AIP_ERR_UNAVAILABLE));
+    if (verbose)
+        printf ("\n   %s", rep.message);
+    aip_reply_free (&rep);
+
+    //  Malformed frames: errors, and the broker still serves
+    zsock_send (client, "s", "not msgpack");
+    s_test_reply (client, &rep);
+    assert (!rep.ok && streq (rep.code, AIP_ERR_MALFORMED));
+    if (verbose)
+        printf ("\n   %s", rep.message);
+    aip_reply_free (&rep);
+    zsock_send (client, "ss", "two", "frames");
+    s_test_reply (client, &rep);
+    assert (!rep.ok && streq (rep.code, AIP_ERR_MALFORMED));
+    aip_reply_free (&rep);
+
+    //  A worker: requests are routed to it, replies come back
+    char endpoint [AIP_PATH_MAX];
+    aip_home_endpoint (home, "workers", endpoint, sizeof endpoint, err, sizeof err);
+    aip_worker_t *worker = aip_worker_new (endpoint, AIP_SVC_STORE, 2, "test-store");
+    s_test_request (client, 3, AIP_OP_ROOM_LIST);
+    zpoller_t *poller = zpoller_new (aip_worker_sock (worker), NULL);
+    assert (zpoller_wait (poller, 5000));
+    uint64_t tag;
+    zframe_t *body;
+    int rc;
+    while ((rc = aip_worker_recv (worker, &tag, &body)) == 0)
+        assert (zpoller_wait (poller, 5000));
+    assert (rc == 1);
+    aip_request_t req;
+    uint64_t id;
+    assert (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err, sizeof err) == 0);
+    assert (req.op == AIP_OP_ROOM_LIST && req.id == 3);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_reply_ok_begin (pk, req.id);
+    aip_pack_str (pk, "routed");
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_worker_reply (worker, tag, data, size);
+    aip_request_free (&req);
+    zframe_destroy (&body);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 3 && aip_obj_streq (rep.data, "routed"));
+    aip_reply_free (&rep);
+
+    //  A worker that leaves while holding a request: the client gets a
+    //  clear error at once instead of hanging
+    s_test_request (client, 4, AIP_OP_ROOM_GET);
+    assert (zpoller_wait (poller, 5000));
+    while ((rc = aip_worker_recv (worker, &tag, &body)) == 0)
+        assert (zpoller_wait (poller, 5000));
+    zframe_destroy (&body);
+    aip_worker_bye (worker);
+    s_test_reply (client, &rep);
+    assert (!rep.ok && rep.id == 4 && streq (rep.code, AIP_ERR_WORKER_LOST));
+    if (verbose)
+        printf ("\n   %s\n   ", rep.message);
+    aip_reply_free (&rep);
+
+    //  Events published by a worker reach subscribers
+    zpoller_destroy (&poller);
+    aip_worker_destroy (&worker);
+    worker = aip_worker_new (endpoint, AIP_SVC_STORE, 1, "test-store-2");
+    char events_ep [AIP_PATH_MAX];
+    aip_home_endpoint (home, "events", events_ep, sizeof events_ep, err, sizeof err);
+    zsock_t *sub = zsock_new_sub (events_ep, "room.");
+    zsock_set_rcvtimeo (sub, 200);
+    //  A subscription takes effect asynchronously: publish until one arrives
+    char *topic = NULL;
+    for (int i = 0; i < 50 && !topic; i++) {
+        aip_worker_event (worker, "room.x", "evt", 3);
+        zmsg_t *ev = zmsg_recv (sub);
+        if (ev) {
+            topic = zmsg_popstr (ev);
+            zmsg_destroy (&ev);
+        }
+    }
+    assert (topic && streq (topic, "room.x"));
+    free (topic);
+
+    //  Status lists the worker
+    s_test_request (client, 5, AIP_OP_DAEMON_STATUS);
+    s_test_reply (client, &rep);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "running", false));
+    aip_reply_free (&rep);
+
+    zsock_destroy (&sub);
+    aip_pack_destroy (&pk);
+    aip_worker_destroy (&worker);
+    zsock_destroy (&client);
+    zactor_destroy (&broker);
+    char cmd [128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", home);
+    assert (system (cmd) == 0);
+    printf ("OK\n");
+}

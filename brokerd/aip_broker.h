@@ -1,0 +1,32 @@
+/*  aip_broker.h — the routing broker actor.
+
+    Clients (the CLI, agents, other daemons) send requests to a ROUTER;
+    each request names an operation, each operation belongs to a service;
+    the broker hands it to a worker of that service that has a free slot
+    (Majordomo style), or queues it for a bounded time. Heartbeats run both
+    ways; a worker that goes silent or whose process exits is dropped and
+    its in-flight requests fail at once with a clear error. Events from
+    workers are republished on a PUB socket. The broker also starts and
+    supervises the worker daemons (restart with backoff). */
+#ifndef AIP_BROKER_H_INCLUDED
+#define AIP_BROKER_H_INCLUDED
+
+#include <czmq.h>
+
+typedef struct {
+    const char *home;           //  $AI_PEERS_HOME
+    const char *bin_dir;        //  where storaged & co live; NULL: supervise nothing
+    int ready_fd;               //  write "ready\n" here once serving, or -1
+    bool lan;                   //  LAN mode (binds TCP)
+    int port;                   //  LAN port
+    bool write_files;           //  write daemon.pid / daemon.json
+    int queue_wait_ms;          //  how long a request waits for a worker (0: default)
+} aip_broker_args_t;
+
+//  zactor body: zactor_new (aip_broker, &args). The actor sends "STOPPED"
+//  on its pipe when a client asked it to stop (daemon stop).
+void aip_broker (zsock_t *pipe, void *args);
+
+void aip_broker_test (bool verbose);
+
+#endif

@@ -1,0 +1,85 @@
+/*  brokerd — the ai-peer routing broker: a thin main around aip_broker.
+    Started by the CLI on first use (or by 'ai-peer daemon start'); starts
+    and supervises the other daemons. */
+#include "aip_broker.h"
+#include "aip_client.h"
+#include "aip_home.h"
+
+#include <fcntl.h>
+
+static void
+s_usage (void)
+{
+    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan] [--port N]\n");
+}
+
+int
+main (int argc, char **argv)
+{
+    char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
+    const char *home_arg = NULL;
+    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0 };
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "--home") && i + 1 < argc)
+            home_arg = argv [++i];
+        else
+        if (streq (argv [i], "--ready-fd") && i + 1 < argc)
+            args.ready_fd = atoi (argv [++i]);
+        else
+        if (streq (argv [i], "--port") && i + 1 < argc)
+            args.port = atoi (argv [++i]);
+        else
+        if (streq (argv [i], "--lan"))
+            args.lan = true;
+        else {
+            s_usage ();
+            return 1;
+        }
+    }
+    if (home_arg)
+        snprintf (home, sizeof home, "%s", home_arg);
+    else
+    if (aip_home_resolve (home, sizeof home, err, sizeof err)) {
+        fprintf (stderr, "brokerd: %s\n", err);
+        return 1;
+    }
+    if (args.ready_fd >= 0)
+        fcntl (args.ready_fd, F_SETFD, FD_CLOEXEC);
+    if (aip_home_prepare (home, err, sizeof err)) {
+        fprintf (stderr, "brokerd: %s\n", err);
+        if (args.ready_fd >= 0)
+            dprintf (args.ready_fd, "error: %s\n", err);
+        return 1;
+    }
+    if (aip_exe_dir (bin_dir, sizeof bin_dir)) {
+        fprintf (stderr, "brokerd: cannot find its own directory\n");
+        return 1;
+    }
+    args.home = home;
+    args.bin_dir = bin_dir;
+
+    zsys_init ();
+    zsys_set_logident ("brokerd");
+    zsys_set_logstream (stdout);
+    zactor_t *broker = zactor_new (aip_broker, &args);
+    if (!broker)
+        return 1;
+    //  Wait for a signal (SIGTERM, SIGINT) or for the broker to stop itself
+    zpoller_t *poller = zpoller_new (broker, NULL);
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == broker) {
+            char *message = zstr_recv (broker);
+            bool stopped = message && streq (message, "STOPPED");
+            free (message);
+            if (stopped)
+                break;
+        }
+        else
+        if (zpoller_terminated (poller))
+            break;
+    }
+    zpoller_destroy (&poller);
+    zactor_destroy (&broker);
+    return 0;
+}

@@ -1,0 +1,464 @@
+/*  aip_client.c — finding, starting and talking to the daemon set. */
+#include "aip_client.h"
+#include "aip_home.h"
+#include "aip_util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+struct _aip_client_t {
+    char home [AIP_PATH_MAX];       //  $AI_PEERS_HOME
+    char endpoint [AIP_PATH_MAX];   //  ipc://home/run/broker.ipc
+    void *ctx;                      //  zmq context
+    void *dealer;                   //  socket to brokerd
+    pid_t broker_pid;               //  the broker we talk to
+    bool autostart;                 //  may (re)start the daemons
+    uint64_t next_id;               //  request ids
+};
+
+//  How often a waiting client checks that the broker is still alive
+#define LIVENESS_CHECK_MS 200
+
+int
+aip_exe_dir (char *buf, size_t size)
+{
+    ssize_t n = readlink ("/proc/self/exe", buf, size - 1);
+    if (n <= 0)
+        return -1;
+    buf [n] = 0;
+    char *slash = strrchr (buf, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    return 0;
+}
+
+static pid_t
+s_read_pid (const char *home)
+{
+    char path [AIP_PATH_MAX];
+    aip_home_path (home, "daemon.pid", path, sizeof path);
+    size_t len;
+    char *text = aip_file_read (path, 64, &len);
+    if (!text)
+        return 0;
+    char *end;
+    long pid = strtol (text, &end, 10);
+    bool valid = end != text && pid > 1 && pid < INT_MAX;
+    free (text);
+    return valid ? (pid_t) pid : 0;
+}
+
+static bool
+s_pid_is_brokerd (pid_t pid)
+{
+    if (pid <= 1 || kill (pid, 0) != 0)
+        return false;           //  gone, or another user's process
+    //  A pid file outlives its process after kill -9; the pid may since
+    //  belong to another program.
+    char path [64], comm [64] = "";
+    snprintf (path, sizeof path, "/proc/%d/comm", (int) pid);
+    size_t len;
+    char *text = aip_file_read (path, 63, &len);
+    if (!text)
+        return false;
+    snprintf (comm, sizeof comm, "%s", text);
+    free (text);
+    comm [strcspn (comm, "\n")] = 0;
+    if (strcmp (comm, "brokerd") != 0)
+        return false;
+    //  A zombie is dead for our purposes
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    text = aip_file_read (path, 4096, &len);
+    bool zombie = false;
+    if (text) {
+        char *rp = strrchr (text, ')');
+        zombie = rp && rp [1] == ' ' && rp [2] == 'Z';
+        free (text);
+    }
+    return !zombie;
+}
+
+bool
+aip_daemon_running (const char *home, pid_t *pid)
+{
+    pid_t p = s_read_pid (home);
+    bool alive = p && s_pid_is_brokerd (p);
+    if (pid)
+        *pid = alive ? p : 0;
+    return alive;
+}
+
+//  Fork + exec brokerd detached, wait for its readiness line.
+static int
+s_spawn_brokerd (const char *home, const aip_daemon_opts_t *opts, char *err, size_t errlen)
+{
+    char dir [AIP_PATH_MAX], exe [AIP_PATH_MAX + 16], log [AIP_PATH_MAX + 16];
+    if (aip_exe_dir (dir, sizeof dir)) {
+        snprintf (err, errlen, "cannot find the directory of this program");
+        return -1;
+    }
+    snprintf (exe, sizeof exe, "%s/brokerd", dir);
+    if (access (exe, X_OK) != 0) {
+        snprintf (err, errlen, "cannot run %s: %s (is ai-peer installed completely?)",
+                  exe, strerror (errno));
+        return -1;
+    }
+    aip_home_path (home, "daemon.log", log, sizeof log);
+    int fds [2];
+    if (pipe2 (fds, O_CLOEXEC)) {
+        snprintf (err, errlen, "pipe: %s", strerror (errno));
+        return -1;
+    }
+    char fdarg [16], portarg [16];
+    snprintf (fdarg, sizeof fdarg, "%d", 3);
+    snprintf (portarg, sizeof portarg, "%d", opts && opts->port ? opts->port : 7899);
+    pid_t child = fork ();
+    if (child < 0) {
+        snprintf (err, errlen, "fork: %s", strerror (errno));
+        close (fds [0]);
+        close (fds [1]);
+        return -1;
+    }
+    if (child == 0) {
+        //  Detach: own session, stdio to the log, readiness pipe on fd 3
+        setsid ();
+        int devnull = open ("/dev/null", O_RDONLY);
+        int logfd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (devnull >= 0)
+            dup2 (devnull, 0);
+        if (logfd >= 0) {
+            dup2 (logfd, 1);
+            dup2 (logfd, 2);
+        }
+        dup2 (fds [1], 3);          //  dup2 clears close-on-exec
+        for (int fd = 4; fd < 1024; fd++)
+            close (fd);
+        //  A second fork so brokerd is never our zombie
+        pid_t grandchild = fork ();
+        if (grandchild != 0)
+            _exit (grandchild < 0 ? 1 : 0);
+        const char *argv [] = { exe, "--home", home, "--ready-fd", fdarg,
+                                "--port", portarg,
+                                opts && opts->lan ? "--lan" : NULL, NULL };
+        execv (exe, (char *const *) argv);
+        dprintf (3, "error: cannot exec %s: %s\n", exe, strerror (errno));
+        _exit (127);
+    }
+    close (fds [1]);
+    waitpid (child, NULL, 0);
+
+    //  Wait for "ready" (or "error: ...") from brokerd
+    char line [512] = "";
+    size_t got = 0;
+    int64_t deadline = aip_clock_ms () + AIP_START_TIMEOUT_MS;
+    int rc = -1;
+    while (true) {
+        int64_t left = deadline - aip_clock_ms ();
+        if (left <= 0) {
+            snprintf (err, errlen, "the daemons did not start within %d s: see %s",
+                      AIP_START_TIMEOUT_MS / 1000, log);
+            break;
+        }
+        struct pollfd pfd = { fds [0], POLLIN, 0 };
+        int n = poll (&pfd, 1, (int) left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            continue;
+        ssize_t r = read (fds [0], line + got, sizeof line - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            line [got] = 0;
+            if (got && strncmp (line, "error: ", 7) == 0)
+                snprintf (err, errlen, "the daemons failed to start: %.*s", (int) strcspn (line + 7, "\n"), line + 7);
+            else
+                snprintf (err, errlen, "the daemons exited during start-up: see %s", log);
+            break;
+        }
+        got += (size_t) r;
+        line [got] = 0;
+        if (strchr (line, '\n')) {
+            if (strncmp (line, "ready", 5) == 0)
+                rc = 0;
+            else
+            if (strncmp (line, "error: ", 7) == 0)
+                snprintf (err, errlen, "the daemons failed to start: %.*s",
+                          (int) strcspn (line + 7, "\n"), line + 7);
+            else
+                snprintf (err, errlen, "unexpected start-up message from brokerd: see %s", log);
+            break;
+        }
+        if (got >= sizeof line - 1) {
+            snprintf (err, errlen, "unexpected start-up message from brokerd: see %s", log);
+            break;
+        }
+    }
+    close (fds [0]);
+    return rc;
+}
+
+int
+aip_daemon_start (const char *home, const aip_daemon_opts_t *opts, bool *started,
+                  char *err, size_t errlen)
+{
+    if (started)
+        *started = false;
+    if (aip_home_prepare (home, err, errlen))
+        return -1;
+    if (aip_daemon_running (home, NULL))
+        return 0;
+    char path [AIP_PATH_MAX];
+    aip_home_path (home, "run/start.lock", path, sizeof path);
+    int lock = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0) {
+        snprintf (err, errlen, "cannot open %s: %s", path, strerror (errno));
+        return -1;
+    }
+    while (flock (lock, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            snprintf (err, errlen, "cannot lock %s: %s", path, strerror (errno));
+            close (lock);
+            return -1;
+        }
+    }
+    int rc = 0;
+    //  Another command may have started it while we waited for the lock
+    if (!aip_daemon_running (home, NULL)) {
+        rc = s_spawn_brokerd (home, opts, err, errlen);
+        if (rc == 0 && started)
+            *started = true;
+    }
+    flock (lock, LOCK_UN);
+    close (lock);
+    return rc;
+}
+
+static int
+s_connect (aip_client_t *self, char *err, size_t errlen)
+{
+    if (self->dealer) {
+        zmq_close (self->dealer);
+        self->dealer = NULL;
+    }
+    if (!aip_daemon_running (self->home, &self->broker_pid)) {
+        if (!self->autostart) {
+            snprintf (err, errlen, "the ai-peer daemons are not running (start them with "
+                      "'ai-peer daemon start')");
+            return -1;
+        }
+        aip_daemon_opts_t opts = { false, 7899 };
+        if (aip_daemon_start (self->home, &opts, NULL, err, errlen))
+            return -1;
+        if (!aip_daemon_running (self->home, &self->broker_pid)) {
+            snprintf (err, errlen, "the daemons started but are not running: see %s/daemon.log",
+                      self->home);
+            return -1;
+        }
+    }
+    self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!self->dealer) {
+        snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    int linger = 0;
+    int64_t maxmsg = AIP_MAX_REPLY;
+    zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_connect (self->dealer, self->endpoint) != 0) {
+        snprintf (err, errlen, "cannot connect to %s: %s", self->endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+aip_client_t *
+aip_client_new (const char *home, bool autostart, char *err, size_t errlen)
+{
+    aip_client_t *self = (aip_client_t *) calloc (1, sizeof (aip_client_t));
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf (self->home, sizeof self->home, "%s", home);
+    self->autostart = autostart;
+    aip_random_bytes (&self->next_id, sizeof self->next_id);
+    self->next_id &= 0x7fffffffffffULL;     //  stays a positive msgpack int
+    if (aip_home_endpoint (home, "broker", self->endpoint, sizeof self->endpoint, err, errlen))
+        goto failed;
+    self->ctx = zmq_ctx_new ();
+    if (!self->ctx) {
+        snprintf (err, errlen, "zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
+        goto failed;
+    }
+    if (s_connect (self, err, errlen))
+        goto failed;
+    return self;
+failed:
+    aip_client_destroy (&self);
+    return NULL;
+}
+
+void
+aip_client_destroy (aip_client_t **self_p)
+{
+    if (self_p && *self_p) {
+        aip_client_t *self = *self_p;
+        if (self->dealer)
+            zmq_close (self->dealer);
+        if (self->ctx)
+            zmq_ctx_term (self->ctx);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+uint64_t
+aip_client_next_id (aip_client_t *self)
+{
+    return ++self->next_id;
+}
+
+pid_t
+aip_client_broker_pid (aip_client_t *self)
+{
+    return self->broker_pid;
+}
+
+int
+aip_client_send (aip_client_t *self, aip_pack_t *request, char *err, size_t errlen)
+{
+    size_t size;
+    const void *data = aip_pack_data (request, &size);
+    while (zmq_send (self->dealer, data, size, 0) < 0) {
+        if (zmq_errno () == EINTR)
+            continue;
+        snprintf (err, errlen, "cannot send to the daemons: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+int
+aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *rep,
+                 bool *daemon_died, char *err, size_t errlen)
+{
+    if (daemon_died)
+        *daemon_died = false;
+    int64_t deadline = aip_clock_ms () + timeout_ms;
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    int rc = -1;
+    while (true) {
+        int64_t left = deadline - aip_clock_ms ();
+        if (left <= 0) {
+            snprintf (err, errlen, "no reply from the ai-peer daemons within %d s: see "
+                      "%s/daemon.log, or restart them with 'ai-peer daemon stop'",
+                      timeout_ms / 1000, self->home);
+            break;
+        }
+        zmq_pollitem_t item = { self->dealer, 0, ZMQ_POLLIN, 0 };
+        int n = zmq_poll (&item, 1, left < LIVENESS_CHECK_MS ? left : LIVENESS_CHECK_MS);
+        if (n < 0 && zmq_errno () == EINTR)
+            continue;
+        if (n == 0) {
+            //  A broker killed mid-request never answers: notice it
+            if (self->broker_pid && !s_pid_is_brokerd (self->broker_pid)) {
+                snprintf (err, errlen, "the ai-peer daemons stopped while handling the request");
+                if (daemon_died)
+                    *daemon_died = true;
+                break;
+            }
+            continue;
+        }
+        if (zmq_msg_recv (&msg, self->dealer, 0) < 0) {
+            if (zmq_errno () == EINTR)
+                continue;
+            snprintf (err, errlen, "cannot receive from the daemons: %s",
+                      zmq_strerror (zmq_errno ()));
+            break;
+        }
+        char derr [256];
+        if (aip_reply_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), rep, derr, sizeof derr)) {
+            snprintf (err, errlen, "malformed reply from the daemons: %s", derr);
+            break;
+        }
+        if (rep->id == id) {
+            rc = 0;
+            break;
+        }
+        aip_reply_free (rep);       //  a late reply to an earlier attempt
+    }
+    zmq_msg_close (&msg);
+    return rc;
+}
+
+int
+aip_client_call (aip_client_t *self, aip_pack_t *request, uint64_t id, int timeout_ms,
+                 aip_reply_t *rep, char *err, size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (aip_client_send (self, request, err, errlen))
+            return -1;
+        bool died = false;
+        if (aip_client_recv (self, id, timeout_ms, rep, &died, err, errlen) == 0) {
+            //  A worker that died mid-request: the broker restarts it; retry
+            if (!rep->ok && strcmp (rep->code, AIP_ERR_WORKER_LOST) == 0 && attempt == 0) {
+                aip_reply_free (rep);
+                continue;
+            }
+            return 0;
+        }
+        if (!died || !self->autostart || attempt > 0)
+            return -1;
+        char cerr [512];
+        if (s_connect (self, cerr, sizeof cerr)) {
+            snprintf (err, errlen, "the ai-peer daemons stopped while handling the request "
+                      "and could not be restarted: %s", cerr);
+            return -1;
+        }
+    }
+    return -1;
+}
+
+void
+aip_client_test (bool verbose)
+{
+    printf (" * aip_client: ");
+    char dir [] = "/tmp/aip_client_test_XXXXXX";
+    assert (mkdtemp (dir));
+    char err [512];
+    //  Nothing runs there, and autostart is off: a clear error
+    aip_client_t *client = aip_client_new (dir, false, err, sizeof err);
+    assert (!client);
+    assert (strstr (err, "not running"));
+    assert (!aip_daemon_running (dir, NULL));
+
+    //  A stale pid file (our own pid is not brokerd) is not a daemon
+    char path [AIP_PATH_MAX], text [32];
+    aip_home_path (dir, "daemon.pid", path, sizeof path);
+    snprintf (text, sizeof text, "%d\n", (int) getpid ());
+    assert (aip_file_write_atomic (path, text, strlen (text), 0600) == 0);
+    assert (!aip_daemon_running (dir, NULL));
+    assert (aip_file_write_atomic (path, "garbage", 7, 0600) == 0);
+    assert (!aip_daemon_running (dir, NULL));
+    if (verbose)
+        printf ("(%s) ", err);
+    snprintf (path, sizeof path, "rm -rf %s", dir);
+    assert (system (path) == 0);
+    printf ("OK\n");
+}

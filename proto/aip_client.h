@@ -1,0 +1,63 @@
+/*  aip_client.h — a client of the daemon set: finds (or starts) brokerd for
+    an $AI_PEERS_HOME and exchanges requests and replies with it.
+
+    Raw libzmq only (no czmq): the CLI is started for every command, so what
+    it loads is the user's latency.
+
+    Auto-start is guarded by an flock on run/start.lock: of ten first
+    commands started at once, one starts brokerd and waits for it to say it
+    is ready (a line on an inherited pipe); the others wait on the lock and
+    then find it running. */
+#ifndef AIP_CLIENT_H_INCLUDED
+#define AIP_CLIENT_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "aip_proto.h"
+
+typedef struct _aip_client_t aip_client_t;
+
+typedef struct {
+    bool lan;               //  bind TCP and beacon (LAN mode)
+    int port;               //  TCP port in LAN mode (7899)
+} aip_daemon_opts_t;
+
+//  Connect to the daemons of home; start them first when they are not
+//  running and autostart is true. NULL with err filled on failure.
+aip_client_t *aip_client_new (const char *home, bool autostart, char *err, size_t errlen);
+void aip_client_destroy (aip_client_t **self_p);
+
+//  A fresh request id
+uint64_t aip_client_next_id (aip_client_t *self);
+//  Send one packed request (the pack is left as is)
+int aip_client_send (aip_client_t *self, aip_pack_t *request, char *err, size_t errlen);
+//  Wait up to timeout_ms for the reply to request id. 0 when a reply
+//  arrived (check rep->ok), -1 on timeout or when the daemon died (err says
+//  which; *daemon_died set for the latter).
+int aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *rep,
+                     bool *daemon_died, char *err, size_t errlen);
+//  Send and wait. When the daemon dies mid-request (a kill -9, a crash) it
+//  is restarted and the request sent once more: every operation is
+//  idempotent (clients choose the ids of what they create).
+int aip_client_call (aip_client_t *self, aip_pack_t *request, uint64_t id, int timeout_ms,
+                     aip_reply_t *rep, char *err, size_t errlen);
+//  Pid of the broker this client talks to
+pid_t aip_client_broker_pid (aip_client_t *self);
+
+//  Is brokerd running for home? Sets *pid (0 if not). Stale pid files (a
+//  dead process, or a recycled pid that is not brokerd) count as not
+//  running.
+bool aip_daemon_running (const char *home, pid_t *pid);
+//  Start the daemon set unless it runs; waits until it is ready.
+//  *started says whether this call started it.
+int aip_daemon_start (const char *home, const aip_daemon_opts_t *opts, bool *started,
+                      char *err, size_t errlen);
+//  Directory of the running executable (where brokerd and storaged live)
+int aip_exe_dir (char *buf, size_t size);
+
+void aip_client_test (bool verbose);
+
+#endif

@@ -1,0 +1,22 @@
+/*  aip_json.h — rendering decoded protocol values as JSON (jansson), for
+    the CLI's output and the files it writes. */
+#ifndef AIP_JSON_H_INCLUDED
+#define AIP_JSON_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "aip_proto.h"
+
+//  A new JSON value for a decoded msgpack value (maps keep their key order;
+//  non-string map keys are rendered as strings)
+json_t *aip_json_from_obj (const aip_obj_t *o);
+//  Pack a JSON value as msgpack
+void aip_json_pack (aip_pack_t *pk, const json_t *json);
+//  Dump with the original CLI's formatting (2-space indent, raw UTF-8);
+//  caller frees
+char *aip_json_dumps (const json_t *json);
+
+void aip_json_test (bool verbose);
+
+#endif

@@ -1,0 +1,51 @@
+/*  aip_limits.h — every limit of ai-peer, in one place.
+    Each is enforced where input enters (socket, decoder, CLI argument) and
+    answered with a clear error, never a crash. */
+#ifndef AIP_LIMITS_H_INCLUDED
+#define AIP_LIMITS_H_INCLUDED
+
+//  Wire protocol version carried in every request and reply
+#define AIP_PROTO_VERSION       1
+
+//  Message content, in bytes of UTF-8 (the original accepted anything)
+#define AIP_MAX_CONTENT         (256 * 1024)
+//  Message metadata (a JSON object serialised as text)
+#define AIP_MAX_METADATA        (16 * 1024)
+//  Names, tools, machines, hosts, urls, tokens
+#define AIP_MAX_NAME            256
+#define AIP_MAX_URL             2048
+//  Ids given by users or peers: ^[A-Za-z0-9_-]{1,64}$
+#define AIP_MAX_ID              64
+//  Timestamps (ISO-8601)
+#define AIP_MAX_TIME            40
+
+//  A request on the client socket (content + envelope)
+#define AIP_MAX_REQUEST         (AIP_MAX_CONTENT * 4 + 64 * 1024)
+//  A reply or a worker frame (history pages are the largest)
+#define AIP_MAX_REPLY           (64 * 1024 * 1024)
+//  Messages in one page of history
+#define AIP_MAX_PAGE            10000
+//  Bytes of content in one page of history; the page stops early past it
+#define AIP_MAX_PAGE_BYTES      (32 * 1024 * 1024)
+//  Decoder: nesting depth and element count of any msgpack document
+#define AIP_MAX_DEPTH           16
+#define AIP_MAX_ELEMENTS        (1024 * 1024)
+
+//  Peers in one room (the relay enforces 200 too)
+#define AIP_MAX_ROOM_PEERS      200
+//  Requests waiting in the broker for a worker of their service
+#define AIP_MAX_QUEUED          100000
+//  Requests a storage worker takes in one group commit
+#define AIP_MAX_BATCH           512
+
+//  Timing (milliseconds)
+#define AIP_HEARTBEAT_MS        1000
+#define AIP_HEARTBEAT_LIVENESS  3
+#define AIP_QUEUE_WAIT_MS       10000   //  a request waits this long for a worker
+#define AIP_CLIENT_TIMEOUT_MS   15000   //  the CLI waits this long for a reply
+#define AIP_START_TIMEOUT_MS    10000   //  the CLI waits this long for auto-start
+#define AIP_STOP_TIMEOUT_MS     5000    //  daemon stop waits this long
+#define AIP_RESTART_MIN_MS      100     //  supervisor backoff
+#define AIP_RESTART_MAX_MS      5000
+
+#endif

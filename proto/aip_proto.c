@@ -1,0 +1,1041 @@
+/*  aip_proto.c — msgpack codec, operation table and argument schemas.
+    The only file that includes <msgpack.h>. */
+#include "aip_proto.h"
+#include "aip_util.h"
+
+#include <assert.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  ---------------------------------------------------------------------
+//  Argument schemas
+
+#define F_END { NULL, AIP_T_STR, false, 0, NULL, NULL }
+
+static const aip_field_t s_no_fields [] = { F_END };
+
+//  A participant as carried in requests: registered and joined on the way
+static const aip_field_t s_peer_fields [] = {
+    { "id",      AIP_T_ID,  true,  AIP_MAX_ID,   NULL, NULL },
+    { "name",    AIP_T_STR, true,  AIP_MAX_NAME, NULL, NULL },
+    { "type",    AIP_T_STR, true,  8,            "ai|human", NULL },
+    { "tool",    AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },
+    { "machine", AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },
+    { "host",    AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },
+    { "port",    AIP_T_INT, false, 65535,        NULL, NULL },
+    F_END
+};
+
+static const aip_field_t s_room_id_fields [] = {
+    { "id", AIP_T_ID, true, AIP_MAX_ID, NULL, NULL },
+    F_END
+};
+
+static const aip_field_t s_room_create_fields [] = {
+    { "id",        AIP_T_ID,  false, AIP_MAX_ID,   NULL, NULL },
+    { "name",      AIP_T_STR, true,  AIP_MAX_NAME, NULL, NULL },
+    { "mode",      AIP_T_STR, false, 8,            "local|lan|public", NULL },
+    { "relay_url", AIP_T_STR, false, AIP_MAX_URL,  NULL, NULL },
+    { "token",     AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },
+    { "peer",      AIP_T_MAP, false, 0,            NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_room_join_fields [] = {
+    { "room_id", AIP_T_ID,  true, AIP_MAX_ID, NULL, NULL },
+    { "peer",    AIP_T_MAP, true, 0,          NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_msg_send_fields [] = {
+    { "room_id",    AIP_T_ID,  true,  AIP_MAX_ID,       NULL, NULL },
+    { "id",         AIP_T_ID,  false, AIP_MAX_ID,       NULL, NULL },
+    { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT,  NULL, NULL },
+    { "type",       AIP_T_STR, false, 8,                "message|system|invite", NULL },
+    { "metadata",   AIP_T_STR, false, AIP_MAX_METADATA, NULL, NULL },
+    { "created_at", AIP_T_STR, false, AIP_MAX_TIME,     NULL, NULL },
+    { "peer",       AIP_T_MAP, true,  0,                NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_msg_list_fields [] = {
+    { "room_id",   AIP_T_ID,  true,  AIP_MAX_ID,   NULL, NULL },
+    { "limit",     AIP_T_INT, false, AIP_MAX_PAGE, NULL, NULL },
+    { "before_ts", AIP_T_STR, false, AIP_MAX_TIME, NULL, NULL },
+    { "before_id", AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
+    { "after_ts",  AIP_T_STR, false, AIP_MAX_TIME, NULL, NULL },
+    { "after_id",  AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
+    { "peer",      AIP_T_MAP, false, 0,            NULL, s_peer_fields },
+    F_END
+};
+
+typedef struct {
+    const char *name;
+    aip_svc_t service;
+    const aip_field_t *fields;
+} s_op_info_t;
+
+static const s_op_info_t s_ops [AIP_OP_COUNT] = {
+#define AIP_OP_INFO(e, name, svc, fields) { name, svc, fields },
+    AIP_OPS (AIP_OP_INFO)
+#undef AIP_OP_INFO
+};
+
+static const char *s_svc_names [AIP_SVC_COUNT] = { "broker", "store", "spawn", "relay" };
+
+const char *
+aip_op_name (aip_op_t op)
+{
+    return op < AIP_OP_COUNT ? s_ops [op].name : "?";
+}
+
+aip_svc_t
+aip_op_service (aip_op_t op)
+{
+    assert (op < AIP_OP_COUNT);
+    return s_ops [op].service;
+}
+
+const aip_field_t *
+aip_op_fields (aip_op_t op)
+{
+    assert (op < AIP_OP_COUNT);
+    return s_ops [op].fields;
+}
+
+int
+aip_op_lookup (const char *name, size_t len)
+{
+    for (int i = 0; i < AIP_OP_COUNT; i++)
+        if (strlen (s_ops [i].name) == len && memcmp (s_ops [i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+const char *
+aip_svc_name (aip_svc_t svc)
+{
+    return svc < AIP_SVC_COUNT ? s_svc_names [svc] : "?";
+}
+
+int
+aip_svc_lookup (const char *name, size_t len)
+{
+    for (int i = 0; i < AIP_SVC_COUNT; i++)
+        if (strlen (s_svc_names [i]) == len && memcmp (s_svc_names [i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+//  ---------------------------------------------------------------------
+//  Bounded pre-scan: walks the msgpack bytes before msgpack_unpack sees
+//  them, so that no header can make the unpacker allocate more than the
+//  input justifies (an array header may claim 4 billion elements in five
+//  bytes). Rejects ext types, which no schema uses.
+
+static int
+s_be (const uint8_t *p, size_t n, size_t pos, size_t width, uint64_t *value)
+{
+    if (width > n - pos)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < width; i++)
+        v = (v << 8) | p [pos + i];
+    *value = v;
+    return 0;
+}
+
+static int
+s_prescan (const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+    size_t stack [AIP_MAX_DEPTH + 1];
+    int depth = 0;
+    stack [0] = 1;
+    size_t pos = 0;
+    size_t elements = 0;
+
+    while (true) {
+        while (depth >= 0 && stack [depth] == 0)
+            depth--;
+        if (depth < 0)
+            break;
+        stack [depth]--;
+        if (pos >= n) {
+            snprintf (err, errlen, "truncated msgpack document");
+            return -1;
+        }
+        if (++elements > AIP_MAX_ELEMENTS) {
+            snprintf (err, errlen, "msgpack document has too many elements");
+            return -1;
+        }
+        uint8_t c = p [pos++];
+        uint64_t skip = 0;          //  payload bytes of a scalar
+        uint64_t items = 0;         //  child items of a container
+        bool container = false;
+        uint64_t len;
+
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            skip = 0;
+        else
+        if (c >= 0x80 && c <= 0x8f) {
+            container = true; items = 2 * (uint64_t) (c & 0x0f);
+        }
+        else
+        if (c >= 0x90 && c <= 0x9f) {
+            container = true; items = c & 0x0f;
+        }
+        else
+        if (c >= 0xa0 && c <= 0xbf)
+            skip = c & 0x1f;
+        else
+        switch (c) {
+            case 0xc4: case 0xd9:
+                if (s_be (p, n, pos, 1, &len)) goto truncated;
+                pos += 1; skip = len; break;
+            case 0xc5: case 0xda:
+                if (s_be (p, n, pos, 2, &len)) goto truncated;
+                pos += 2; skip = len; break;
+            case 0xc6: case 0xdb:
+                if (s_be (p, n, pos, 4, &len)) goto truncated;
+                pos += 4; skip = len; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xdc:
+                if (s_be (p, n, pos, 2, &len)) goto truncated;
+                pos += 2; container = true; items = len; break;
+            case 0xdd:
+                if (s_be (p, n, pos, 4, &len)) goto truncated;
+                pos += 4; container = true; items = len; break;
+            case 0xde:
+                if (s_be (p, n, pos, 2, &len)) goto truncated;
+                pos += 2; container = true; items = 2 * len; break;
+            case 0xdf:
+                if (s_be (p, n, pos, 4, &len)) goto truncated;
+                pos += 4; container = true; items = 2 * len; break;
+            default:
+                snprintf (err, errlen, "unsupported msgpack type 0x%02x", c);
+                return -1;
+        }
+        if (container) {
+            //  Every item takes at least one byte
+            if (items > n - pos)
+                goto truncated;
+            if (depth + 1 > AIP_MAX_DEPTH) {
+                snprintf (err, errlen, "msgpack document nested too deeply");
+                return -1;
+            }
+            stack [++depth] = (size_t) items;
+        }
+        else {
+            if (skip > n - pos)
+                goto truncated;
+            pos += (size_t) skip;
+        }
+    }
+    if (pos != n) {
+        snprintf (err, errlen, "trailing bytes after msgpack document");
+        return -1;
+    }
+    return 0;
+truncated:
+    snprintf (err, errlen, "truncated msgpack document");
+    return -1;
+}
+
+//  ---------------------------------------------------------------------
+//  Documents
+
+struct _aip_doc_t {
+    msgpack_zone *zone;         //  owns decoded objects
+    char *data;                 //  copy of the bytes (strings point here)
+    msgpack_object root;        //  the document
+};
+
+aip_doc_t *
+aip_doc_decode (const void *data, size_t size, char *err, size_t errlen)
+{
+    if (size == 0) {
+        snprintf (err, errlen, "empty frame");
+        return NULL;
+    }
+    if (s_prescan ((const uint8_t *) data, size, err, errlen))
+        return NULL;
+    aip_doc_t *self = (aip_doc_t *) calloc (1, sizeof (aip_doc_t));
+    if (!self)
+        goto nomem;
+    self->data = (char *) malloc (size);
+    self->zone = msgpack_zone_new (4096);
+    if (!self->data || !self->zone)
+        goto nomem;
+    memcpy (self->data, data, size);
+    size_t off = 0;
+    msgpack_unpack_return rc = msgpack_unpack (self->data, size, &off, self->zone, &self->root);
+    if (rc != MSGPACK_UNPACK_SUCCESS) {
+        snprintf (err, errlen, "malformed msgpack document");
+        aip_doc_destroy (&self);
+        return NULL;
+    }
+    return self;
+nomem:
+    snprintf (err, errlen, "out of memory decoding %zu bytes", size);
+    aip_doc_destroy (&self);
+    return NULL;
+}
+
+const aip_obj_t *
+aip_doc_root (aip_doc_t *self)
+{
+    return &self->root;
+}
+
+void
+aip_doc_destroy (aip_doc_t **self_p)
+{
+    if (self_p && *self_p) {
+        aip_doc_t *self = *self_p;
+        if (self->zone)
+            msgpack_zone_free (self->zone);
+        free (self->data);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Object access
+
+const aip_obj_t *
+aip_obj_get (const aip_obj_t *o, const char *key)
+{
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t klen = strlen (key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr [i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
+        &&  memcmp (k->via.str.ptr, key, klen) == 0)
+            return &o->via.map.ptr [i].val;
+    }
+    return NULL;
+}
+
+bool aip_obj_is_nil (const aip_obj_t *o)   { return !o || o->type == MSGPACK_OBJECT_NIL; }
+bool aip_obj_is_str (const aip_obj_t *o)   { return o && o->type == MSGPACK_OBJECT_STR; }
+bool aip_obj_is_bool (const aip_obj_t *o)  { return o && o->type == MSGPACK_OBJECT_BOOLEAN; }
+bool aip_obj_is_map (const aip_obj_t *o)   { return o && o->type == MSGPACK_OBJECT_MAP; }
+bool aip_obj_is_array (const aip_obj_t *o) { return o && o->type == MSGPACK_OBJECT_ARRAY; }
+bool aip_obj_is_real (const aip_obj_t *o)
+{
+    return o && (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64);
+}
+
+bool
+aip_obj_is_int (const aip_obj_t *o)
+{
+    return o && (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+              || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+}
+
+const char *
+aip_obj_str (const aip_obj_t *o, size_t *len)
+{
+    if (!aip_obj_is_str (o))
+        return NULL;
+    if (len)
+        *len = o->via.str.size;
+    return o->via.str.ptr ? o->via.str.ptr : "";
+}
+
+char *
+aip_obj_strdup (const aip_obj_t *o)
+{
+    size_t len;
+    const char *s = aip_obj_str (o, &len);
+    if (!s)
+        return NULL;
+    char *copy = (char *) malloc (len + 1);
+    if (copy) {
+        memcpy (copy, s, len);
+        copy [len] = 0;
+    }
+    return copy;
+}
+
+bool
+aip_obj_streq (const aip_obj_t *o, const char *s)
+{
+    size_t len;
+    const char *v = aip_obj_str (o, &len);
+    return v && strlen (s) == len && memcmp (v, s, len) == 0;
+}
+
+int64_t
+aip_obj_int (const aip_obj_t *o)
+{
+    if (!o)
+        return 0;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t) o->via.u64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return o->via.i64;
+    return 0;
+}
+
+double
+aip_obj_real (const aip_obj_t *o)
+{
+    if (aip_obj_is_real (o))
+        return o->via.f64;
+    return (double) aip_obj_int (o);
+}
+
+bool
+aip_obj_bool (const aip_obj_t *o)
+{
+    return aip_obj_is_bool (o) && o->via.boolean;
+}
+
+size_t
+aip_obj_size (const aip_obj_t *o)
+{
+    if (aip_obj_is_array (o))
+        return o->via.array.size;
+    if (aip_obj_is_map (o))
+        return o->via.map.size;
+    return 0;
+}
+
+const aip_obj_t *
+aip_obj_at (const aip_obj_t *o, size_t index)
+{
+    if (!aip_obj_is_array (o) || index >= o->via.array.size)
+        return NULL;
+    return &o->via.array.ptr [index];
+}
+
+const aip_obj_t *
+aip_obj_key_at (const aip_obj_t *o, size_t index)
+{
+    if (!aip_obj_is_map (o) || index >= o->via.map.size)
+        return NULL;
+    return &o->via.map.ptr [index].key;
+}
+
+const aip_obj_t *
+aip_obj_val_at (const aip_obj_t *o, size_t index)
+{
+    if (!aip_obj_is_map (o) || index >= o->via.map.size)
+        return NULL;
+    return &o->via.map.ptr [index].val;
+}
+
+const char *
+aip_obj_get_str (const aip_obj_t *o, const char *key, char *buf, size_t bufsize,
+                 const char *dflt)
+{
+    size_t len;
+    const char *s = aip_obj_str (aip_obj_get (o, key), &len);
+    if (!s) {
+        if (!dflt)
+            return NULL;
+        s = dflt;
+        len = strlen (dflt);
+    }
+    if (len >= bufsize)
+        len = bufsize - 1;
+    memcpy (buf, s, len);
+    buf [len] = 0;
+    return buf;
+}
+
+int64_t
+aip_obj_get_int (const aip_obj_t *o, const char *key, int64_t dflt)
+{
+    const aip_obj_t *v = aip_obj_get (o, key);
+    return aip_obj_is_int (v) ? aip_obj_int (v) : dflt;
+}
+
+bool
+aip_obj_get_bool (const aip_obj_t *o, const char *key, bool dflt)
+{
+    const aip_obj_t *v = aip_obj_get (o, key);
+    return aip_obj_is_bool (v) ? aip_obj_bool (v) : dflt;
+}
+
+//  ---------------------------------------------------------------------
+//  Packing
+
+struct _aip_pack_t {
+    msgpack_sbuffer buffer;     //  bytes packed so far
+    msgpack_packer packer;      //  writes into buffer
+};
+
+aip_pack_t *
+aip_pack_new (void)
+{
+    aip_pack_t *self = (aip_pack_t *) calloc (1, sizeof (aip_pack_t));
+    assert (self);
+    msgpack_sbuffer_init (&self->buffer);
+    msgpack_packer_init (&self->packer, &self->buffer, msgpack_sbuffer_write);
+    return self;
+}
+
+void
+aip_pack_destroy (aip_pack_t **self_p)
+{
+    if (self_p && *self_p) {
+        msgpack_sbuffer_destroy (&(*self_p)->buffer);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+aip_pack_reset (aip_pack_t *self)
+{
+    msgpack_sbuffer_clear (&self->buffer);
+}
+
+const void *
+aip_pack_data (aip_pack_t *self, size_t *size)
+{
+    *size = self->buffer.size;
+    return self->buffer.data;
+}
+
+void *
+aip_pack_steal (aip_pack_t *self, size_t *size)
+{
+    *size = self->buffer.size;
+    return msgpack_sbuffer_release (&self->buffer);
+}
+
+void aip_pack_map (aip_pack_t *self, size_t pairs)   { msgpack_pack_map (&self->packer, pairs); }
+void aip_pack_array (aip_pack_t *self, size_t items) { msgpack_pack_array (&self->packer, items); }
+void aip_pack_int (aip_pack_t *self, int64_t value)  { msgpack_pack_int64 (&self->packer, value); }
+void aip_pack_real (aip_pack_t *self, double value)  { msgpack_pack_double (&self->packer, value); }
+void aip_pack_nil (aip_pack_t *self)                 { msgpack_pack_nil (&self->packer); }
+
+void
+aip_pack_bool (aip_pack_t *self, bool value)
+{
+    if (value)
+        msgpack_pack_true (&self->packer);
+    else
+        msgpack_pack_false (&self->packer);
+}
+
+void
+aip_pack_strn (aip_pack_t *self, const char *s, size_t len)
+{
+    if (!s) {
+        msgpack_pack_nil (&self->packer);
+        return;
+    }
+    msgpack_pack_str (&self->packer, len);
+    msgpack_pack_str_body (&self->packer, s, len);
+}
+
+void
+aip_pack_str (aip_pack_t *self, const char *s)
+{
+    aip_pack_strn (self, s, s ? strlen (s) : 0);
+}
+
+void
+aip_pack_obj (aip_pack_t *self, const aip_obj_t *o)
+{
+    if (!o)
+        msgpack_pack_nil (&self->packer);
+    else
+        msgpack_pack_object (&self->packer, *o);
+}
+
+void aip_pack_key (aip_pack_t *self, const char *key) { aip_pack_str (self, key); }
+
+void
+aip_pack_raw (aip_pack_t *self, const void *data, size_t size)
+{
+    msgpack_sbuffer_write (&self->buffer, (const char *) data, size);
+}
+
+void
+aip_pack_kstr (aip_pack_t *self, const char *key, const char *value)
+{
+    aip_pack_str (self, key);
+    aip_pack_str (self, value);
+}
+
+void
+aip_pack_kstrn (aip_pack_t *self, const char *key, const char *value, size_t len)
+{
+    aip_pack_str (self, key);
+    aip_pack_strn (self, value, len);
+}
+
+void
+aip_pack_kint (aip_pack_t *self, const char *key, int64_t value)
+{
+    aip_pack_str (self, key);
+    aip_pack_int (self, value);
+}
+
+void
+aip_pack_kbool (aip_pack_t *self, const char *key, bool value)
+{
+    aip_pack_str (self, key);
+    aip_pack_bool (self, value);
+}
+
+void
+aip_pack_knil (aip_pack_t *self, const char *key)
+{
+    aip_pack_str (self, key);
+    aip_pack_nil (self);
+}
+
+//  ---------------------------------------------------------------------
+//  Schema validation
+
+static bool
+s_enum_has (const char *values, const char *s, size_t len)
+{
+    const char *p = values;
+    while (*p) {
+        const char *bar = strchr (p, '|');
+        size_t n = bar ? (size_t) (bar - p) : strlen (p);
+        if (n == len && memcmp (p, s, len) == 0)
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+int
+aip_schema_check (const aip_field_t *fields, const aip_obj_t *map, const char *path,
+                  char *err, size_t errlen)
+{
+    if (!aip_obj_is_map (map)) {
+        snprintf (err, errlen, "%s must be a map", path);
+        return -1;
+    }
+    //  Every key must be a known field, given once
+    for (size_t i = 0; i < aip_obj_size (map); i++) {
+        size_t klen;
+        const char *key = aip_obj_str (aip_obj_key_at (map, i), &klen);
+        if (!key) {
+            snprintf (err, errlen, "%s has a key that is not a string", path);
+            return -1;
+        }
+        const aip_field_t *f = fields;
+        while (f->name && !(strlen (f->name) == klen && memcmp (f->name, key, klen) == 0))
+            f++;
+        if (!f->name) {
+            snprintf (err, errlen, "%s has unknown field '%.*s'", path,
+                      (int) (klen > 64 ? 64 : klen), key);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            size_t jlen = 0;
+            const char *other = aip_obj_str (aip_obj_key_at (map, j), &jlen);
+            if (jlen == klen && memcmp (other, key, klen) == 0) {
+                snprintf (err, errlen, "%s repeats field '%s'", path, f->name);
+                return -1;
+            }
+        }
+    }
+    for (const aip_field_t *f = fields; f->name; f++) {
+        const aip_obj_t *v = aip_obj_get (map, f->name);
+        if (aip_obj_is_nil (v)) {
+            if (f->required) {
+                snprintf (err, errlen, "%s: missing field '%s'", path, f->name);
+                return -1;
+            }
+            continue;
+        }
+        size_t len;
+        const char *s;
+        switch (f->type) {
+            case AIP_T_STR:
+                s = aip_obj_str (v, &len);
+                if (!s) {
+                    snprintf (err, errlen, "%s: field '%s' must be a string", path, f->name);
+                    return -1;
+                }
+                if ((int64_t) len > f->max) {
+                    snprintf (err, errlen, "%s: field '%s' is %zu bytes, the limit is %lld",
+                              path, f->name, len, (long long) f->max);
+                    return -1;
+                }
+                if (!aip_utf8_valid (s, len)) {
+                    snprintf (err, errlen, "%s: field '%s' is not valid UTF-8", path, f->name);
+                    return -1;
+                }
+                if (f->values && !s_enum_has (f->values, s, len)) {
+                    snprintf (err, errlen, "%s: field '%s' must be one of %s", path,
+                              f->name, f->values);
+                    return -1;
+                }
+                break;
+            case AIP_T_ID:
+                s = aip_obj_str (v, &len);
+                if (!s || !aip_id_valid (s, len)) {
+                    snprintf (err, errlen, "%s: field '%s' must be an id of 1-64 letters, "
+                              "digits, '_' or '-'", path, f->name);
+                    return -1;
+                }
+                break;
+            case AIP_T_INT:
+                if (!aip_obj_is_int (v) || aip_obj_int (v) < 0 || aip_obj_int (v) > f->max) {
+                    snprintf (err, errlen, "%s: field '%s' must be an integer from 0 to %lld",
+                              path, f->name, (long long) f->max);
+                    return -1;
+                }
+                break;
+            case AIP_T_BOOL:
+                if (!aip_obj_is_bool (v)) {
+                    snprintf (err, errlen, "%s: field '%s' must be true or false", path, f->name);
+                    return -1;
+                }
+                break;
+            case AIP_T_MAP: {
+                char sub [96];
+                snprintf (sub, sizeof sub, "%s.%s", path, f->name);
+                if (aip_schema_check (f->sub, v, sub, err, errlen))
+                    return -1;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Requests and replies
+
+void
+aip_request_begin (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs)
+{
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kint (pk, "id", (int64_t) id);
+    aip_pack_kstr (pk, "op", aip_op_name (op));
+    aip_pack_key (pk, "a");
+    aip_pack_map (pk, nargs);
+}
+
+static int
+s_check_envelope (const aip_obj_t *root, char *err, size_t errlen)
+{
+    if (!aip_obj_is_map (root)) {
+        snprintf (err, errlen, "message is not a map");
+        return -1;
+    }
+    const aip_obj_t *v = aip_obj_get (root, "v");
+    if (!aip_obj_is_int (v)) {
+        snprintf (err, errlen, "message has no protocol version");
+        return -1;
+    }
+    if (aip_obj_int (v) != AIP_PROTO_VERSION) {
+        snprintf (err, errlen, "protocol version %lld is not supported (this is version %d)",
+                  (long long) aip_obj_int (v), AIP_PROTO_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
+int
+aip_request_decode (const void *data, size_t size, aip_request_t *req, uint64_t *id_out,
+                    char *err, size_t errlen)
+{
+    memset (req, 0, sizeof *req);
+    if (id_out)
+        *id_out = 0;
+    req->doc = aip_doc_decode (data, size, err, errlen);
+    if (!req->doc)
+        return -1;
+    const aip_obj_t *root = aip_doc_root (req->doc);
+    const aip_obj_t *id = aip_obj_get (root, "id");
+    if (aip_obj_is_int (id) && aip_obj_int (id) >= 0) {
+        req->id = (uint64_t) aip_obj_int (id);
+        if (id_out)
+            *id_out = req->id;
+    }
+    if (s_check_envelope (root, err, errlen))
+        goto malformed;
+    if (!aip_obj_is_int (id) || aip_obj_int (id) < 0) {
+        snprintf (err, errlen, "request has no id");
+        goto malformed;
+    }
+    size_t oplen;
+    const char *opname = aip_obj_str (aip_obj_get (root, "op"), &oplen);
+    if (!opname) {
+        snprintf (err, errlen, "request has no op");
+        goto malformed;
+    }
+    int op = aip_op_lookup (opname, oplen);
+    if (op < 0) {
+        snprintf (err, errlen, "unknown operation '%.*s'", (int) (oplen > 64 ? 64 : oplen), opname);
+        goto malformed;
+    }
+    req->op = (aip_op_t) op;
+    const aip_obj_t *args = aip_obj_get (root, "a");
+    if (!args) {
+        static const msgpack_object s_empty_map = { .type = MSGPACK_OBJECT_MAP };
+        args = &s_empty_map;
+    }
+    if (aip_schema_check (aip_op_fields (req->op), args, s_ops [op].name, err, errlen))
+        goto malformed;
+    req->args = args;
+    return 0;
+malformed:
+    aip_request_free (req);
+    return -1;
+}
+
+void
+aip_request_free (aip_request_t *req)
+{
+    aip_doc_destroy (&req->doc);
+    req->args = NULL;
+}
+
+const aip_obj_t *
+aip_req_arg (const aip_request_t *req, const char *name)
+{
+    const aip_obj_t *v = aip_obj_get (req->args, name);
+    return aip_obj_is_nil (v) ? NULL : v;
+}
+
+void
+aip_reply_ok_begin (aip_pack_t *pk, uint64_t id)
+{
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kint (pk, "id", (int64_t) id);
+    aip_pack_kbool (pk, "ok", true);
+    aip_pack_key (pk, "data");
+}
+
+void
+aip_reply_error (aip_pack_t *pk, uint64_t id, const char *code, const char *message)
+{
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kint (pk, "id", (int64_t) id);
+    aip_pack_kbool (pk, "ok", false);
+    aip_pack_key (pk, "error");
+    aip_pack_map (pk, 2);
+    aip_pack_kstr (pk, "code", code);
+    aip_pack_kstr (pk, "message", message);
+}
+
+int
+aip_reply_decode (const void *data, size_t size, aip_reply_t *rep, char *err, size_t errlen)
+{
+    memset (rep, 0, sizeof *rep);
+    rep->doc = aip_doc_decode (data, size, err, errlen);
+    if (!rep->doc)
+        return -1;
+    const aip_obj_t *root = aip_doc_root (rep->doc);
+    if (s_check_envelope (root, err, errlen))
+        goto malformed;
+    const aip_obj_t *id = aip_obj_get (root, "id");
+    const aip_obj_t *ok = aip_obj_get (root, "ok");
+    if (!aip_obj_is_int (id) || !aip_obj_is_bool (ok)) {
+        snprintf (err, errlen, "reply has no id or ok");
+        goto malformed;
+    }
+    rep->id = (uint64_t) aip_obj_int (id);
+    rep->ok = aip_obj_bool (ok);
+    if (rep->ok)
+        rep->data = aip_obj_get (root, "data");
+    else {
+        const aip_obj_t *error = aip_obj_get (root, "error");
+        aip_obj_get_str (error, "code", rep->code, sizeof rep->code, "");
+        size_t len;
+        const char *msg = aip_obj_str (aip_obj_get (error, "message"), &len);
+        if (!msg) {
+            snprintf (err, errlen, "error reply has no message");
+            goto malformed;
+        }
+        //  A NUL-terminated copy that lives as long as the document
+        char *copy = (char *) msgpack_zone_malloc (rep->doc->zone, len + 1);
+        if (!copy) {
+            snprintf (err, errlen, "out of memory");
+            goto malformed;
+        }
+        memcpy (copy, msg, len);
+        copy [len] = 0;
+        rep->message = copy;
+    }
+    return 0;
+malformed:
+    aip_reply_free (rep);
+    return -1;
+}
+
+void
+aip_reply_free (aip_reply_t *rep)
+{
+    aip_doc_destroy (&rep->doc);
+    rep->data = NULL;
+    rep->message = NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test
+
+static int
+s_decode_bytes (const char *bytes, size_t n)
+{
+    char err [256];
+    aip_doc_t *doc = aip_doc_decode (bytes, n, err, sizeof err);
+    int rc = doc ? 0 : -1;
+    aip_doc_destroy (&doc);
+    return rc;
+}
+
+void
+aip_proto_test (bool verbose)
+{
+    printf (" * aip_proto: ");
+    char err [256];
+    aip_pack_t *pk = aip_pack_new ();
+
+    //  A request round trip
+    aip_request_begin (pk, 42, AIP_OP_MSG_SEND, 3);
+    aip_pack_kstr (pk, "room_id", "room-0a1b2c3d4e5f");
+    aip_pack_kstr (pk, "content", "hello ✓");
+    aip_pack_key (pk, "peer");
+    aip_pack_map (pk, 3);
+    aip_pack_kstr (pk, "id", "host-human-me");
+    aip_pack_kstr (pk, "name", "me");
+    aip_pack_kstr (pk, "type", "human");
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_request_t req;
+    uint64_t id;
+    int rc = aip_request_decode (data, size, &req, &id, err, sizeof err);
+    if (rc && verbose)
+        printf ("%s\n", err);
+    assert (rc == 0);
+    assert (req.id == 42 && req.op == AIP_OP_MSG_SEND);
+    assert (aip_obj_streq (aip_req_arg (&req, "content"), "hello ✓"));
+    assert (aip_obj_streq (aip_obj_get (aip_req_arg (&req, "peer"), "type"), "human"));
+    assert (aip_req_arg (&req, "metadata") == NULL);
+    aip_request_free (&req);
+    aip_request_free (&req);        //  safe twice
+
+    //  Schema violations are refused with a message naming the field
+    struct { const char *what; } cases [] = { {"bad id"}, {"missing"}, {"unknown"},
+                                              {"enum"}, {"utf8"}, {"toolong"} };
+    for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
+        aip_pack_reset (pk);
+        aip_request_begin (pk, 7, AIP_OP_MSG_SEND, 3);
+        aip_pack_kstr (pk, "room_id", c == 0 ? "room 1" : "room-1");
+        if (c == 1)
+            aip_pack_kstr (pk, "type", "message");
+        else
+        if (c == 4)
+            aip_pack_kstrn (pk, "content", "\xff\xfe", 2);
+        else
+        if (c == 5) {
+            char *big = (char *) malloc (AIP_MAX_CONTENT + 1);
+            memset (big, 'x', AIP_MAX_CONTENT + 1);
+            aip_pack_kstrn (pk, "content", big, AIP_MAX_CONTENT + 1);
+            free (big);
+        }
+        else
+            aip_pack_kstr (pk, "content", "x");
+        aip_pack_key (pk, c == 2 ? "bogus" : "peer");
+        aip_pack_map (pk, 3);
+        aip_pack_kstr (pk, "id", "p1");
+        aip_pack_kstr (pk, "name", "n");
+        aip_pack_kstr (pk, "type", c == 3 ? "robot" : "ai");
+        data = aip_pack_data (pk, &size);
+        rc = aip_request_decode (data, size, &req, &id, err, sizeof err);
+        assert (rc == -1);
+        assert (id == 7);           //  the error reply can still be routed
+        if (verbose)
+            printf ("\n   %s: %s", cases [c].what, err);
+    }
+    if (verbose)
+        printf ("\n   ");
+
+    //  Reply round trips
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, 9);
+    aip_pack_map (pk, 1);
+    aip_pack_kint (pk, "n", -5);
+    data = aip_pack_data (pk, &size);
+    aip_reply_t rep;
+    assert (aip_reply_decode (data, size, &rep, err, sizeof err) == 0);
+    assert (rep.ok && rep.id == 9 && aip_obj_get_int (rep.data, "n", 0) == -5);
+    aip_reply_free (&rep);
+
+    aip_pack_reset (pk);
+    aip_reply_error (pk, 10, AIP_ERR_NOT_FOUND, "Room 'x' not found");
+    data = aip_pack_data (pk, &size);
+    assert (aip_reply_decode (data, size, &rep, err, sizeof err) == 0);
+    assert (!rep.ok && rep.id == 10 && strcmp (rep.code, "not_found") == 0);
+    assert (strcmp (rep.message, "Room 'x' not found") == 0);
+    aip_reply_free (&rep);
+
+    //  Hostile documents: huge claimed sizes, deep nesting, truncation,
+    //  trailing bytes, ext types. All refused without allocating.
+    assert (s_decode_bytes ("\xdd\xff\xff\xff\xff", 5) == -1);     //  array32 4G
+    assert (s_decode_bytes ("\xdf\xff\xff\xff\xff", 5) == -1);     //  map32 4G
+    assert (s_decode_bytes ("\xdb\xff\xff\xff\xff" "a", 6) == -1); //  str32 4G
+    assert (s_decode_bytes ("\xc6\x00\x00\x00\x05" "ab", 7) == -1);
+    assert (s_decode_bytes ("\x81\xa1" "a", 3) == -1);             //  map missing value
+    assert (s_decode_bytes ("\xc0\xc0", 2) == -1);                 //  trailing
+    assert (s_decode_bytes ("\xd4\x01\x02", 3) == -1);             //  fixext
+    assert (s_decode_bytes ("\xc1", 1) == -1);                     //  never used
+    assert (s_decode_bytes ("", 0) == -1);
+    char deep [64];
+    memset (deep, 0x91, sizeof deep);                               //  [[[[...
+    deep [sizeof deep - 1] = (char) 0xc0;
+    assert (s_decode_bytes (deep, sizeof deep) == -1);
+    memset (deep, 0x91, AIP_MAX_DEPTH);
+    deep [AIP_MAX_DEPTH] = (char) 0xc0;
+    assert (s_decode_bytes (deep, AIP_MAX_DEPTH + 1) == 0);
+    assert (s_decode_bytes ("\x93\x01\xa1x\xc3", 5) == 0);
+
+    //  Wrong version and unknown op
+    aip_pack_reset (pk);
+    aip_pack_map (pk, 3);
+    aip_pack_kint (pk, "v", 99);
+    aip_pack_kint (pk, "id", 1);
+    aip_pack_kstr (pk, "op", "ping");
+    data = aip_pack_data (pk, &size);
+    assert (aip_request_decode (data, size, &req, &id, err, sizeof err) == -1);
+    assert (strstr (err, "version"));
+    aip_pack_reset (pk);
+    aip_request_begin (pk, 1, AIP_OP_PING, 0);
+    data = aip_pack_data (pk, &size);
+    char *copy = (char *) malloc (size);
+    memcpy (copy, data, size);
+    char *op = (char *) memmem (copy, size, "ping", 4);
+    memcpy (op, "pong", 4);
+    assert (aip_request_decode (copy, size, &req, &id, err, sizeof err) == -1);
+    assert (strstr (err, "unknown operation"));
+    free (copy);
+
+    //  Every op has a name that looks itself up
+    for (int i = 0; i < AIP_OP_COUNT; i++)
+        assert (aip_op_lookup (aip_op_name ((aip_op_t) i), strlen (aip_op_name ((aip_op_t) i))) == i);
+    assert (aip_svc_lookup ("store", 5) == AIP_SVC_STORE);
+
+    aip_pack_destroy (&pk);
+    aip_pack_destroy (&pk);
+    printf ("OK\n");
+}

@@ -1,0 +1,235 @@
+/*  aip_proto.h — the ai-peer wire protocol, defined once.
+
+    Every operation, the service that serves it, and its argument schema
+    (names, types, limits) are listed in AIP_OPS below. Bodies are msgpack
+    maps with string keys:
+
+      request  {v:1, id:<uint>, op:"room.create", a:{...}}
+      reply    {v:1, id:<uint>, ok:true,  data:<any>}
+               {v:1, id:<uint>, ok:false, error:{code, message}}
+      event    {v:1, type:"message", room_id, data:<message>}
+
+    Only aip_proto.c includes <msgpack.h>. Decoding checks the version,
+    bounds every length, nesting depth and element count before anything is
+    allocated, and validates arguments against the schema: malformed input
+    gets a clear error, never a crash.
+
+    Frames on the sockets (see aip_client.h, aip_worker.h):
+      client -> broker   [body]                   (DEALER -> ROUTER)
+      broker -> client   [body]
+      worker -> broker   ["READY", {svc, slots, name, pid}]
+                         ["HB"] | ["BYE"]
+                         ["REPLY", tag(8), body]
+                         ["EVENT", topic, body]
+      broker -> worker   ["REQ", tag(8), body] | ["HB"] | ["BYE"]
+      broker PUB         [topic, body]   topic = "room.<room_id>" */
+#ifndef AIP_PROTO_H_INCLUDED
+#define AIP_PROTO_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aip_limits.h"
+
+//  Services a worker can serve; the broker serves AIP_SVC_BROKER itself
+typedef enum {
+    AIP_SVC_BROKER,
+    AIP_SVC_STORE,
+    AIP_SVC_SPAWN,
+    AIP_SVC_RELAY,
+    AIP_SVC_COUNT
+} aip_svc_t;
+
+//  Field types of the argument schema
+typedef enum {
+    AIP_T_STR,          //  UTF-8 string, at most max bytes, optional enum
+    AIP_T_ID,           //  ^[A-Za-z0-9_-]{1,64}$
+    AIP_T_INT,          //  integer in [0, max]
+    AIP_T_BOOL,
+    AIP_T_MAP           //  nested map with its own schema
+} aip_type_t;
+
+typedef struct aip_field_s aip_field_t;
+struct aip_field_s {
+    const char *name;           //  key in the args map; NULL ends a list
+    aip_type_t type;            //  expected type
+    bool required;              //  absent or nil is an error
+    int64_t max;                //  max bytes (strings) or max value (ints)
+    const char *values;         //  allowed values "a|b|c", or NULL
+    const aip_field_t *sub;     //  schema of a nested map
+};
+
+//  The operation table: X(ENUM, "name", service, fields)
+//  Field lists are defined in aip_proto.c.
+#define AIP_OPS(X) \
+    X (PING,          "ping",          AIP_SVC_BROKER, s_no_fields) \
+    X (DAEMON_STATUS, "daemon.status", AIP_SVC_BROKER, s_no_fields) \
+    X (DAEMON_STOP,   "daemon.stop",   AIP_SVC_BROKER, s_no_fields) \
+    X (ROOM_CREATE,   "room.create",   AIP_SVC_STORE,  s_room_create_fields) \
+    X (ROOM_GET,      "room.get",      AIP_SVC_STORE,  s_room_id_fields) \
+    X (ROOM_LIST,     "room.list",     AIP_SVC_STORE,  s_no_fields) \
+    X (ROOM_DELETE,   "room.delete",   AIP_SVC_STORE,  s_room_id_fields) \
+    X (ROOM_PEERS,    "room.peers",    AIP_SVC_STORE,  s_room_id_fields) \
+    X (ROOM_JOIN,     "room.join",     AIP_SVC_STORE,  s_room_join_fields) \
+    X (PEER_REGISTER, "peer.register", AIP_SVC_STORE,  s_peer_fields) \
+    X (PEER_LIST,     "peer.list",     AIP_SVC_STORE,  s_no_fields) \
+    X (MSG_SEND,      "msg.send",      AIP_SVC_STORE,  s_msg_send_fields) \
+    X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields)
+
+typedef enum {
+#define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,
+    AIP_OPS (AIP_OP_ENUM)
+#undef AIP_OP_ENUM
+    AIP_OP_COUNT
+} aip_op_t;
+
+//  Error codes carried in error replies
+#define AIP_ERR_MALFORMED   "malformed"     //  request does not match schema
+#define AIP_ERR_NOT_FOUND   "not_found"
+#define AIP_ERR_INVALID     "invalid"       //  well-formed but refused
+#define AIP_ERR_UNAVAILABLE "unavailable"   //  no worker for the service
+#define AIP_ERR_WORKER_LOST "worker_lost"   //  worker died mid-request
+#define AIP_ERR_INTERNAL    "internal"      //  storage failure etc.
+#define AIP_ERR_TIMEOUT     "timeout"
+
+//  Op name, service and schema
+const char *aip_op_name (aip_op_t op);
+aip_svc_t aip_op_service (aip_op_t op);
+const aip_field_t *aip_op_fields (aip_op_t op);
+//  Op by name, or -1
+int aip_op_lookup (const char *name, size_t len);
+//  Service names ("broker", "store", "spawn", "relay") and lookup (-1)
+const char *aip_svc_name (aip_svc_t svc);
+int aip_svc_lookup (const char *name, size_t len);
+
+//  ---------------------------------------------------------------------
+//  Decoded documents and read access to their values
+
+typedef struct msgpack_object aip_obj_t;
+typedef struct _aip_doc_t aip_doc_t;
+
+//  Decode one msgpack document (the whole buffer, copied). Returns NULL and
+//  a message in err if it is malformed or exceeds the limits.
+aip_doc_t *aip_doc_decode (const void *data, size_t size, char *err, size_t errlen);
+const aip_obj_t *aip_doc_root (aip_doc_t *self);
+void aip_doc_destroy (aip_doc_t **self_p);
+
+//  Value of key in a map, or NULL (also NULL if o is not a map)
+const aip_obj_t *aip_obj_get (const aip_obj_t *o, const char *key);
+bool aip_obj_is_nil (const aip_obj_t *o);
+bool aip_obj_is_str (const aip_obj_t *o);
+bool aip_obj_is_int (const aip_obj_t *o);
+bool aip_obj_is_bool (const aip_obj_t *o);
+bool aip_obj_is_map (const aip_obj_t *o);
+bool aip_obj_is_array (const aip_obj_t *o);
+bool aip_obj_is_real (const aip_obj_t *o);
+//  String bytes (not NUL-terminated) and length, or NULL if not a string
+const char *aip_obj_str (const aip_obj_t *o, size_t *len);
+//  A NUL-terminated copy the caller frees, or NULL if not a string
+char *aip_obj_strdup (const aip_obj_t *o);
+//  True if o is a string equal to s
+bool aip_obj_streq (const aip_obj_t *o, const char *s);
+int64_t aip_obj_int (const aip_obj_t *o);
+double aip_obj_real (const aip_obj_t *o);
+bool aip_obj_bool (const aip_obj_t *o);
+//  Elements of an array or pairs of a map
+size_t aip_obj_size (const aip_obj_t *o);
+const aip_obj_t *aip_obj_at (const aip_obj_t *o, size_t index);
+const aip_obj_t *aip_obj_key_at (const aip_obj_t *o, size_t index);
+const aip_obj_t *aip_obj_val_at (const aip_obj_t *o, size_t index);
+
+//  Convenience for maps: string value of key (or dflt if absent / not a
+//  string) copied into buf, NUL-terminated, truncated to bufsize; returns
+//  buf, or NULL when absent and dflt is NULL
+const char *aip_obj_get_str (const aip_obj_t *o, const char *key,
+                             char *buf, size_t bufsize, const char *dflt);
+int64_t aip_obj_get_int (const aip_obj_t *o, const char *key, int64_t dflt);
+bool aip_obj_get_bool (const aip_obj_t *o, const char *key, bool dflt);
+
+//  ---------------------------------------------------------------------
+//  Packing
+
+typedef struct _aip_pack_t aip_pack_t;
+
+aip_pack_t *aip_pack_new (void);
+void aip_pack_destroy (aip_pack_t **self_p);
+//  Empty the buffer, keep the allocation
+void aip_pack_reset (aip_pack_t *self);
+//  Bytes packed so far (borrowed)
+const void *aip_pack_data (aip_pack_t *self, size_t *size);
+//  Hand the buffer to the caller (free() it) and reset
+void *aip_pack_steal (aip_pack_t *self, size_t *size);
+
+void aip_pack_map (aip_pack_t *self, size_t pairs);
+void aip_pack_array (aip_pack_t *self, size_t items);
+void aip_pack_str (aip_pack_t *self, const char *s);            //  NULL packs nil
+void aip_pack_strn (aip_pack_t *self, const char *s, size_t len);
+void aip_pack_int (aip_pack_t *self, int64_t value);
+void aip_pack_real (aip_pack_t *self, double value);
+void aip_pack_bool (aip_pack_t *self, bool value);
+void aip_pack_nil (aip_pack_t *self);
+//  Append bytes that are already msgpack (one or more whole values)
+void aip_pack_raw (aip_pack_t *self, const void *data, size_t size);
+//  Copy a decoded value
+void aip_pack_obj (aip_pack_t *self, const aip_obj_t *o);
+//  Key + value shorthands for maps
+void aip_pack_kstr (aip_pack_t *self, const char *key, const char *value);
+void aip_pack_kstrn (aip_pack_t *self, const char *key, const char *value, size_t len);
+void aip_pack_kint (aip_pack_t *self, const char *key, int64_t value);
+void aip_pack_kbool (aip_pack_t *self, const char *key, bool value);
+void aip_pack_knil (aip_pack_t *self, const char *key);
+void aip_pack_key (aip_pack_t *self, const char *key);
+
+//  ---------------------------------------------------------------------
+//  Requests and replies
+
+typedef struct {
+    aip_doc_t *doc;             //  owns everything below
+    uint64_t id;                //  request id chosen by the client
+    aip_op_t op;                //  operation
+    const aip_obj_t *args;      //  validated argument map (never NULL)
+} aip_request_t;
+
+//  Start a request: packs {v, id, op, a: map of nargs}; the caller then
+//  packs nargs key/value pairs.
+void aip_request_begin (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs);
+
+//  Decode and validate a request. Returns 0, or -1 with err filled; then
+//  *id_out holds the request id when it could be read (else 0) so that the
+//  error reply still reaches the right caller.
+int aip_request_decode (const void *data, size_t size, aip_request_t *req,
+                        uint64_t *id_out, char *err, size_t errlen);
+void aip_request_free (aip_request_t *req);
+
+//  Argument access on a validated request
+const aip_obj_t *aip_req_arg (const aip_request_t *req, const char *name);
+
+//  Start a success reply: packs {v, id, ok:true, data: ...}; the caller then
+//  packs exactly one value (the data).
+void aip_reply_ok_begin (aip_pack_t *pk, uint64_t id);
+//  A whole error reply
+void aip_reply_error (aip_pack_t *pk, uint64_t id, const char *code, const char *message);
+
+typedef struct {
+    aip_doc_t *doc;             //  owns everything below
+    uint64_t id;                //  request id this answers
+    bool ok;
+    const aip_obj_t *data;      //  when ok (may be nil)
+    char code [32];             //  when !ok
+    const char *message;        //  when !ok: points into doc, NUL-terminated copy
+} aip_reply_t;
+
+//  Decode a reply. Returns 0, or -1 with err filled.
+int aip_reply_decode (const void *data, size_t size, aip_reply_t *rep,
+                      char *err, size_t errlen);
+void aip_reply_free (aip_reply_t *rep);
+
+//  Validate a value against a field list (used for nested maps and tests).
+//  Returns 0 or -1 with a message naming the field.
+int aip_schema_check (const aip_field_t *fields, const aip_obj_t *map,
+                      const char *path, char *err, size_t errlen);
+
+void aip_proto_test (bool verbose);
+
+#endif

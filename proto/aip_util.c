@@ -1,0 +1,347 @@
+/*  aip_util.c — ids, time stamps, validation and file helpers shared by the
+    daemons and the CLI. */
+#include "aip_util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char s_hex [] = "0123456789abcdef";
+
+void
+aip_random_bytes (void *out, size_t n)
+{
+    uint8_t *p = (uint8_t *) out;
+    while (n > 0) {
+        ssize_t got = getrandom (p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            abort ();               //  no entropy at all: nothing sane to do
+        }
+        p += got;
+        n -= (size_t) got;
+    }
+}
+
+void
+aip_room_id_new (char *buf)
+{
+    uint8_t rnd [6];
+    aip_random_bytes (rnd, sizeof rnd);
+    memcpy (buf, "room-", 5);
+    for (int i = 0; i < 6; i++) {
+        buf [5 + 2 * i] = s_hex [rnd [i] >> 4];
+        buf [6 + 2 * i] = s_hex [rnd [i] & 15];
+    }
+    buf [AIP_ROOM_ID_LEN] = 0;
+}
+
+void
+aip_msg_id_new (char *buf)
+{
+    //  11 hex digits of milliseconds keep ids in insertion order, so index
+    //  inserts stay sequential (random ids cut SQLite's batched insert rate
+    //  several times); 5 random hex digits separate ids of the same ms.
+    uint64_t ms = (uint64_t) aip_time_ms ();
+    uint8_t rnd [3];
+    aip_random_bytes (rnd, sizeof rnd);
+    uint32_t r = ((uint32_t) rnd [0] << 16 | (uint32_t) rnd [1] << 8 | rnd [2]) & 0xfffff;
+    memcpy (buf, "msg-", 4);
+    for (int i = 10; i >= 0; i--) {
+        buf [4 + i] = s_hex [ms & 15];
+        ms >>= 4;
+    }
+    for (int i = 4; i >= 0; i--) {
+        buf [15 + i] = s_hex [r & 15];
+        r >>= 4;
+    }
+    buf [AIP_MSG_ID_LEN] = 0;
+}
+
+int64_t
+aip_time_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+aip_clock_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+aip_time_now (char *buf)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r (&ts.tv_sec, &tm);
+    //  Same shape as Python's datetime.now(timezone.utc).isoformat(), but
+    //  always with microseconds so that stamps sort as strings.
+    snprintf (buf, AIP_TIME_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00",
+              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+              tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+bool
+aip_id_valid (const char *s, size_t len)
+{
+    if (!s || len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s [i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+        ||    (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool
+aip_utf8_valid (const char *str, size_t len)
+{
+    const uint8_t *s = (const uint8_t *) str;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = s [i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1; cp = c & 0x1f;
+        }
+        else
+        if (c >= 0xe0 && c <= 0xef) {
+            need = 2; cp = c & 0x0f;
+        }
+        else
+        if (c >= 0xf0 && c <= 0xf4) {
+            need = 3; cp = c & 0x07;
+        }
+        else
+            return false;
+        if (i + need >= len)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s [i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s [i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000)
+        ||  cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+bool
+aip_blank (const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(s [i] == ' ' || s [i] == '\t' || s [i] == '\n' || s [i] == '\r'
+        ||    s [i] == '\v' || s [i] == '\f'))
+            return false;
+    return true;
+}
+
+char *
+aip_file_read (const char *path, size_t max, size_t *len)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = NULL;
+    size_t size = 0, cap = 0;
+    while (true) {
+        if (size + 1 >= cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            char *nbuf = (char *) realloc (buf, ncap);
+            if (!nbuf) {
+                free (buf);
+                close (fd);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t got = read (fd, buf + size, cap - size - 1);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            free (buf);
+            close (fd);
+            errno = err;
+            return NULL;
+        }
+        if (got == 0)
+            break;
+        size += (size_t) got;
+        if (size > max) {
+            free (buf);
+            close (fd);
+            errno = EFBIG;
+            return NULL;
+        }
+    }
+    close (fd);
+    buf [size] = 0;
+    if (len)
+        *len = size;
+    return buf;
+}
+
+int
+aip_file_write_atomic (const char *path, const void *data, size_t len, int mode)
+{
+    size_t plen = strlen (path);
+    char *tmp = (char *) malloc (plen + 32);
+    if (!tmp)
+        return -1;
+    snprintf (tmp, plen + 32, "%s.tmp.%d", path, (int) getpid ());
+    int rc = -1;
+    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        goto cleanup;
+    const char *p = (const char *) data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t put = write (fd, p, left);
+        if (put < 0) {
+            if (errno == EINTR)
+                continue;
+            close (fd);
+            unlink (tmp);
+            goto cleanup;
+        }
+        p += put;
+        left -= (size_t) put;
+    }
+    if (fsync (fd) != 0 || close (fd) != 0) {
+        unlink (tmp);
+        goto cleanup;
+    }
+    if (rename (tmp, path) != 0) {
+        unlink (tmp);
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    free (tmp);
+    return rc;
+}
+
+int
+aip_mkdir_p (const char *path, int mode)
+{
+    char buf [4096];
+    size_t len = strlen (path);
+    if (len == 0 || len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy (buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir (buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir (buf, mode) != 0) {
+        if (errno != EEXIST)
+            return -1;
+        struct stat st;
+        if (stat (buf, &st) != 0)
+            return -1;
+        if (!S_ISDIR (st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+aip_util_test (bool verbose)
+{
+    printf (" * aip_util: ");
+    char id [64];
+    aip_room_id_new (id);
+    assert (strlen (id) == AIP_ROOM_ID_LEN);
+    assert (strncmp (id, "room-", 5) == 0);
+    assert (aip_id_valid (id, strlen (id)));
+
+    char a [64], b [64];
+    aip_msg_id_new (a);
+    aip_msg_id_new (b);
+    assert (strlen (a) == AIP_MSG_ID_LEN);
+    assert (strcmp (a, b) != 0);
+    //  Time-ordered: the ms prefix of a later id is never smaller
+    assert (strncmp (a, b, 15) <= 0);
+
+    char t [64];
+    aip_time_now (t);
+    assert (strlen (t) == AIP_TIME_LEN);
+    assert (t [10] == 'T' && strcmp (t + 26, "+00:00") == 0);
+
+    assert (!aip_id_valid ("", 0));
+    assert (!aip_id_valid ("room id", 7));
+    assert (!aip_id_valid ("../x", 4));
+    assert (aip_id_valid ("room_x-Y", 8));
+    char longid [80];
+    memset (longid, 'a', 65);
+    assert (!aip_id_valid (longid, 65));
+    assert (aip_id_valid (longid, 64));
+
+    assert (aip_utf8_valid ("hello", 5));
+    assert (aip_utf8_valid ("\xe4\xbd\xa0\xe5\xa5\xbd", 6));        //  你好
+    assert (aip_utf8_valid ("\xf0\x9f\x98\x80", 4));                //  emoji
+    assert (!aip_utf8_valid ("\xff", 1));
+    assert (!aip_utf8_valid ("\xc0\xaf", 2));                       //  overlong
+    assert (!aip_utf8_valid ("\xed\xa0\x80", 3));                   //  surrogate
+    assert (!aip_utf8_valid ("\xe4\xbd", 2));                       //  truncated
+    assert (!aip_utf8_valid ("\xf4\x90\x80\x80", 4));               //  > U+10FFFF
+
+    assert (aip_blank (" \n\t", 3));
+    assert (!aip_blank (" x ", 3));
+
+    char path [] = "/tmp/aip_util_test_XXXXXX";
+    assert (mkdtemp (path));
+    char file [128];
+    snprintf (file, sizeof file, "%s/sub/dir", path);
+    assert (aip_mkdir_p (file, 0700) == 0);
+    assert (aip_mkdir_p (file, 0700) == 0);
+    snprintf (file, sizeof file, "%s/f.txt", path);
+    assert (aip_file_write_atomic (file, "abc", 3, 0600) == 0);
+    size_t len;
+    char *data = aip_file_read (file, 100, &len);
+    assert (data && len == 3 && strcmp (data, "abc") == 0);
+    free (data);
+    assert (aip_file_read (file, 2, &len) == NULL && errno == EFBIG);
+    unlink (file);
+    snprintf (file, sizeof file, "rm -rf %s", path);
+    assert (system (file) == 0);
+    if (verbose)
+        printf ("(ids %s %s) ", id, a);
+    printf ("OK\n");
+}

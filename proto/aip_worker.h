@@ -1,0 +1,39 @@
+/*  aip_worker.h — the worker side of the broker protocol (czmq).
+
+    A daemon that serves a service (storaged: "store", spawnd: "spawn",
+    relayd: "relay") owns one aip_worker_t. It connects a DEALER to the
+    broker's worker endpoint, announces its service and how many requests
+    it takes at once (slots), exchanges heartbeats, and reconnects when the
+    broker goes silent (a restarted broker forgets its workers). */
+#ifndef AIP_WORKER_H_INCLUDED
+#define AIP_WORKER_H_INCLUDED
+
+#include <czmq.h>
+
+#include "aip_proto.h"
+
+typedef struct _aip_worker_t aip_worker_t;
+
+//  Connect and announce. name is shown by 'daemon status'.
+aip_worker_t *aip_worker_new (const char *endpoint, aip_svc_t svc, int slots, const char *name);
+void aip_worker_destroy (aip_worker_t **self_p);
+//  The socket to poll for input (changes after a reconnect: fetch it again)
+zsock_t *aip_worker_sock (aip_worker_t *self);
+//  Read one message from the broker. Returns 1 and hands over a request
+//  (tag, body) to answer with aip_worker_reply, 0 for protocol traffic the
+//  worker handled itself, -1 if nothing could be read.
+int aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body);
+//  Answer a request
+int aip_worker_reply (aip_worker_t *self, uint64_t tag, const void *data, size_t size);
+//  Publish an event through the broker
+int aip_worker_event (aip_worker_t *self, const char *topic, const void *data, size_t size);
+//  Heartbeats and reconnection: call when aip_worker_timeout() elapses
+void aip_worker_tick (aip_worker_t *self);
+//  Milliseconds until the next tick is due
+int aip_worker_timeout (aip_worker_t *self);
+//  Say goodbye (on clean shutdown)
+void aip_worker_bye (aip_worker_t *self);
+
+void aip_worker_test (bool verbose);
+
+#endif

@@ -1,0 +1,80 @@
+// ai-peer relay — Cloudflare Worker entry point.
+//
+// Serves the v1 relay protocol (DESIGN.md §7) and routes every /rooms/{room}/… request
+// to the room's Durable Object (src/room.js). The Worker itself checks only what needs
+// no room state: the route, the room id syntax, the method and the declared body size.
+
+import {
+  ID_RE, ID_RULE, RELAY_NAME, RELAY_VERSION, MAX_PAGE,
+  config, HttpError, json, errorResponse, cors204, checkContentLength,
+} from "./util.js";
+
+export { Room } from "./room.js";
+
+const ROUTE = /^\/rooms\/([^/]+)\/(messages|join|peers|info|ws)$/;
+const METHODS = { messages: ["GET", "POST"], join: ["POST"], peers: ["GET"], info: ["GET"], ws: ["GET"] };
+
+async function handle(request, env) {
+  if (request.method === "OPTIONS") return cors204();
+  const url = new URL(request.url);
+  const path = url.pathname;
+  const cfg = config(env);
+
+  if (path === "/health") {
+    return json({
+      ok: true,
+      relay: RELAY_NAME,
+      version: RELAY_VERSION,
+      protocol: 1,
+      features: ["seq", "after_seq", "dedup", "ws_bearer", "hibernation"],
+      limits: {
+        max_content_bytes: cfg.MAX_CONTENT_BYTES,
+        max_body_bytes: cfg.MAX_BODY_BYTES,
+        max_peers: cfg.MAX_PEERS,
+        max_messages: cfg.MAX_MESSAGES,
+        max_page: MAX_PAGE,
+        rate_limit_burst: cfg.RATE_LIMIT_BURST,
+        rate_limit_per_sec: cfg.RATE_LIMIT_PER_SEC,
+      },
+    });
+  }
+  if (path === "/" || path === "") {
+    return new Response("ai-peer relay — see /health\n", {
+      headers: { "Content-Type": "text/plain; charset=utf-8" },
+    });
+  }
+
+  const m = path.match(ROUTE);
+  if (!m) return json({ error: "not found" }, 404);
+  let roomId;
+  try {
+    roomId = decodeURIComponent(m[1]);
+  } catch {
+    roomId = "";
+  }
+  if (!ID_RE.test(roomId)) throw new HttpError(400, `invalid room id: ${ID_RULE}`);
+  const allowed = METHODS[m[2]];
+  if (!allowed.includes(request.method)) {
+    throw new HttpError(405, `method not allowed: use ${allowed.join(" or ")}`, { Allow: allowed.join(", ") });
+  }
+  if (request.method === "POST") checkContentLength(request, cfg.MAX_BODY_BYTES);
+
+  const stub = env.ROOM.get(env.ROOM.idFromName(roomId));
+  if (m[1] !== roomId) {
+    // Canonical path for the Durable Object (it parses the room id from the URL).
+    const u = new URL(request.url);
+    u.pathname = `/rooms/${roomId}/${m[2]}`;
+    return stub.fetch(new Request(u.toString(), request));
+  }
+  return stub.fetch(request);
+}
+
+export default {
+  async fetch(request, env) {
+    try {
+      return await handle(request, env);
+    } catch (e) {
+      return errorResponse(e);
+    }
+  },
+};

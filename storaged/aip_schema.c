@@ -1,0 +1,186 @@
+/*  aip_schema.c — peers.db migrations by PRAGMA user_version. */
+#include "aip_schema.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  Version 1: the original's schema, as it wrote it
+static const char s_v1 [] =
+    "CREATE TABLE IF NOT EXISTS rooms (\n"
+    "    id TEXT PRIMARY KEY,\n"
+    "    name TEXT NOT NULL,\n"
+    "    mode TEXT DEFAULT 'local' CHECK(mode IN ('local', 'lan', 'public')),\n"
+    "    relay_url TEXT,\n"
+    "    password TEXT,\n"
+    "    created_at TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS peers (\n"
+    "    id TEXT PRIMARY KEY,\n"
+    "    name TEXT NOT NULL,\n"
+    "    type TEXT NOT NULL CHECK(type IN ('ai', 'human')),\n"
+    "    tool TEXT,\n"
+    "    machine TEXT,\n"
+    "    host TEXT,\n"
+    "    port INTEGER,\n"
+    "    last_seen TEXT,\n"
+    "    capabilities TEXT DEFAULT '{}'\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS room_peers (\n"
+    "    room_id TEXT REFERENCES rooms(id),\n"
+    "    peer_id TEXT REFERENCES peers(id),\n"
+    "    joined_at TEXT NOT NULL,\n"
+    "    PRIMARY KEY (room_id, peer_id)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS messages (\n"
+    "    id TEXT PRIMARY KEY,\n"
+    "    room_id TEXT NOT NULL REFERENCES rooms(id),\n"
+    "    peer_id TEXT NOT NULL,\n"
+    "    content TEXT NOT NULL,\n"
+    "    type TEXT DEFAULT 'message' CHECK(type IN ('message', 'system', 'invite')),\n"
+    "    metadata TEXT DEFAULT '{}',\n"
+    "    created_at TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS idx_msg_room_time ON messages(room_id, created_at);\n";
+
+static int
+s_has_column (sqlite3 *db, const char *table, const char *column)
+{
+    char sql [128];
+    snprintf (sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int found = 0;
+    while (sqlite3_step (stmt) == SQLITE_ROW)
+        if (strcmp ((const char *) sqlite3_column_text (stmt, 1), column) == 0)
+            found = 1;
+    sqlite3_finalize (stmt);
+    return found;
+}
+
+static int
+s_step_v1 (sqlite3 *db, char **errmsg)
+{
+    int rc = sqlite3_exec (db, s_v1, NULL, NULL, errmsg);
+    if (rc != SQLITE_OK)
+        return rc;
+    //  The original added rooms.token in its v0.6
+    if (s_has_column (db, "rooms", "token") == 0)
+        rc = sqlite3_exec (db, "ALTER TABLE rooms ADD COLUMN token TEXT", NULL, NULL, errmsg);
+    return rc;
+}
+
+//  Version 2: history pages are ordered by (created_at, id); an index on
+//  all three columns serves them without a sort. It replaces the
+//  original's two-column index (which the original recreates if it runs
+//  against this file again: harmless).
+static int
+s_step_v2 (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE INDEX IF NOT EXISTS idx_msg_room_time_id ON messages(room_id, created_at, id);"
+        "DROP INDEX IF EXISTS idx_msg_room_time;", NULL, NULL, errmsg);
+}
+
+typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
+static s_step_fn *s_steps [] = {
+    s_step_v1,
+    s_step_v2,
+};
+#define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
+
+int
+aip_schema_version (void)
+{
+    return STEP_COUNT;
+}
+
+static int
+s_user_version (sqlite3 *db)
+{
+    sqlite3_stmt *stmt;
+    int version = -1;
+    if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK) {
+        if (sqlite3_step (stmt) == SQLITE_ROW)
+            version = sqlite3_column_int (stmt, 0);
+        sqlite3_finalize (stmt);
+    }
+    return version;
+}
+
+int
+aip_schema_migrate (sqlite3 *db, char *err, size_t errlen)
+{
+    int version = s_user_version (db);
+    if (version < 0) {
+        snprintf (err, errlen, "cannot read the schema version: %s", sqlite3_errmsg (db));
+        return -1;
+    }
+    if (version > STEP_COUNT) {
+        snprintf (err, errlen, "peers.db has schema version %d, newer than this ai-peer "
+                  "understands (%d): upgrade ai-peer", version, STEP_COUNT);
+        return -1;
+    }
+    for (int step = version; step < STEP_COUNT; step++) {
+        char *errmsg = NULL;
+        int rc = sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, &errmsg);
+        if (rc == SQLITE_OK)
+            rc = s_steps [step] (db, &errmsg);
+        if (rc == SQLITE_OK) {
+            char sql [64];
+            snprintf (sql, sizeof sql, "PRAGMA user_version = %d", step + 1);
+            rc = sqlite3_exec (db, sql, NULL, NULL, &errmsg);
+        }
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec (db, "COMMIT", NULL, NULL, &errmsg);
+        if (rc != SQLITE_OK) {
+            snprintf (err, errlen, "migrating peers.db to version %d failed: %s", step + 1,
+                      errmsg ? errmsg : sqlite3_errmsg (db));
+            sqlite3_free (errmsg);
+            sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+aip_schema_test (bool verbose)
+{
+    printf (" * aip_schema: ");
+    char path [] = "/tmp/aip_schema_test_XXXXXX";
+    int fd = mkstemp (path);
+    assert (fd >= 0);
+    close (fd);
+    sqlite3 *db;
+    assert (sqlite3_open (path, &db) == SQLITE_OK);
+    //  A database as the original wrote it before v0.6 (no token column)
+    const char *old =
+        "CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT DEFAULT 'local',"
+        " relay_url TEXT, password TEXT, created_at TEXT NOT NULL);"
+        "INSERT INTO rooms VALUES ('room-aaaaaaaaaaaa', 'old', 'local', NULL, NULL,"
+        " '2025-01-01T00:00:00+00:00');";
+    assert (sqlite3_exec (db, old, NULL, NULL, NULL) == SQLITE_OK);
+    char err [256];
+    assert (aip_schema_migrate (db, err, sizeof err) == 0);
+    assert (s_user_version (db) == aip_schema_version ());
+    assert (s_has_column (db, "rooms", "token") == 1);
+    sqlite3_stmt *stmt;
+    assert (sqlite3_prepare_v2 (db, "SELECT name FROM rooms", -1, &stmt, NULL) == SQLITE_OK);
+    assert (sqlite3_step (stmt) == SQLITE_ROW);
+    assert (strcmp ((const char *) sqlite3_column_text (stmt, 0), "old") == 0);
+    sqlite3_finalize (stmt);
+    //  Idempotent
+    assert (aip_schema_migrate (db, err, sizeof err) == 0);
+    //  From the future: refused
+    assert (sqlite3_exec (db, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
+    assert (aip_schema_migrate (db, err, sizeof err) == -1);
+    if (verbose)
+        printf ("(%s) ", err);
+    sqlite3_close (db);
+    unlink (path);
+    printf ("OK\n");
+}

@@ -1,0 +1,1214 @@
+/*  aip_storage.c — storage actor: rooms, peers, membership and messages in
+    SQLite, group commit, events after commit. */
+#include "aip_storage.h"
+#include "aip_limits.h"
+#include "aip_proto.h"
+#include "aip_schema.h"
+#include "aip_util.h"
+#include "aip_worker.h"
+
+#include <sqlite3.h>
+
+//  Prepared statements, one per query, prepared once
+#define STMTS(X) \
+    X (ROOM_UPSERT, "INSERT INTO rooms (id, name, mode, relay_url, token, created_at)" \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET" \
+                    " name = excluded.name, mode = excluded.mode," \
+                    " relay_url = excluded.relay_url, token = excluded.token") \
+    X (ROOM_GET,    "SELECT id, name, mode, relay_url, created_at, token, password" \
+                    " FROM rooms WHERE id = ?1") \
+    X (ROOM_LIST,   "SELECT id, name, mode, relay_url, created_at, token, password" \
+                    " FROM rooms ORDER BY created_at DESC") \
+    X (ROOM_DEL_MSGS,    "DELETE FROM messages WHERE room_id = ?1") \
+    X (ROOM_DEL_MEMBERS, "DELETE FROM room_peers WHERE room_id = ?1") \
+    X (ROOM_DEL,         "DELETE FROM rooms WHERE id = ?1") \
+    X (PEER_UPSERT, "INSERT INTO peers (id, name, type, tool, machine, host, port, last_seen)" \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO UPDATE SET" \
+                    " name = excluded.name, type = excluded.type, tool = excluded.tool," \
+                    " machine = excluded.machine, host = excluded.host," \
+                    " port = excluded.port, last_seen = excluded.last_seen") \
+    X (PEER_GET,    "SELECT id, name, type, tool, machine, host, port, last_seen, capabilities" \
+                    " FROM peers WHERE id = ?1") \
+    X (PEER_LIST,   "SELECT id, name, type, tool, machine, host, port, last_seen, capabilities" \
+                    " FROM peers ORDER BY last_seen DESC") \
+    X (MEMBER_ADD,  "INSERT OR IGNORE INTO room_peers (room_id, peer_id, joined_at)" \
+                    " VALUES (?1, ?2, ?3)") \
+    X (MEMBER_COUNT, "SELECT count(*) FROM room_peers WHERE room_id = ?1") \
+    X (ROOM_PEERS,  "SELECT p.id, p.name, p.type, p.tool, p.machine, p.host, p.port," \
+                    " p.last_seen, p.capabilities FROM peers p" \
+                    " JOIN room_peers rp ON p.id = rp.peer_id" \
+                    " WHERE rp.room_id = ?1 ORDER BY rp.joined_at") \
+    X (MSG_INSERT,  "INSERT INTO messages (id, room_id, peer_id, content, type, metadata," \
+                    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" \
+                    " ON CONFLICT(id) DO NOTHING") \
+    X (MSG_GET,     MSG_SELECT " WHERE m.id = ?1") \
+    X (MSG_NTH_NEWEST, "SELECT created_at, id FROM messages WHERE room_id = ?1" \
+                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?2") \
+    X (MSG_FROM,    MSG_SELECT " WHERE m.room_id = ?1 AND (m.created_at, m.id) >= (?2, ?3)" \
+                    " ORDER BY m.created_at, m.id LIMIT ?4") \
+    X (MSG_AFTER,   MSG_SELECT " WHERE m.room_id = ?1 AND (m.created_at, m.id) > (?2, ?3)" \
+                    " ORDER BY m.created_at, m.id LIMIT ?4") \
+    X (MSG_NTH_BEFORE, "SELECT created_at, id FROM messages WHERE room_id = ?1" \
+                    " AND (created_at, id) < (?2, ?3)" \
+                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4")
+
+#define MSG_SELECT "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
+                   " m.created_at, p.name, p.tool, p.type" \
+                   " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
+
+typedef enum {
+#define STMT_ENUM(e, sql) STMT_##e,
+    STMTS (STMT_ENUM)
+#undef STMT_ENUM
+    STMT_COUNT
+} s_stmt_id_t;
+
+static const char *s_stmt_sql [STMT_COUNT] = {
+#define STMT_SQL(e, sql) sql,
+    STMTS (STMT_SQL)
+#undef STMT_SQL
+};
+
+//  A reply or event waiting for the batch to commit
+typedef struct {
+    uint64_t tag;               //  reply: broker's tag; event: unused
+    char *topic;                //  event: topic; reply: NULL
+    void *data;                 //  packed body
+    size_t size;
+} s_out_t;
+
+//  A peer upsert is skipped when nothing changed and it is recent
+#define PEER_CACHE_MS 60000
+
+typedef struct {
+    char *fields;               //  the peer's fields as last written
+    int64_t written_ms;         //  when
+} s_peer_cached_t;
+
+typedef struct {
+    zsock_t *pipe;              //  actor pipe
+    aip_storage_args_t args;    //  configuration (strings borrowed)
+    sqlite3 *db;                //  the one connection
+    sqlite3_stmt *stmt [STMT_COUNT];    //  prepared statements
+    aip_worker_t *worker;       //  link to the broker
+    aip_pack_t *reply;          //  reply being built
+    aip_pack_t *scratch;        //  messages being packed
+    zlistx_t *out;              //  replies and events of this batch
+    zhashx_t *peer_cache;       //  peer id -> s_peer_cached_t
+    zhashx_t *member_cache;     //  "room\x1fpeer" -> "" for known members
+    char errcode [32];          //  error of the failing request
+    char errmsg [512];
+    bool terminated;            //  $TERM received
+} s_storage_t;
+
+//  ---------------------------------------------------------------------
+//  Small helpers
+
+static int
+s_fail (s_storage_t *self, const char *code, const char *fmt, ...)
+{
+    snprintf (self->errcode, sizeof self->errcode, "%s", code);
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->errmsg, sizeof self->errmsg, fmt, args);
+    va_end (args);
+    return -1;
+}
+
+static int
+s_db_fail (s_storage_t *self, const char *what)
+{
+    zsys_error ("storage: %s: %s", what, sqlite3_errmsg (self->db));
+    return s_fail (self, AIP_ERR_INTERNAL, "storage error while %s: %s", what,
+                   sqlite3_errmsg (self->db));
+}
+
+static sqlite3_stmt *
+s_stmt (s_storage_t *self, s_stmt_id_t id)
+{
+    sqlite3_stmt *stmt = self->stmt [id];
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+    return stmt;
+}
+
+//  Bind a string argument of the request (or NULL)
+static void
+s_bind_obj (sqlite3_stmt *stmt, int index, const aip_obj_t *o)
+{
+    size_t len;
+    const char *s = aip_obj_str (o, &len);
+    if (s)
+        sqlite3_bind_text (stmt, index, s, (int) len, SQLITE_TRANSIENT);
+    else
+    if (aip_obj_is_int (o))
+        sqlite3_bind_int64 (stmt, index, aip_obj_int (o));
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+static void
+s_bind_str (sqlite3_stmt *stmt, int index, const char *s)
+{
+    if (s)
+        sqlite3_bind_text (stmt, index, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+//  Pack a column as its SQL type
+static void
+s_pack_column (aip_pack_t *pk, sqlite3_stmt *stmt, int col)
+{
+    switch (sqlite3_column_type (stmt, col)) {
+        case SQLITE_INTEGER:
+            aip_pack_int (pk, sqlite3_column_int64 (stmt, col));
+            break;
+        case SQLITE_FLOAT:
+            aip_pack_real (pk, sqlite3_column_double (stmt, col));
+            break;
+        case SQLITE_NULL:
+            aip_pack_nil (pk);
+            break;
+        default:
+            aip_pack_strn (pk, (const char *) sqlite3_column_text (stmt, col),
+                           (size_t) sqlite3_column_bytes (stmt, col));
+    }
+}
+
+static void
+s_pack_row (aip_pack_t *pk, sqlite3_stmt *stmt, const char *const *keys, int count)
+{
+    aip_pack_map (pk, (size_t) count);
+    for (int col = 0; col < count; col++) {
+        aip_pack_key (pk, keys [col]);
+        s_pack_column (pk, stmt, col);
+    }
+}
+
+static const char *s_peer_keys [] = { "id", "name", "type", "tool", "machine", "host", "port",
+                                      "last_seen", "capabilities" };
+static const char *s_msg_keys [] = { "id", "room_id", "peer_id", "content", "type", "metadata",
+                                     "created_at", "peer_name", "peer_tool", "peer_type" };
+
+//  Room row: id, name, mode, relay_url, created_at, token (+ encrypted).
+//  The password column is never sent anywhere.
+static void
+s_pack_room (aip_pack_t *pk, sqlite3_stmt *stmt)
+{
+    bool encrypted = sqlite3_column_type (stmt, 6) != SQLITE_NULL;
+    static const char *keys [] = { "id", "name", "mode", "relay_url", "created_at", "token" };
+    aip_pack_map (pk, encrypted ? 7 : 6);
+    for (int col = 0; col < 6; col++) {
+        aip_pack_key (pk, keys [col]);
+        s_pack_column (pk, stmt, col);
+    }
+    if (encrypted)
+        aip_pack_kbool (pk, "encrypted", true);
+}
+
+static void
+s_out_free (void **item)
+{
+    s_out_t *o = (s_out_t *) *item;
+    if (o) {
+        free (o->topic);
+        free (o->data);
+        free (o);
+        *item = NULL;
+    }
+}
+
+static void
+s_queue_event (s_storage_t *self, const char *room_id, const void *msg, size_t msg_size)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kstr (pk, "type", "message");
+    aip_pack_kstr (pk, "room_id", room_id);
+    aip_pack_key (pk, "data");
+    aip_pack_raw (pk, msg, msg_size);
+    s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
+    o->topic = zsys_sprintf ("room.%s", room_id);
+    o->data = aip_pack_steal (pk, &o->size);
+    zlistx_add_end (self->out, o);
+    aip_pack_destroy (&pk);
+}
+
+static bool
+s_room_exists (s_storage_t *self, const char *room_id, size_t len)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_GET);
+    sqlite3_bind_text (stmt, 1, room_id, (int) len, SQLITE_TRANSIENT);
+    return sqlite3_step (stmt) == SQLITE_ROW;
+}
+
+static int
+s_room_not_found (s_storage_t *self, const aip_obj_t *room_id)
+{
+    size_t len;
+    const char *id = aip_obj_str (room_id, &len);
+    return s_fail (self, AIP_ERR_NOT_FOUND, "Room '%.*s' not found. Run 'ai-peer room list' "
+                   "to see available rooms.", (int) len, id);
+}
+
+//  ---------------------------------------------------------------------
+//  Peers and membership
+
+//  Insert or update a peer (skipped when unchanged and recently written)
+static int
+s_peer_upsert (s_storage_t *self, const aip_obj_t *peer, bool force)
+{
+    const char *fields [] = { "id", "name", "type", "tool", "machine", "host", "port" };
+    char *key = aip_obj_strdup (aip_obj_get (peer, "id"));
+    //  The peer's fields joined, to tell whether anything changed
+    char *joined = NULL;
+    size_t jlen = 0;
+    FILE *mem = open_memstream (&joined, &jlen);
+    for (size_t i = 1; i < sizeof fields / sizeof fields [0]; i++) {
+        const aip_obj_t *v = aip_obj_get (peer, fields [i]);
+        size_t len;
+        const char *s = aip_obj_str (v, &len);
+        if (s)
+            fwrite (s, 1, len, mem);
+        else
+        if (aip_obj_is_int (v))
+            fprintf (mem, "%lld", (long long) aip_obj_int (v));
+        fputc (0x1f, mem);
+    }
+    fclose (mem);
+    int64_t now = aip_clock_ms ();
+    s_peer_cached_t *cached = (s_peer_cached_t *) zhashx_lookup (self->peer_cache, key);
+    if (!force && cached && strcmp (cached->fields, joined) == 0
+    &&  now - cached->written_ms < PEER_CACHE_MS) {
+        free (key);
+        free (joined);
+        return 0;
+    }
+    char ts [AIP_TIME_LEN + 1];
+    aip_time_now (ts);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_UPSERT);
+    for (int i = 0; i < 7; i++)
+        s_bind_obj (stmt, i + 1, aip_obj_get (peer, fields [i]));
+    s_bind_str (stmt, 8, ts);
+    if (sqlite3_step (stmt) != SQLITE_DONE) {
+        free (key);
+        free (joined);
+        return s_db_fail (self, "saving a peer");
+    }
+    if (!cached) {
+        cached = (s_peer_cached_t *) zmalloc (sizeof (s_peer_cached_t));
+        zhashx_insert (self->peer_cache, key, cached);
+    }
+    free (cached->fields);
+    cached->fields = joined;
+    cached->written_ms = now;
+    free (key);
+    return 0;
+}
+
+static void
+s_peer_cached_free (void **item)
+{
+    s_peer_cached_t *c = (s_peer_cached_t *) *item;
+    if (c) {
+        free (c->fields);
+        free (c);
+        *item = NULL;
+    }
+}
+
+//  Insert a message row; *inserted false if the id existed already
+static int
+s_msg_insert (s_storage_t *self, const char *id, const char *room_id, const char *peer_id,
+              const char *content, size_t content_len, const char *type,
+              const char *metadata, const char *created_at, bool *inserted)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_MSG_INSERT);
+    s_bind_str (stmt, 1, id);
+    s_bind_str (stmt, 2, room_id);
+    s_bind_str (stmt, 3, peer_id);
+    sqlite3_bind_text (stmt, 4, content, (int) content_len, SQLITE_TRANSIENT);
+    s_bind_str (stmt, 5, type);
+    s_bind_str (stmt, 6, metadata);
+    s_bind_str (stmt, 7, created_at);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "saving a message");
+    *inserted = sqlite3_changes (self->db) > 0;
+    return 0;
+}
+
+//  Pack a message we just inserted (no need to read it back)
+static void
+s_pack_new_message (aip_pack_t *pk, const char *id, const char *room_id, const aip_obj_t *peer,
+                    const char *content, size_t content_len, const char *type,
+                    const char *metadata, const char *created_at)
+{
+    aip_pack_map (pk, 10);
+    aip_pack_kstr (pk, "id", id);
+    aip_pack_kstr (pk, "room_id", room_id);
+    aip_pack_key (pk, "peer_id");
+    aip_pack_obj (pk, aip_obj_get (peer, "id"));
+    aip_pack_kstrn (pk, "content", content, content_len);
+    aip_pack_kstr (pk, "type", type);
+    aip_pack_kstr (pk, "metadata", metadata);
+    aip_pack_kstr (pk, "created_at", created_at);
+    aip_pack_key (pk, "peer_name");
+    aip_pack_obj (pk, aip_obj_get (peer, "name"));
+    aip_pack_key (pk, "peer_tool");
+    aip_pack_obj (pk, aip_obj_get (peer, "tool"));
+    aip_pack_key (pk, "peer_type");
+    aip_pack_obj (pk, aip_obj_get (peer, "type"));
+}
+
+//  Register the peer and make it a member of the room; a first join adds
+//  the "joined the room" system message (and its event), as the original.
+static int
+s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new_member)
+{
+    if (s_peer_upsert (self, peer, false))
+        return -1;
+    char peer_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
+    char *key = zsys_sprintf ("%s\x1f%s", room_id, peer_id);
+    bool known = zhashx_lookup (self->member_cache, key) != NULL;
+    if (new_member)
+        *new_member = false;
+    if (known) {
+        free (key);
+        return 0;
+    }
+    char ts [AIP_TIME_LEN + 1];
+    aip_time_now (ts);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_MEMBER_ADD);
+    s_bind_str (stmt, 1, room_id);
+    s_bind_str (stmt, 2, peer_id);
+    s_bind_str (stmt, 3, ts);
+    int rc = sqlite3_step (stmt);
+    if (rc != SQLITE_DONE) {
+        free (key);
+        return s_db_fail (self, "joining a room");
+    }
+    if (sqlite3_changes (self->db) > 0) {
+        //  Enforce the member limit on the way in
+        stmt = s_stmt (self, STMT_MEMBER_COUNT);
+        s_bind_str (stmt, 1, room_id);
+        if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) > AIP_MAX_ROOM_PEERS) {
+            free (key);
+            return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
+                           room_id, AIP_MAX_ROOM_PEERS);
+        }
+        char id [AIP_MSG_ID_LEN + 1];
+        aip_msg_id_new (id);
+        bool inserted;
+        const char *text = "joined the room";
+        if (s_msg_insert (self, id, room_id, peer_id, text, strlen (text), "system", "{}", ts,
+                          &inserted)) {
+            free (key);
+            return -1;
+        }
+        aip_pack_t *pk = self->scratch;
+        aip_pack_reset (pk);
+        s_pack_new_message (pk, id, room_id, peer, text, strlen (text), "system", "{}", ts);
+        size_t size;
+        const void *data = aip_pack_data (pk, &size);
+        s_queue_event (self, room_id, data, size);
+        if (new_member)
+            *new_member = true;
+    }
+    zhashx_insert (self->member_cache, key, "");
+    free (key);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Operations. Each packs the data of its reply into self->reply, or
+//  returns -1 with errcode/errmsg set.
+
+static int
+s_op_room_create (s_storage_t *self, const aip_request_t *req)
+{
+    char id [AIP_MAX_ID + 1];
+    if (!aip_obj_get_str (req->args, "id", id, sizeof id, NULL))
+        aip_room_id_new (id);
+    char ts [AIP_TIME_LEN + 1];
+    aip_time_now (ts);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_UPSERT);
+    s_bind_str (stmt, 1, id);
+    s_bind_obj (stmt, 2, aip_req_arg (req, "name"));
+    const aip_obj_t *mode = aip_req_arg (req, "mode");
+    if (mode)
+        s_bind_obj (stmt, 3, mode);
+    else
+        s_bind_str (stmt, 3, "local");
+    s_bind_obj (stmt, 4, aip_req_arg (req, "relay_url"));
+    s_bind_obj (stmt, 5, aip_req_arg (req, "token"));
+    s_bind_str (stmt, 6, ts);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "creating a room");
+    const aip_obj_t *peer = aip_req_arg (req, "peer");
+    if (peer && s_join (self, id, peer, NULL))
+        return -1;
+    stmt = s_stmt (self, STMT_ROOM_GET);
+    s_bind_str (stmt, 1, id);
+    if (sqlite3_step (stmt) != SQLITE_ROW)
+        return s_db_fail (self, "reading a new room");
+    s_pack_room (self->reply, stmt);
+    return 0;
+}
+
+static int
+s_op_room_get (s_storage_t *self, const aip_request_t *req)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_GET);
+    s_bind_obj (stmt, 1, aip_req_arg (req, "id"));
+    if (sqlite3_step (stmt) != SQLITE_ROW)
+        return s_room_not_found (self, aip_req_arg (req, "id"));
+    s_pack_room (self->reply, stmt);
+    return 0;
+}
+
+static int
+s_op_room_list (s_storage_t *self, const aip_request_t *req)
+{
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_LIST);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        s_pack_room (pk, stmt);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, "listing rooms");
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "rooms");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    return 0;
+}
+
+static int
+s_op_room_delete (s_storage_t *self, const aip_request_t *req)
+{
+    const aip_obj_t *id = aip_req_arg (req, "id");
+    size_t len;
+    const char *s = aip_obj_str (id, &len);
+    if (!s_room_exists (self, s, len))
+        return s_room_not_found (self, id);
+    s_stmt_id_t steps [] = { STMT_ROOM_DEL_MSGS, STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
+    for (size_t i = 0; i < 3; i++) {
+        sqlite3_stmt *stmt = s_stmt (self, steps [i]);
+        s_bind_obj (stmt, 1, id);
+        if (sqlite3_step (stmt) != SQLITE_DONE)
+            return s_db_fail (self, "deleting a room");
+    }
+    //  Membership of that room is gone: forget what we knew
+    zhashx_purge (self->member_cache);
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "deleted");
+    aip_pack_obj (self->reply, id);
+    return 0;
+}
+
+static int
+s_op_room_peers (s_storage_t *self, const aip_request_t *req)
+{
+    const aip_obj_t *id = aip_req_arg (req, "id");
+    size_t len;
+    const char *s = aip_obj_str (id, &len);
+    if (!s_room_exists (self, s, len))
+        return s_room_not_found (self, id);
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
+    s_bind_obj (stmt, 1, id);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        s_pack_row (pk, stmt, s_peer_keys, 9);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, "listing room members");
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "peers");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    return 0;
+}
+
+static int
+s_op_room_join (s_storage_t *self, const aip_request_t *req)
+{
+    const aip_obj_t *room = aip_req_arg (req, "room_id");
+    size_t len;
+    const char *room_id = aip_obj_str (room, &len);
+    if (!s_room_exists (self, room_id, len))
+        return s_room_not_found (self, room);
+    char rid [AIP_MAX_ID + 1];
+    snprintf (rid, sizeof rid, "%.*s", (int) len, room_id);
+    bool new_member;
+    if (s_join (self, rid, aip_req_arg (req, "peer"), &new_member))
+        return -1;
+    aip_pack_map (self->reply, 4);
+    aip_pack_kstr (self->reply, "room_id", rid);
+    aip_pack_key (self->reply, "peer_id");
+    aip_pack_obj (self->reply, aip_obj_get (aip_req_arg (req, "peer"), "id"));
+    aip_pack_kbool (self->reply, "joined", true);
+    aip_pack_kbool (self->reply, "new_member", new_member);
+    return 0;
+}
+
+static int
+s_op_peer_register (s_storage_t *self, const aip_request_t *req)
+{
+    if (s_peer_upsert (self, req->args, true))
+        return -1;
+    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_GET);
+    s_bind_obj (stmt, 1, aip_req_arg (req, "id"));
+    if (sqlite3_step (stmt) != SQLITE_ROW)
+        return s_db_fail (self, "reading a peer");
+    s_pack_row (self->reply, stmt, s_peer_keys, 9);
+    return 0;
+}
+
+static int
+s_op_peer_list (s_storage_t *self, const aip_request_t *req)
+{
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_LIST);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        s_pack_row (pk, stmt, s_peer_keys, 9);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, "listing peers");
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "peers");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    return 0;
+}
+
+static int
+s_op_msg_send (s_storage_t *self, const aip_request_t *req)
+{
+    const aip_obj_t *room = aip_req_arg (req, "room_id");
+    size_t rlen;
+    const char *rstr = aip_obj_str (room, &rlen);
+    if (!s_room_exists (self, rstr, rlen))
+        return s_room_not_found (self, room);
+    char room_id [AIP_MAX_ID + 1];
+    snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    const aip_obj_t *peer = aip_req_arg (req, "peer");
+    if (s_join (self, room_id, peer, NULL))
+        return -1;
+
+    char id [AIP_MAX_ID + 1], type [16], metadata [AIP_MAX_METADATA + 1];
+    char created_at [AIP_MAX_TIME + 1], peer_id [AIP_MAX_ID + 1];
+    if (!aip_obj_get_str (req->args, "id", id, sizeof id, NULL))
+        aip_msg_id_new (id);
+    aip_obj_get_str (req->args, "type", type, sizeof type, "message");
+    aip_obj_get_str (req->args, "metadata", metadata, sizeof metadata, "{}");
+    if (!aip_obj_get_str (req->args, "created_at", created_at, sizeof created_at, NULL))
+        aip_time_now (created_at);
+    aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
+    size_t clen;
+    const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
+
+    bool inserted;
+    if (s_msg_insert (self, id, room_id, peer_id, content, clen, type, metadata, created_at,
+                      &inserted))
+        return -1;
+    if (!inserted) {
+        //  A retry of a message we already have: answer with what is stored
+        sqlite3_stmt *stmt = s_stmt (self, STMT_MSG_GET);
+        s_bind_str (stmt, 1, id);
+        if (sqlite3_step (stmt) != SQLITE_ROW)
+            return s_db_fail (self, "reading a message");
+        const char *stored_room = (const char *) sqlite3_column_text (stmt, 1);
+        if (strcmp (stored_room, room_id) != 0)
+            return s_fail (self, AIP_ERR_INVALID, "message id %s is already used in another room", id);
+        s_pack_row (self->reply, stmt, s_msg_keys, 10);
+        return 0;
+    }
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    s_pack_new_message (pk, id, room_id, peer, content, clen, type, metadata, created_at);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    s_queue_event (self, room_id, data, size);
+    return 0;
+}
+
+//  Find the cursor N rows back (newest first) from an optional bound
+static bool
+s_nth_back (s_storage_t *self, const char *room_id, const char *before_ts, const char *before_id,
+            int64_t n, char *ts, char *id)
+{
+    sqlite3_stmt *stmt;
+    if (before_ts) {
+        stmt = s_stmt (self, STMT_MSG_NTH_BEFORE);
+        s_bind_str (stmt, 2, before_ts);
+        s_bind_str (stmt, 3, before_id);
+        sqlite3_bind_int64 (stmt, 4, n - 1);
+    }
+    else {
+        stmt = s_stmt (self, STMT_MSG_NTH_NEWEST);
+        sqlite3_bind_int64 (stmt, 2, n - 1);
+    }
+    s_bind_str (stmt, 1, room_id);
+    if (sqlite3_step (stmt) != SQLITE_ROW)
+        return false;
+    snprintf (ts, AIP_MAX_TIME + 1, "%s", (const char *) sqlite3_column_text (stmt, 0));
+    snprintf (id, AIP_MAX_ID + 1, "%s", (const char *) sqlite3_column_text (stmt, 1));
+    return true;
+}
+
+static int
+s_op_msg_list (s_storage_t *self, const aip_request_t *req)
+{
+    const aip_obj_t *room = aip_req_arg (req, "room_id");
+    size_t rlen;
+    const char *rstr = aip_obj_str (room, &rlen);
+    if (!s_room_exists (self, rstr, rlen))
+        return s_room_not_found (self, room);
+    char room_id [AIP_MAX_ID + 1];
+    snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    const aip_obj_t *peer = aip_req_arg (req, "peer");
+    if (peer && s_join (self, room_id, peer, NULL))
+        return -1;
+    int64_t limit = aip_obj_get_int (req->args, "limit", 50);
+    if (limit < 1)
+        limit = 1;
+
+    char after_ts [AIP_MAX_TIME + 1], after_id [AIP_MAX_ID + 2];
+    char before_ts [AIP_MAX_TIME + 1], before_id [AIP_MAX_ID + 2];
+    const char *a_ts = aip_obj_get_str (req->args, "after_ts", after_ts, sizeof after_ts, NULL);
+    const char *b_ts = aip_obj_get_str (req->args, "before_ts", before_ts, sizeof before_ts, NULL);
+    //  A time without an id means strictly after / before that time
+    aip_obj_get_str (req->args, "after_id", after_id, sizeof after_id, "~");
+    aip_obj_get_str (req->args, "before_id", before_id, sizeof before_id, "");
+
+    sqlite3_stmt *stmt;
+    if (a_ts) {
+        stmt = s_stmt (self, STMT_MSG_AFTER);
+        s_bind_str (stmt, 2, a_ts);
+        s_bind_str (stmt, 3, after_id);
+    }
+    else {
+        //  The newest `limit` (before a bound): find where they start, then
+        //  read forward, so rows come out in order without a sort
+        char ts [AIP_MAX_TIME + 1], id [AIP_MAX_ID + 1];
+        stmt = s_stmt (self, STMT_MSG_FROM);
+        if (s_nth_back (self, room_id, b_ts, before_id, limit, ts, id)) {
+            s_bind_str (stmt, 2, ts);
+            s_bind_str (stmt, 3, id);
+        }
+        else {
+            s_bind_str (stmt, 2, "");
+            s_bind_str (stmt, 3, "");
+        }
+    }
+    s_bind_str (stmt, 1, room_id);
+    sqlite3_bind_int64 (stmt, 4, limit);
+
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    size_t count = 0, bytes = 0;
+    bool truncated = false;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        if (b_ts && !a_ts) {
+            //  Rows at or past the bound belong to the next page
+            const char *ts = (const char *) sqlite3_column_text (stmt, 6);
+            const char *id = (const char *) sqlite3_column_text (stmt, 0);
+            int cmp = strcmp (ts, b_ts);
+            if (cmp > 0 || (cmp == 0 && strcmp (id, before_id) >= 0))
+                break;
+        }
+        bytes += (size_t) sqlite3_column_bytes (stmt, 3);
+        if (count > 0 && bytes > AIP_MAX_PAGE_BYTES) {
+            truncated = true;
+            break;
+        }
+        s_pack_row (pk, stmt, s_msg_keys, 10);
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return s_db_fail (self, "reading messages");
+    aip_pack_map (self->reply, truncated ? 2 : 1);
+    aip_pack_key (self->reply, "messages");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    if (truncated)
+        aip_pack_kbool (self->reply, "truncated", true);
+    return 0;
+}
+
+typedef int (s_op_fn) (s_storage_t *self, const aip_request_t *req);
+
+//  Dispatch table: operation -> handler (NULL: not a storage op)
+static s_op_fn *s_handlers [AIP_OP_COUNT] = {
+    [AIP_OP_ROOM_CREATE]   = s_op_room_create,
+    [AIP_OP_ROOM_GET]      = s_op_room_get,
+    [AIP_OP_ROOM_LIST]     = s_op_room_list,
+    [AIP_OP_ROOM_DELETE]   = s_op_room_delete,
+    [AIP_OP_ROOM_PEERS]    = s_op_room_peers,
+    [AIP_OP_ROOM_JOIN]     = s_op_room_join,
+    [AIP_OP_PEER_REGISTER] = s_op_peer_register,
+    [AIP_OP_PEER_LIST]     = s_op_peer_list,
+    [AIP_OP_MSG_SEND]      = s_op_msg_send,
+    [AIP_OP_MSG_LIST]      = s_op_msg_list,
+};
+
+//  ---------------------------------------------------------------------
+//  Batches
+
+static void
+s_exec (s_storage_t *self, const char *sql)
+{
+    char *errmsg = NULL;
+    if (sqlite3_exec (self->db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
+        zsys_error ("storage: %s: %s", sql, errmsg ? errmsg : "?");
+        sqlite3_free (errmsg);
+    }
+}
+
+//  Run one request inside the open transaction; queue its reply
+static void
+s_run_request (s_storage_t *self, uint64_t tag, zframe_t *body)
+{
+    aip_request_t req;
+    uint64_t id;
+    char err [320];
+    aip_pack_reset (self->reply);
+    if (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err, sizeof err)) {
+        char message [400];
+        snprintf (message, sizeof message, "malformed request: %s", err);
+        aip_reply_error (self->reply, id, AIP_ERR_MALFORMED, message);
+    }
+    else
+    if (!s_handlers [req.op]) {
+        aip_reply_error (self->reply, req.id, AIP_ERR_INVALID, "not a storage operation");
+        aip_request_free (&req);
+    }
+    else {
+        void *events_mark = zlistx_last (self->out);
+        s_exec (self, "SAVEPOINT req");
+        aip_reply_ok_begin (self->reply, req.id);
+        if (s_handlers [req.op] (self, &req) == 0)
+            s_exec (self, "RELEASE req");
+        else {
+            s_exec (self, "ROLLBACK TO req");
+            s_exec (self, "RELEASE req");
+            //  Its events never happened, and caches may have run ahead
+            while (zlistx_last (self->out) != events_mark && zlistx_size (self->out))
+                zlistx_delete (self->out, zlistx_cursor (self->out));
+            zhashx_purge (self->peer_cache);
+            zhashx_purge (self->member_cache);
+            aip_pack_reset (self->reply);
+            aip_reply_error (self->reply, req.id, self->errcode, self->errmsg);
+        }
+        aip_request_free (&req);
+    }
+    s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
+    o->tag = tag;
+    o->data = aip_pack_steal (self->reply, &o->size);
+    zlistx_add_end (self->out, o);
+}
+
+//  Take what the broker sent, run it all in one transaction, commit, and
+//  only then answer and publish.
+static void
+s_handle_batch (s_storage_t *self)
+{
+    size_t requests = 0;
+    bool in_tx = false;
+    int slots = self->args.slots;
+    while ((int) requests < slots) {
+        uint64_t tag;
+        zframe_t *body = NULL;
+        int rc = aip_worker_recv (self->worker, &tag, &body);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        if (!in_tx) {
+            s_exec (self, "BEGIN IMMEDIATE");
+            in_tx = true;
+        }
+        s_run_request (self, tag, body);
+        zframe_destroy (&body);
+        requests++;
+    }
+    if (!in_tx)
+        return;
+    char *errmsg = NULL;
+    if (sqlite3_exec (self->db, "COMMIT", NULL, NULL, &errmsg) != SQLITE_OK) {
+        //  Nothing of this batch is durable: every reply becomes an error
+        zsys_error ("storage: commit of %zu request(s) failed: %s", requests, errmsg);
+        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        zhashx_purge (self->peer_cache);
+        zhashx_purge (self->member_cache);
+        for (s_out_t *o = (s_out_t *) zlistx_first (self->out); o;
+             o = (s_out_t *) zlistx_next (self->out)) {
+            if (o->topic)
+                continue;
+            aip_doc_t *doc = aip_doc_decode (o->data, o->size, NULL, 0);
+            uint64_t id = doc ? (uint64_t) aip_obj_get_int (aip_doc_root (doc), "id", 0) : 0;
+            aip_doc_destroy (&doc);
+            char message [600];
+            snprintf (message, sizeof message, "could not save to peers.db: %s", errmsg);
+            aip_pack_reset (self->reply);
+            aip_reply_error (self->reply, id, AIP_ERR_INTERNAL, message);
+            free (o->data);
+            o->data = aip_pack_steal (self->reply, &o->size);
+        }
+        sqlite3_free (errmsg);
+        s_out_t *o = (s_out_t *) zlistx_first (self->out);
+        while (o) {
+            if (o->topic) {
+                zlistx_delete (self->out, zlistx_cursor (self->out));
+                o = (s_out_t *) zlistx_first (self->out);
+                continue;
+            }
+            o = (s_out_t *) zlistx_next (self->out);
+        }
+    }
+    for (s_out_t *o = (s_out_t *) zlistx_first (self->out); o;
+         o = (s_out_t *) zlistx_next (self->out)) {
+        if (o->topic)
+            aip_worker_event (self->worker, o->topic, o->data, o->size);
+        else
+            aip_worker_reply (self->worker, o->tag, o->data, o->size);
+    }
+    zlistx_purge (self->out);
+}
+
+//  ---------------------------------------------------------------------
+//  Setup
+
+static int
+s_open (s_storage_t *self, char *err, size_t errlen)
+{
+    int rc = sqlite3_open_v2 (self->args.db_path, &self->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf (err, errlen, "cannot open %s: %s", self->args.db_path,
+                  self->db ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc));
+        return -1;
+    }
+    sqlite3_busy_timeout (self->db, 5000);
+    //  Refuse a file that is not a database before touching it
+    char *errmsg = NULL;
+    if (sqlite3_exec (self->db, "PRAGMA journal_mode=WAL", NULL, NULL, &errmsg) != SQLITE_OK
+    ||  sqlite3_exec (self->db, self->args.sync_normal ? "PRAGMA synchronous=NORMAL"
+                                                       : "PRAGMA synchronous=FULL",
+                      NULL, NULL, &errmsg) != SQLITE_OK
+    ||  sqlite3_exec (self->db, "PRAGMA foreign_keys=ON", NULL, NULL, &errmsg) != SQLITE_OK) {
+        snprintf (err, errlen, "cannot use %s: %s", self->args.db_path, errmsg);
+        sqlite3_free (errmsg);
+        return -1;
+    }
+    if (aip_schema_migrate (self->db, err, errlen))
+        return -1;
+    for (int i = 0; i < STMT_COUNT; i++)
+        if (sqlite3_prepare_v3 (self->db, s_stmt_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->stmt [i], NULL) != SQLITE_OK) {
+            snprintf (err, errlen, "cannot prepare a query: %s", sqlite3_errmsg (self->db));
+            return -1;
+        }
+    return 0;
+}
+
+static void
+s_storage_destroy (s_storage_t **self_p)
+{
+    s_storage_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize (self->stmt [i]);
+    if (self->db)
+        sqlite3_close (self->db);
+    aip_worker_destroy (&self->worker);
+    aip_pack_destroy (&self->reply);
+    aip_pack_destroy (&self->scratch);
+    zlistx_destroy (&self->out);
+    zhashx_destroy (&self->peer_cache);
+    zhashx_destroy (&self->member_cache);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+aip_storage (zsock_t *pipe, void *args)
+{
+    s_storage_t *self = (s_storage_t *) zmalloc (sizeof (s_storage_t));
+    self->pipe = pipe;
+    self->args = *(aip_storage_args_t *) args;
+    if (self->args.slots <= 0)
+        self->args.slots = AIP_MAX_BATCH;
+    self->reply = aip_pack_new ();
+    self->scratch = aip_pack_new ();
+    self->out = zlistx_new ();
+    zlistx_set_destructor (self->out, s_out_free);
+    self->peer_cache = zhashx_new ();
+    zhashx_set_destructor (self->peer_cache, s_peer_cached_free);
+    self->member_cache = zhashx_new ();
+    zhashx_set_duplicator (self->member_cache, NULL);
+    zhashx_set_destructor (self->member_cache, NULL);
+
+    char err [512];
+    if (s_open (self, err, sizeof err)) {
+        zsys_error ("storage: %s", err);
+        fprintf (stderr, "storaged: %s\n", err);
+        zsock_signal (pipe, 1);
+        s_storage_destroy (&self);
+        return;
+    }
+    self->worker = aip_worker_new (self->args.endpoint, AIP_SVC_STORE, self->args.slots,
+                                   "storaged");
+    zsock_signal (pipe, 0);
+    zsys_info ("storage: serving %s (schema v%d)", self->args.db_path, aip_schema_version ());
+
+    while (!self->terminated) {
+        zmq_pollitem_t items [] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (aip_worker_sock (self->worker)), 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, 2, aip_worker_timeout (self->worker));
+        if (rc < 0) {
+            if (zmq_errno () == EINTR && !zsys_interrupted)
+                continue;
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            free (command);
+        }
+        if (items [1].revents & ZMQ_POLLIN)
+            s_handle_batch (self);
+        aip_worker_tick (self->worker);
+    }
+    if (self->worker)
+        aip_worker_bye (self->worker);
+    s_storage_destroy (&self);
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test: the storage actor with this test as its broker (a ROUTER)
+
+#include "aip_home.h"
+
+typedef struct {
+    zsock_t *router;            //  we are the broker
+    zframe_t *worker;           //  the storage worker's routing id
+} s_test_broker_t;
+
+static aip_reply_t
+s_call (s_test_broker_t *tb, aip_pack_t *pk)
+{
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    uint64_t tag = 1;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_add (msg, zframe_dup (tb->worker));
+    zmsg_addstr (msg, "REQ");
+    zmsg_addmem (msg, &tag, sizeof tag);
+    zmsg_addmem (msg, data, size);
+    zmsg_send (&msg, tb->router);
+    aip_reply_t rep;
+    while (true) {
+        msg = zmsg_recv (tb->router);
+        assert (msg);
+        zframe_t *id = zmsg_pop (msg);
+        char *command = zmsg_popstr (msg);
+        zframe_destroy (&id);
+        bool reply = streq (command, "REPLY");
+        free (command);
+        if (reply) {
+            zframe_t *tagf = zmsg_pop (msg);
+            zframe_t *body = zmsg_pop (msg);
+            char err [256];
+            assert (aip_reply_decode (zframe_data (body), zframe_size (body), &rep, err, sizeof err) == 0);
+            zframe_destroy (&tagf);
+            zframe_destroy (&body);
+            zmsg_destroy (&msg);
+            break;
+        }
+        zmsg_destroy (&msg);        //  heartbeats, events
+    }
+    aip_pack_reset (pk);
+    return rep;
+}
+
+static void
+s_pack_test_peer (aip_pack_t *pk, const char *id, const char *name)
+{
+    aip_pack_key (pk, "peer");
+    aip_pack_map (pk, 3);
+    aip_pack_kstr (pk, "id", id);
+    aip_pack_kstr (pk, "name", name);
+    aip_pack_kstr (pk, "type", "human");
+}
+
+void
+aip_storage_test (bool verbose)
+{
+    printf (" * aip_storage: ");
+    char home [] = "/tmp/aip_storage_test_XXXXXX";
+    assert (mkdtemp (home));
+    char db [AIP_PATH_MAX];
+    aip_home_path (home, "peers.db", db, sizeof db);
+    s_test_broker_t tb;
+    s_test_broker_t *client = &tb;
+    tb.router = zsock_new_router ("inproc://aip_storage_test");
+    zsock_set_rcvtimeo (tb.router, 5000);
+    aip_storage_args_t sargs = { db, "inproc://aip_storage_test", 0, false };
+    zactor_t *storage = zactor_new (aip_storage, &sargs);
+    assert (storage);
+    zmsg_t *ready = zmsg_recv (tb.router);
+    assert (ready);
+    tb.worker = zmsg_pop (ready);
+    char *command = zmsg_popstr (ready);
+    assert (streq (command, "READY"));
+    free (command);
+    zmsg_destroy (&ready);
+    aip_pack_t *pk = aip_pack_new ();
+
+    //  Create a room, with its creator joining it
+    aip_request_begin (pk, 1, AIP_OP_ROOM_CREATE, 3);
+    aip_pack_kstr (pk, "id", "room-000000000abc");
+    aip_pack_kstr (pk, "name", "design");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    aip_reply_t rep = s_call (client, pk);
+    assert (rep.ok);
+    assert (aip_obj_streq (aip_obj_get (rep.data, "mode"), "local"));
+    aip_reply_free (&rep);
+
+    //  Send, twice with the same id: stored once
+    for (int i = 0; i < 2; i++) {
+        aip_request_begin (pk, 2, AIP_OP_MSG_SEND, 4);
+        aip_pack_kstr (pk, "room_id", "room-000000000abc");
+        aip_pack_kstr (pk, "id", "msg-0000000000100000");
+        aip_pack_kstr (pk, "content", "hello\nworld ✓");
+        s_pack_test_peer (pk, "h-human-me", "me");
+        rep = s_call (client, pk);
+        assert (rep.ok);
+        assert (aip_obj_streq (aip_obj_get (rep.data, "content"), "hello\nworld ✓"));
+        assert (aip_obj_streq (aip_obj_get (rep.data, "peer_name"), "me"));
+        aip_reply_free (&rep);
+    }
+    //  Unknown room: the message says how to list rooms
+    aip_request_begin (pk, 3, AIP_OP_MSG_SEND, 3);
+    aip_pack_kstr (pk, "room_id", "room-nope");
+    aip_pack_kstr (pk, "content", "x");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (!rep.ok && streq (rep.code, AIP_ERR_NOT_FOUND) && strstr (rep.message, "room list"));
+    if (verbose)
+        printf ("\n   %s", rep.message);
+    aip_reply_free (&rep);
+
+    //  Read: the join system message, then the message, once
+    aip_request_begin (pk, 4, AIP_OP_MSG_LIST, 1);
+    aip_pack_kstr (pk, "room_id", "room-000000000abc");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    const aip_obj_t *msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 2);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "type"), "system"));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "joined the room"));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 1), "id"), "msg-0000000000100000"));
+    aip_reply_free (&rep);
+
+    //  Pages: newest 3 of 10 more, then the 3 before them
+    for (int i = 0; i < 10; i++) {
+        char id [32], text [16];
+        snprintf (id, sizeof id, "msg-00000000002%05d", i);
+        snprintf (text, sizeof text, "m%d", i);
+        aip_request_begin (pk, 10 + i, AIP_OP_MSG_SEND, 5);
+        aip_pack_kstr (pk, "room_id", "room-000000000abc");
+        aip_pack_kstr (pk, "id", id);
+        aip_pack_kstr (pk, "content", text);
+        aip_pack_kstr (pk, "created_at", "2030-01-01T00:00:00.000000+00:00");   //  all tied
+        s_pack_test_peer (pk, "h-human-me", "me");
+        rep = s_call (client, pk);
+        assert (rep.ok);
+        aip_reply_free (&rep);
+    }
+    aip_request_begin (pk, 30, AIP_OP_MSG_LIST, 2);
+    aip_pack_kstr (pk, "room_id", "room-000000000abc");
+    aip_pack_kint (pk, "limit", 3);
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 3);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "m7"));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 2), "content"), "m9"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 31, AIP_OP_MSG_LIST, 4);
+    aip_pack_kstr (pk, "room_id", "room-000000000abc");
+    aip_pack_kint (pk, "limit", 3);
+    aip_pack_kstr (pk, "before_ts", "2030-01-01T00:00:00.000000+00:00");
+    aip_pack_kstr (pk, "before_id", "msg-0000000000200007");
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 3);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "m4"));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 2), "content"), "m6"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 32, AIP_OP_MSG_LIST, 4);
+    aip_pack_kstr (pk, "room_id", "room-000000000abc");
+    aip_pack_kint (pk, "limit", 100);
+    aip_pack_kstr (pk, "after_ts", "2030-01-01T00:00:00.000000+00:00");
+    aip_pack_kstr (pk, "after_id", "msg-0000000000200007");
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 2);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "m8"));
+    aip_reply_free (&rep);
+
+    //  Room list, members, delete
+    aip_request_begin (pk, 40, AIP_OP_ROOM_PEERS, 1);
+    aip_pack_kstr (pk, "id", "room-000000000abc");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "peers")) == 1);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 41, AIP_OP_ROOM_DELETE, 1);
+    aip_pack_kstr (pk, "id", "room-000000000abc");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 42, AIP_OP_ROOM_LIST, 0);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "rooms")) == 0);
+    aip_reply_free (&rep);
+
+    aip_pack_destroy (&pk);
+    zactor_destroy (&storage);
+    zframe_destroy (&tb.worker);
+    zsock_destroy (&tb.router);
+    char cmd [128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", home);
+    assert (system (cmd) == 0);
+    printf ("OK\n");
+}
