@@ -1,1 +1,152 @@
-int main(void){return 0;}
+/*  main.c — the ai-peer command: dispatch, help and the JSON envelope. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;           //  command word
+    cli_cmd_fn *fn;             //  handler
+    const char *group;          //  help heading
+    const char *summary;        //  one line of help
+    const char *usage;          //  'ai-peer <name> --help'
+} s_command_t;
+
+static const s_command_t s_commands [] = {
+    { "room", cmd_room, "Room & Chat", "create, join, list, delete rooms",
+      "Usage: ai-peer room create|join|list|delete [args]\n"
+      "  create <name> [--relay default|URL] [--lan] [--password PW]\n"
+      "  join <room-id|peer://relay/room?token=T> [--relay URL] [--token T] [--password PW]\n"
+      "  list\n"
+      "  delete <room-id>\n" },
+    { "chat", cmd_chat, "Room & Chat", "send/read messages, interactive mode (-i)",
+      "Usage: ai-peer chat <room-id> [message...] [--as NAME] [--tool TOOL] [--type ai|human]\n"
+      "       ai-peer chat <room-id> [-n N]        read the last N messages (20)\n"
+      "       ai-peer chat <room-id> -i            interactive mode\n"
+      "  --tool TOOL alone speaks as the AI peer <host>-TOOL; --as sets the display name.\n"
+      "  Put -- before a message that starts with '-'.\n" },
+    { "history", cmd_history, "Room & Chat", "view conversation history",
+      "Usage: ai-peer history [room-id] [-n N]\n"
+      "  Without a room: the rooms. With one: its last N messages (50).\n" },
+    { "export", cmd_export, "Room & Chat", "export room as Markdown or JSON",
+      "Usage: ai-peer export <room-id> [--format md|json] [--output FILE]\n" },
+    { "invite", cmd_not_yet, "AI", "spawn an AI tool into a room",
+      "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S]\n" },
+    { "quick", cmd_not_yet, "AI", "one-command AI conversation (create+send+invite)",
+      "Usage: ai-peer quick \"<question>\" --tools a,b [--relay default|URL] [--password PW]\n" },
+    { "discuss", cmd_not_yet, "AI", "multi-round AI debate (auto-orchestrated)",
+      "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT]\n" },
+    { "discover", cmd_not_yet, "AI", "find installed AI CLI tools",
+      "Usage: ai-peer discover\n" },
+    { "daemon", cmd_daemon, "System", "start, stop, status",
+      "Usage: ai-peer daemon start|stop|status [--lan] [--port N]\n"
+      "  The daemons start by themselves on the first command; 'start' is rarely needed.\n" },
+    { "identity", cmd_identity, "System", "show current identity",
+      "Usage: ai-peer identity\n" },
+    { "list", cmd_list, "System", "show all known peers",
+      "Usage: ai-peer list\n" },
+    { "register", cmd_register, "System", "manually add a remote peer",
+      "Usage: ai-peer register <name> <ai|human> <tool> [--host H] [--port P]\n" },
+    { NULL, NULL, NULL, NULL, NULL }
+};
+
+static void
+s_help (FILE *out)
+{
+    fprintf (out, "Usage: ai-peer <command> [args]   (ai-peer <command> --help for details)\n");
+    const char *group = NULL;
+    for (const s_command_t *c = s_commands; c->name; c++) {
+        if (!group || strcmp (group, c->group) != 0) {
+            group = c->group;
+            fprintf (out, "\n%s:\n", group);
+        }
+        fprintf (out, "  %-9s %s\n", c->name, c->summary);
+    }
+    fprintf (out, "\nEvery command prints one JSON document: {\"ok\": true, \"data\": ...} "
+                  "(exit 0) or\n{\"ok\": false, \"error\": \"...\"} (exit 1). "
+                  "Data lives in $AI_PEERS_HOME (default ~/.ai-peers).\n");
+}
+
+static void
+s_print_envelope (bool ok, json_t *data, const char *error)
+{
+    json_t *root = json_object ();
+    json_object_set_new (root, "ok", json_boolean (ok));
+    json_object_set_new (root, "schema_version", json_string ("1"));
+    if (ok)
+        json_object_set (root, "data", data ? data : json_null ());
+    else
+        json_object_set_new (root, "error", json_string (error));
+    char *text = aip_json_dumps (root);
+    if (text) {
+        fputs (text, stdout);
+        fputc ('\n', stdout);
+        free (text);
+    }
+    fflush (stdout);
+    json_decref (root);
+}
+
+int
+cmd_not_yet (cli_t *cli, int argc, char **argv)
+{
+    return cli_fail (cli, "this command needs the AI spawner (spawnd), which this build of "
+                     "ai-peer does not include yet");
+}
+
+int
+main (int argc, char **argv)
+{
+    //  A reader that went away is not a crash
+    signal (SIGPIPE, SIG_IGN);
+    if (argc < 2 || strcmp (argv [1], "-h") == 0 || strcmp (argv [1], "--help") == 0
+    ||  strcmp (argv [1], "help") == 0) {
+        s_help (stdout);
+        return 0;
+    }
+    if (strcmp (argv [1], "--version") == 0 || strcmp (argv [1], "-V") == 0) {
+        printf ("ai-peer %s (protocol %d)\n", AIP_VERSION_STRING, AIP_PROTO_VERSION);
+        return 0;
+    }
+    const s_command_t *command = NULL;
+    for (const s_command_t *c = s_commands; c->name; c++)
+        if (strcmp (c->name, argv [1]) == 0)
+            command = c;
+    cli_t cli;
+    memset (&cli, 0, sizeof cli);
+    if (!command) {
+        char names [256] = "";
+        for (const s_command_t *c = s_commands; c->name; c++)
+            snprintf (names + strlen (names), sizeof names - strlen (names), "%s%s",
+                      *names ? ", " : "", c->name);
+        snprintf (cli.err, sizeof cli.err, "Unknown command: %.64s. Available: %s "
+                  "(see 'ai-peer --help')", argv [1], names);
+        s_print_envelope (false, NULL, cli.err);
+        return 1;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp (argv [i], "--") == 0)
+            break;
+        if (strcmp (argv [i], "--help") == 0 || strcmp (argv [i], "-h") == 0) {
+            fputs (command->usage, stdout);
+            return 0;
+        }
+    }
+    char err [1024];
+    if (aip_home_resolve (cli.home, sizeof cli.home, err, sizeof err)) {
+        s_print_envelope (false, NULL, err);
+        return 1;
+    }
+    cli.pk = aip_pack_new ();
+    int rc = command->fn (&cli, argc - 2, argv + 2);
+    if (rc == 0)
+        s_print_envelope (true, cli.data, NULL);
+    else
+        s_print_envelope (false, NULL, *cli.err ? cli.err : "failed");
+    json_decref (cli.data);
+    aip_pack_destroy (&cli.pk);
+    aip_client_destroy (&cli.client);
+    return rc == 0 ? 0 : 1;
+}

@@ -60,8 +60,10 @@ aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t err
     char path [AIP_PATH_MAX];
     aip_home_path (home, "identity.json", path, sizeof path);
     memset (self, 0, sizeof *self);
-    char host [AIP_MAX_NAME + 1];
+    char host [AIP_MAX_NAME + 1], host_id [AIP_MAX_NAME + 1];
     aip_hostname (host, sizeof host);
+    snprintf (host_id, sizeof host_id, "%s", host);
+    aip_id_sanitize (host_id);
     const char *user = aip_username ();
 
     size_t len;
@@ -72,7 +74,8 @@ aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t err
     }
     if (!text) {
         //  First run: the same shape and key order as the original
-        snprintf (self->id, sizeof self->id, "%s-human-%s", host, user);
+        snprintf (self->id, sizeof self->id, "%s-human-%s", host_id, user);
+        aip_id_sanitize (self->id);
         snprintf (self->name, sizeof self->name, "%s", user);
         snprintf (self->type, sizeof self->type, "human");
         snprintf (self->tool, sizeof self->tool, "cli");
@@ -97,7 +100,7 @@ aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t err
         return -1;
     }
     char dflt_id [AIP_MAX_NAME + 1];
-    snprintf (dflt_id, sizeof dflt_id, "%s-human-%s", host, user);
+    snprintf (dflt_id, sizeof dflt_id, "%s-human-%s", host_id, user);
     if (s_copy_field (root, "id", self->id, sizeof self->id, dflt_id)
     ||  s_copy_field (root, "name", self->name, sizeof self->name, user)
     ||  s_copy_field (root, "type", self->type, sizeof self->type, "human")
@@ -109,9 +112,12 @@ aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t err
         json_decref (root);
         return -1;
     }
-    if (!aip_id_valid (self->id, strlen (self->id))) {
-        snprintf (err, errlen, "%s has an invalid id '%.64s' (letters, digits, '_' and '-' "
-                  "only): repair it, or move it away to create a new identity", path, self->id);
+    //  The original took ids from host names as they are ("box.local"):
+    //  use the file as is, with the id made valid for the wire
+    aip_id_sanitize (self->id);
+    if (!*self->id) {
+        snprintf (err, errlen, "%s has an empty id: repair it, or move it away to create a "
+                  "new identity", path);
         json_decref (root);
         return -1;
     }
@@ -131,6 +137,7 @@ aip_identity_ai_peer_id (const char *tool, char *buf, size_t size)
 {
     char host [AIP_MAX_NAME + 1];
     aip_hostname (host, sizeof host);
+    aip_id_sanitize (host);
     snprintf (buf, size, "%s-%s", host, tool);
 }
 

@@ -110,6 +110,16 @@ aip_id_valid (const char *s, size_t len)
     return true;
 }
 
+void
+aip_id_sanitize (char *s)
+{
+    size_t i;
+    for (i = 0; s [i] && i < 64; i++)
+        if (!aip_id_valid (s + i, 1))
+            s [i] = '-';
+    s [i] = 0;
+}
+
 bool
 aip_utf8_valid (const char *str, size_t len)
 {
@@ -322,6 +332,9 @@ aip_util_test (bool verbose)
     assert (!aip_utf8_valid ("\xe4\xbd", 2));                       //  truncated
     assert (!aip_utf8_valid ("\xf4\x90\x80\x80", 4));               //  > U+10FFFF
 
+    char host [] = "Johns-MacBook.local";
+    aip_id_sanitize (host);
+    assert (strcmp (host, "Johns-MacBook-local") == 0);
     assert (aip_blank (" \n\t", 3));
     assert (!aip_blank (" x ", 3));
 

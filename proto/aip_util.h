@@ -29,6 +29,9 @@ void aip_random_bytes (void *out, size_t n);
 
 //  True if s matches ^[A-Za-z0-9_-]{1,64}$
 bool aip_id_valid (const char *s, size_t len);
+//  Make s a valid id in place: characters outside [A-Za-z0-9_-] become '-',
+//  at most 64 kept (host names like "box.local" become "box-local")
+void aip_id_sanitize (char *s);
 //  True if s is well-formed UTF-8 (no overlongs, no surrogates)
 bool aip_utf8_valid (const char *s, size_t len);
 //  True if every byte is whitespace (or len is 0)

@@ -1,0 +1,90 @@
+/*  cli.h — the ai-peer command: shared state and helpers of the command
+    groups (one file per group). Every command prints one JSON document:
+    {"ok": true, "schema_version": "1", "data": ...} with exit status 0, or
+    {"ok": false, "schema_version": "1", "error": "..."} with exit status 1. */
+#ifndef CLI_H_INCLUDED
+#define CLI_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "aip_client.h"
+#include "aip_home.h"
+#include "aip_identity.h"
+#include "aip_json.h"
+#include "aip_limits.h"
+#include "aip_proto.h"
+#include "aip_util.h"
+
+typedef struct {
+    char home [AIP_PATH_MAX];       //  $AI_PEERS_HOME
+    aip_client_t *client;           //  connected on first use
+    aip_identity_t identity;        //  loaded on first use
+    bool identity_loaded;
+    aip_pack_t *pk;                 //  request being built
+    json_t *data;                   //  the result, printed on success
+    char err [2048];                //  the error, printed on failure
+} cli_t;
+
+//  A command: 0 with cli->data set, or -1 with cli->err set
+typedef int (cli_cmd_fn) (cli_t *cli, int argc, char **argv);
+
+//  Command-line options of one command
+typedef struct {
+    const char *name;               //  "--tool"
+    const char *alias;              //  "-n", or NULL
+    bool takes_value;               //  needs an argument
+    const char *value;              //  given value (borrowed from argv)
+    bool present;                   //  given at all
+} cli_opt_t;
+
+//  Parse argv into opts and positional arguments. Unknown options, missing
+//  values and too many positionals are errors naming the command's help.
+int cli_parse (cli_t *cli, const char *command, int argc, char **argv, cli_opt_t *opts,
+               char **positional, int max_positional, int *npositional);
+//  Option value as a bounded integer; -1 with an error otherwise
+int cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value);
+
+//  Set cli->err (printf style); returns -1
+int cli_fail (cli_t *cli, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  Start a request (cli->pk reset, header packed); returns its id
+uint64_t cli_request (cli_t *cli, aip_op_t op, size_t nargs);
+//  Send cli->pk and wait; on success *data is the reply data as JSON (the
+//  caller owns it). On an error reply or no reply, -1 with cli->err set.
+int cli_call (cli_t *cli, uint64_t id, json_t **data);
+
+//  The local identity (identity.json), loaded once
+int cli_identity (cli_t *cli, const aip_identity_t **identity);
+
+//  Who speaks: resolved from --as/--tool/--type as the original does
+typedef struct {
+    char id [AIP_MAX_NAME + 1];
+    char name [AIP_MAX_NAME + 1];
+    char type [16];
+    char tool [AIP_MAX_NAME + 1];
+    char machine [AIP_MAX_NAME + 1];
+} cli_peer_t;
+
+int cli_resolve_peer (cli_t *cli, const char *as, const char *tool, const char *type,
+                      cli_peer_t *peer);
+//  Pack a peer as the "peer" argument of a request
+void cli_pack_peer (cli_t *cli, const cli_peer_t *peer);
+//  Check a room id given by the user
+int cli_check_room_id (cli_t *cli, const char *room_id);
+
+//  Command groups
+int cmd_daemon (cli_t *cli, int argc, char **argv);
+int cmd_room (cli_t *cli, int argc, char **argv);
+int cmd_chat (cli_t *cli, int argc, char **argv);
+int cmd_history (cli_t *cli, int argc, char **argv);
+int cmd_export (cli_t *cli, int argc, char **argv);
+int cmd_identity (cli_t *cli, int argc, char **argv);
+int cmd_list (cli_t *cli, int argc, char **argv);
+int cmd_register (cli_t *cli, int argc, char **argv);
+int cmd_not_yet (cli_t *cli, int argc, char **argv);
+
+//  Fetch every message of a room in order, paging (used by export)
+int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);
+
+#endif

@@ -1,0 +1,245 @@
+/*  cli_util.c — option parsing, requests, identity resolution. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+cli_fail (cli_t *cli, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (cli->err, sizeof cli->err, fmt, args);
+    va_end (args);
+    return -1;
+}
+
+int
+cli_parse (cli_t *cli, const char *command, int argc, char **argv, cli_opt_t *opts,
+           char **positional, int max_positional, int *npositional)
+{
+    *npositional = 0;
+    bool options_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv [i];
+        if (!options_done && strcmp (arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        //  "-" alone and negative numbers are words, not options
+        bool looks_like_option = !options_done && arg [0] == '-' && arg [1]
+                              && !(arg [1] >= '0' && arg [1] <= '9');
+        if (looks_like_option) {
+            //  --name=value is accepted too
+            const char *eq = strchr (arg, '=');
+            size_t name_len = eq && arg [1] == '-' ? (size_t) (eq - arg) : strlen (arg);
+            cli_opt_t *opt = NULL;
+            for (cli_opt_t *o = opts; o && o->name; o++)
+                if ((strlen (o->name) == name_len && strncmp (o->name, arg, name_len) == 0)
+                ||  (o->alias && strlen (o->alias) == name_len && strncmp (o->alias, arg, name_len) == 0))
+                    opt = o;
+            if (!opt)
+                return cli_fail (cli, "unknown option '%.*s' for '%s' (see 'ai-peer %s --help')",
+                                 (int) name_len, arg, command, command);
+            opt->present = true;
+            if (opt->takes_value) {
+                if (eq && arg [1] == '-')
+                    opt->value = eq + 1;
+                else
+                if (i + 1 < argc)
+                    opt->value = argv [++i];
+                else
+                    return cli_fail (cli, "option '%s' of '%s' needs a value (see 'ai-peer %s "
+                                     "--help')", opt->name, command, command);
+            }
+            else
+            if (eq && arg [1] == '-')
+                return cli_fail (cli, "option '%s' of '%s' takes no value", opt->name, command);
+            continue;
+        }
+        if (*npositional >= max_positional)
+            return cli_fail (cli, "too many arguments for '%s': '%s' (see 'ai-peer %s --help')",
+                             command, arg, command);
+        positional [(*npositional)++] = argv [i];
+    }
+    return 0;
+}
+
+int
+cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value)
+{
+    char *end;
+    errno = 0;
+    long v = strtol (opt->value, &end, 10);
+    if (errno || end == opt->value || *end || v < min || v > max)
+        return cli_fail (cli, "%s must be a whole number from %ld to %ld, not '%s'", opt->name,
+                         min, max, opt->value);
+    *value = v;
+    return 0;
+}
+
+uint64_t
+cli_request (cli_t *cli, aip_op_t op, size_t nargs)
+{
+    uint64_t id;
+    if (!cli->client) {
+        //  Ids only need to be unique per connection: connect lazily
+        char err [1024];
+        cli->client = aip_client_new (cli->home, true, err, sizeof err);
+        if (!cli->client)
+            snprintf (cli->err, sizeof cli->err, "%s", err);
+    }
+    id = cli->client ? aip_client_next_id (cli->client) : 1;
+    aip_pack_reset (cli->pk);
+    aip_request_begin (cli->pk, id, op, nargs);
+    return id;
+}
+
+int
+cli_call (cli_t *cli, uint64_t id, json_t **data)
+{
+    if (!cli->client)
+        return -1;              //  cli_request recorded why
+    aip_reply_t rep;
+    char err [1024];
+    if (aip_client_call (cli->client, cli->pk, id, AIP_CLIENT_TIMEOUT_MS, &rep, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    int rc = 0;
+    if (rep.ok) {
+        if (data)
+            *data = aip_json_from_obj (rep.data);
+    }
+    else
+        rc = cli_fail (cli, "%s", rep.message);
+    aip_reply_free (&rep);
+    return rc;
+}
+
+int
+cli_identity (cli_t *cli, const aip_identity_t **identity)
+{
+    if (!cli->identity_loaded) {
+        char err [1024];
+        if (aip_home_prepare (cli->home, err, sizeof err)
+        ||  aip_identity_load (cli->home, &cli->identity, err, sizeof err))
+            return cli_fail (cli, "%s", err);
+        cli->identity_loaded = true;
+    }
+    *identity = &cli->identity;
+    return 0;
+}
+
+static int
+s_check_name (cli_t *cli, const char *what, const char *value)
+{
+    size_t len = strlen (value);
+    if (len == 0 || len > AIP_MAX_NAME)
+        return cli_fail (cli, "%s must be 1 to %d bytes long", what, AIP_MAX_NAME);
+    if (!aip_utf8_valid (value, len))
+        return cli_fail (cli, "%s is not valid UTF-8", what);
+    return 0;
+}
+
+int
+cli_resolve_peer (cli_t *cli, const char *as, const char *tool, const char *type,
+                  cli_peer_t *peer)
+{
+    const aip_identity_t *me;
+    if (cli_identity (cli, &me))
+        return -1;
+    if (type && strcmp (type, "ai") != 0 && strcmp (type, "human") != 0)
+        return cli_fail (cli, "--type must be 'ai' or 'human', not '%s'", type);
+    if (as && s_check_name (cli, "--as", as))
+        return -1;
+    if (tool && s_check_name (cli, "--tool", tool))
+        return -1;
+    memset (peer, 0, sizeof *peer);
+    char host [AIP_MAX_NAME + 1], host_id [AIP_MAX_NAME + 1];
+    aip_hostname (host, sizeof host);
+    snprintf (host_id, sizeof host_id, "%s", host);
+    aip_id_sanitize (host_id);
+    if (tool) {
+        //  --tool X alone: the AI peer X of this machine, id <host>-X
+        snprintf (peer->type, sizeof peer->type, "%s", type ? type : "ai");
+        snprintf (peer->name, sizeof peer->name, "%s", as ? as : tool);
+        snprintf (peer->tool, sizeof peer->tool, "%s", tool);
+        snprintf (peer->machine, sizeof peer->machine, "%s", host);
+        if (strcmp (peer->type, "ai") == 0)
+            snprintf (peer->id, sizeof peer->id, "%s-%s", host_id, tool);
+        else
+            snprintf (peer->id, sizeof peer->id, "%s-%s", host_id, peer->name);
+        if (!aip_id_valid (peer->id, strlen (peer->id)))
+            return cli_fail (cli, "the peer id '%s' made from the host name and %s is not "
+                             "valid: use letters, digits, '_' and '-' only",
+                             peer->id, strcmp (peer->type, "ai") == 0 ? "--tool" : "--as");
+        return 0;
+    }
+    snprintf (peer->id, sizeof peer->id, "%s", me->id);
+    snprintf (peer->name, sizeof peer->name, "%s", as ? as : me->name);
+    snprintf (peer->type, sizeof peer->type, "%s", type ? type : me->type);
+    snprintf (peer->tool, sizeof peer->tool, "%s", me->tool);
+    snprintf (peer->machine, sizeof peer->machine, "%s", me->machine);
+    if (strcmp (peer->type, "ai") != 0 && strcmp (peer->type, "human") != 0)
+        snprintf (peer->type, sizeof peer->type, "human");
+    return 0;
+}
+
+void
+cli_pack_peer (cli_t *cli, const cli_peer_t *peer)
+{
+    aip_pack_key (cli->pk, "peer");
+    aip_pack_map (cli->pk, 5);
+    aip_pack_kstr (cli->pk, "id", peer->id);
+    aip_pack_kstr (cli->pk, "name", peer->name);
+    aip_pack_kstr (cli->pk, "type", peer->type);
+    aip_pack_kstr (cli->pk, "tool", peer->tool);
+    aip_pack_kstr (cli->pk, "machine", peer->machine);
+}
+
+int
+cli_check_room_id (cli_t *cli, const char *room_id)
+{
+    if (!aip_id_valid (room_id, strlen (room_id)))
+        return cli_fail (cli, "Invalid room id '%.80s': room ids are 1-64 letters, digits, "
+                         "'_' or '-'. Run 'ai-peer room list' to see available rooms.", room_id);
+    return 0;
+}
+
+int
+cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages)
+{
+    json_t *all = json_array ();
+    char after_ts [AIP_MAX_TIME + 1] = "", after_id [AIP_MAX_ID + 1] = "";
+    while (true) {
+        //  ("", "") sorts before every message: the first page starts there
+        uint64_t id = cli_request (cli, AIP_OP_MSG_LIST, 4);
+        aip_pack_kstr (cli->pk, "room_id", room_id);
+        aip_pack_kint (cli->pk, "limit", AIP_MAX_PAGE);
+        aip_pack_kstr (cli->pk, "after_ts", after_ts);
+        aip_pack_kstr (cli->pk, "after_id", after_id);
+        json_t *data;
+        if (cli_call (cli, id, &data)) {
+            json_decref (all);
+            return -1;
+        }
+        json_t *page = json_object_get (data, "messages");
+        size_t count = json_array_size (page);
+        json_array_extend (all, page);
+        if (count > 0) {
+            json_t *last = json_array_get (page, count - 1);
+            snprintf (after_ts, sizeof after_ts, "%s",
+                      json_string_value (json_object_get (last, "created_at")));
+            snprintf (after_id, sizeof after_id, "%s",
+                      json_string_value (json_object_get (last, "id")));
+        }
+        bool more = count == AIP_MAX_PAGE || json_is_true (json_object_get (data, "truncated"));
+        json_decref (data);
+        if (!more || count == 0)
+            break;
+    }
+    *messages = all;
+    return 0;
+}

@@ -1,0 +1,175 @@
+/*  cmd_chat.c — ai-peer chat (send, read) and history. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+//  Read the newest `limit` messages (paging backwards past one page);
+//  peer, when given, joins the room on the way (as the original's chat)
+static int
+s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
+{
+    json_t *all = NULL;
+    char before_ts [AIP_MAX_TIME + 1] = "", before_id [AIP_MAX_ID + 1] = "";
+    long left = limit;
+    while (left > 0) {
+        long page = left > AIP_MAX_PAGE ? AIP_MAX_PAGE : left;
+        size_t nargs = 2 + (peer ? 1 : 0) + (*before_ts ? 2 : 0);
+        uint64_t id = cli_request (cli, AIP_OP_MSG_LIST, nargs);
+        aip_pack_kstr (cli->pk, "room_id", room_id);
+        aip_pack_kint (cli->pk, "limit", page);
+        if (peer)
+            cli_pack_peer (cli, peer);
+        if (*before_ts) {
+            aip_pack_kstr (cli->pk, "before_ts", before_ts);
+            aip_pack_kstr (cli->pk, "before_id", before_id);
+        }
+        json_t *data;
+        if (cli_call (cli, id, &data)) {
+            json_decref (all);
+            return -1;
+        }
+        peer = NULL;            //  joined once is enough
+        json_t *messages = json_object_get (data, "messages");
+        size_t count = json_array_size (messages);
+        if (!all)
+            all = json_incref (messages);
+        else {
+            //  Older page goes in front
+            json_array_extend (messages, all);
+            json_decref (all);
+            all = json_incref (messages);
+        }
+        json_decref (data);
+        left -= (long) count;
+        if ((long) count < page || count == 0)
+            break;
+        json_t *first = json_array_get (all, 0);
+        snprintf (before_ts, sizeof before_ts, "%s",
+                  json_string_value (json_object_get (first, "created_at")));
+        snprintf (before_id, sizeof before_id, "%s",
+                  json_string_value (json_object_get (first, "id")));
+    }
+    cli->data = json_object ();
+    json_object_set_new (cli->data, "messages", all ? all : json_array ());
+    //  Local rooms have no relay: the local copy is the whole truth
+    json_object_set_new (cli->data, "relay_ok", json_true ());
+    return 0;
+}
+
+//  Join the words of a message as the original does (one space)
+static char *
+s_join_words (char **words, int count)
+{
+    size_t size = 1;
+    for (int i = 0; i < count; i++)
+        size += strlen (words [i]) + 1;
+    char *text = (char *) malloc (size);
+    if (!text)
+        return NULL;
+    text [0] = 0;
+    char *p = text;
+    for (int i = 0; i < count; i++) {
+        if (i)
+            *p++ = ' ';
+        size_t len = strlen (words [i]);
+        memcpy (p, words [i], len);
+        p += len;
+        *p = 0;
+    }
+    return text;
+}
+
+int
+cmd_chat (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--as", NULL, true, NULL, false },
+                          { "--tool", NULL, true, NULL, false },
+                          { "--type", NULL, true, NULL, false },
+                          { "-n", NULL, true, NULL, false },
+                          { "--interactive", "-i", false, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char **pos = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    int npos;
+    int rc = -1;
+    char *message = NULL;
+    if (!pos || cli_parse (cli, "chat", argc, argv, opts, pos, argc, &npos))
+        goto cleanup;
+    if (npos < 1) {
+        cli_fail (cli, "Usage: ai-peer chat <room-id> [message] [--as name] [--tool tool] [-i] "
+                  "(no message = read recent)");
+        goto cleanup;
+    }
+    const char *room_id = pos [0];
+    if (cli_check_room_id (cli, room_id))
+        goto cleanup;
+    long limit = 20;
+    if (opts [3].present && cli_opt_int (cli, &opts [3], 1, 1000000, &limit))
+        goto cleanup;
+    if (opts [4].present) {
+        cli_fail (cli, "interactive mode (-i) is not available in this build of ai-peer yet");
+        goto cleanup;
+    }
+    cli_peer_t peer;
+    if (cli_resolve_peer (cli, opts [0].value, opts [1].value, opts [2].value, &peer))
+        goto cleanup;
+    if (npos == 1) {
+        rc = s_read (cli, room_id, limit, &peer);
+        goto cleanup;
+    }
+    message = s_join_words (pos + 1, npos - 1);
+    size_t len = message ? strlen (message) : 0;
+    if (!message)
+        cli_fail (cli, "out of memory");
+    else
+    if (aip_blank (message, len))
+        cli_fail (cli, "the message is empty: write some text after the room id");
+    else
+    if (len > AIP_MAX_CONTENT)
+        cli_fail (cli, "the message is %zu bytes; the limit is %d bytes (256 KiB)", len,
+                  AIP_MAX_CONTENT);
+    else
+    if (!aip_utf8_valid (message, len))
+        cli_fail (cli, "the message is not valid UTF-8");
+    else {
+        //  The id is chosen here: a retry after a daemon crash stores it once
+        char msg_id [AIP_MSG_ID_LEN + 1];
+        aip_msg_id_new (msg_id);
+        uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
+        aip_pack_kstr (cli->pk, "room_id", room_id);
+        aip_pack_kstr (cli->pk, "id", msg_id);
+        aip_pack_kstrn (cli->pk, "content", message, len);
+        cli_pack_peer (cli, &peer);
+        json_t *sent;
+        if (cli_call (cli, id, &sent) == 0) {
+            cli->data = json_object ();
+            json_object_set_new (cli->data, "sent", sent);
+            rc = 0;
+        }
+    }
+cleanup:
+    free (message);
+    free (pos);
+    return rc;
+}
+
+int
+cmd_history (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "-n", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "history", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    long limit = 50;
+    if (opts [0].present && cli_opt_int (cli, &opts [0], 1, 1000000, &limit))
+        return -1;
+    if (npos == 0) {
+        uint64_t id = cli_request (cli, AIP_OP_ROOM_LIST, 0);
+        return cli_call (cli, id, &cli->data);
+    }
+    if (cli_check_room_id (cli, pos [0]))
+        return -1;
+    return s_read (cli, pos [0], limit, NULL);
+}

@@ -1,0 +1,192 @@
+/*  cmd_daemon.c — ai-peer daemon start|stop|status. */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+//  daemon.json: {host, port} of the last start
+static int
+s_read_daemon_json (cli_t *cli, json_t **config)
+{
+    char path [AIP_PATH_MAX];
+    aip_home_path (cli->home, "daemon.json", path, sizeof path);
+    size_t len;
+    char *text = aip_file_read (path, 64 * 1024, &len);
+    *config = NULL;
+    if (!text)
+        return errno == ENOENT ? 0 : cli_fail (cli, "cannot read %s: %s", path, strerror (errno));
+    json_error_t jerr;
+    json_t *root = json_loadb (text, len, 0, &jerr);
+    free (text);
+    if (!root || !json_is_object (root)
+    ||  (json_object_get (root, "port") && !json_is_integer (json_object_get (root, "port")))
+    ||  (json_object_get (root, "host") && !json_is_string (json_object_get (root, "host")))) {
+        json_decref (root);
+        return cli_fail (cli, "%s is corrupted (%s): delete it and run 'ai-peer daemon start' "
+                         "to write it again", path, root ? "bad host or port" : jerr.text);
+    }
+    *config = root;
+    return 0;
+}
+
+static bool
+s_process_gone (pid_t pid)
+{
+    return kill (pid, 0) != 0 && errno == ESRCH;
+}
+
+//  Wait (bounded) for a process to exit; true if it did
+static bool
+s_wait_gone (pid_t pid, int timeout_ms)
+{
+    int64_t deadline = aip_clock_ms () + timeout_ms;
+    while (aip_clock_ms () < deadline) {
+        if (s_process_gone (pid) || !aip_daemon_running (NULL, NULL))
+            if (s_process_gone (pid))
+                return true;
+        usleep (5000);
+    }
+    return s_process_gone (pid);
+}
+
+static int
+s_start (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
+                          { "--port", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "daemon", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    long port = 7899;
+    if (opts [1].present && cli_opt_int (cli, &opts [1], 1, 65535, &port))
+        return -1;
+    if (opts [0].present)
+        return cli_fail (cli, "LAN mode (--lan) is not available in this build of ai-peer yet; "
+                         "local rooms work without it");
+    aip_daemon_opts_t dopts = { false, (int) port };
+    bool started;
+    char err [1024];
+    if (aip_daemon_start (cli->home, &dopts, &started, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    pid_t pid = 0;
+    aip_daemon_running (cli->home, &pid);
+    cli->data = json_pack ("{s:s, s:i, s:s, s:i}", "status", "started", "port", (int) port,
+                           "mode", "local (127.0.0.1)", "pid", (int) pid);
+    if (!started)
+        json_object_set_new (cli->data, "already_running", json_true ());
+    return 0;
+}
+
+static int
+s_stop (cli_t *cli)
+{
+    pid_t pid;
+    if (!aip_daemon_running (cli->home, &pid)) {
+        cli->data = json_pack ("{s:s}", "status", "not running");
+        return 0;
+    }
+    //  Ask nicely first, then by signal
+    char err [1024];
+    aip_client_t *client = aip_client_new (cli->home, false, err, sizeof err);
+    if (client) {
+        aip_pack_reset (cli->pk);
+        uint64_t id = aip_client_next_id (client);
+        aip_request_begin (cli->pk, id, AIP_OP_DAEMON_STOP, 0);
+        aip_reply_t rep;
+        bool died;
+        if (aip_client_send (client, cli->pk, err, sizeof err) == 0
+        &&  aip_client_recv (client, id, 2000, &rep, &died, err, sizeof err) == 0)
+            aip_reply_free (&rep);
+        aip_client_destroy (&client);
+    }
+    if (!s_wait_gone (pid, AIP_STOP_TIMEOUT_MS)) {
+        kill (pid, SIGTERM);
+        if (!s_wait_gone (pid, AIP_STOP_TIMEOUT_MS)) {
+            kill (pid, SIGKILL);
+            if (!s_wait_gone (pid, 2000))
+                return cli_fail (cli, "brokerd (pid %d) did not stop, even after SIGKILL", (int) pid);
+        }
+    }
+    cli->data = json_pack ("{s:s, s:i}", "status", "stopped", "pid", (int) pid);
+    return 0;
+}
+
+static int
+s_status (cli_t *cli)
+{
+    json_t *config;
+    if (s_read_daemon_json (cli, &config))
+        return -1;
+    json_t *port = config ? json_object_get (config, "port") : NULL;
+    json_t *host = config ? json_object_get (config, "host") : NULL;
+    pid_t pid;
+    bool running = aip_daemon_running (cli->home, &pid);
+    cli->data = json_pack ("{s:b, s:O, s:O, s:O}", "running", running,
+                           "pid", running ? json_integer (pid) : json_null (),
+                           "port", port ? port : json_integer (7899),
+                           "host", host ? host : json_string ("127.0.0.1"));
+    //  json_pack's O took a reference of the fresh values too: drop ours
+    if (running)
+        json_decref (json_object_get (cli->data, "pid"));
+    if (!port)
+        json_decref (json_object_get (cli->data, "port"));
+    if (!host)
+        json_decref (json_object_get (cli->data, "host"));
+    json_decref (config);
+    if (!running)
+        return 0;
+    char err [1024];
+    aip_client_t *client = aip_client_new (cli->home, false, err, sizeof err);
+    if (!client)
+        return 0;
+    aip_pack_reset (cli->pk);
+    uint64_t id = aip_client_next_id (client);
+    aip_request_begin (cli->pk, id, AIP_OP_DAEMON_STATUS, 0);
+    aip_reply_t rep;
+    bool died;
+    if (aip_client_send (client, cli->pk, err, sizeof err) == 0
+    &&  aip_client_recv (client, id, 3000, &rep, &died, err, sizeof err) == 0) {
+        if (rep.ok) {
+            json_t *detail = aip_json_from_obj (rep.data);
+            json_object_set (cli->data, "mode", json_object_get (detail, "mode"));
+            json_object_set (cli->data, "uptime_s", json_object_get (detail, "uptime_s"));
+            json_object_set (cli->data, "requests", json_object_get (detail, "requests"));
+            json_object_set (cli->data, "daemons", json_object_get (detail, "daemons"));
+            json_decref (detail);
+        }
+        aip_reply_free (&rep);
+    }
+    else {
+        json_object_set_new (cli->data, "responding", json_false ());
+        json_object_set_new (cli->data, "warning", json_string (err));
+    }
+    aip_client_destroy (&client);
+    return 0;
+}
+
+int
+cmd_daemon (cli_t *cli, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_fail (cli, "Usage: ai-peer daemon start|stop|status [--lan] [--port N]");
+    const char *action = argv [0];
+    if (strcmp (action, "start") == 0)
+        return s_start (cli, argc - 1, argv + 1);
+    cli_opt_t opts [] = { { "--port", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "daemon", argc - 1, argv + 1, opts, pos, 0, &npos))
+        return -1;
+    if (strcmp (action, "stop") == 0)
+        return s_stop (cli);
+    if (strcmp (action, "status") == 0)
+        return s_status (cli);
+    return cli_fail (cli, "Unknown daemon action: %.64s. Available: start, stop, status", action);
+}

@@ -1,0 +1,92 @@
+/*  cmd_room.c — ai-peer room create|join|list|delete. */
+#include "cli.h"
+
+#include <string.h>
+
+static int
+s_create (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
+                          { "--relay", NULL, true, NULL, false },
+                          { "--password", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "room", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    if (opts [0].present)
+        return cli_fail (cli, "LAN rooms (--lan) are not available in this build of ai-peer yet");
+    if (opts [1].present)
+        return cli_fail (cli, "public rooms (--relay) are not available in this build of "
+                         "ai-peer yet");
+    if (opts [2].present)
+        return cli_fail (cli, "encrypted rooms (--password) are not available in this build of "
+                         "ai-peer yet");
+    //  As the original: a room without a name is called "default"
+    const char *name = npos ? pos [0] : "default";
+    size_t len = strlen (name);
+    if (len == 0 || len > AIP_MAX_NAME || aip_blank (name, len))
+        return cli_fail (cli, "a room name must be 1 to %d bytes and not blank", AIP_MAX_NAME);
+    if (!aip_utf8_valid (name, len))
+        return cli_fail (cli, "the room name is not valid UTF-8");
+    cli_peer_t me;
+    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
+        return -1;
+    //  The id is chosen here so that a retry after a daemon crash is
+    //  idempotent
+    char room_id [AIP_ROOM_ID_LEN + 1];
+    aip_room_id_new (room_id);
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, 4);
+    aip_pack_kstr (cli->pk, "id", room_id);
+    aip_pack_kstr (cli->pk, "name", name);
+    aip_pack_kstr (cli->pk, "mode", "local");
+    cli_pack_peer (cli, &me);
+    return cli_call (cli, id, &cli->data);
+}
+
+static int
+s_list (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "room", argc, argv, NULL, pos, 0, &npos))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_LIST, 0);
+    return cli_call (cli, id, &cli->data);
+}
+
+static int
+s_delete (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "room", argc, argv, NULL, pos, 1, &npos))
+        return -1;
+    if (npos < 1)
+        return cli_fail (cli, "Usage: ai-peer room delete <room-id>");
+    if (cli_check_room_id (cli, pos [0]))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_DELETE, 1);
+    aip_pack_kstr (cli->pk, "id", pos [0]);
+    return cli_call (cli, id, &cli->data);
+}
+
+int
+cmd_room (cli_t *cli, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_fail (cli, "Usage: ai-peer room create|join|list|delete [args] "
+                         "(see 'ai-peer room --help')");
+    const char *action = argv [0];
+    if (strcmp (action, "create") == 0)
+        return s_create (cli, argc - 1, argv + 1);
+    if (strcmp (action, "list") == 0)
+        return s_list (cli, argc - 1, argv + 1);
+    if (strcmp (action, "delete") == 0)
+        return s_delete (cli, argc - 1, argv + 1);
+    if (strcmp (action, "join") == 0)
+        return cli_fail (cli, "joining a remote room needs relay support (relayd), which this "
+                         "build of ai-peer does not include yet");
+    return cli_fail (cli, "Unknown room action: %.64s. Available: create, join, list, delete",
+                     action);
+}
