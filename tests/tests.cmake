@@ -7,7 +7,8 @@ foreach(line ${AIP_SELFTEST_LINES})
 endforeach()
 
 #  System tests: the real binaries in a temporary AI_PEERS_HOME
-find_program(PYTHON3 python3 REQUIRED)
+#  Debian's python3 (with python3-zmq and python3-msgpack from apt)
+find_program(PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 file(GLOB AIP_SYSTEM_TESTS ${CMAKE_SOURCE_DIR}/tests/test_*.py)
 foreach(script ${AIP_SYSTEM_TESTS})
     get_filename_component(name ${script} NAME_WE)
