@@ -83,8 +83,11 @@ test("retention keeps the newest N messages; seq keeps counting", async () => {
   r = await alice.post(token, "m0 again", { id: "keep-0" });
   assert.equal(r.status, 201);
   assert.equal(r.body.seq, 21);
-  r = await alice.post(token, "m5", { id: "keep-5" });
+  r = await bob.post(token, "m5", { id: "keep-5" });
   assert.equal(r.status, 200, "seq 8 is still remembered");
+  assert.equal(r.body.seq, 8);
+  r = await alice.post(token, "m5", { id: "keep-5" });
+  assert.equal(r.status, 409, "another peer's pruned id");
 });
 
 test("peer limit: the (MAX_PEERS+1)th peer gets 429", async () => {
