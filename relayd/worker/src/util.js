@@ -84,10 +84,10 @@ export function checkContentLength(request, maxBytes) {
   }
 }
 
-// Read a JSON object body, never buffering more than maxBytes (chunked bodies too).
-export async function readJsonBody(request, maxBytes) {
+// Read a request body into memory, never buffering more than maxBytes (chunked bodies too).
+export async function readBodyBytes(request, maxBytes) {
   checkContentLength(request, maxBytes);
-  if (!request.body) throw new HttpError(400, "request body must be a JSON object");
+  if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks = [];
   let total = 0;
@@ -96,15 +96,7 @@ export async function readJsonBody(request, maxBytes) {
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      // Discard the rest instead of cancelling: answering before the body is consumed
-      // breaks the connection in workerd ("Can't read from request stream after
-      // response has been sent"). Nothing more is buffered. Content-Length is checked
-      // up front, so only chunked bodies get here.
-      chunks.length = 0;
-      for (;;) {
-        const r = await reader.read();
-        if (r.done) break;
-      }
+      try { await reader.cancel(); } catch {}
       throw new HttpError(413, `request body too large: more than ${maxBytes} bytes`);
     }
     chunks.push(value);
@@ -112,6 +104,12 @@ export async function readJsonBody(request, maxBytes) {
   const buf = new Uint8Array(total);
   let off = 0;
   for (const c of chunks) { buf.set(c, off); off += c.byteLength; }
+  return buf;
+}
+
+// Parse a JSON object body (the Worker has already bounded and buffered it).
+export async function readJsonBody(request, maxBytes) {
+  const buf = await readBodyBytes(request, maxBytes);
   let value;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));

@@ -6,7 +6,7 @@
 
 import {
   ID_RE, ID_RULE, RELAY_NAME, RELAY_VERSION, MAX_PAGE,
-  config, HttpError, json, errorResponse, cors204, checkContentLength,
+  config, HttpError, json, errorResponse, cors204, readBodyBytes,
 } from "./util.js";
 
 export { Room } from "./room.js";
@@ -57,16 +57,21 @@ async function handle(request, env) {
   if (!allowed.includes(request.method)) {
     throw new HttpError(405, `method not allowed: use ${allowed.join(" or ")}`, { Allow: allowed.join(", ") });
   }
-  if (request.method === "POST") checkContentLength(request, cfg.MAX_BODY_BYTES);
-
   const stub = env.ROOM.get(env.ROOM.idFromName(roomId));
-  if (m[1] !== roomId) {
-    // Canonical path for the Durable Object (it parses the room id from the URL).
-    const u = new URL(request.url);
-    u.pathname = `/rooms/${roomId}/${m[2]}`;
-    return stub.fetch(new Request(u.toString(), request));
+  // Canonical path for the Durable Object (it parses the room id from the URL).
+  const u = new URL(request.url);
+  u.pathname = `/rooms/${roomId}/${m[2]}`;
+  if (request.method === "POST") {
+    // Bound and buffer the body here, so the object gets a complete body and may
+    // answer (401, 403, ...) without reading it: a streamed body left unread by the
+    // object breaks the forwarded request in workerd.
+    const body = await readBodyBytes(request, cfg.MAX_BODY_BYTES);
+    const headers = new Headers(request.headers);
+    headers.delete("Content-Length");
+    headers.delete("Transfer-Encoding");
+    return stub.fetch(new Request(u.toString(), { method: "POST", headers, body }));
   }
-  return stub.fetch(request);
+  return stub.fetch(new Request(u.toString(), request));
 }
 
 export default {
