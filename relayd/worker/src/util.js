@@ -76,19 +76,27 @@ export function bearer(request) {
   return m ? m[1].trim() : "";
 }
 
-// Reject a declared Content-Length over the limit before reading anything.
-export function checkContentLength(request, maxBytes) {
-  const cl = request.headers.get("Content-Length");
-  if (cl !== null && /^\d+$/.test(cl.trim()) && Number(cl) > maxBytes) {
-    throw new HttpError(413, `request body too large: ${cl} bytes, limit ${maxBytes} bytes`);
+// Read and discard the rest of a body. Answering while a request body is still
+// unread (or cancelled) breaks the connection under wrangler dev / workerd ("Can't
+// read from request stream after response has been sent", then 503s), so an
+// oversized body is consumed without being kept. Cloudflare itself caps bodies at
+// 100 MB or more depending on the plan.
+async function discard(reader) {
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) return;
   }
 }
 
-// Read a request body into memory, never buffering more than maxBytes (chunked bodies too).
+// Read a request body into memory, never keeping more than maxBytes (chunked bodies too).
 export async function readBodyBytes(request, maxBytes) {
-  checkContentLength(request, maxBytes);
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
+  const cl = request.headers.get("Content-Length");
+  if (cl !== null && /^\d+$/.test(cl.trim()) && Number(cl) > maxBytes) {
+    await discard(reader);
+    throw new HttpError(413, `request body too large: ${cl} bytes, limit ${maxBytes} bytes`);
+  }
   const chunks = [];
   let total = 0;
   for (;;) {
@@ -96,7 +104,8 @@ export async function readBodyBytes(request, maxBytes) {
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      try { await reader.cancel(); } catch {}
+      chunks.length = 0;
+      await discard(reader);
       throw new HttpError(413, `request body too large: more than ${maxBytes} bytes`);
     }
     chunks.push(value);
