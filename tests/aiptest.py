@@ -286,3 +286,10 @@ class ProtoClient:
 
 def main():
     unittest.main(verbosity=2)
+
+
+def socket_hostname_id():
+    """This machine's host name as ai-peer puts it in peer ids."""
+    import re
+    import socket
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())
