@@ -12,14 +12,12 @@
 
 import { DurableObject } from "cloudflare:workers";
 import {
-  ID_RE, ID_RULE, MAX_PAGE, DEFAULT_PAGE, MAX_NAME, MAX_FIELD,
+  ID_RE, ID_RULE, MAX_PAGE, DEFAULT_PAGE, MAX_NAME, MAX_FIELD, MAX_BATCH, BATCH_BODY_FACTOR,
   config, HttpError, json, errorResponse, cors204, bearer, readJsonBody,
   utf8Length, sha256, toHex, fromHex, digestEqual, randomHexId, optString,
 } from "./util.js";
 
 const SCHEMA_VERSION = 1;
-const MAX_BATCH = 100; // messages per POST /batch
-const BATCH_BODY_FACTOR = 4; // a batch body may be 4 × MAX_BODY_BYTES
 const MESSAGE_COLUMNS = "id, peer_id, peer_name, peer_tool, content, type, created_at, seq";
 
 export class Room extends DurableObject {

@@ -136,6 +136,21 @@ test("per-peer rate limit: 429 with Retry-After, other peers unaffected, retries
   });
 });
 
+test("batch under the rate limit: accepted up to the limit, the rest 429 in order", async () => {
+  const { room, token, alice } = await setupRoom();
+  const items = Array.from({ length: 40 }, (_, i) => ({ id: `rb-${i}`, content: `r${i}` }));
+  const r = await relay.req("POST", `/rooms/${room}/batch`, {
+    token, body: { peer_id: alice.id, peer_signature: alice.sig, messages: items },
+  });
+  assert.equal(r.status, 200);
+  const statuses = r.body.results.map((x) => x.status);
+  const firstLimited = statuses.indexOf(429);
+  assert.ok(firstLimited >= 25 && firstLimited <= 30, `limited from ${firstLimited}`);
+  assert.ok(statuses.slice(0, firstLimited).every((s) => s === 201));
+  assert.ok(statuses.slice(firstLimited).every((s) => s === 429));
+  assert.match(r.body.results[39].error, /rate limit/);
+});
+
 test("configured content limit", async () => {
   const { token, alice } = await setupRoom();
   assert.equal((await alice.post(token, "a".repeat(1000))).status, 201);
