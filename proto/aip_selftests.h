@@ -8,6 +8,7 @@
     X(home)              \
     X(identity)          \
     X(crypto)            \
+    X(roomkey)           \
     X(client)            \
     X(worker)            \
     X(schema)            \
