@@ -498,27 +498,38 @@ s_op_room_get (s_storage_t *self, const aip_request_t *req)
     return 0;
 }
 
+//  Reply {<key>: [rows]} with every row of a prepared, bound statement;
+//  rooms are packed as rooms (no password column), others with their keys
 static int
-s_op_room_list (s_storage_t *self, const aip_request_t *req)
+s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms,
+              const char *what)
 {
     aip_pack_t *pk = self->scratch;
     aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_LIST);
     size_t count = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_room (pk, stmt);
+        if (rooms)
+            s_pack_room (pk, stmt);
+        else
+            s_pack_row (pk, stmt, s_peer_keys, 9);
         count++;
     }
     if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing rooms");
+        return s_db_fail (self, what);
     aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "rooms");
+    aip_pack_key (self->reply, key);
     aip_pack_array (self->reply, count);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     aip_pack_raw (self->reply, data, size);
     return 0;
+}
+
+static int
+s_op_room_list (s_storage_t *self, const aip_request_t *req)
+{
+    return s_reply_rows (self, s_stmt (self, STMT_ROOM_LIST), "rooms", true, "listing rooms");
 }
 
 static int
@@ -552,25 +563,9 @@ s_op_room_peers (s_storage_t *self, const aip_request_t *req)
     const char *s = aip_obj_str (id, &len);
     if (!s_room_exists (self, s, len))
         return s_room_not_found (self, id);
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
     sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
     s_bind_obj (stmt, 1, id);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing room members");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, stmt, "peers", false, "listing room members");
 }
 
 static int
@@ -611,24 +606,7 @@ s_op_peer_register (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_peer_list (s_storage_t *self, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_LIST);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing peers");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_PEER_LIST), "peers", false, "listing peers");
 }
 
 static int
