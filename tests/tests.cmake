@@ -1,9 +1,10 @@
 #  One CTest per module self-test, named from proto/aip_selftests.h
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
              ${CMAKE_SOURCE_DIR}/proto/aip_selftests.h)
-file(STRINGS ${CMAKE_SOURCE_DIR}/proto/aip_selftests.h AIP_SELFTEST_LINES REGEX "^ *X\\(")
-foreach(line ${AIP_SELFTEST_LINES})
-    string(REGEX REPLACE "^ *X\\(([a-z_]+)\\).*" "\\1" module "${line}")
+file(READ ${CMAKE_SOURCE_DIR}/proto/aip_selftests.h AIP_SELFTESTS_TEXT)
+string(REGEX MATCHALL "X\\([a-z_]+\\)" AIP_SELFTEST_ENTRIES "${AIP_SELFTESTS_TEXT}")
+foreach(entry ${AIP_SELFTEST_ENTRIES})
+    string(REGEX REPLACE "X\\(([a-z_]+)\\)" "\\1" module "${entry}")
     add_test(NAME selftest_${module} COMMAND aip_selftest ${module})
     set_tests_properties(selftest_${module} PROPERTIES TIMEOUT 120)
 endforeach()
