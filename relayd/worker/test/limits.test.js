@@ -13,6 +13,7 @@ const relay = new Relay({
     MAX_CONTENT_BYTES: 1000,
     MAX_BODY_BYTES: 8000,
     DEDUP_WINDOW: 5,
+    MAX_SOCKETS: 2,
   },
 });
 
@@ -171,4 +172,27 @@ test("push still reaches sockets after retention prunes", async () => {
   const seqs = ws.messages().filter((f) => f.type === "message").map((f) => f.data.seq);
   assert.deepEqual(seqs, Array.from({ length: 12 }, (_, i) => i + 2));
   ws.close();
+});
+
+test("socket limit: the (MAX_SOCKETS+1)th WebSocket gets 429; a freed slot can be reused", async () => {
+  const { room, token } = await setupRoom();
+  const a = new WsClient(relay.wsUrl(room, token));
+  const b = new WsClient(relay.wsUrl(room, token));
+  await Promise.all([a.opened(), b.opened()]);
+  const c = new WsClient(relay.wsUrl(room, token));
+  await assert.rejects(c.opened(), (e) => e.status === 429 && /too many WebSocket/.test(e.body));
+  a.close();
+  await waitFor(() => a.closed, { what: "socket close" });
+  await waitFor(async () => {
+    const d = new WsClient(relay.wsUrl(room, token));
+    try {
+      await d.opened();
+      d.close();
+      return true;
+    } catch (e) {
+      if (e.status !== 429) throw e;
+      return false;
+    }
+  }, { timeout: 5000, interval: 100, what: "a free socket slot" });
+  b.close();
 });
