@@ -171,6 +171,23 @@ class TestStorageCrash(AipTestCase):
         self.check_all_stored(room, acked)
         self.check_restarted(storaged)
 
+    def test_frozen_storaged_gives_clear_error(self):
+        """A worker that stops answering: a clear error in bounded time."""
+        room = self.new_room()
+        storaged = self.storaged_pid()
+        os.kill(storaged, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            err = self.fail("chat", room, "into the void", timeout=40)
+            self.assertLess(time.monotonic() - start, 35)
+            self.assertIn("storaged", err)
+        finally:
+            os.kill(storaged, signal.SIGCONT)
+        self.assertEqual(self.ok("chat", room, "thawed")["sent"]["content"], "thawed")
+        msgs = [m["content"] for m in self.read(room) if m["type"] == "message"]
+        self.assertEqual(msgs[-1], "thawed")
+        self.assertEqual(msgs.count("thawed"), 1)
+
     def check_all_stored(self, room, acked):
         con = self.db()
         rows = con.execute("SELECT id, content FROM messages WHERE room_id=? AND type='message'",
