@@ -1,6 +1,7 @@
 /*  aip_storage.c — storage actor: rooms, peers, membership and messages in
     SQLite, group commit, events after commit. */
 #include "aip_storage.h"
+#include "aip_crypto.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
 #include "aip_schema.h"
@@ -1048,6 +1049,8 @@ aip_storage (zsock_t *pipe, void *args)
     if (self->worker)
         aip_worker_bye (self->worker);
     s_storage_destroy (&self);
+    //  Migrations derive Fernet keys in this thread
+    aip_crypto_thread_stop ();
 }
 
 //  ---------------------------------------------------------------------
