@@ -19,3 +19,10 @@ foreach(script ${AIP_SYSTEM_TESTS})
     set_tests_properties(${name} PROPERTIES TIMEOUT 600
         ENVIRONMENT "AIP_BIN_DIR=${CMAKE_BINARY_DIR};AIP_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endforeach()
+
+#  The relay worker's own tests, inside workerd (wrangler dev)
+find_program(AIP_NPM npm)
+if(AIP_NPM AND EXISTS ${CMAKE_SOURCE_DIR}/relayd/worker/test.sh)
+    add_test(NAME relay_worker COMMAND ${CMAKE_SOURCE_DIR}/relayd/worker/test.sh)
+    set_tests_properties(relay_worker PROPERTIES TIMEOUT 900 LABELS worker)
+endif()
