@@ -3,7 +3,9 @@
 
 #include <sodium.h>
 
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 //  Read the newest `limit` messages (paging backwards past one page);
@@ -116,7 +118,14 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (opts [3].present && cli_opt_int (cli, &opts [3], 1, 1000000, &limit))
         goto cleanup;
     if (opts [4].present) {
-        cli_fail (cli, "interactive mode (-i) is not available in this build of ai-peer yet");
+        //  Interactive mode is its own program: only it loads libedit
+        char dir [AIP_PATH_MAX], exe [AIP_PATH_MAX + 32];
+        if (aip_exe_dir (dir, sizeof dir) == 0) {
+            snprintf (exe, sizeof exe, "%s/ai-peer-interactive", dir);
+            argv [-1] = exe;
+            execv (exe, argv - 1);
+        }
+        cli_fail (cli, "cannot start interactive mode (ai-peer-interactive): %s", strerror (errno));
         goto cleanup;
     }
     cli_peer_t peer;
