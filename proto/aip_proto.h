@@ -75,7 +75,9 @@ struct aip_field_s {
     X (PEER_REGISTER, "peer.register", AIP_SVC_STORE,  s_peer_fields) \
     X (PEER_LIST,     "peer.list",     AIP_SVC_STORE,  s_no_fields) \
     X (MSG_SEND,      "msg.send",      AIP_SVC_STORE,  s_msg_send_fields) \
-    X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields)
+    X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields) \
+    X (SPAWN_RUN,     "spawn.run",     AIP_SVC_SPAWN,  s_spawn_run_fields) \
+    X (SPAWN_DISCOVER,"spawn.discover",AIP_SVC_SPAWN,  s_no_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,

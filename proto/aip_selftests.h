@@ -12,4 +12,7 @@
     X(worker)            \
     X(schema)            \
     X(storage)           \
-    X(broker)
+    X(broker)            \
+    X(proc)              \
+    X(adapter)           \
+    X(prompt)
