@@ -31,6 +31,8 @@ typedef struct {
     uint64_t request_id;        //  client's request id
     s_worker_t *worker;         //  who holds it
     aip_op_t op;                //  for logs and errors
+    char job [160];             //  what it does, for daemon status ("" if nothing to say)
+    int64_t since;              //  when it was handed over
 } s_pending_t;
 
 //  A request waiting for a worker of its service
@@ -40,6 +42,7 @@ typedef struct {
     uint64_t request_id;        //  client's request id
     aip_op_t op;                //  its operation
     int64_t expiry;             //  give up past this
+    char job [160];             //  what it does, for daemon status
 } s_queued_t;
 
 //  A daemon we start and keep running
@@ -53,7 +56,7 @@ typedef struct {
     int64_t started_at;         //  when it last started
 } s_child_t;
 
-#define CHILD_MAX 4
+#define CHILD_MAX (2 + AIP_MAX_SPAWN_WORKERS)
 //  A child that ran this long gets its backoff reset
 #define CHILD_HEALTHY_MS 30000
 
@@ -183,10 +186,12 @@ s_worker_pick (s_broker_t *self, aip_svc_t svc)
 
 static void
 s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
-            uint64_t request_id, aip_op_t op)
+            uint64_t request_id, aip_op_t op, const char *job)
 {
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     p->tag = ++self->next_tag;
+    snprintf (p->job, sizeof p->job, "%s", job ? job : "");
+    p->since = aip_clock_ms ();
     p->client = *client_p;
     *client_p = NULL;
     p->request_id = request_id;
@@ -214,7 +219,7 @@ s_drain_queue (s_broker_t *self, aip_svc_t svc)
         s_worker_t *worker = s_worker_pick (self, svc);
         if (!worker)
             break;
-        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op);
+        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job);
         zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
     }
 }
@@ -414,9 +419,25 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
              w = (s_worker_t *) zhashx_next (self->worker_map))
             if (c->pid && w->pid == c->pid)
                 worker = w;
-        aip_pack_map (pk, 7);
+        //  A spawn worker's current job
+        s_pending_t *job = NULL;
+        for (s_pending_t *p = (s_pending_t *) zhashx_first (self->pending); worker && p;
+             p = (s_pending_t *) zhashx_next (self->pending))
+            if (p->worker == worker && *p->job)
+                job = p;
+        aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 8 : 7);
         aip_pack_kstr (pk, "name", c->name);
         aip_pack_kint (pk, "pid", c->pid);
+        if (c->svc == AIP_SVC_SPAWN) {
+            aip_pack_key (pk, "job");
+            if (job) {
+                aip_pack_map (pk, 2);
+                aip_pack_kstr (pk, "what", job->job);
+                aip_pack_kint (pk, "running_s", (aip_clock_ms () - job->since) / 1000);
+            }
+            else
+                aip_pack_nil (pk);
+        }
         aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
         aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready" : "starting");
         aip_pack_kint (pk, "restarts", c->restarts);
@@ -498,6 +519,17 @@ s_handle_client (s_broker_t *self)
     aip_svc_t svc = aip_op_service (req.op);
     aip_op_t op = req.op;
     uint64_t request_id = req.id;
+    //  A spawn job is described in daemon status
+    char job [160] = "";
+    if (op == AIP_OP_SPAWN_RUN) {
+        char tool [64], room [AIP_MAX_ID + 1];
+        snprintf (job, sizeof job, "%s in %s",
+                  aip_obj_get_str (req.args, "tool", tool, sizeof tool, "?"),
+                  aip_obj_get_str (req.args, "room_id", room, sizeof room, "?"));
+    }
+    else
+    if (op == AIP_OP_SPAWN_DISCOVER)
+        snprintf (job, sizeof job, "discover");
     if (svc == AIP_SVC_BROKER) {
         s_handle_own (self, client, &req);
         aip_request_free (&req);
@@ -511,7 +543,7 @@ s_handle_client (s_broker_t *self)
     }
     s_worker_t *worker = s_worker_pick (self, svc);
     if (worker && zlistx_size (self->queue [svc]) == 0)
-        s_dispatch (self, worker, &client, &body, request_id, op);
+        s_dispatch (self, worker, &client, &body, request_id, op, job);
     else
     if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
         char message [256];
@@ -526,7 +558,11 @@ s_handle_client (s_broker_t *self)
         client = body = NULL;
         q->request_id = request_id;
         q->op = op;
-        q->expiry = aip_clock_ms () + self->args.queue_wait_ms;
+        snprintf (q->job, sizeof q->job, "%s", job);
+        //  Invites last minutes: a spawn request waits longer for a worker
+        q->expiry = aip_clock_ms () + (svc == AIP_SVC_SPAWN && self->args.queue_wait_ms
+                                       == AIP_QUEUE_WAIT_MS ? AIP_SPAWN_QUEUE_WAIT_MS
+                                                            : self->args.queue_wait_ms);
         zlistx_add_end (self->queue [svc], q);
     }
 cleanup:
@@ -799,6 +835,16 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         c->svc = AIP_SVC_STORE;
         c->backoff_ms = AIP_RESTART_MIN_MS;
         c->start_at = 1;                //  now
+        int workers = args->spawn_workers < 0 ? 0
+                    : args->spawn_workers > AIP_MAX_SPAWN_WORKERS ? AIP_MAX_SPAWN_WORKERS
+                    : args->spawn_workers;
+        for (int i = 0; i < workers; i++) {
+            c = &self->children [self->child_count++];
+            c->name = "spawnd";
+            c->svc = AIP_SVC_SPAWN;
+            c->backoff_ms = AIP_RESTART_MIN_MS;
+            c->start_at = 1;
+        }
     }
     return self;
 }
@@ -938,7 +984,7 @@ aip_broker_test (bool verbose)
     assert (mkdtemp (home));
     char err [256];
     assert (aip_home_prepare (home, err, sizeof err) == 0);
-    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300 };
+    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0 };
     zactor_t *broker = zactor_new (aip_broker, &args);
     assert (broker);
     zsock_t *client = s_test_client (home);

@@ -82,7 +82,10 @@ int cmd_export (cli_t *cli, int argc, char **argv);
 int cmd_identity (cli_t *cli, int argc, char **argv);
 int cmd_list (cli_t *cli, int argc, char **argv);
 int cmd_register (cli_t *cli, int argc, char **argv);
-int cmd_not_yet (cli_t *cli, int argc, char **argv);
+int cmd_invite (cli_t *cli, int argc, char **argv);
+int cmd_quick (cli_t *cli, int argc, char **argv);
+int cmd_discuss (cli_t *cli, int argc, char **argv);
+int cmd_discover (cli_t *cli, int argc, char **argv);
 
 //  Fetch every message of a room in order, paging (used by export)
 int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);

@@ -15,4 +15,5 @@
     X(broker)            \
     X(proc)              \
     X(adapter)           \
-    X(prompt)
+    X(prompt)            \
+    X(spawner)
