@@ -1,0 +1,359 @@
+"""test_invite.py — invite, quick, discuss, discover against fake AI tools.
+
+The fake tools (tests/fake/) accept exactly the command lines of DESIGN.md
+§7b, record their argv and stdin, and misbehave on demand. Each test runs
+its own daemons in a fresh, short AI_PEERS_HOME and stops them afterwards.
+Nothing sleeps to synchronise: every wait polls a condition with a deadline.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from collections import OrderedDict
+
+BIN = os.environ.get("AIP_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
+SRC = os.environ.get("AIP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
+FAKE = os.path.join(SRC, "tests", "fake")
+AI_PEER = os.path.join(BIN, "ai-peer")
+
+MARKDOWN = (
+    "# Review of the plan\n"
+    "\n"
+    "Two points, with *emphasis* and `code`:\n"
+    "\n"
+    "1. The cache is **unbounded**  \n"
+    "   (two trailing spaces above are a Markdown line break)\n"
+    "2. Unicode survives: naïve café, 你好, 🚀, \"quotes\" and \\backslashes\\\n"
+    "\n"
+    "```python\n"
+    "def f(x):\n"
+    "\treturn {\"a\": x}  # tab-indented\n"
+    "```\n"
+    "\n"
+    "| a | b |\n"
+    "|---|---|\n"
+    "| 1 | 2 |\n"
+    "\n"
+    "> quoted @claude line"
+)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)   # polling interval, not synchronisation
+    raise AssertionError("timed out waiting for " + what)
+
+
+def group_gone(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return False
+    except ProcessLookupError:
+        return True
+
+
+class InviteTest(unittest.TestCase):
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="aipi", dir="/tmp")
+        self.fake_dir = tempfile.mkdtemp(prefix="aipf", dir="/tmp")
+        self.work = tempfile.mkdtemp(prefix="aipw", dir="/tmp")
+        self.env = dict(os.environ)
+        self.env["AI_PEERS_HOME"] = self.home
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.fake_dir
+        for key in list(self.env):
+            if key.startswith("FAKE_") and key != "FAKE_AI_DIR":
+                del self.env[key]
+
+    def tearDown(self):
+        subprocess.run([AI_PEER, "daemon", "stop"], env=self.env, capture_output=True,
+                       timeout=30)
+        for d in (self.home, self.fake_dir, self.work):
+            shutil.rmtree(d, ignore_errors=True)
+
+    # helpers
+
+    def run_cli(self, *args, ok=True, env=None):
+        proc = subprocess.run([AI_PEER] + list(args), env=env or self.env, cwd=self.work,
+                              capture_output=True, timeout=120)
+        doc = json.loads(proc.stdout.decode("utf-8"), object_pairs_hook=OrderedDict)
+        if ok:
+            self.assertEqual(proc.returncode, 0, proc.stdout)
+            self.assertTrue(doc["ok"], doc)
+        else:
+            self.assertEqual(proc.returncode, 1, proc.stdout)
+            self.assertFalse(doc["ok"], doc)
+        return doc
+
+    def set_mode(self, tool, mode):
+        with open(os.path.join(self.fake_dir, tool + ".mode"), "w") as f:
+            f.write(mode)
+
+    def set_answer(self, tool, text):
+        with open(os.path.join(self.fake_dir, tool + ".answer"), "wb") as f:
+            f.write(text.encode("utf-8"))
+
+    def calls(self, tool):
+        path = os.path.join(self.fake_dir, tool + ".calls.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def room(self):
+        return self.run_cli("room", "create", "invite-test")["data"]["id"]
+
+    def messages(self, room):
+        return self.run_cli("chat", room, "-n", "1000")["data"]["messages"]
+
+    # tests
+
+    def test_invite_answers_with_history_on_stdin_only(self):
+        room = self.room()
+        self.run_cli("chat", room, "first line SECRET-HISTORY-1")
+        self.run_cli("chat", room, "second line from bob", "--as", "bob")
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room,
+                           "--context", "CONTEXT-REQUEST-77")
+        data = doc["data"]
+        self.assertEqual(data["tool"], "codex")
+        self.assertEqual(data["room"], room)
+        self.assertTrue(data["response"].startswith("codex answers:"))
+        self.assertIn("elapsed_s", data)
+        last = self.messages(room)[-1]
+        self.assertEqual(last["content"], data["response"])
+        self.assertTrue(last["peer_id"].endswith("-codex"))
+        self.assertEqual(last["peer_type"], "ai")
+        call = self.calls("codex")[-1]
+        self.assertEqual(call["argv"][1:], ["exec", "--skip-git-repo-check", "-"])
+        prompt = call["stdin"]
+        self.assertIn("SECRET-HISTORY-1", prompt)
+        self.assertIn("bob", prompt)
+        self.assertIn("CONTEXT-REQUEST-77", prompt)
+        self.assertIn("UNTRUSTED", prompt)
+        for arg in call["argv"]:
+            self.assertNotIn("SECRET-HISTORY", arg)
+            self.assertNotIn("CONTEXT-REQUEST", arg)
+        # the tool runs in the invoking directory, in its own process group
+        self.assertEqual(os.path.realpath(call["cwd"]), os.path.realpath(self.work))
+        self.assertEqual(call["pgid"], call["pid"])
+
+    def test_markdown_answer_is_byte_exact(self):
+        room = self.room()
+        self.run_cli("chat", room, "please review")
+        self.set_answer("codex", MARKDOWN + "\n")
+        data = self.run_cli("invite", "--tool", "codex", "--room", room)["data"]
+        self.assertEqual(data["response"], MARKDOWN)
+        self.assertEqual(self.messages(room)[-1]["content"], MARKDOWN)
+        self.assertEqual(data["mentions"], ["claude"])
+
+    def test_quick_runs_tools_in_parallel(self):
+        tools = ["claude", "codex", "opencode", "gemini"]
+        for t in tools:
+            self.set_mode(t, "delay:2")
+        self.run_cli("daemon", "start")
+        # all four spawnd workers are up before timing
+        wait_for(lambda: sum(1 for d in self.run_cli("daemon", "status")["data"]["daemons"]
+                             if d.get("service") == "spawn" and d["state"] == "ready") == 4,
+                 15, "four spawnd workers")
+        start = time.monotonic()
+        data = self.run_cli("quick", "What is 2+2?", "--tools", ",".join(tools))["data"]
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, 3.5, "quick took %.2f s" % elapsed)
+        print("quick with four 2 s tools: %.2f s" % elapsed)
+        self.assertEqual(list(data["responses"].keys()), tools)
+        for t in tools:
+            self.assertTrue(data["responses"][t].startswith(t + " answers:"), data["responses"])
+            self.assertIn("What is 2+2?", self.calls(t)[-1]["stdin"])
+        self.assertEqual(data["question"], "What is 2+2?")
+        contents = [m["content"] for m in data["conversation"]]
+        self.assertIn("What is 2+2?", contents)
+
+    def test_timeout_leaves_no_process_behind(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        for tool, mode in (("codex", "ignore-term"), ("opencode", "grandchild-hang")):
+            self.set_mode(tool, mode)
+            start = time.monotonic()
+            doc = self.run_cli("invite", "--tool", tool, "--room", room, "--timeout", "1", ok=False)
+            self.assertLess(time.monotonic() - start, 8)
+            self.assertIn("timed out after 1 s", doc["error"])
+            call = self.calls(tool)[-1]
+            wait_for(lambda: group_gone(call["pgid"]), 5, "the tool's process group to vanish")
+            last = self.messages(room)[-1]
+            self.assertTrue(last["content"].startswith("[spawn error] "), last)
+        # a tool that exits but leaves a grandchild holding stdout does not stall
+        self.set_mode("gemini", "grandchild")
+        start = time.monotonic()
+        data = self.run_cli("invite", "--tool", "gemini", "--room", room, "--timeout", "30")["data"]
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertTrue(data["response"].startswith("gemini answers:"))
+        call = self.calls("gemini")[-1]
+        wait_for(lambda: group_gone(call["pgid"]), 5, "the grandchild to be killed")
+
+    def test_failures_in_the_tools_own_words(self):
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"ghost": {"argv": ["no-such-ai-binary"],
+                                           "install": "pip install ghost-ai"}}}, f)
+        self.set_mode("claude", "auth")
+        self.set_mode("gemini", "auth")
+        self.set_mode("codex", "crash")
+        self.set_mode("opencode", "empty")
+        data = self.run_cli("quick", "hi", "--tools", "claude,gemini,codex,opencode,ghost")["data"]
+        r = data["responses"]
+        for tool in r:
+            self.assertTrue(r[tool].startswith("[error] "), r)
+        self.assertIn("not logged in", r["claude"])
+        self.assertIn("Not logged in", r["claude"])      # claude's own words (stdout)
+        self.assertIn("/login", r["claude"])
+        self.assertIn("not logged in", r["gemini"])
+        self.assertIn("crashed", r["codex"])
+        self.assertIn("about to crash", r["codex"])
+        self.assertIn("empty answer", r["opencode"])
+        self.assertIn("not installed", r["ghost"])
+        self.assertIn("pip install ghost-ai", r["ghost"])
+        errors = [m["content"] for m in data["conversation"] if m["content"].startswith("[spawn error]")]
+        self.assertEqual(len(errors), 5)
+        # a failing invite exits 1 with the message
+        room = data["room"]
+        self.set_mode("codex", "fail")
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room, ok=False)
+        self.assertIn("boom: the fake codex broke", doc["error"])
+        self.assertIn("exit 2", doc["error"])
+
+    def test_output_is_capped_and_repaired(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "big")
+        data = self.run_cli("invite", "--tool", "codex", "--room", room)["data"]
+        self.assertLessEqual(len(data["response"].encode()), 256 * 1024)
+        self.assertIn("answer cut by ai-peer", data["response"])
+        self.assertIn("52428800 bytes", data["response"])
+        self.set_mode("gemini", "badutf8")
+        data = self.run_cli("invite", "--tool", "gemini", "--room", room)["data"]
+        self.assertIn("\ufffd", data["response"])
+        self.assertTrue(data["response"].startswith("bad bytes: "))
+
+    def test_claudecode_is_unset_and_model_passed(self):
+        env = dict(self.env)
+        env["CLAUDECODE"] = "1"
+        room = self.run_cli("room", "create", "cc", env=env)["data"]["id"]
+        self.run_cli("chat", room, "hello", env=env)
+        data = self.run_cli("invite", "--tool", "claude", "--room", room, "--model", "opus",
+                            env=env)["data"]
+        self.assertTrue(data["response"].startswith("claude answers:"))
+        call = self.calls("claude")[-1]
+        self.assertIsNone(call["claudecode"])
+        self.assertEqual(call["argv"][1:], ["-p", "--output-format", "text", "--model", "opus"])
+
+    def test_user_defined_tool_with_json_output_and_prompt_file(self):
+        script = ("import json,sys; p=open(sys.argv[1]).read(); "
+                  "print(json.dumps({'result': 'read %d bytes' % len(p), 'is_error': False, "
+                  "'usage': {'input_tokens': 12, 'output_tokens': 3}}))")
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"pyjson": {"argv": ["/usr/bin/python3", "-c", script,
+                                                     "{prompt_file}"],
+                                            "prompt": "file", "output": "json",
+                                            "answer": "result", "error_flag": "is_error",
+                                            "usage": "usage", "env": {"AIP_TEST": "1"}}}}, f)
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        data = self.run_cli("invite", "--tool", "pyjson", "--room", room)["data"]
+        self.assertTrue(data["response"].startswith("read "), data)
+        self.assertEqual(data["usage"], {"input_tokens": 12, "output_tokens": 3})
+        meta = json.loads(self.messages(room)[-1]["metadata"])
+        self.assertEqual(meta["usage"]["input_tokens"], 12)
+        # the temp prompt file is gone
+        self.assertEqual([n for n in os.listdir(os.path.join(self.home, "run"))
+                          if n.startswith("prompt-")], [])
+
+    def test_discuss_rounds_are_sequential(self):
+        data = self.run_cli("discuss", "--tools", "codex,gemini", "--rounds", "2",
+                            "--context", "tabs or spaces?")["data"]
+        self.assertEqual(data["total_invites"], 4)
+        self.assertEqual([(e["round"], e["tool"]) for e in data["log"]],
+                         [(1, "codex"), (1, "gemini"), (2, "codex"), (2, "gemini")])
+        for e in data["log"]:
+            self.assertIn("snippet", e)
+        # the second speaker saw the first one's answer
+        first = data["log"][0]["snippet"]
+        self.assertIn(first, self.calls("gemini")[0]["stdin"])
+        # continuing the room
+        room = data["room"]
+        more = self.run_cli("discuss", "--tools", "codex,gemini", "--rounds", "1",
+                            "--room", room)["data"]
+        self.assertEqual(more["room"], room)
+        self.assertEqual(more["total_invites"], 2)
+
+    def test_status_shows_job_and_workers_flag(self):
+        self.run_cli("daemon", "start", "--workers", "2")
+        wait_for(lambda: sum(1 for d in self.run_cli("daemon", "status")["data"]["daemons"]
+                             if d.get("service") == "spawn" and d["state"] == "ready") == 2,
+                 15, "two spawnd workers")
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "delay:3")
+        proc = subprocess.Popen([AI_PEER, "invite", "--tool", "codex", "--room", room],
+                                env=self.env, cwd=self.work, stdout=subprocess.PIPE)
+        try:
+            def busy():
+                for d in self.run_cli("daemon", "status")["data"]["daemons"]:
+                    job = d.get("job")
+                    if job and job["what"] == "codex in " + room:
+                        return True
+                return False
+            wait_for(busy, 10, "daemon status to show the job")
+        finally:
+            out, _ = proc.communicate(timeout=60)
+        self.assertTrue(json.loads(out)["ok"])
+
+    def test_discover_registers_tools(self):
+        data = self.run_cli("discover")["data"]
+        tools = {d["tool"]: d for d in data["discovered"]}
+        self.assertEqual(set(tools), {"claude", "codex", "opencode", "gemini"})
+        self.assertEqual(tools["codex"]["version"], "codex 9.9.9 (fake)")
+        self.assertEqual(tools["codex"]["binary"], os.path.join(FAKE, "codex"))
+        self.assertEqual(data["registered"], 4)
+        peers = [p["id"] for p in self.run_cli("list")["data"]["peers"]]
+        self.assertTrue(any(p.endswith("-gemini") for p in peers), peers)
+
+    def test_fakes_reject_what_the_real_tools_reject(self):
+        def run(*argv, env=None):
+            e = dict(self.env)
+            e.update(env or {})
+            return subprocess.run(list(argv), input=b"prompt", env=e, capture_output=True,
+                                  timeout=30)
+        self.assertEqual(run(os.path.join(FAKE, "codex"), "exec", "--full-auto", "-").returncode, 2)
+        self.assertNotEqual(run(os.path.join(FAKE, "codex"), "exec", "-").returncode, 0)
+        self.assertEqual(run(os.path.join(FAKE, "gemini"), "-p", "").returncode, 55)
+        self.assertNotEqual(run(os.path.join(FAKE, "opencode"), "-p", "hi").returncode, 0)
+        self.assertNotEqual(run(os.path.join(FAKE, "claude"), "-p", "--output-format", "text",
+                                env={"CLAUDECODE": "1"}).returncode, 0)
+        ok = run(os.path.join(FAKE, "opencode"), "run")
+        self.assertEqual(ok.returncode, 0)
+        self.assertIn(b"opencode answers: I read 6 bytes", ok.stdout)
+
+    def test_bad_arguments(self):
+        doc = self.run_cli("invite", "--tool", "codex", ok=False)
+        self.assertIn("Usage", doc["error"])
+        doc = self.run_cli("invite", "--tool", "co dex", "--room", "room-x", ok=False)
+        self.assertIn("invalid tool name", doc["error"])
+        doc = self.run_cli("invite", "--tool", "codex", "--room", "room-nope", ok=False)
+        self.assertIn("room-nope", doc["error"])
+        doc = self.run_cli("invite", "--tool", "codex", "--room", "room-x", "--timeout", "0",
+                           ok=False)
+        self.assertIn("--timeout", doc["error"])
+        doc = self.run_cli("discuss", "--tools", "codex", "--context", "x", ok=False)
+        self.assertIn("two tools", doc["error"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
