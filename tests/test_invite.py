@@ -77,6 +77,13 @@ class InviteTest(unittest.TestCase):
     def tearDown(self):
         subprocess.run([AI_PEER, "daemon", "stop"], env=self.env, capture_output=True,
                        timeout=30)
+        # under -DAIP_SANITIZE=ON a daemon's report lands in its log
+        log = os.path.join(self.home, "daemon.log")
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                text = f.read()
+            for sign in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                self.assertNotIn(sign, text, "sanitizer report in daemon.log")
         for d in (self.home, self.fake_dir, self.work):
             shutil.rmtree(d, ignore_errors=True)
 
