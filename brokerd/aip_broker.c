@@ -33,6 +33,7 @@ typedef struct {
     aip_op_t op;                //  for logs and errors
     char job [160];             //  what it does, for daemon status ("" if nothing to say)
     int64_t since;              //  when it was handed over
+    char job_id [AIP_MAX_ID + 1];   //  async job whose result this is, or ""
 } s_pending_t;
 
 //  A request waiting for a worker of its service
@@ -43,7 +44,28 @@ typedef struct {
     aip_op_t op;                //  its operation
     int64_t expiry;             //  give up past this
     char job [160];             //  what it does, for daemon status
+    char job_id [AIP_MAX_ID + 1];   //  async job, or ""
 } s_queued_t;
+
+//  A client blocked in job.wait
+typedef struct {
+    zframe_t *client;           //  routing id
+    uint64_t request_id;        //  its request
+} s_waiter_t;
+
+//  An asynchronous job (invite --async): the broker holds its result until
+//  someone asks (job.wait), and can cancel it (job.cancel)
+typedef struct {
+    char id [AIP_MAX_ID + 1];   //  "job-" + 12 hex
+    char what [160];            //  "codex in room-..."
+    const char *state;          //  queued, running, cancelling, done, failed, cancelled
+    int64_t created;            //  monotonic ms
+    int64_t ended;              //  when it ended, or 0
+    uint64_t tag;               //  its pending request while running, or 0
+    bool cancel_requested;      //  job.cancel was asked while it ran
+    zframe_t *result;           //  the worker's reply once ended
+    zlistx_t *waiters;          //  s_waiter_t
+} s_job_t;
 
 //  A daemon we start and keep running
 typedef struct {
@@ -81,6 +103,9 @@ typedef struct {
     bool terminated;            //  leave the loop
     aip_pack_t *pk;             //  scratch packer
     uint64_t routed;            //  requests routed, for status
+    zhashx_t *jobs;             //  id -> s_job_t
+    zlistx_t *job_order;        //  s_job_t in creation order (borrowed)
+    size_t waiter_count;        //  clients blocked in job.wait
 } s_broker_t;
 
 //  ---------------------------------------------------------------------
@@ -122,6 +147,29 @@ s_queued_free (void **item)
     }
 }
 
+static void
+s_waiter_free (void **item)
+{
+    s_waiter_t *w = (s_waiter_t *) *item;
+    if (w) {
+        zframe_destroy (&w->client);
+        free (w);
+        *item = NULL;
+    }
+}
+
+static void
+s_job_free (void **item)
+{
+    s_job_t *job = (s_job_t *) *item;
+    if (job) {
+        zframe_destroy (&job->result);
+        zlistx_destroy (&job->waiters);
+        free (job);
+        *item = NULL;
+    }
+}
+
 static size_t
 s_tag_hash (const void *key)
 {
@@ -157,6 +205,30 @@ s_reply_error (s_broker_t *self, zframe_t *client, uint64_t request_id, const ch
     s_send_client (self, client, data, size);
 }
 
+static void s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size);
+
+//  A worker's answer (or our error) goes to its client, or to its job
+static void
+s_deliver (s_broker_t *self, zframe_t *client, const char *job_id, const void *data, size_t size)
+{
+    if (*job_id)
+        s_job_finish (self, job_id, data, size);
+    else
+    if (client)
+        s_send_client (self, client, data, size);
+}
+
+static void
+s_fail_request (s_broker_t *self, zframe_t *client, const char *job_id, uint64_t request_id,
+                const char *code, const char *message)
+{
+    aip_pack_reset (self->pk);
+    aip_reply_error (self->pk, request_id, code, message);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_deliver (self, client, job_id, data, size);
+}
+
 static const char *
 s_svc_daemon (aip_svc_t svc)
 {
@@ -186,10 +258,16 @@ s_worker_pick (s_broker_t *self, aip_svc_t svc)
 
 static void
 s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
-            uint64_t request_id, aip_op_t op, const char *job)
+            uint64_t request_id, aip_op_t op, const char *job, const char *job_id)
 {
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     p->tag = ++self->next_tag;
+    snprintf (p->job_id, sizeof p->job_id, "%s", job_id);
+    s_job_t *async = *job_id ? (s_job_t *) zhashx_lookup (self->jobs, job_id) : NULL;
+    if (async) {
+        async->tag = p->tag;
+        async->state = "running";
+    }
     snprintf (p->job, sizeof p->job, "%s", job ? job : "");
     p->since = aip_clock_ms ();
     p->client = *client_p;
@@ -219,7 +297,7 @@ s_drain_queue (s_broker_t *self, aip_svc_t svc)
         s_worker_t *worker = s_worker_pick (self, svc);
         if (!worker)
             break;
-        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job);
+        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id);
         zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
     }
 }
@@ -241,8 +319,9 @@ s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
         snprintf (message, sizeof message, "%s stopped while handling '%s' (%s); it is being "
                   "restarted — retry the command", s_svc_daemon (worker->svc),
                   aip_op_name (p->op), why);
-        s_reply_error (self, p->client, p->request_id, AIP_ERR_WORKER_LOST, message);
-        zhashx_delete (self->pending, &p->tag);
+        uint64_t tag = p->tag;
+        s_fail_request (self, p->client, p->job_id, p->request_id, AIP_ERR_WORKER_LOST, message);
+        zhashx_delete (self->pending, &tag);
     }
     zlistx_destroy (&tags);
     void *handle = zlistx_find (self->worker_list [worker->svc], worker);
@@ -315,7 +394,7 @@ s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
                     worker->name);
         goto cleanup;
     }
-    s_send_client (self, p->client, zframe_data (body), zframe_size (body));
+    s_deliver (self, p->client, p->job_id, zframe_data (body), zframe_size (body));
     zhashx_delete (self->pending, &tag);
     worker->inflight--;
     worker->processed++;
@@ -375,6 +454,196 @@ cleanup:
     free (command);
     zframe_destroy (&routing_id);
     zmsg_destroy (&msg);
+}
+
+//  ---------------------------------------------------------------------
+//  Asynchronous jobs
+
+//  Answer one waiter with a job's result, under the waiter's request id
+static void
+s_job_answer (s_broker_t *self, zframe_t *client, uint64_t request_id, s_job_t *job)
+{
+    aip_reply_t rep;
+    char err [256];
+    aip_pack_reset (self->pk);
+    if (aip_reply_decode (zframe_data (job->result), zframe_size (job->result), &rep, err,
+                          sizeof err) == 0) {
+        if (rep.ok) {
+            aip_reply_ok_begin (self->pk, request_id);
+            aip_pack_obj (self->pk, rep.data);
+        }
+        else
+            aip_reply_error (self->pk, request_id, rep.code, rep.message);
+        aip_reply_free (&rep);
+    }
+    else
+        aip_reply_error (self->pk, request_id, AIP_ERR_INTERNAL, err);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static void
+s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size)
+{
+    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, job_id);
+    if (!job || job->ended)
+        return;
+    aip_reply_t rep;
+    char err [256];
+    bool ok = false;
+    if (aip_reply_decode (data, size, &rep, err, sizeof err) == 0) {
+        ok = rep.ok;
+        aip_reply_free (&rep);
+    }
+    job->state = ok ? "done" : job->cancel_requested ? "cancelled" : "failed";
+    job->ended = aip_clock_ms ();
+    job->tag = 0;
+    job->result = zframe_new (data, size);
+    for (s_waiter_t *w = (s_waiter_t *) zlistx_first (job->waiters); w;
+         w = (s_waiter_t *) zlistx_next (job->waiters))
+        s_job_answer (self, w->client, w->request_id, job);
+    self->waiter_count -= zlistx_size (job->waiters);
+    zlistx_purge (job->waiters);
+    zsys_info ("broker: job %s (%s) %s", job->id, job->what, job->state);
+}
+
+//  A new job, or NULL when too many are unfinished
+static s_job_t *
+s_job_new (s_broker_t *self, const char *what)
+{
+    if (zhashx_size (self->jobs) >= AIP_MAX_JOBS) {
+        //  Forget the oldest finished job
+        s_job_t *old = NULL;
+        for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j && !old;
+             j = (s_job_t *) zlistx_next (self->job_order))
+            if (j->ended && zlistx_size (j->waiters) == 0)
+                old = j;
+        if (!old)
+            return NULL;
+        zlistx_delete (self->job_order, zlistx_find (self->job_order, old));
+        zhashx_delete (self->jobs, old->id);
+    }
+    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+    uint8_t bytes [6];
+    aip_random_bytes (bytes, sizeof bytes);
+    snprintf (job->id, sizeof job->id, "job-%02x%02x%02x%02x%02x%02x", bytes [0], bytes [1],
+              bytes [2], bytes [3], bytes [4], bytes [5]);
+    snprintf (job->what, sizeof job->what, "%s", what);
+    job->state = "queued";
+    job->created = aip_clock_ms ();
+    job->waiters = zlistx_new ();
+    zlistx_set_destructor (job->waiters, s_waiter_free);
+    zhashx_insert (self->jobs, job->id, job);
+    zlistx_add_end (self->job_order, job);
+    return job;
+}
+
+static void
+s_job_list (s_broker_t *self, zframe_t *client, uint64_t request_id)
+{
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, request_id);
+    aip_pack_map (pk, 1);
+    aip_pack_key (pk, "jobs");
+    aip_pack_array (pk, zlistx_size (self->job_order));
+    int64_t now = aip_clock_ms ();
+    for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j;
+         j = (s_job_t *) zlistx_next (self->job_order)) {
+        aip_pack_map (pk, 4);
+        aip_pack_kstr (pk, "id", j->id);
+        aip_pack_kstr (pk, "what", j->what);
+        aip_pack_kstr (pk, "state", j->state);
+        aip_pack_key (pk, "elapsed_s");
+        aip_pack_real (pk, (double) ((j->ended ? j->ended : now) - j->created) / 1000.0);
+    }
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static s_job_t *
+s_job_find (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    char id [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "id", id, sizeof id, "");
+    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, id);
+    if (!job) {
+        char message [256];
+        snprintf (message, sizeof message, "no job %s here (jobs last until the daemons stop; "
+                  "'ai-peer jobs' lists them)", id);
+        s_reply_error (self, client, req->id, AIP_ERR_NOT_FOUND, message);
+    }
+    return job;
+}
+
+static void
+s_job_wait (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    s_job_t *job = s_job_find (self, client, req);
+    if (!job)
+        return;
+    if (job->ended) {
+        s_job_answer (self, client, req->id, job);
+        return;
+    }
+    if (self->waiter_count >= AIP_MAX_JOB_WAITERS) {
+        s_reply_error (self, client, req->id, AIP_ERR_UNAVAILABLE,
+                       "too many clients wait for jobs: retry later");
+        return;
+    }
+    s_waiter_t *w = (s_waiter_t *) zmalloc (sizeof (s_waiter_t));
+    w->client = zframe_dup (client);
+    w->request_id = req->id;
+    zlistx_add_end (job->waiters, w);
+    self->waiter_count++;
+}
+
+static void
+s_job_cancel (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    s_job_t *job = s_job_find (self, client, req);
+    if (!job)
+        return;
+    bool cancelled = false;
+    if (!job->ended && job->tag) {
+        //  Running: the worker kills the tool and answers "cancelled"
+        s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &job->tag);
+        if (p) {
+            zmsg_t *msg = zmsg_new ();
+            zmsg_add (msg, zframe_dup (p->worker->routing_id));
+            zmsg_addstr (msg, "CANCEL");
+            zmsg_addmem (msg, &p->tag, sizeof p->tag);
+            zmsg_send (&msg, self->workers);
+            job->cancel_requested = true;
+            job->state = "cancelling";
+            cancelled = true;
+        }
+    }
+    else
+    if (!job->ended) {
+        //  Still queued: it never starts
+        zlistx_t *queue = self->queue [AIP_SVC_SPAWN];
+        for (s_queued_t *q = (s_queued_t *) zlistx_first (queue); q;
+             q = (s_queued_t *) zlistx_next (queue))
+            if (streq (q->job_id, job->id)) {
+                zlistx_delete (queue, zlistx_cursor (queue));
+                break;
+            }
+        job->cancel_requested = true;
+        s_fail_request (self, NULL, job->id, 0, "cancelled", "cancelled before it started");
+        cancelled = true;
+    }
+    aip_pack_reset (self->pk);
+    aip_reply_ok_begin (self->pk, req->id);
+    aip_pack_map (self->pk, 3);
+    aip_pack_kstr (self->pk, "id", job->id);
+    aip_pack_kstr (self->pk, "state", job->state);
+    aip_pack_kbool (self->pk, "cancelled", cancelled);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
 }
 
 //  ---------------------------------------------------------------------
@@ -472,6 +741,18 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
         s_status_reply (self, client, req->id);
         return;
     }
+    if (req->op == AIP_OP_JOB_LIST) {
+        s_job_list (self, client, req->id);
+        return;
+    }
+    if (req->op == AIP_OP_JOB_WAIT) {
+        s_job_wait (self, client, req);
+        return;
+    }
+    if (req->op == AIP_OP_JOB_CANCEL) {
+        s_job_cancel (self, client, req);
+        return;
+    }
     aip_pack_reset (self->pk);
     aip_reply_ok_begin (self->pk, req->id);
     if (req->op == AIP_OP_DAEMON_STOP) {
@@ -530,6 +811,7 @@ s_handle_client (s_broker_t *self)
     else
     if (op == AIP_OP_SPAWN_DISCOVER)
         snprintf (job, sizeof job, "discover");
+    bool async = op == AIP_OP_SPAWN_RUN && aip_obj_get_bool (req.args, "async", false);
     if (svc == AIP_SVC_BROKER) {
         s_handle_own (self, client, &req);
         aip_request_free (&req);
@@ -541,15 +823,36 @@ s_handle_client (s_broker_t *self)
                        "the ai-peer daemons are stopping");
         goto cleanup;
     }
+    char job_id [AIP_MAX_ID + 1] = "";
+    if (async) {
+        //  The client gets the job id now; the result waits in the job
+        s_job_t *async_job = s_job_new (self, job);
+        if (!async_job) {
+            s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, "too many "
+                           "unfinished jobs: wait for some or cancel them ('ai-peer jobs')");
+            goto cleanup;
+        }
+        snprintf (job_id, sizeof job_id, "%s", async_job->id);
+        aip_pack_reset (self->pk);
+        aip_reply_ok_begin (self->pk, request_id);
+        aip_pack_map (self->pk, 3);
+        aip_pack_kstr (self->pk, "job", job_id);
+        aip_pack_kstr (self->pk, "status", "queued");
+        aip_pack_kstr (self->pk, "what", job);
+        size_t size;
+        const void *data = aip_pack_data (self->pk, &size);
+        s_send_client (self, client, data, size);
+        zframe_destroy (&client);
+    }
     s_worker_t *worker = s_worker_pick (self, svc);
     if (worker && zlistx_size (self->queue [svc]) == 0)
-        s_dispatch (self, worker, &client, &body, request_id, op, job);
+        s_dispatch (self, worker, &client, &body, request_id, op, job, job_id);
     else
     if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
         char message [256];
         snprintf (message, sizeof message, "%s is overloaded (%d requests waiting): retry later",
                   s_svc_daemon (svc), AIP_MAX_QUEUED);
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
+        s_fail_request (self, client, job_id, request_id, AIP_ERR_UNAVAILABLE, message);
     }
     else {
         s_queued_t *q = (s_queued_t *) zmalloc (sizeof (s_queued_t));
@@ -559,6 +862,7 @@ s_handle_client (s_broker_t *self)
         q->request_id = request_id;
         q->op = op;
         snprintf (q->job, sizeof q->job, "%s", job);
+        snprintf (q->job_id, sizeof q->job_id, "%s", job_id);
         //  Invites last minutes: a spawn request waits longer for a worker
         q->expiry = aip_clock_ms () + (svc == AIP_SVC_SPAWN && self->args.queue_wait_ms
                                        == AIP_QUEUE_WAIT_MS ? AIP_SPAWN_QUEUE_WAIT_MS
@@ -707,8 +1011,9 @@ s_tick (s_broker_t *self)
             snprintf (message, sizeof message, "%s is not available (no %s worker answered within "
                       "%d s): see %s/daemon.log", s_svc_daemon ((aip_svc_t) svc),
                       aip_svc_name ((aip_svc_t) svc), self->args.queue_wait_ms / 1000, self->home);
-            s_reply_error (self, q->client, q->request_id, AIP_ERR_UNAVAILABLE, message);
-            zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
+            void *cursor = zlistx_cursor (self->queue [svc]);
+            s_fail_request (self, q->client, q->job_id, q->request_id, AIP_ERR_UNAVAILABLE, message);
+            zlistx_delete (self->queue [svc], cursor);
         }
     }
     s_children_check (self);
@@ -827,6 +1132,9 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         self->queue [svc] = zlistx_new ();
         zlistx_set_destructor (self->queue [svc], s_queued_free);
     }
+    self->jobs = zhashx_new ();
+    zhashx_set_destructor (self->jobs, s_job_free);
+    self->job_order = zlistx_new ();
     self->started_ms = aip_clock_ms ();
     self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
@@ -857,6 +1165,8 @@ s_broker_destroy (s_broker_t **self_p)
         return;
     s_children_stop (self);
     zhashx_destroy (&self->pending);
+    zlistx_destroy (&self->job_order);
+    zhashx_destroy (&self->jobs);
     for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
         zlistx_destroy (&self->worker_list [svc]);
         zlistx_destroy (&self->queue [svc]);

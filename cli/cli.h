@@ -86,6 +86,9 @@ int cmd_invite (cli_t *cli, int argc, char **argv);
 int cmd_quick (cli_t *cli, int argc, char **argv);
 int cmd_discuss (cli_t *cli, int argc, char **argv);
 int cmd_discover (cli_t *cli, int argc, char **argv);
+int cmd_jobs (cli_t *cli, int argc, char **argv);
+int cmd_wait (cli_t *cli, int argc, char **argv);
+int cmd_cancel (cli_t *cli, int argc, char **argv);
 
 //  Fetch every message of a room in order, paging (used by export)
 int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);

@@ -25,6 +25,7 @@ typedef struct {
     const char *model;          //  or NULL
     const char *cwd;            //  absolute
     long timeout_s;
+    bool async;                 //  the broker answers with a job id at once
     uint64_t request_id;        //  set when sent
     json_t *data;               //  the reply's data, or NULL
     char error [2048];          //  the error, when data is NULL
@@ -64,7 +65,7 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         return -1;
     char msg_id [AIP_MSG_ID_LEN + 1];
     aip_msg_id_new (msg_id);
-    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0);
+    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0);
     inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
     aip_pack_kstr (cli->pk, "room_id", inv->room_id);
@@ -75,6 +76,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         aip_pack_kstr (cli->pk, "context", inv->context);
     if (inv->model)
         aip_pack_kstr (cli->pk, "model", inv->model);
+    if (inv->async)
+        aip_pack_kbool (cli->pk, "async", true);
     char err [1024];
     if (aip_client_send (cli->client, cli->pk, err, sizeof err))
         return cli_fail (cli, "%s", err);
@@ -181,6 +184,7 @@ cmd_invite (cli_t *cli, int argc, char **argv)
                           { "--timeout", NULL, true, NULL, false },
                           { "--cwd", NULL, true, NULL, false },
                           { "--model", NULL, true, NULL, false },
+                          { "--async", NULL, false, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -196,6 +200,7 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     inv.context = opts [2].present ? opts [2].value : NULL;
     inv.model = opts [5].present ? opts [5].value : NULL;
     inv.timeout_s = AIP_TOOL_TIMEOUT_S;
+    inv.async = opts [6].present;
     char cwd [PATH_MAX];
     if (s_check_tool (cli, inv.tool) || cli_check_room_id (cli, inv.room_id)
     ||  (inv.context && s_check_text (cli, "--context", inv.context))
@@ -205,6 +210,24 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     ||  s_cwd (cli, &opts [4], cwd, sizeof cwd))
         return *cli->err ? -1 : cli_fail (cli, "--model is longer than %d bytes", AIP_MAX_NAME);
     inv.cwd = cwd;
+    if (inv.async) {
+        //  The broker answers at once with the job id
+        if (s_invite_send (cli, &inv))
+            return -1;
+        aip_reply_t rep;
+        bool died = false;
+        char err [1024];
+        if (aip_client_recv (cli->client, inv.request_id, AIP_CLIENT_TIMEOUT_MS, &rep, &died,
+                             err, sizeof err))
+            return cli_fail (cli, "%s", err);
+        int rc = 0;
+        if (rep.ok)
+            cli->data = aip_json_from_obj (rep.data);
+        else
+            rc = cli_fail (cli, "%s", rep.message);
+        aip_reply_free (&rep);
+        return rc;
+    }
     if (s_invite_send (cli, &inv) || s_invites_wait (cli, &inv, 1))
         return -1;
     if (!inv.data)
@@ -550,4 +573,70 @@ cmd_discover (cli_t *cli, int argc, char **argv)
     json_object_set_new (data, "registered", json_integer (registered));
     cli->data = data;
     return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  jobs, wait, cancel: asynchronous invites (held by the broker)
+
+int
+cmd_jobs (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "jobs", argc, argv, NULL, pos, 0, &npos))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_JOB_LIST, 0);
+    return cli_call (cli, id, &cli->data);
+}
+
+int
+cmd_wait (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--timeout", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "wait", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    if (npos < 1)
+        return cli_fail (cli, "Usage: ai-peer wait <job-id> [--timeout S]");
+    if (!aip_id_valid (pos [0], strlen (pos [0])))
+        return cli_fail (cli, "invalid job id '%.64s' (see 'ai-peer jobs')", pos [0]);
+    long timeout_s = AIP_MAX_TOOL_TIMEOUT_S;
+    if (opts [0].present && cli_opt_int (cli, &opts [0], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
+        return -1;
+    if (s_connect (cli))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_JOB_WAIT, 1);
+    aip_pack_kstr (cli->pk, "id", pos [0]);
+    char err [1024];
+    if (aip_client_send (cli->client, cli->pk, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    aip_reply_t rep;
+    bool died = false;
+    if (aip_client_recv (cli->client, id, (int) timeout_s * 1000, &rep, &died, err, sizeof err))
+        return cli_fail (cli, "%s", died ? err : "the job did not end within the --timeout");
+    int rc = 0;
+    if (rep.ok)
+        cli->data = aip_json_from_obj (rep.data);
+    else
+        rc = cli_fail (cli, "%s", rep.message);
+    aip_reply_free (&rep);
+    return rc;
+}
+
+int
+cmd_cancel (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "cancel", argc, argv, NULL, pos, 1, &npos))
+        return -1;
+    if (npos < 1)
+        return cli_fail (cli, "Usage: ai-peer cancel <job-id>");
+    if (!aip_id_valid (pos [0], strlen (pos [0])))
+        return cli_fail (cli, "invalid job id '%.64s' (see 'ai-peer jobs')", pos [0]);
+    uint64_t id = cli_request (cli, AIP_OP_JOB_CANCEL, 1);
+    aip_pack_kstr (cli->pk, "id", pos [0]);
+    return cli_call (cli, id, &cli->data);
 }

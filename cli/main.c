@@ -34,11 +34,18 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer export <room-id> [--format md|json] [--output FILE]\n" },
     { "invite", cmd_invite, "AI", "spawn an AI tool into a room",
       "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S] [--cwd DIR]\n"
-      "                      [--model M]\n"
+      "                      [--model M] [--async]\n"
       "  Runs TOOL (claude, codex, opencode, gemini, or one of $AI_PEERS_HOME/tools.json) with\n"
       "  the room's last 30 messages as its prompt (on stdin) and posts its answer as the AI\n"
       "  peer <host>-TOOL. --timeout (120 s) kills the tool and everything it started.\n"
-      "  --cwd: where the tool runs (default: this directory).\n" },
+      "  --cwd: where the tool runs (default: this directory).\n"
+      "  --async: print a job id at once; then 'ai-peer wait JOB', 'jobs', 'cancel JOB'.\n" },
+    { "jobs", cmd_jobs, "AI", "list asynchronous invites (invite --async)",
+      "Usage: ai-peer jobs\n" },
+    { "wait", cmd_wait, "AI", "wait for an asynchronous invite and print its result",
+      "Usage: ai-peer wait <job-id> [--timeout S]\n" },
+    { "cancel", cmd_cancel, "AI", "cancel an asynchronous invite (kills the tool)",
+      "Usage: ai-peer cancel <job-id>\n" },
     { "quick", cmd_quick, "AI", "one-command AI conversation (create+send+invite)",
       "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] [--timeout S] [--cwd DIR]\n"
       "  Creates a room, posts the question, asks every tool at once (in parallel).\n" },

@@ -85,6 +85,10 @@
 //  A bounded 'TOOL --version' call by discover
 #define AIP_VERSION_TIMEOUT_MS  5000
 #define AIP_MAX_VERSION         200
+//  Asynchronous invites (invite --async) the broker remembers, and clients
+//  waiting on them
+#define AIP_MAX_JOBS            1000
+#define AIP_MAX_JOB_WAITERS     1000
 //  Tools one quick or discuss may name
 #define AIP_MAX_QUICK_TOOLS     16
 #define AIP_MAX_DISCUSS_ROUNDS  20

@@ -81,6 +81,13 @@ static const aip_field_t s_spawn_run_fields [] = {
     { "model",   AIP_T_STR, false, AIP_MAX_NAME,           NULL, NULL },
     { "msg_id",  AIP_T_ID,  false, AIP_MAX_ID,             NULL, NULL },
     { "history", AIP_T_INT, false, AIP_MAX_PROMPT_HISTORY, NULL, NULL },
+    { "async",   AIP_T_BOOL, false, 0,                     NULL, NULL },
+    F_END
+};
+
+//  An asynchronous job held by the broker
+static const aip_field_t s_job_id_fields [] = {
+    { "id", AIP_T_ID, true, AIP_MAX_ID, NULL, NULL },
     F_END
 };
 

@@ -30,6 +30,8 @@ typedef struct {
     char host_id [AIP_MAX_NAME + 1];    //  the same, as an id
     bool terminated;                //  $TERM received
     bool busy;                      //  a job runs
+    uint64_t current_tag;           //  the broker's tag of that job
+    bool cancelled;                 //  the broker asked to cancel it
 } s_spawner_t;
 
 //  A reply to one request: either data (JSON) or an error
@@ -222,6 +224,11 @@ s_proc_run (s_spawner_t *self, aip_proc_t *proc)
             aip_proc_cancel (proc);
             return false;
         }
+        if (!self->cancelled && aip_worker_take_cancel (self->worker, self->current_tag)) {
+            zsys_info ("spawner: job cancelled: stopping pid %d", aip_proc_pid (proc));
+            self->cancelled = true;
+            aip_proc_cancel (proc);
+        }
         zmq_pollitem_t items [4];
         int count = aip_proc_items (proc, items, 4);
         if (s_poll (self, items, count, aip_proc_timeout (proc)) > 0)
@@ -305,6 +312,7 @@ s_evaluate (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, char **answ
         return -1;
     }
     if (aip_proc_cancelled (proc)) {
+        snprintf (result->code, sizeof result->code, "cancelled");
         snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
         return -1;
     }
@@ -526,7 +534,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     zsys_info ("spawner: %s answered in room %s (%zu bytes, %.2f s)", tool->name, job->room_id,
                answer_len, elapsed);
 cleanup:
-    if (!result->data && post_error && !self->terminated) {
+    if (!result->data && post_error && !self->terminated && !self->cancelled) {
         //  As the original: the failure shows in the room too
         zsys_warning ("spawner: %s in room %s failed: %s", job->tool, job->room_id,
                       result->message);
@@ -621,6 +629,8 @@ s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
         return;
     }
     self->busy = true;
+    self->current_tag = tag;
+    self->cancelled = false;
     if (req.op == AIP_OP_SPAWN_RUN) {
         s_job_t job;
         memset (&job, 0, sizeof job);
@@ -651,6 +661,7 @@ s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
     json_decref (result.data);
     aip_request_free (&req);
     self->busy = false;
+    self->current_tag = 0;
 }
 
 //  ---------------------------------------------------------------------

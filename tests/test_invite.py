@@ -322,6 +322,33 @@ class InviteTest(unittest.TestCase):
             out, _ = proc.communicate(timeout=60)
         self.assertTrue(json.loads(out)["ok"])
 
+    def test_async_invite_jobs_wait_cancel(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "delay:1")
+        job = self.run_cli("invite", "--tool", "codex", "--room", room, "--async")["data"]
+        self.assertEqual(job["status"], "queued")
+        jobs = self.run_cli("jobs")["data"]["jobs"]
+        self.assertEqual(jobs[0]["id"], job["job"])
+        data = self.run_cli("wait", job["job"])["data"]
+        self.assertTrue(data["response"].startswith("codex answers:"))
+        # a finished job can be waited for again
+        self.assertEqual(self.run_cli("wait", job["job"])["data"]["response"], data["response"])
+        self.assertEqual(self.run_cli("jobs")["data"]["jobs"][0]["state"], "done")
+        # cancel kills the tool's whole group; wait reports it
+        self.set_mode("gemini", "ignore-term")
+        job = self.run_cli("invite", "--tool", "gemini", "--room", room, "--async")["data"]["job"]
+        wait_for(lambda: len(self.calls("gemini")) == 1, 10, "gemini to start")
+        wait_for(lambda: [j for j in self.run_cli("jobs")["data"]["jobs"]
+                          if j["id"] == job and j["state"] == "running"], 10, "running")
+        self.assertTrue(self.run_cli("cancel", job)["data"]["cancelled"])
+        doc = self.run_cli("wait", job, ok=False)
+        self.assertIn("cancelled", doc["error"])
+        wait_for(lambda: group_gone(self.calls("gemini")[-1]["pgid"]), 5, "gemini's group gone")
+        self.assertFalse(self.messages(room)[-1]["content"].startswith("[spawn error]"))
+        doc = self.run_cli("wait", "job-000000000000", ok=False)
+        self.assertIn("no job", doc["error"])
+
     def test_discover_registers_tools(self):
         data = self.run_cli("discover")["data"]
         tools = {d["tool"]: d for d in data["discovered"]}
