@@ -396,6 +396,46 @@ cleanup:
 //  ---------------------------------------------------------------------
 //  discuss
 
+//  One invite of a discussion, logged; *mentions (caller frees) are the
+//  tools its answer @mentions. -1 only when the daemons failed.
+static int
+s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *mentioned_by,
+                const char *context, const char *cwd, long timeout_s, long round, json_t *log,
+                json_t **mentions)
+{
+    s_invite_t inv;
+    memset (&inv, 0, sizeof inv);
+    inv.tool = tool;
+    inv.room_id = room_id;
+    inv.context = strlen (context) <= AIP_MAX_CONTENT ? context : NULL;
+    inv.cwd = cwd;
+    inv.timeout_s = timeout_s;
+    *mentions = json_array ();
+    if (s_invite_send (cli, &inv) || s_invites_wait (cli, &inv, 1))
+        return -1;
+    json_t *entry = json_pack ("{s:i, s:s}", "round", (int) round, "tool", tool);
+    if (mentioned_by)
+        json_object_set_new (entry, "mentioned_by", json_string (mentioned_by));
+    if (inv.data) {
+        const char *response = json_string_value (json_object_get (inv.data, "response"));
+        size_t len = response ? strlen (response) : 0, cut = len;
+        if (cut > SNIPPET_CHARS) {
+            cut = SNIPPET_CHARS;
+            while (cut && ((unsigned char) response [cut] & 0xc0) == 0x80)
+                cut--;
+        }
+        json_object_set_new (entry, "snippet", json_stringn (response ? response : "", cut));
+        json_t *m = json_object_get (inv.data, "mentions");
+        if (json_is_array (m))
+            json_array_extend (*mentions, m);
+        json_decref (inv.data);
+    }
+    else
+        json_object_set_new (entry, "error", json_string (inv.error));
+    json_array_append_new (log, entry);
+    return 0;
+}
+
 int
 cmd_discuss (cli_t *cli, int argc, char **argv)
 {
@@ -405,10 +445,14 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
                           { "--context", NULL, true, NULL, false },
                           { "--timeout", NULL, true, NULL, false },
                           { "--cwd", NULL, true, NULL, false },
+                          { "--follow-mentions", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "discuss", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    long follow = 0;
+    if (opts [6].present && cli_opt_int (cli, &opts [6], 0, AIP_MAX_FOLLOW_MENTIONS, &follow))
         return -1;
     if (!opts [0].present)
         return cli_fail (cli, "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] "
@@ -466,37 +510,36 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     for (long r = 1; r <= rounds; r++) {
         for (size_t i = 0; i < count; i++) {
             char *context = s_sprintf ("Round %ld of %ld of a discussion between %s%s%s. "
-                                          "Respond to what the others said: agree, disagree, "
-                                          "add what is missing. Be concise.", r, rounds,
-                                          tool_list, topic ? ". Topic: " : "", topic ? topic : "");
-            s_invite_t inv;
-            memset (&inv, 0, sizeof inv);
-            inv.tool = names [i];
-            inv.room_id = room_id;
-            inv.context = strlen (context) <= AIP_MAX_CONTENT ? context : NULL;
-            inv.cwd = cwd;
-            inv.timeout_s = timeout_s;
-            int sent = s_invite_send (cli, &inv);
-            int waited = sent ? -1 : s_invites_wait (cli, &inv, 1);
-            free (context);
-            if (sent || waited)
-                goto cleanup;
-            total++;
-            json_t *entry = json_pack ("{s:i, s:s}", "round", (int) r, "tool", names [i]);
-            if (inv.data) {
-                const char *response = json_string_value (json_object_get (inv.data, "response"));
-                size_t len = response ? strlen (response) : 0, cut = len;
-                if (cut > SNIPPET_CHARS) {
-                    cut = SNIPPET_CHARS;
-                    while (cut && ((unsigned char) response [cut] & 0xc0) == 0x80)
-                        cut--;
+                                       "Respond to what the others said: agree, disagree, "
+                                       "add what is missing. Be concise.", r, rounds,
+                                       tool_list, topic ? ". Topic: " : "", topic ? topic : "");
+            char speaker [AIP_MAX_ID + 1], by [AIP_MAX_ID + 1] = "";
+            snprintf (speaker, sizeof speaker, "%s", names [i]);
+            //  The turn, then up to --follow-mentions hops to a tool it @mentions
+            for (long hop = 0; hop <= follow; hop++) {
+                json_t *mentions = NULL;
+                if (s_discuss_turn (cli, room_id, speaker, *by ? by : NULL, context, cwd,
+                                    timeout_s, r, log, &mentions)) {
+                    json_decref (mentions);
+                    free (context);
+                    goto cleanup;
                 }
-                json_object_set_new (entry, "snippet", json_stringn (response ? response : "", cut));
-                json_decref (inv.data);
+                total++;
+                const char *target = NULL;
+                size_t k;
+                json_t *m;
+                json_array_foreach (mentions, k, m)
+                    if (!target && strcmp (json_string_value (m), speaker) != 0)
+                        target = json_string_value (m);
+                if (target) {
+                    snprintf (by, sizeof by, "%s", speaker);
+                    snprintf (speaker, sizeof speaker, "%s", target);
+                }
+                json_decref (mentions);
+                if (!target)
+                    break;
             }
-            else
-                json_object_set_new (entry, "error", json_string (inv.error));
-            json_array_append_new (log, entry);
+            free (context);
         }
     }
     json_t *conversation;

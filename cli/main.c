@@ -51,7 +51,9 @@ static const s_command_t s_commands [] = {
       "  Creates a room, posts the question, asks every tool at once (in parallel).\n" },
     { "discuss", cmd_discuss, "AI", "multi-round AI debate (auto-orchestrated)",
       "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT] [--timeout S]\n"
-      "  Rounds x tools, one after the other: each AI sees everything said before it.\n" },
+      "                       [--follow-mentions N]\n"
+      "  Rounds x tools, one after the other: each AI sees everything said before it.\n"
+      "  --follow-mentions N: also invite a tool an answer @mentions, at most N hops per turn.\n" },
     { "discover", cmd_discover, "AI", "find installed AI CLI tools",
       "Usage: ai-peer discover\n"
       "  Lists the tools on PATH and in tools.json with their versions, registers them as peers.\n" },

@@ -92,5 +92,7 @@
 //  Tools one quick or discuss may name
 #define AIP_MAX_QUICK_TOOLS     16
 #define AIP_MAX_DISCUSS_ROUNDS  20
+//  Hops 'discuss --follow-mentions N' may take from one turn (a loop guard)
+#define AIP_MAX_FOLLOW_MENTIONS 5
 
 #endif

@@ -300,6 +300,16 @@ class InviteTest(unittest.TestCase):
         self.assertEqual(more["room"], room)
         self.assertEqual(more["total_invites"], 2)
 
+    def test_discuss_follows_mentions_with_a_hop_limit(self):
+        self.set_answer("codex", "I think @gemini knows better")
+        self.set_answer("gemini", "No, back to you @codex")
+        data = self.run_cli("discuss", "--tools", "codex,claude", "--rounds", "1",
+                            "--context", "who knows?", "--follow-mentions", "2")["data"]
+        self.assertEqual([(e["tool"], e.get("mentioned_by")) for e in data["log"]],
+                         [("codex", None), ("gemini", "codex"), ("codex", "gemini"),
+                          ("claude", None)])
+        self.assertEqual(data["total_invites"], 4)
+
     def test_status_shows_job_and_workers_flag(self):
         self.run_cli("daemon", "start", "--workers", "2")
         wait_for(lambda: sum(1 for d in self.run_cli("daemon", "status")["data"]["daemons"]
