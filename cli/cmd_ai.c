@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 //  Progress on stderr (terminals only) at most this often
 #define PROGRESS_MS 1000
@@ -27,6 +28,8 @@ typedef struct {
     long timeout_s;
     bool async;                 //  the broker answers with a job id at once
     uint64_t request_id;        //  set when sent
+    char msg_id [AIP_MSG_ID_LEN + 1];   //  id of the answer, for progress events
+    int64_t streamed;           //  bytes of output so far (progress events)
     json_t *data;               //  the reply's data, or NULL
     char error [2048];          //  the error, when data is NULL
     bool done;
@@ -63,8 +66,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
 {
     if (s_connect (cli))
         return -1;
-    char msg_id [AIP_MSG_ID_LEN + 1];
-    aip_msg_id_new (msg_id);
+    aip_msg_id_new (inv->msg_id);
+    const char *msg_id = inv->msg_id;
     size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0);
     inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
@@ -84,6 +87,74 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
     return 0;
 }
 
+//  Progress events of a room, for the line on a terminal
+typedef struct {
+    void *ctx;                  //  own zmq context (the client's is private)
+    void *sub;                  //  SUB to the broker's events
+} s_progress_t;
+
+static void
+s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id)
+{
+    char endpoint [AIP_PATH_MAX], err [256], topic [AIP_MAX_ID + 8];
+    memset (p, 0, sizeof *p);
+    if (aip_home_endpoint (cli->home, "events", endpoint, sizeof endpoint, err, sizeof err))
+        return;
+    p->ctx = zmq_ctx_new ();
+    p->sub = p->ctx ? zmq_socket (p->ctx, ZMQ_SUB) : NULL;
+    if (!p->sub)
+        return;
+    int linger = 0;
+    int64_t maxmsg = AIP_MAX_REPLY;
+    zmq_setsockopt (p->sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (p->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    snprintf (topic, sizeof topic, "room.%s", room_id);
+    zmq_setsockopt (p->sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
+    zmq_connect (p->sub, endpoint);
+}
+
+//  Read the progress events that arrived; update the invites' counts
+static void
+s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
+{
+    while (p->sub) {
+        zmq_msg_t topic, body;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&body);
+        int more = 0;
+        size_t more_size = sizeof more;
+        bool got = zmq_msg_recv (&topic, p->sub, ZMQ_DONTWAIT) >= 0
+                && zmq_getsockopt (p->sub, ZMQ_RCVMORE, &more, &more_size) == 0 && more
+                && zmq_msg_recv (&body, p->sub, ZMQ_DONTWAIT) >= 0;
+        if (got) {
+            char err [128];
+            aip_doc_t *doc = aip_doc_decode (zmq_msg_data (&body), zmq_msg_size (&body), err,
+                                             sizeof err);
+            const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
+            const aip_obj_t *data = aip_obj_get (root, "data");
+            if (root && aip_obj_streq (aip_obj_get (root, "type"), "progress"))
+                for (size_t i = 0; i < count; i++)
+                    if (aip_obj_streq (aip_obj_get (data, "msg_id"), invs [i].msg_id))
+                        invs [i].streamed = aip_obj_get_int (data, "bytes", 0);
+            aip_doc_destroy (&doc);
+        }
+        zmq_msg_close (&topic);
+        zmq_msg_close (&body);
+        if (!got)
+            break;
+    }
+}
+
+static void
+s_progress_close (s_progress_t *p)
+{
+    if (p->sub)
+        zmq_close (p->sub);
+    if (p->ctx)
+        zmq_ctx_term (p->ctx);
+    memset (p, 0, sizeof *p);
+}
+
 //  Wait for the replies of count invites (sent); each ends done with data
 //  or an error. -1 only when the daemons died or nothing came in time.
 static int
@@ -97,22 +168,36 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
     //  Invites beyond the worker count queue: allow for them in turn
     int64_t deadline = start + (int64_t) count * (longest * 1000 + AIP_SPAWN_REPLY_MARGIN_MS);
     bool tty = isatty (2);
+    //  A terminal gets a progress line (elapsed, output streamed so far)
+    s_progress_t progress;
+    memset (&progress, 0, sizeof progress);
+    if (tty)
+        s_progress_open (cli, &progress, invs [0].room_id);
     size_t left = count;
     while (left > 0) {
         int64_t now = aip_clock_ms ();
-        if (now >= deadline)
+        if (now >= deadline) {
+            s_progress_close (&progress);
             return cli_fail (cli, "no answer from spawnd within %ld s: see %s/daemon.log",
                              (long) ((deadline - start) / 1000), cli->home);
+        }
         aip_reply_t rep;
         bool died = false;
         char err [1024];
         int wait = (int) (deadline - now < PROGRESS_MS ? deadline - now : PROGRESS_MS);
         if (aip_client_recv (cli->client, 0, wait, &rep, &died, err, sizeof err)) {
-            if (died)
+            if (died) {
+                s_progress_close (&progress);
                 return cli_fail (cli, "%s", err);
+            }
             if (tty) {
-                fprintf (stderr, "\r  waiting for %zu of %zu AI answer(s)... %lds ", left, count,
-                         (long) ((aip_clock_ms () - start) / 1000));
+                s_progress_read (&progress, invs, count);
+                int64_t streamed = 0;
+                for (size_t i = 0; i < count; i++)
+                    streamed += invs [i].done ? 0 : invs [i].streamed;
+                fprintf (stderr, "\r  waiting for %zu of %zu AI answer(s)... %lds, %lld bytes "
+                         "streamed ", left, count, (long) ((aip_clock_ms () - start) / 1000),
+                         (long long) streamed);
                 fflush (stderr);
             }
             continue;
@@ -131,7 +216,8 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
         aip_reply_free (&rep);
     }
     if (tty && aip_clock_ms () - start >= PROGRESS_MS)
-        fprintf (stderr, "\r%60s\r", "");
+        fprintf (stderr, "\r%70s\r", "");
+    s_progress_close (&progress);
     return 0;
 }
 

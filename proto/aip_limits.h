@@ -82,6 +82,10 @@
 #define AIP_MAX_TOOLS           64
 #define AIP_MAX_TOOL_ARGS       64
 #define AIP_MAX_TOOL_ENV        64
+//  While a tool runs, a progress event at most this often, with at most
+//  this many bytes of the latest output
+#define AIP_PROGRESS_MS         500
+#define AIP_PROGRESS_TAIL       200
 //  A bounded 'TOOL --version' call by discover
 #define AIP_VERSION_TIMEOUT_MS  5000
 #define AIP_MAX_VERSION         200

@@ -32,6 +32,9 @@ typedef struct {
     bool busy;                      //  a job runs
     uint64_t current_tag;           //  the broker's tag of that job
     bool cancelled;                 //  the broker asked to cancel it
+    const char *progress_room;      //  progress events of the running tool go here
+    const char *progress_tool;      //  ... about this tool
+    const char *progress_msg_id;    //  ... and the answer's message id ("" if none)
 } s_spawner_t;
 
 //  A reply to one request: either data (JSON) or an error
@@ -215,11 +218,51 @@ s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *
 //  ---------------------------------------------------------------------
 //  Running a process while staying responsive
 
+//  Progress of the running tool: {v, type:"progress", room_id, data:{tool,
+//  msg_id, bytes, elapsed_ms, partial}} on topic room.<id>
+static void
+s_progress (s_spawner_t *self, aip_proc_t *proc)
+{
+    size_t len;
+    const char *out = aip_proc_stdout (proc, &len);
+    size_t start = len > AIP_PROGRESS_TAIL ? len - AIP_PROGRESS_TAIL : 0;
+    size_t tail_len;
+    char *tail = aip_utf8_repair (out + start, len - start, &tail_len);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kstr (pk, "type", "progress");
+    aip_pack_kstr (pk, "room_id", self->progress_room);
+    aip_pack_key (pk, "data");
+    aip_pack_map (pk, 5);
+    aip_pack_kstr (pk, "tool", self->progress_tool);
+    aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
+    aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
+    aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
+    aip_pack_kstrn (pk, "partial", tail, tail_len);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    char topic [AIP_MAX_ID + 8];
+    snprintf (topic, sizeof topic, "room.%s", self->progress_room);
+    aip_worker_event (self->worker, topic, data, size);
+    aip_pack_destroy (&pk);
+    free (tail);
+}
+
 //  Run proc to its end; false if we are terminating (proc is killed)
 static bool
 s_proc_run (s_spawner_t *self, aip_proc_t *proc)
 {
+    int64_t progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
+    size_t progress_bytes = 0;
     while (!aip_proc_done (proc)) {
+        if (self->progress_room && aip_clock_ms () >= progress_at) {
+            progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
+            if (aip_proc_stdout_total (proc) != progress_bytes) {
+                progress_bytes = aip_proc_stdout_total (proc);
+                s_progress (self, proc);
+            }
+        }
         if (self->terminated) {
             aip_proc_cancel (proc);
             return false;
@@ -231,7 +274,10 @@ s_proc_run (s_spawner_t *self, aip_proc_t *proc)
         }
         zmq_pollitem_t items [4];
         int count = aip_proc_items (proc, items, 4);
-        if (s_poll (self, items, count, aip_proc_timeout (proc)) > 0)
+        int timeout = aip_proc_timeout (proc);
+        if (self->progress_room && timeout > AIP_PROGRESS_MS)
+            timeout = AIP_PROGRESS_MS;
+        if (s_poll (self, items, count, timeout) > 0)
             aip_proc_handle (proc, items, count);
         aip_proc_tick (proc);
     }
@@ -487,7 +533,12 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     }
     zsys_info ("spawner: %s (pid %d) runs for room %s, prompt %zu bytes", tool->name,
                aip_proc_pid (proc), job->room_id, prompt_len);
-    if (!s_proc_run (self, proc)) {
+    self->progress_room = job->room_id;
+    self->progress_tool = tool->name;
+    self->progress_msg_id = job->msg_id;
+    bool finished = s_proc_run (self, proc);
+    self->progress_room = NULL;
+    if (!finished) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
         snprintf (result->message, sizeof result->message, "spawnd stopped while %s ran",
                   tool->name);

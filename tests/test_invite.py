@@ -359,6 +359,52 @@ class InviteTest(unittest.TestCase):
         doc = self.run_cli("wait", "job-000000000000", ok=False)
         self.assertIn("no job", doc["error"])
 
+    def test_progress_events_and_terminal_line(self):
+        import pty
+        import zmq
+        import msgpack
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect("ipc://%s/run/events.ipc" % self.home)
+        sub.setsockopt(zmq.SUBSCRIBE, ("room." + room).encode())
+        self.set_mode("codex", "stream")
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([AI_PEER, "invite", "--tool", "codex", "--room", room],
+                                env=self.env, cwd=self.work, stdout=subprocess.PIPE,
+                                stderr=slave)
+        os.close(slave)
+        progress = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sub.poll(100):
+                topic, body = sub.recv_multipart()
+                event = msgpack.unpackb(body, raw=False)
+                if event["type"] == "progress":
+                    progress.append(event["data"])
+        out, _ = proc.communicate(timeout=30)
+        sub.close()
+        ctx.term()
+        terminal = b""
+        try:
+            while True:
+                chunk = os.read(master, 4096)
+                if not chunk:
+                    break
+                terminal += chunk
+        except OSError:
+            pass
+        os.close(master)
+        data = json.loads(out)["data"]
+        self.assertIn("part 7 of a streamed answer", data["response"])
+        self.assertTrue(progress, "no progress event")
+        self.assertEqual(progress[-1]["tool"], "codex")
+        self.assertGreater(progress[-1]["bytes"], 0)
+        self.assertIn("streamed answer", progress[-1]["partial"])
+        self.assertIn(b"bytes streamed", terminal)
+
     def test_discover_registers_tools(self):
         data = self.run_cli("discover")["data"]
         tools = {d["tool"]: d for d in data["discovered"]}

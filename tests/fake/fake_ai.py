@@ -5,7 +5,7 @@ rejects others as the real tool does), reads its prompt from stdin until
 EOF, and answers. Behaviour on demand, per run:
 
   $FAKE_AI_DIR/<tool>.mode  or  $FAKE_<TOOL>_MODE  or  $FAKE_AI_MODE
-      answer (default) | delay:N | hang | ignore-term | grandchild |
+      answer (default) | delay:N | stream | hang | ignore-term | grandchild |
       grandchild-hang | big | badutf8 | crash | auth | empty | fail | noread
   $FAKE_AI_DIR/<tool>.answer   the exact answer to print (else a default)
   $FAKE_AI_DIR/<tool>.calls.jsonl   one line per run: argv, stdin, cwd, pid
@@ -188,6 +188,12 @@ def main(tool):
         for _ in range(50):
             out.write(chunk)
         out.flush()
+        return
+    elif mode == "stream":
+        for i in range(8):
+            out.write(("part %d of a streamed answer\n" % i).encode())
+            out.flush()
+            time.sleep(0.3)
         return
     elif mode == "badutf8":
         answer = b"bad bytes: \xff\xfe and a cut \xe4\xbd end"
