@@ -27,6 +27,7 @@ typedef struct {
     const char *cwd;            //  absolute
     long timeout_s;
     bool async;                 //  the broker answers with a job id at once
+    long history;               //  messages of history in the prompt (0: default)
     uint64_t request_id;        //  set when sent
     char msg_id [AIP_MSG_ID_LEN + 1];   //  id of the answer, for progress events
     int64_t streamed;           //  bytes of output so far (progress events)
@@ -68,7 +69,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         return -1;
     aip_msg_id_new (inv->msg_id);
     const char *msg_id = inv->msg_id;
-    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0);
+    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0)
+                 + (inv->history ? 1 : 0);
     inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
     aip_pack_kstr (cli->pk, "room_id", inv->room_id);
@@ -81,6 +83,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         aip_pack_kstr (cli->pk, "model", inv->model);
     if (inv->async)
         aip_pack_kbool (cli->pk, "async", true);
+    if (inv->history)
+        aip_pack_kint (cli->pk, "history", inv->history);
     char err [1024];
     if (aip_client_send (cli->client, cli->pk, err, sizeof err))
         return cli_fail (cli, "%s", err);
@@ -271,6 +275,7 @@ cmd_invite (cli_t *cli, int argc, char **argv)
                           { "--cwd", NULL, true, NULL, false },
                           { "--model", NULL, true, NULL, false },
                           { "--async", NULL, false, NULL, false },
+                          { "--history", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -287,6 +292,8 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     inv.model = opts [5].present ? opts [5].value : NULL;
     inv.timeout_s = AIP_TOOL_TIMEOUT_S;
     inv.async = opts [6].present;
+    if (opts [7].present && cli_opt_int (cli, &opts [7], 1, AIP_MAX_PROMPT_HISTORY, &inv.history))
+        return -1;
     char cwd [PATH_MAX];
     if (s_check_tool (cli, inv.tool) || cli_check_room_id (cli, inv.room_id)
     ||  (inv.context && s_check_text (cli, "--context", inv.context))

@@ -34,11 +34,12 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer export <room-id> [--format md|json] [--output FILE]\n" },
     { "invite", cmd_invite, "AI", "spawn an AI tool into a room",
       "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S] [--cwd DIR]\n"
-      "                      [--model M] [--async]\n"
+      "                      [--model M] [--history N] [--async]\n"
       "  Runs TOOL (claude, codex, opencode, gemini, or one of $AI_PEERS_HOME/tools.json) with\n"
       "  the room's last 30 messages as its prompt (on stdin) and posts its answer as the AI\n"
       "  peer <host>-TOOL. --timeout (120 s) kills the tool and everything it started.\n"
-      "  --cwd: where the tool runs (default: this directory).\n"
+      "  --cwd: where the tool runs (default: this directory). --history: messages in the\n"
+      "  prompt (30).\n"
       "  --async: print a job id at once; then 'ai-peer wait JOB', 'jobs', 'cancel JOB'.\n" },
     { "jobs", cmd_jobs, "AI", "list asynchronous invites (invite --async)",
       "Usage: ai-peer jobs\n" },

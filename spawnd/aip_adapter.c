@@ -388,7 +388,8 @@ aip_which (const char *binary, char *path, size_t size)
     return -1;
 }
 
-//  Replace {model} and {prompt_file} in an argument
+//  Replace {model} and {prompt_file} in an argument (values are not
+//  scanned again: a model named "{model}" cannot loop)
 static char *
 s_expand (const char *arg, const char *model, const char *prompt_file)
 {
@@ -396,12 +397,15 @@ s_expand (const char *arg, const char *model, const char *prompt_file)
     const char *values [] = { model ? model : "", prompt_file ? prompt_file : "" };
     char *result = strdup (arg);
     for (size_t k = 0; k < 2; k++) {
+        size_t from = 0;
         char *at;
-        while ((at = strstr (result, keys [k]))) {
-            char *next = zsys_sprintf ("%.*s%s%s", (int) (at - result), result, values [k],
+        while ((at = strstr (result + from, keys [k]))) {
+            size_t prefix = (size_t) (at - result);
+            char *next = zsys_sprintf ("%.*s%s%s", (int) prefix, result, values [k],
                                        at + strlen (keys [k]));
             free (result);
             result = next;
+            from = prefix + strlen (values [k]);
         }
     }
     return result;
@@ -715,6 +719,11 @@ aip_adapter_test (bool verbose)
     aip_strv_free (&argv);
     aip_strv_free (&envp);
     assert (!argv && !envp);
+    //  A model named like a placeholder is taken literally
+    assert (aip_tool_command (echoer, "{model}", NULL, &argv, &envp, err, sizeof err) == 0);
+    assert (streq (argv [3], "--model={model}"));
+    aip_strv_free (&argv);
+    aip_strv_free (&envp);
     //  Without a model, the model args vanish
     assert (aip_tool_command (echoer, NULL, NULL, &argv, &envp, err, sizeof err) == 0);
     assert (streq (argv [2], "cat") && !argv [3]);

@@ -488,6 +488,13 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
                   "%s (add your own in %s/tools.json)", job->tool, names, self->args.home);
         goto cleanup;
     }
+    if (job->model [0] == '-') {
+        //  A model is a value, never an option of the tool
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
+        snprintf (result->message, sizeof result->message, "invalid model '%s': a model name "
+                  "cannot start with '-'", job->model);
+        goto cleanup;
+    }
     if (*job->cwd) {
         struct stat st;
         if (stat (job->cwd, &st) || !S_ISDIR (st.st_mode)) {

@@ -149,6 +149,9 @@ class InviteTest(unittest.TestCase):
         for arg in call["argv"]:
             self.assertNotIn("SECRET-HISTORY", arg)
             self.assertNotIn("CONTEXT-REQUEST", arg)
+        # --history bounds the messages in the prompt
+        self.run_cli("invite", "--tool", "codex", "--room", room, "--history", "1")
+        self.assertNotIn("SECRET-HISTORY-1", self.calls("codex")[-1]["stdin"])
         # the tool runs in the invoking directory, in its own process group
         self.assertEqual(os.path.realpath(call["cwd"]), os.path.realpath(self.work))
         self.assertEqual(call["pgid"], call["pid"])
@@ -441,6 +444,10 @@ class InviteTest(unittest.TestCase):
         doc = self.run_cli("invite", "--tool", "codex", "--room", "room-x", "--timeout", "0",
                            ok=False)
         self.assertIn("--timeout", doc["error"])
+        room = self.room()
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room, "--model",
+                           "--dangerously-skip-permissions", ok=False)
+        self.assertIn("cannot start with '-'", doc["error"])
         doc = self.run_cli("discuss", "--tools", "codex", "--context", "x", ok=False)
         self.assertIn("two tools", doc["error"])
 
