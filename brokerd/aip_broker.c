@@ -911,6 +911,24 @@ s_child_start (s_broker_t *self, s_child_t *child)
     zsys_info ("broker: started %s (pid %d)", child->name, (int) pid);
 }
 
+//  A spawnd that died without cleaning up (kill -9) leaves its running
+//  tool's process group in run/spawn-<pid>.pgid: kill that group
+static void
+s_child_kill_tools (s_broker_t *self, pid_t pid)
+{
+    char path [AIP_PATH_MAX];
+    snprintf (path, sizeof path, "%s/run/spawn-%d.pgid", self->home, (int) pid);
+    size_t len;
+    char *text = aip_file_read (path, 32, &len);
+    if (!text)
+        return;
+    long pgid = strtol (text, NULL, 10);
+    free (text);
+    if (pgid > 1 && kill ((pid_t) -pgid, SIGKILL) == 0)
+        zsys_warning ("broker: killed the tools left by spawnd (pid %d): group %ld", (int) pid, pgid);
+    unlink (path);
+}
+
 static void
 s_children_check (s_broker_t *self)
 {
@@ -934,6 +952,8 @@ s_children_check (s_broker_t *self)
                     s_worker_drop (self, w, why);
                     break;
                 }
+            if (c->svc == AIP_SVC_SPAWN)
+                s_child_kill_tools (self, c->pid);
             if (now - c->started_at > CHILD_HEALTHY_MS)
                 c->backoff_ms = AIP_RESTART_MIN_MS;
             zsys_warning ("broker: %s (pid %d) %s; restarting in %d ms", c->name, (int) c->pid,
@@ -968,6 +988,8 @@ s_children_stop (s_broker_t *self)
                 zsys_warning ("broker: %s (pid %d) ignored SIGTERM; killing it", c->name, (int) c->pid);
                 kill (c->pid, SIGKILL);
                 waitpid (c->pid, NULL, 0);
+                if (c->svc == AIP_SVC_SPAWN)
+                    s_child_kill_tools (self, c->pid);
                 c->pid = 0;
             }
             else

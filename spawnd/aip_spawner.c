@@ -540,11 +540,20 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     }
     zsys_info ("spawner: %s (pid %d) runs for room %s, prompt %zu bytes", tool->name,
                aip_proc_pid (proc), job->room_id, prompt_len);
+    //  If we die (kill -9), brokerd kills the tool's group from this file
+    char pgid_path [AIP_PATH_MAX], pgid_text [32];
+    snprintf (pgid_path, sizeof pgid_path, "%s/run/spawn-%d.pgid", self->args.home, (int) getpid ());
+    snprintf (pgid_text, sizeof pgid_text, "%d\n", aip_proc_pid (proc));
+    if (aip_file_write_atomic (pgid_path, pgid_text, strlen (pgid_text), 0600))
+        zsys_warning ("spawner: cannot write %s: %s", pgid_path, strerror (errno));
     self->progress_room = job->room_id;
     self->progress_tool = tool->name;
     self->progress_msg_id = job->msg_id;
     bool finished = s_proc_run (self, proc);
     self->progress_room = NULL;
+    if (!finished)
+        aip_proc_destroy (&proc);       //  kills the group now, before the file goes
+    unlink (pgid_path);
     if (!finished) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
         snprintf (result->message, sizeof result->message, "spawnd stopped while %s ran",

@@ -408,6 +408,34 @@ class InviteTest(unittest.TestCase):
         self.assertIn("streamed answer", progress[-1]["partial"])
         self.assertIn(b"bytes streamed", terminal)
 
+    def test_daemon_stop_kills_running_tools(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("opencode", "grandchild-hang")
+        self.run_cli("invite", "--tool", "opencode", "--room", room, "--async")
+        wait_for(lambda: len(self.calls("opencode")) == 1, 10, "opencode to start")
+        pgid = self.calls("opencode")[-1]["pgid"]
+        self.assertFalse(group_gone(pgid))
+        self.assertEqual(self.run_cli("daemon", "stop")["data"]["status"], "stopped")
+        wait_for(lambda: group_gone(pgid), 10, "the tool's group to be killed with spawnd")
+
+    def test_killed_spawnd_leaves_no_tool_behind(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "ignore-term")
+        job = self.run_cli("invite", "--tool", "codex", "--room", room, "--async")["data"]["job"]
+        wait_for(lambda: len(self.calls("codex")) == 1, 10, "codex to start")
+        call = self.calls("codex")[-1]
+        with open("/proc/%d/stat" % call["pid"]) as f:
+            spawnd = int(f.read().rsplit(")", 1)[1].split()[1])      # the tool's parent
+        os.kill(spawnd, signal.SIGKILL)
+        wait_for(lambda: group_gone(call["pgid"]), 10, "brokerd to kill the orphaned tool")
+        doc = self.run_cli("wait", job, ok=False)
+        self.assertIn("spawnd stopped", doc["error"])
+        # the worker comes back and serves
+        self.set_mode("codex", "answer")
+        self.run_cli("invite", "--tool", "codex", "--room", room)
+
     def test_discover_registers_tools(self):
         data = self.run_cli("discover")["data"]
         tools = {d["tool"]: d for d in data["discovered"]}
