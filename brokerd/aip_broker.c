@@ -404,12 +404,13 @@ cleanup:
     zframe_destroy (&body);
 }
 
-static void
+//  Handle one message from a worker; false when none was waiting
+static bool
 s_handle_worker (s_broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv (self->workers);
+    zmsg_t *msg = zmsg_recv_nowait (self->workers);
     if (!msg)
-        return;
+        return false;
     zframe_t *routing_id = zmsg_pop (msg);
     char *command = zmsg_popstr (msg);
     if (!routing_id || !command) {
@@ -454,6 +455,7 @@ cleanup:
     free (command);
     zframe_destroy (&routing_id);
     zmsg_destroy (&msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -770,12 +772,13 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     s_send_client (self, client, data, size);
 }
 
-static void
+//  Handle one request from a client; false when none was waiting
+static bool
 s_handle_client (s_broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv (self->clients);
+    zmsg_t *msg = zmsg_recv_nowait (self->clients);
     if (!msg)
-        return;
+        return false;
     zframe_t *client = zmsg_pop (msg);
     zframe_t *body = zmsg_pop (msg);
     if (!client || !body || zmsg_size (msg) != 0) {
@@ -873,6 +876,7 @@ cleanup:
     zframe_destroy (&client);
     zframe_destroy (&body);
     zmsg_destroy (&msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -929,6 +933,32 @@ s_child_kill_tools (s_broker_t *self, pid_t pid)
     unlink (path);
 }
 
+static void s_signal_failure (s_broker_t *self, const char *message);
+
+//  A child that fails to start says why on stderr, which is daemon.log:
+//  find its last "<name>: ..." line there
+static void
+s_child_last_error (s_broker_t *self, const char *name, char *buf, size_t size)
+{
+    *buf = 0;
+    char path [AIP_PATH_MAX], tail [4096];
+    aip_home_path (self->home, "daemon.log", path, sizeof path);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t end = lseek (fd, 0, SEEK_END);
+    ssize_t got = end < 0 ? -1 : pread (fd, tail, sizeof tail - 1,
+                                        end > (off_t) sizeof tail - 1 ? end - (off_t) sizeof tail + 1 : 0);
+    close (fd);
+    if (got <= 0)
+        return;
+    tail [got] = 0;
+    size_t prefix = strlen (name);
+    for (char *line = strtok (tail, "\n"); line; line = strtok (NULL, "\n"))
+        if (strncmp (line, name, prefix) == 0 && line [prefix] == ':' && line [prefix + 1] == ' ')
+            snprintf (buf, size, "%s", line + prefix + 2);
+}
+
 static void
 s_children_check (s_broker_t *self)
 {
@@ -954,6 +984,18 @@ s_children_check (s_broker_t *self)
                 }
             if (c->svc == AIP_SVC_SPAWN)
                 s_child_kill_tools (self, c->pid);
+            //  The store never came up (peers.db unusable, say): restarting
+            //  it cannot help; tell the waiting command why, and stop
+            if (self->ready_fd >= 0 && c->svc == AIP_SVC_STORE) {
+                char reason [400], message [600];
+                s_child_last_error (self, c->name, reason, sizeof reason);
+                snprintf (message, sizeof message, "%s %s during start-up%s%s", c->name, why,
+                          *reason ? ": " : "", reason);
+                s_signal_failure (self, message);
+                c->pid = 0;
+                self->stopping = true;
+                continue;
+            }
             if (now - c->started_at > CHILD_HEALTHY_MS)
                 c->backoff_ms = AIP_RESTART_MIN_MS;
             zsys_warning ("broker: %s (pid %d) %s; restarting in %d ms", c->name, (int) c->pid,
@@ -1250,11 +1292,12 @@ aip_broker (zsock_t *pipe, void *args)
                 self->terminated = true;
             free (command);
         }
-        //  Workers first: their replies free slots for the clients
-        for (int n = 0; n < 1000 && (zsock_events (self->workers) & ZMQ_POLLIN); n++)
-            s_handle_worker (self);
-        for (int n = 0; n < 1000 && (zsock_events (self->clients) & ZMQ_POLLIN); n++)
-            s_handle_client (self);
+        //  Workers first: their replies free slots for the clients. Drain
+        //  without polling between messages (each poll is a system call).
+        for (int n = 0; n < 1000 && s_handle_worker (self); n++)
+            ;
+        for (int n = 0; n < 1000 && s_handle_client (self); n++)
+            ;
         if (self->stopping && !self->terminated) {
             zsys_info ("broker: stop requested");
             zstr_send (pipe, "STOPPED");

@@ -14,6 +14,7 @@
 #include "aip_json.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
+#include "aip_roomkey.h"
 #include "aip_util.h"
 
 typedef struct {
@@ -73,6 +74,20 @@ void cli_pack_peer (cli_t *cli, const cli_peer_t *peer);
 //  Check a room id given by the user
 int cli_check_room_id (cli_t *cli, const char *room_id);
 
+//  A room as a command needs it: whether it is encrypted, and its key
+typedef struct {
+    bool encrypted;             //  a password room
+    aip_roomkey_t key;          //  its key, when encrypted
+} cli_room_t;
+
+//  Look a room up (not found: the error says how to list rooms)
+int cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room);
+//  Replace each message's content (JSON array) with what a reader sees
+void cli_room_reveal_json (cli_room_t *room, json_t *messages);
+//  The password given by --password, --password-file or AI_PEER_PASSWORD,
+//  or NULL when none (caller frees; -1 on a bad file)
+int cli_password (cli_t *cli, const cli_opt_t *password, const cli_opt_t *file, char **out);
+
 //  Command groups
 int cmd_daemon (cli_t *cli, int argc, char **argv);
 int cmd_room (cli_t *cli, int argc, char **argv);
@@ -90,7 +105,19 @@ int cmd_jobs (cli_t *cli, int argc, char **argv);
 int cmd_wait (cli_t *cli, int argc, char **argv);
 int cmd_cancel (cli_t *cli, int argc, char **argv);
 
-//  Fetch every message of a room in order, paging (used by export)
-int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);
+//  Send cli->pk and wait; on success *rep holds the ok reply (free it with
+//  aip_reply_free). On an error reply or no reply, -1 with cli->err set.
+int cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep);
+
+//  Every message of a room in order, as the pages of msg.list replies
+//  (kept as msgpack: a large export never builds a JSON tree it does not print)
+typedef struct {
+    aip_reply_t *pages;         //  replies; data.messages of each in order
+    size_t count;               //  pages
+    size_t messages;            //  messages in all pages
+} cli_pages_t;
+
+int cli_fetch_pages (cli_t *cli, const char *room_id, cli_pages_t *pages);
+void cli_pages_free (cli_pages_t *pages);
 
 #endif

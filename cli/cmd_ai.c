@@ -241,6 +241,26 @@ s_cwd (cli_t *cli, const cli_opt_t *opt, char *buf, size_t size)
     return 0;
 }
 
+//  Every message of the room, oldest first, as JSON
+static int
+s_conversation (cli_t *cli, const char *room_id, json_t **messages)
+{
+    cli_pages_t pages;
+    if (cli_fetch_pages (cli, room_id, &pages))
+        return -1;
+    *messages = json_array ();
+    for (size_t i = 0; i < pages.count; i++) {
+        const aip_obj_t *list = aip_obj_get (pages.pages [i].data, "messages");
+        if (!list || !aip_obj_is_array (list))
+            continue;
+        json_t *page = aip_json_from_obj (list);
+        json_array_extend (*messages, page);
+        json_decref (page);
+    }
+    cli_pages_free (&pages);
+    return 0;
+}
+
 static int
 s_check_tool (cli_t *cli, const char *tool)
 {
@@ -470,7 +490,7 @@ cmd_quick (cli_t *cli, int argc, char **argv)
         }
     }
     json_t *conversation;
-    if (cli_fetch_all (cli, room_id, &conversation)) {
+    if (s_conversation (cli, room_id, &conversation)) {
         json_decref (responses);
         json_decref (tools);
         goto cleanup;
@@ -636,7 +656,7 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
         }
     }
     json_t *conversation;
-    if (cli_fetch_all (cli, room_id, &conversation))
+    if (s_conversation (cli, room_id, &conversation))
         goto cleanup;
     json_t *tools = json_array ();
     for (size_t i = 0; i < count; i++)

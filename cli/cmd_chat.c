@@ -1,6 +1,8 @@
 /*  cmd_chat.c — ai-peer chat (send, read) and history. */
 #include "cli.h"
 
+#include <sodium.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +11,9 @@
 static int
 s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
 {
+    cli_room_t room;
+    if (cli_room_open (cli, room_id, &room))
+        return -1;
     json_t *all = NULL;
     char before_ts [AIP_MAX_TIME + 1] = "", before_id [AIP_MAX_ID + 1] = "";
     long left = limit;
@@ -50,8 +55,12 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
         snprintf (before_id, sizeof before_id, "%s",
                   json_string_value (json_object_get (first, "id")));
     }
+    if (!all)
+        all = json_array ();
+    cli_room_reveal_json (&room, all);
+    sodium_memzero (&room, sizeof room);
     cli->data = json_object ();
-    json_object_set_new (cli->data, "messages", all ? all : json_array ());
+    json_object_set_new (cli->data, "messages", all);
     //  Local rooms have no relay: the local copy is the whole truth
     json_object_set_new (cli->data, "relay_ok", json_true ());
     return 0;
@@ -135,13 +144,29 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         //  The id is chosen here: a retry after a daemon crash stores it once
         char msg_id [AIP_MSG_ID_LEN + 1];
         aip_msg_id_new (msg_id);
+        cli_room_t room;
+        char *cipher = NULL;
+        if (cli_room_open (cli, room_id, &room))
+            goto cleanup;
+        if (room.encrypted
+        &&  aip_roomkey_encrypt (&room.key, room_id, msg_id, peer.id, message, len, &cipher)) {
+            cli_fail (cli, "cannot encrypt the message");
+            goto cleanup;
+        }
+        sodium_memzero (&room, sizeof room);
         uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
         aip_pack_kstr (cli->pk, "room_id", room_id);
         aip_pack_kstr (cli->pk, "id", msg_id);
-        aip_pack_kstrn (cli->pk, "content", message, len);
+        if (cipher)
+            aip_pack_kstr (cli->pk, "content", cipher);
+        else
+            aip_pack_kstrn (cli->pk, "content", message, len);
         cli_pack_peer (cli, &peer);
+        free (cipher);
         json_t *sent;
         if (cli_call (cli, id, &sent) == 0) {
+            //  The sender sees what it wrote, not the ciphertext
+            json_object_set_new (sent, "content", json_stringn_nocheck (message, len));
             cli->data = json_object ();
             json_object_set_new (cli->data, "sent", sent);
             rc = 0;

@@ -1,6 +1,7 @@
 /*  aip_storage.c — storage actor: rooms, peers, membership and messages in
     SQLite, group commit, events after commit. */
 #include "aip_storage.h"
+#include "aip_crypto.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
 #include "aip_schema.h"
@@ -8,13 +9,15 @@
 #include "aip_worker.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 //  Prepared statements, one per query, prepared once
 #define STMTS(X) \
-    X (ROOM_UPSERT, "INSERT INTO rooms (id, name, mode, relay_url, token, created_at)" \
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET" \
+    X (ROOM_UPSERT, "INSERT INTO rooms (id, name, mode, relay_url, token, created_at, password)" \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET" \
                     " name = excluded.name, mode = excluded.mode," \
-                    " relay_url = excluded.relay_url, token = excluded.token") \
+                    " relay_url = excluded.relay_url, token = excluded.token," \
+                    " password = coalesce(excluded.password, rooms.password)") \
     X (ROOM_GET,    "SELECT id, name, mode, relay_url, created_at, token, password" \
                     " FROM rooms WHERE id = ?1") \
     X (ROOM_LIST,   "SELECT id, name, mode, relay_url, created_at, token, password" \
@@ -50,7 +53,11 @@
                     " ORDER BY m.created_at, m.id LIMIT ?4") \
     X (MSG_NTH_BEFORE, "SELECT created_at, id FROM messages WHERE room_id = ?1" \
                     " AND (created_at, id) < (?2, ?3)" \
-                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4")
+                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4") \
+    X (TX_BEGIN,    "BEGIN IMMEDIATE") \
+    X (TX_SAVEPOINT, "SAVEPOINT req") \
+    X (TX_RELEASE,  "RELEASE req") \
+    X (TX_ROLLBACK_TO, "ROLLBACK TO req")
 
 #define MSG_SELECT "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
                    " m.created_at, p.name, p.tool, p.type" \
@@ -244,6 +251,13 @@ s_room_exists (s_storage_t *self, const char *room_id, size_t len)
     return sqlite3_step (stmt) == SQLITE_ROW;
 }
 
+//  True if the room (just looked up by s_room_exists) is encrypted
+static bool
+s_room_encrypted (s_storage_t *self)
+{
+    return sqlite3_column_type (self->stmt [STMT_ROOM_GET], 6) != SQLITE_NULL;
+}
+
 static int
 s_room_not_found (s_storage_t *self, const aip_obj_t *room_id)
 {
@@ -263,29 +277,31 @@ s_peer_upsert (s_storage_t *self, const aip_obj_t *peer, bool force)
     const char *fields [] = { "id", "name", "type", "tool", "machine", "host", "port" };
     char *key = aip_obj_strdup (aip_obj_get (peer, "id"));
     //  The peer's fields joined, to tell whether anything changed
-    char *joined = NULL;
+    char joined_buf [8 * (AIP_MAX_NAME + 1) + 32];
     size_t jlen = 0;
-    FILE *mem = open_memstream (&joined, &jlen);
     for (size_t i = 1; i < sizeof fields / sizeof fields [0]; i++) {
         const aip_obj_t *v = aip_obj_get (peer, fields [i]);
         size_t len;
         const char *s = aip_obj_str (v, &len);
-        if (s)
-            fwrite (s, 1, len, mem);
+        if (s && len <= AIP_MAX_NAME) {
+            memcpy (joined_buf + jlen, s, len);
+            jlen += len;
+        }
         else
         if (aip_obj_is_int (v))
-            fprintf (mem, "%lld", (long long) aip_obj_int (v));
-        fputc (0x1f, mem);
+            jlen += (size_t) snprintf (joined_buf + jlen, 24, "%lld", (long long) aip_obj_int (v));
+        joined_buf [jlen++] = 0x1f;
     }
-    fclose (mem);
+    joined_buf [jlen] = 0;
+    char *joined = NULL;
     int64_t now = aip_clock_ms ();
     s_peer_cached_t *cached = (s_peer_cached_t *) zhashx_lookup (self->peer_cache, key);
-    if (!force && cached && strcmp (cached->fields, joined) == 0
+    if (!force && cached && strcmp (cached->fields, joined_buf) == 0
     &&  now - cached->written_ms < PEER_CACHE_MS) {
         free (key);
-        free (joined);
         return 0;
     }
+    joined = strdup (joined_buf);
     char ts [AIP_TIME_LEN + 1];
     aip_time_now (ts);
     sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_UPSERT);
@@ -371,12 +387,12 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         return -1;
     char peer_id [AIP_MAX_ID + 1];
     aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
-    char *key = zsys_sprintf ("%s\x1f%s", room_id, peer_id);
+    char key [2 * AIP_MAX_ID + 4];
+    snprintf (key, sizeof key, "%s\x1f%s", room_id, peer_id);
     bool known = zhashx_lookup (self->member_cache, key) != NULL;
     if (new_member)
         *new_member = false;
     if (known) {
-        free (key);
         return 0;
     }
     char ts [AIP_TIME_LEN + 1];
@@ -387,7 +403,6 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
     s_bind_str (stmt, 3, ts);
     int rc = sqlite3_step (stmt);
     if (rc != SQLITE_DONE) {
-        free (key);
         return s_db_fail (self, "joining a room");
     }
     if (sqlite3_changes (self->db) > 0) {
@@ -395,8 +410,7 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         stmt = s_stmt (self, STMT_MEMBER_COUNT);
         s_bind_str (stmt, 1, room_id);
         if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) > AIP_MAX_ROOM_PEERS) {
-            free (key);
-            return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
+                return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
                            room_id, AIP_MAX_ROOM_PEERS);
         }
         char id [AIP_MSG_ID_LEN + 1];
@@ -405,8 +419,7 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         const char *text = "joined the room";
         if (s_msg_insert (self, id, room_id, peer_id, text, strlen (text), "system", "{}", ts,
                           &inserted)) {
-            free (key);
-            return -1;
+                return -1;
         }
         aip_pack_t *pk = self->scratch;
         aip_pack_reset (pk);
@@ -418,7 +431,6 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
             *new_member = true;
     }
     zhashx_insert (self->member_cache, key, "");
-    free (key);
     return 0;
 }
 
@@ -445,6 +457,14 @@ s_op_room_create (s_storage_t *self, const aip_request_t *req)
     s_bind_obj (stmt, 4, aip_req_arg (req, "relay_url"));
     s_bind_obj (stmt, 5, aip_req_arg (req, "token"));
     s_bind_str (stmt, 6, ts);
+    //  An encrypted room keeps its key (never a password) in the old
+    //  password column
+    const aip_obj_t *key = aip_req_arg (req, "key");
+    size_t klen;
+    const char *kstr = aip_obj_str (key, &klen);
+    if (kstr && (klen < 4 || memcmp (kstr, "key:", 4) != 0))
+        return s_fail (self, AIP_ERR_INVALID, "a room key must be a stored key (key:...), never a password");
+    s_bind_obj (stmt, 7, key);
     if (sqlite3_step (stmt) != SQLITE_DONE)
         return s_db_fail (self, "creating a room");
     const aip_obj_t *peer = aip_req_arg (req, "peer");
@@ -465,31 +485,52 @@ s_op_room_get (s_storage_t *self, const aip_request_t *req)
     s_bind_obj (stmt, 1, aip_req_arg (req, "id"));
     if (sqlite3_step (stmt) != SQLITE_ROW)
         return s_room_not_found (self, aip_req_arg (req, "id"));
+    if (!aip_obj_bool (aip_req_arg (req, "with_key"))
+    ||  sqlite3_column_type (stmt, 6) == SQLITE_NULL) {
+        s_pack_room (self->reply, stmt);
+        return 0;
+    }
+    //  The owner's CLI encrypts and decrypts: it gets the key, wrapped
+    aip_pack_map (self->reply, 2);
+    aip_pack_key (self->reply, "room");
     s_pack_room (self->reply, stmt);
+    aip_pack_key (self->reply, "key");
+    s_pack_column (self->reply, stmt, 6);
+    return 0;
+}
+
+//  Reply {<key>: [rows]} with every row of a prepared, bound statement;
+//  rooms are packed as rooms (no password column), others with their keys
+static int
+s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms,
+              const char *what)
+{
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        if (rooms)
+            s_pack_room (pk, stmt);
+        else
+            s_pack_row (pk, stmt, s_peer_keys, 9);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, what);
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, key);
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
     return 0;
 }
 
 static int
 s_op_room_list (s_storage_t *self, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_LIST);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_room (pk, stmt);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing rooms");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "rooms");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_ROOM_LIST), "rooms", true, "listing rooms");
 }
 
 static int
@@ -523,25 +564,9 @@ s_op_room_peers (s_storage_t *self, const aip_request_t *req)
     const char *s = aip_obj_str (id, &len);
     if (!s_room_exists (self, s, len))
         return s_room_not_found (self, id);
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
     sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
     s_bind_obj (stmt, 1, id);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing room members");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, stmt, "peers", false, "listing room members");
 }
 
 static int
@@ -582,24 +607,7 @@ s_op_peer_register (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_peer_list (s_storage_t *self, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_LIST);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing peers");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_PEER_LIST), "peers", false, "listing peers");
 }
 
 static int
@@ -612,6 +620,20 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
         return s_room_not_found (self, room);
     char room_id [AIP_MAX_ID + 1];
     snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    bool encrypted = s_room_encrypted (self);
+    size_t clen;
+    const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
+    const aip_obj_t *type_arg = aip_req_arg (req, "type");
+    bool system = aip_obj_streq (type_arg, "system");
+    //  Ciphertext may be longer than the plaintext limit; plaintext not
+    if (!encrypted && clen > AIP_MAX_CONTENT)
+        return s_fail (self, AIP_ERR_INVALID, "the message is %zu bytes; the limit is %d bytes",
+                       clen, AIP_MAX_CONTENT);
+    //  An encrypted room never stores plaintext (system messages aside)
+    if (encrypted && !system && !(clen > 5 && (memcmp (content, "aip1:", 5) == 0
+                                             || memcmp (content, "gAAAAA", 6) == 0)))
+        return s_fail (self, AIP_ERR_INVALID, "Room '%s' is encrypted: its messages must be "
+                       "encrypted by the sender", room_id);
     const aip_obj_t *peer = aip_req_arg (req, "peer");
     if (s_join (self, room_id, peer, NULL))
         return -1;
@@ -625,8 +647,6 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     if (!aip_obj_get_str (req->args, "created_at", created_at, sizeof created_at, NULL))
         aip_time_now (created_at);
     aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
-    size_t clen;
-    const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
 
     bool inserted;
     if (s_msg_insert (self, id, room_id, peer_id, content, clen, type, metadata, created_at,
@@ -780,14 +800,15 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
 //  ---------------------------------------------------------------------
 //  Batches
 
+//  Run a transaction-control statement (prepared once: parsing SAVEPOINT
+//  for every request showed up in profiles)
 static void
-s_exec (s_storage_t *self, const char *sql)
+s_exec (s_storage_t *self, s_stmt_id_t id)
 {
-    char *errmsg = NULL;
-    if (sqlite3_exec (self->db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
-        zsys_error ("storage: %s: %s", sql, errmsg ? errmsg : "?");
-        sqlite3_free (errmsg);
-    }
+    sqlite3_stmt *stmt = s_stmt (self, id);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        zsys_error ("storage: %s: %s", s_stmt_sql [id], sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
 }
 
 //  Run one request inside the open transaction; queue its reply
@@ -810,13 +831,13 @@ s_run_request (s_storage_t *self, uint64_t tag, zframe_t *body)
     }
     else {
         void *events_mark = zlistx_last (self->out);
-        s_exec (self, "SAVEPOINT req");
+        s_exec (self, STMT_TX_SAVEPOINT);
         aip_reply_ok_begin (self->reply, req.id);
         if (s_handlers [req.op] (self, &req) == 0)
-            s_exec (self, "RELEASE req");
+            s_exec (self, STMT_TX_RELEASE);
         else {
-            s_exec (self, "ROLLBACK TO req");
-            s_exec (self, "RELEASE req");
+            s_exec (self, STMT_TX_ROLLBACK_TO);
+            s_exec (self, STMT_TX_RELEASE);
             //  Its events never happened, and caches may have run ahead
             while (zlistx_last (self->out) != events_mark && zlistx_size (self->out))
                 zlistx_delete (self->out, zlistx_cursor (self->out));
@@ -850,7 +871,7 @@ s_handle_batch (s_storage_t *self)
         if (rc == 0)
             continue;
         if (!in_tx) {
-            s_exec (self, "BEGIN IMMEDIATE");
+            s_exec (self, STMT_TX_BEGIN);
             in_tx = true;
         }
         s_run_request (self, tag, body);
@@ -928,6 +949,15 @@ s_open (s_storage_t *self, char *err, size_t errlen)
     }
     if (aip_schema_migrate (self->db, err, errlen))
         return -1;
+    //  Room keys live here: owner only, and no old page of the log keeps
+    //  what a migration replaced
+    sqlite3_exec (self->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char path [4200];
+        snprintf (path, sizeof path, "%s%s", self->args.db_path, suffixes [i]);
+        chmod (path, 0600);
+    }
     for (int i = 0; i < STMT_COUNT; i++)
         if (sqlite3_prepare_v3 (self->db, s_stmt_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &self->stmt [i], NULL) != SQLITE_OK) {
@@ -981,6 +1011,13 @@ aip_storage (zsock_t *pipe, void *args)
         fprintf (stderr, "storaged: %s\n", err);
         zsock_signal (pipe, 1);
         s_storage_destroy (&self);
+        //  zactor_new does not pass the failure on: say it, then wait for
+        //  $TERM as an actor must (zactor_destroy waits for our exit)
+        zstr_send (pipe, "FAILED");
+        char *command;
+        while (!(command = zstr_recv (pipe)) && zmq_errno () == EINTR)
+            ;
+        free (command);
         return;
     }
     self->worker = aip_worker_new (self->args.endpoint, AIP_SVC_STORE, self->args.slots,
@@ -1012,6 +1049,8 @@ aip_storage (zsock_t *pipe, void *args)
     if (self->worker)
         aip_worker_bye (self->worker);
     s_storage_destroy (&self);
+    //  Migrations derive Fernet keys in this thread
+    aip_crypto_thread_stop ();
 }
 
 //  ---------------------------------------------------------------------
