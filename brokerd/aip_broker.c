@@ -1351,6 +1351,51 @@ s_test_reply (zsock_t *client, aip_reply_t *rep)
     zframe_destroy (&frame);
 }
 
+//  An async spawn.run
+static void
+s_test_async (zsock_t *client, uint64_t id)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_request_begin (pk, id, AIP_OP_SPAWN_RUN, 3);
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kstr (pk, "room_id", "room-000000000001");
+    aip_pack_kbool (pk, "async", true);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    zsock_send (client, "b", data, size);
+    aip_pack_destroy (&pk);
+}
+
+static void
+s_test_job_op (zsock_t *client, uint64_t id, aip_op_t op, const char *job_id)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_request_begin (pk, id, op, job_id ? 1 : 0);
+    if (job_id)
+        aip_pack_kstr (pk, "id", job_id);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    zsock_send (client, "b", data, size);
+    aip_pack_destroy (&pk);
+}
+
+//  The next request a worker gets; returns its tag
+static uint64_t
+s_test_take (aip_worker_t *worker, zpoller_t *poller, aip_request_t *req)
+{
+    uint64_t tag = 0, id;
+    zframe_t *body = NULL;
+    int rc = 0;
+    while (rc != 1) {
+        assert (zpoller_wait (poller, 5000));
+        rc = aip_worker_recv (worker, &tag, &body);
+    }
+    char err [256];
+    assert (aip_request_decode (zframe_data (body), zframe_size (body), req, &id, err, sizeof err) == 0);
+    zframe_destroy (&body);
+    return tag;
+}
+
 void
 aip_broker_test (bool verbose)
 {
@@ -1460,6 +1505,72 @@ aip_broker_test (bool verbose)
     s_test_reply (client, &rep);
     assert (rep.ok && aip_obj_get_bool (rep.data, "running", false));
     aip_reply_free (&rep);
+
+    //  Asynchronous jobs: answered at once, result held for job.wait,
+    //  cancel reaches the worker
+    aip_worker_t *spawner = aip_worker_new (endpoint, AIP_SVC_SPAWN, 1, "test-spawn");
+    zpoller_t *spoller = zpoller_new (aip_worker_sock (spawner), NULL);
+    char job_id [AIP_MAX_ID + 1];
+    s_test_async (client, 10);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 10);
+    assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
+    assert (aip_obj_streq (aip_obj_get (rep.data, "what"), "codex in room-000000000001"));
+    aip_reply_free (&rep);
+    uint64_t job_tag = s_test_take (spawner, spoller, &req);
+    //  Waiting: no answer until the worker replies, then under our id
+    s_test_job_op (client, 11, AIP_OP_JOB_WAIT, job_id);
+    s_test_job_op (client, 12, AIP_OP_JOB_LIST, NULL);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 12);
+    const aip_obj_t *jobs = aip_obj_get (rep.data, "jobs");
+    assert (aip_obj_size (jobs) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (jobs, 0), "state"), "running"));
+    aip_reply_free (&rep);
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, req.id);
+    aip_pack_str (pk, "the answer");
+    data = aip_pack_data (pk, &size);
+    aip_worker_reply (spawner, job_tag, data, size);
+    aip_request_free (&req);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 11 && aip_obj_streq (rep.data, "the answer"));
+    aip_reply_free (&rep);
+    //  A finished job answers at once, again
+    s_test_job_op (client, 13, AIP_OP_JOB_WAIT, job_id);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 13 && aip_obj_streq (rep.data, "the answer"));
+    aip_reply_free (&rep);
+    //  Cancel a running job: the worker hears CANCEL for its tag
+    s_test_async (client, 14);
+    s_test_reply (client, &rep);
+    assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
+    aip_reply_free (&rep);
+    job_tag = s_test_take (spawner, spoller, &req);
+    s_test_job_op (client, 15, AIP_OP_JOB_CANCEL, job_id);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 15 && aip_obj_get_bool (rep.data, "cancelled", false));
+    aip_reply_free (&rep);
+    int64_t deadline = aip_clock_ms () + 5000;
+    while (!aip_worker_take_cancel (spawner, job_tag) && aip_clock_ms () < deadline)
+        if (zpoller_wait (spoller, 100))
+            aip_worker_recv (spawner, &tag, &body);
+    aip_pack_reset (pk);
+    aip_reply_error (pk, req.id, "cancelled", "codex was cancelled");
+    data = aip_pack_data (pk, &size);
+    aip_worker_reply (spawner, job_tag, data, size);
+    aip_request_free (&req);
+    s_test_job_op (client, 16, AIP_OP_JOB_WAIT, job_id);
+    s_test_reply (client, &rep);
+    assert (!rep.ok && rep.id == 16 && streq (rep.code, "cancelled"));
+    aip_reply_free (&rep);
+    //  Unknown job
+    s_test_job_op (client, 17, AIP_OP_JOB_WAIT, "job-000000000000");
+    s_test_reply (client, &rep);
+    assert (!rep.ok && streq (rep.code, AIP_ERR_NOT_FOUND));
+    aip_reply_free (&rep);
+    zpoller_destroy (&spoller);
+    aip_worker_destroy (&spawner);
 
     zsock_destroy (&sub);
     aip_pack_destroy (&pk);
