@@ -97,7 +97,13 @@ int cmd_export (cli_t *cli, int argc, char **argv);
 int cmd_identity (cli_t *cli, int argc, char **argv);
 int cmd_list (cli_t *cli, int argc, char **argv);
 int cmd_register (cli_t *cli, int argc, char **argv);
-int cmd_not_yet (cli_t *cli, int argc, char **argv);
+int cmd_invite (cli_t *cli, int argc, char **argv);
+int cmd_quick (cli_t *cli, int argc, char **argv);
+int cmd_discuss (cli_t *cli, int argc, char **argv);
+int cmd_discover (cli_t *cli, int argc, char **argv);
+int cmd_jobs (cli_t *cli, int argc, char **argv);
+int cmd_wait (cli_t *cli, int argc, char **argv);
+int cmd_cancel (cli_t *cli, int argc, char **argv);
 
 //  Send cli->pk and wait; on success *rep holds the ok reply (free it with
 //  aip_reply_free). On an error reply or no reply, -1 with cli->err set.

@@ -13,4 +13,8 @@
     X(worker)            \
     X(schema)            \
     X(storage)           \
-    X(broker)
+    X(broker)            \
+    X(proc)              \
+    X(adapter)           \
+    X(prompt)            \
+    X(spawner)
