@@ -9,6 +9,7 @@ import unittest
 from aiptest import AI_PEER, AipTestCase, wait_until
 
 TMUX = shutil.which("tmux")
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake")
 
 
 @unittest.skipUnless(TMUX, "tmux is not installed")
@@ -16,6 +17,9 @@ class Terminal(AipTestCase):
 
     def setUp(self):
         super().setUp()
+        #  The fake AI tools: the daemons started below inherit this PATH
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.tmp
         self.room = self.new_room("live")
         self.sock = os.path.join(self.tmp, "tmux.sock")
         env = " ".join("%s=%s" % (k, self.env[k]) for k in ("AI_PEERS_HOME", "USER")
@@ -79,6 +83,15 @@ class Terminal(AipTestCase):
         wait_until(lambda: any(m["content"] == "still typing" for m in self.read(self.room)),
                    10, "a line sent while the invite runs")
         self.wait_screen("nosuchtool did not answer", timeout=60)
+
+    def test_mention_streams_the_answer_in(self):
+        with open(os.path.join(self.tmp, "codex.answer"), "w") as f:
+            f.write("Use a **short TTL**.")
+        self.keys("@codex how long should tokens live?", "Enter")
+        self.wait_screen("[codex (codex)]: Use a **short TTL**.", timeout=60)
+        contents = [m["content"] for m in self.read(self.room)]
+        self.assertIn("@codex how long should tokens live?", contents)
+        self.assertIn("Use a **short TTL**.", contents)
 
     def test_reconnects_after_the_broker_is_killed(self):
         self.ok("chat", self.room, "before the crash", "--tool", "codex")
