@@ -88,6 +88,18 @@ void cli_room_reveal_json (cli_room_t *room, json_t *messages);
 //  or NULL when none (caller frees; -1 on a bad file)
 int cli_password (cli_t *cli, const cli_opt_t *password, const cli_opt_t *file, char **out);
 
+//  Create a local room, end-to-end encrypted when password is given
+//  (cipher "aip1" by default, or "fernet"); me joins it. room_id receives
+//  the new id; *room (optional, caller owns) the room as stored.
+int cli_room_create (cli_t *cli, const char *name, const char *password, const char *cipher,
+                     const cli_peer_t *me, char room_id [AIP_ROOM_ID_LEN + 1], json_t **room);
+//  Send text as me, encrypted first in an encrypted room; *sent (optional,
+//  caller owns) is the stored message with the plaintext as its content
+int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_peer_t *me,
+              const char *text, size_t len, json_t **sent);
+//  Every message of a room, in order, as a reader sees them (decrypted)
+int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
+
 //  Command groups
 int cmd_daemon (cli_t *cli, int argc, char **argv);
 int cmd_room (cli_t *cli, int argc, char **argv);

@@ -3,6 +3,8 @@
     invites at once, so its wall time is the slowest tool, not the sum. */
 #include "cli.h"
 
+#include <sodium.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -243,25 +245,6 @@ s_cwd (cli_t *cli, const cli_opt_t *opt, char *buf, size_t size)
 
 //  Every message of the room, oldest first, as JSON
 static int
-s_conversation (cli_t *cli, const char *room_id, json_t **messages)
-{
-    cli_pages_t pages;
-    if (cli_fetch_pages (cli, room_id, &pages))
-        return -1;
-    *messages = json_array ();
-    for (size_t i = 0; i < pages.count; i++) {
-        const aip_obj_t *list = aip_obj_get (pages.pages [i].data, "messages");
-        if (!list || !aip_obj_is_array (list))
-            continue;
-        json_t *page = aip_json_from_obj (list);
-        json_array_extend (*messages, page);
-        json_decref (page);
-    }
-    cli_pages_free (&pages);
-    return 0;
-}
-
-static int
 s_check_tool (cli_t *cli, const char *tool)
 {
     size_t len = strlen (tool);
@@ -382,39 +365,6 @@ s_split_tools (cli_t *cli, const char *list, char **copy, const char **names, si
     return 0;
 }
 
-static int
-s_room_create (cli_t *cli, const char *name, const cli_peer_t *me, char *room_id)
-{
-    aip_room_id_new (room_id);
-    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, 4);
-    aip_pack_kstr (cli->pk, "id", room_id);
-    aip_pack_kstr (cli->pk, "name", name);
-    aip_pack_kstr (cli->pk, "mode", "local");
-    cli_pack_peer (cli, me);
-    json_t *room;
-    if (cli_call (cli, id, &room))
-        return -1;
-    json_decref (room);
-    return 0;
-}
-
-static int
-s_post_human (cli_t *cli, const char *room_id, const cli_peer_t *me, const char *text)
-{
-    char msg_id [AIP_MSG_ID_LEN + 1];
-    aip_msg_id_new (msg_id);
-    uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
-    aip_pack_kstr (cli->pk, "room_id", room_id);
-    aip_pack_kstr (cli->pk, "id", msg_id);
-    aip_pack_kstr (cli->pk, "content", text);
-    cli_pack_peer (cli, me);
-    json_t *sent;
-    if (cli_call (cli, id, &sent))
-        return -1;
-    json_decref (sent);
-    return 0;
-}
-
 int
 cmd_quick (cli_t *cli, int argc, char **argv)
 {
@@ -424,6 +374,8 @@ cmd_quick (cli_t *cli, int argc, char **argv)
                           { "--relay", NULL, true, NULL, false },
                           { "--password", NULL, true, NULL, false },
                           { "--cwd", NULL, true, NULL, false },
+                          { "--password-file", NULL, true, NULL, false },
+                          { "--cipher", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -432,9 +384,9 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     if (npos < 1 || !opts [0].present)
         return cli_fail (cli, "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] "
                          "[--timeout S]");
-    if (opts [3].present || opts [4].present)
-        return cli_fail (cli, "quick in public or encrypted rooms (--relay, --password) is not "
-                         "available in this build of ai-peer yet");
+    if (opts [3].present)
+        return cli_fail (cli, "quick in a public room (--relay) is not available in this build "
+                         "of ai-peer yet");
     const char *question = pos [0];
     if (aip_blank (question, strlen (question)))
         return cli_fail (cli, "the question is empty");
@@ -450,6 +402,7 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     size_t count;
     char *copy = NULL;
     s_invite_t *invs = NULL;
+    char *password = NULL;
     int rc = -1;
     if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
         goto cleanup;
@@ -461,9 +414,13 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     }
     cli_peer_t me;
     char room_id [AIP_ROOM_ID_LEN + 1];
-    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me)
-    ||  s_room_create (cli, room_name, &me, room_id)
-    ||  s_post_human (cli, room_id, &me, question))
+    cli_room_t room;
+    memset (&room, 0, sizeof room);
+    if (cli_password (cli, &opts [4], &opts [6], &password)
+    ||  cli_resolve_peer (cli, NULL, NULL, NULL, &me)
+    ||  cli_room_create (cli, room_name, password, opts [7].value, &me, room_id, NULL)
+    ||  cli_room_open (cli, room_id, &room)
+    ||  cli_send (cli, room_id, &room, &me, question, strlen (question), NULL))
         goto cleanup;
     //  All at once: each goes to its own spawnd
     invs = (s_invite_t *) calloc (count, sizeof (s_invite_t));
@@ -490,7 +447,7 @@ cmd_quick (cli_t *cli, int argc, char **argv)
         }
     }
     json_t *conversation;
-    if (s_conversation (cli, room_id, &conversation)) {
+    if (cli_conversation (cli, room_id, &conversation)) {
         json_decref (responses);
         json_decref (tools);
         goto cleanup;
@@ -503,6 +460,10 @@ cleanup:
         json_decref (invs [i].data);
     free (invs);
     free (copy);
+    if (password) {
+        sodium_memzero (password, strlen (password));
+        free (password);
+    }
     return rc;
 }
 
@@ -596,23 +557,24 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     }
     cli_peer_t me;
     char room_id [AIP_MAX_ID + 1];
+    cli_room_t room;
+    memset (&room, 0, sizeof room);
     if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
         goto cleanup;
     if (opts [2].present) {
         if (cli_check_room_id (cli, opts [2].value))
             goto cleanup;
         snprintf (room_id, sizeof room_id, "%s", opts [2].value);
-        uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
-        aip_pack_kstr (cli->pk, "id", room_id);
-        json_t *room;
-        if (cli_call (cli, id, &room))
-            goto cleanup;
-        json_decref (room);
     }
     else
-    if (s_room_create (cli, "discussion", &me, room_id))
+    if (cli_room_create (cli, "discussion", NULL, NULL, &me, room_id, NULL))
         goto cleanup;
-    if (topic && s_post_human (cli, room_id, &me, topic))
+    //  Also checks that a given room exists; encrypted rooms work as any
+    if (cli_room_open (cli, room_id, &room))
+        goto cleanup;
+    bool posted = !topic || cli_send (cli, room_id, &room, &me, topic, strlen (topic), NULL) == 0;
+    sodium_memzero (&room, sizeof room);
+    if (!posted)
         goto cleanup;
     char tool_list [AIP_MAX_QUICK_TOOLS * (AIP_MAX_ID + 2)] = "";
     for (size_t i = 0; i < count; i++)
@@ -656,7 +618,7 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
         }
     }
     json_t *conversation;
-    if (s_conversation (cli, room_id, &conversation))
+    if (cli_conversation (cli, room_id, &conversation))
         goto cleanup;
     json_t *tools = json_array ();
     for (size_t i = 0; i < count; i++)

@@ -150,36 +150,15 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (!aip_utf8_valid (message, len))
         cli_fail (cli, "the message is not valid UTF-8");
     else {
-        //  The id is chosen here: a retry after a daemon crash stores it once
-        char msg_id [AIP_MSG_ID_LEN + 1];
-        aip_msg_id_new (msg_id);
         cli_room_t room;
-        char *cipher = NULL;
-        if (cli_room_open (cli, room_id, &room))
-            goto cleanup;
-        if (room.encrypted
-        &&  aip_roomkey_encrypt (&room.key, room_id, msg_id, peer.id, message, len, &cipher)) {
-            cli_fail (cli, "cannot encrypt the message");
-            goto cleanup;
-        }
-        sodium_memzero (&room, sizeof room);
-        uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
-        aip_pack_kstr (cli->pk, "room_id", room_id);
-        aip_pack_kstr (cli->pk, "id", msg_id);
-        if (cipher)
-            aip_pack_kstr (cli->pk, "content", cipher);
-        else
-            aip_pack_kstrn (cli->pk, "content", message, len);
-        cli_pack_peer (cli, &peer);
-        free (cipher);
         json_t *sent;
-        if (cli_call (cli, id, &sent) == 0) {
-            //  The sender sees what it wrote, not the ciphertext
-            json_object_set_new (sent, "content", json_stringn_nocheck (message, len));
+        if (cli_room_open (cli, room_id, &room) == 0
+        &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0) {
             cli->data = json_object ();
             json_object_set_new (cli->data, "sent", sent);
             rc = 0;
         }
+        sodium_memzero (&room, sizeof room);
     }
 cleanup:
     free (message);

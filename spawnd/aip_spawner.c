@@ -1,5 +1,8 @@
 /*  aip_spawner.c — the spawner actor (see aip_spawner.h). */
 #include "aip_spawner.h"
+#include "aip_roomkey.h"
+
+#include <sodium.h>
 #include "aip_adapter.h"
 #include "aip_home.h"
 #include "aip_json.h"
@@ -35,6 +38,8 @@ typedef struct {
     const char *progress_room;      //  progress events of the running tool go here
     const char *progress_tool;      //  ... about this tool
     const char *progress_msg_id;    //  ... and the answer's message id ("" if none)
+    bool encrypted;                 //  the job's room is end-to-end encrypted
+    aip_roomkey_t room_key;         //  ... with this key (only during the job)
 } s_spawner_t;
 
 //  A reply to one request: either data (JSON) or an error
@@ -198,11 +203,30 @@ s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *
                   peer_id);
         return -1;
     }
+    //  In an encrypted room the answer is encrypted here, bound to its id
+    //  and sender, before it goes anywhere
+    char new_id [AIP_MSG_ID_LEN + 1];
+    char *cipher = NULL;
+    if (self->encrypted) {
+        if (!msg_id) {
+            aip_msg_id_new (new_id);
+            msg_id = new_id;
+        }
+        if (aip_roomkey_encrypt (&self->room_key, room_id, msg_id, peer_id, content, len,
+                                 &cipher)) {
+            snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+            snprintf (result->message, sizeof result->message, "cannot encrypt the answer");
+            return -1;
+        }
+        content = cipher;
+        len = strlen (cipher);
+    }
     uint64_t id = s_store_begin (self, AIP_OP_MSG_SEND, msg_id ? 6 : 5);
     aip_pack_kstr (self->pk, "room_id", room_id);
     if (msg_id)
         aip_pack_kstr (self->pk, "id", msg_id);
     aip_pack_kstrn (self->pk, "content", content, len);
+    free (cipher);
     aip_pack_kstr (self->pk, "type", "message");
     aip_pack_kstr (self->pk, "metadata", metadata);
     aip_pack_key (self->pk, "peer");
@@ -472,10 +496,26 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     bool post_error = false;
 
     //  The room must exist; the tool must be known
-    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 1);
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
     aip_pack_kstr (self->pk, "id", job->room_id);
+    aip_pack_kbool (self->pk, "with_key", true);
     if (s_store_call (self, id, &room, result))
         goto cleanup;
+    //  An encrypted room answers {room, key}: its history is decrypted for
+    //  the prompt, the answer encrypted before it is posted
+    json_t *key = json_object_get (room, "key");
+    if (json_is_string (key)) {
+        json_t *inner = json_incref (json_object_get (room, "room"));
+        self->encrypted = aip_roomkey_decode (json_string_value (key), &self->room_key) == 0;
+        json_decref (room);
+        room = inner;
+        if (!self->encrypted) {
+            snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+            snprintf (result->message, sizeof result->message, "the key of room %s is damaged",
+                      job->room_id);
+            goto cleanup;
+        }
+    }
     post_error = true;
     const aip_tool_t *tool = aip_adapter_find (adapter, job->tool);
     if (!tool) {
@@ -510,6 +550,8 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     aip_pack_kint (self->pk, "limit", job->history);
     if (s_store_call (self, id, &history, result))
         goto cleanup;
+    if (self->encrypted)
+        aip_roomkey_reveal_json (&self->room_key, json_object_get (history, "messages"));
     size_t prompt_len, dropped;
     aip_prompt_args_t pargs = { tool->name, job->room_id,
                                 json_string_value (json_object_get (room, "name")),
@@ -630,6 +672,8 @@ cleanup:
     json_decref (usage);
     json_decref (sent);
     aip_adapter_destroy (&adapter);
+    sodium_memzero (&self->room_key, sizeof self->room_key);
+    self->encrypted = false;
 }
 
 //  ---------------------------------------------------------------------
@@ -765,6 +809,8 @@ cleanup:
     zsock_destroy (&self->store);
     aip_pack_destroy (&self->pk);
     free (self);
+    //  Fernet rooms use OpenSSL in this thread
+    aip_crypto_thread_stop ();
 }
 
 void
