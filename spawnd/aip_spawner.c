@@ -263,7 +263,11 @@ s_progress (s_spawner_t *self, aip_proc_t *proc)
     aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
     aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
     aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
-    aip_pack_kstrn (pk, "partial", tail, tail_len);
+    //  Events are not stored, but an encrypted room's text stays sealed
+    if (self->encrypted)
+        aip_pack_kstr (pk, "partial", "");
+    else
+        aip_pack_kstrn (pk, "partial", tail, tail_len);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     char topic [AIP_MAX_ID + 8];

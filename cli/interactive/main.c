@@ -33,6 +33,7 @@ typedef struct {
     pid_t pid;                      //  the ai-peer invite process
     char tool [AIP_MAX_NAME + 1];   //  who is thinking
     int64_t started;                //  since when
+    int64_t progress_shown;         //  last progress line about it
 } s_pending_t;
 
 typedef struct {
@@ -191,6 +192,26 @@ s_subscribe (s_chat_t *self)
         zmq_connect (self->sub, endpoint);
 }
 
+//  A tool of ours is producing output: say so, every few seconds at most
+static void
+s_progress (s_chat_t *self, const aip_obj_t *data)
+{
+    char tool [AIP_MAX_NAME + 1];
+    aip_obj_get_str (data, "tool", tool, sizeof tool, "");
+    for (int i = 0; i < MAX_PENDING; i++) {
+        s_pending_t *p = &self->pending [i];
+        if (!p->pid || strcmp (p->tool, tool) != 0 || aip_clock_ms () - p->progress_shown < 3000)
+            continue;
+        p->progress_shown = aip_clock_ms ();
+        char line [400];
+        snprintf (line, sizeof line, "  … %s is writing (%lld bytes, %lld s)", tool,
+                  (long long) aip_obj_get_int (data, "bytes", 0),
+                  (long long) aip_obj_get_int (data, "elapsed_ms", 0) / 1000);
+        s_print (self, line);
+        break;
+    }
+}
+
 static void
 s_handle_event (s_chat_t *self)
 {
@@ -207,6 +228,10 @@ s_handle_event (s_chat_t *self)
             char err [128];
             aip_doc_t *doc = aip_doc_decode (zmq_msg_data (&body), zmq_msg_size (&body), err, sizeof err);
             const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
+            if (root && aip_obj_streq (aip_obj_get (root, "room_id"), self->room_id)
+            &&  aip_obj_streq (aip_obj_get (root, "type"), "progress"))
+                s_progress (self, aip_obj_get (root, "data"));
+            else
             if (root && aip_obj_streq (aip_obj_get (root, "room_id"), self->room_id)
             &&  aip_obj_streq (aip_obj_get (root, "type"), "message")) {
                 json_t *one = json_array ();
