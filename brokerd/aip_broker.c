@@ -368,6 +368,13 @@ s_worker_ready (s_broker_t *self, zframe_t *routing_id, const char *key, zframe_
     aip_doc_destroy (&doc);
     s_drain_queue (self, w->svc);
 
+    //  Storage is up: start the spawn workers that wait for it
+    if (w->svc == AIP_SVC_STORE)
+        for (size_t i = 0; i < self->child_count; i++) {
+            s_child_t *c = &self->children [i];
+            if (c->svc == AIP_SVC_SPAWN && !c->pid && !c->start_at && !c->restarts)
+                c->start_at = 1;
+        }
     //  First storage worker up: the daemon set can serve
     if (self->ready_fd >= 0 && w->svc == AIP_SVC_STORE) {
         if (write (self->ready_fd, "ready\n", 6) != 6)
@@ -1215,7 +1222,9 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
             c->name = "spawnd";
             c->svc = AIP_SVC_SPAWN;
             c->backoff_ms = AIP_RESTART_MIN_MS;
-            c->start_at = 1;
+            //  Started once storaged is ready: the first command waits for
+            //  storaged only, not for four spawnd competing for the CPUs
+            c->start_at = 0;
         }
     }
     return self;
