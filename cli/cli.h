@@ -53,6 +53,8 @@ uint64_t cli_request (cli_t *cli, aip_op_t op, size_t nargs);
 //  Send cli->pk and wait; on success *data is the reply data as JSON (the
 //  caller owns it). On an error reply or no reply, -1 with cli->err set.
 int cli_call (cli_t *cli, uint64_t id, json_t **data);
+//  Same, waiting at most timeout_ms for the reply
+int cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data);
 
 //  The local identity (identity.json), loaded once
 int cli_identity (cli_t *cli, const aip_identity_t **identity);
@@ -83,6 +85,12 @@ int cmd_identity (cli_t *cli, int argc, char **argv);
 int cmd_list (cli_t *cli, int argc, char **argv);
 int cmd_register (cli_t *cli, int argc, char **argv);
 int cmd_not_yet (cli_t *cli, int argc, char **argv);
+
+//  Public rooms (cmd_room.c): how long chat waits for the relay
+//  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)
+int cli_relay_wait_ms (void);
+//  Is a public room in sync? Asks relayd briefly; false when it cannot say
+bool cli_relay_ok (cli_t *cli, const char *room_id);
 
 //  Fetch every message of a room in order, paging (used by export)
 int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);

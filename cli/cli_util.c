@@ -101,11 +101,17 @@ cli_request (cli_t *cli, aip_op_t op, size_t nargs)
 int
 cli_call (cli_t *cli, uint64_t id, json_t **data)
 {
+    return cli_call_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, data);
+}
+
+int
+cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data)
+{
     if (!cli->client)
         return -1;              //  cli_request recorded why
     aip_reply_t rep;
     char err [1024];
-    if (aip_client_call (cli->client, cli->pk, id, AIP_CLIENT_TIMEOUT_MS, &rep, err, sizeof err))
+    if (aip_client_call (cli->client, cli->pk, id, timeout_ms, &rep, err, sizeof err))
         return cli_fail (cli, "%s", err);
     int rc = 0;
     if (rep.ok) {

@@ -1,6 +1,7 @@
 /*  cmd_chat.c — ai-peer chat (send, read) and history. */
 #include "cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,10 +51,22 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
         snprintf (before_id, sizeof before_id, "%s",
                   json_string_value (json_object_get (first, "id")));
     }
+    //  Local rooms have no relay: the local copy is the whole truth. A
+    //  public room is as good as relayd's sync of it.
+    bool relay_ok = true;
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
+    aip_pack_kstr (cli->pk, "id", room_id);
+    json_t *room = NULL;
+    if (cli_call (cli, id, &room) == 0) {
+        const char *mode = json_string_value (json_object_get (room, "mode"));
+        if (mode && strcmp (mode, "public") == 0)
+            relay_ok = cli_relay_ok (cli, room_id);
+        json_decref (room);
+    }
+    cli->err [0] = 0;
     cli->data = json_object ();
     json_object_set_new (cli->data, "messages", all ? all : json_array ());
-    //  Local rooms have no relay: the local copy is the whole truth
-    json_object_set_new (cli->data, "relay_ok", json_true ());
+    json_object_set_new (cli->data, "relay_ok", json_boolean (relay_ok));
     return 0;
 }
 
@@ -142,9 +155,46 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         cli_pack_peer (cli, &peer);
         json_t *sent;
         if (cli_call (cli, id, &sent) == 0) {
-            cli->data = json_object ();
-            json_object_set_new (cli->data, "sent", sent);
-            rc = 0;
+            //  A public room: committed here and queued; relayd delivers it.
+            //  Wait a bounded time for the relay's answer.
+            bool queued = json_is_true (json_object_get (sent, "queued"));
+            json_object_del (sent, "queued");
+            const char *warning = NULL;
+            char refused [1200] = "";
+            if (queued) {
+                int wait_ms = cli_relay_wait_ms ();
+                id = cli_request (cli, AIP_OP_RELAY_PUSH, 3);
+                aip_pack_kstr (cli->pk, "room_id", room_id);
+                aip_pack_kstr (cli->pk, "id", msg_id);
+                aip_pack_kint (cli->pk, "wait_ms", wait_ms);
+                json_t *push = NULL;
+                if (cli_call_timeout (cli, id, wait_ms + 2000, &push) == 0
+                &&  json_is_true (json_object_get (push, "delivered")))
+                    ;   //  on the relay
+                else
+                if (push && json_is_true (json_object_get (push, "refused")))
+                    snprintf (refused, sizeof refused, "%s",
+                              json_string_value (json_object_get (push, "error"))
+                              ? json_string_value (json_object_get (push, "error")) : "refused");
+                else
+                    warning = "Relay unreachable — message saved locally only";
+                json_decref (push);
+                cli->err [0] = 0;
+            }
+            if (*refused) {
+                json_decref (sent);
+                cli_fail (cli, "%s. The message %s is kept in your local copy only.", refused,
+                          msg_id);
+            }
+            else {
+                cli->data = json_object ();
+                json_object_set_new (cli->data, "sent", sent);
+                if (warning) {
+                    json_object_set_new (cli->data, "warning", json_string (warning));
+                    fprintf (stderr, "⚠ %s\n", warning);
+                }
+                rc = 0;
+            }
         }
     }
 cleanup:

@@ -75,7 +75,14 @@ struct aip_field_s {
     X (PEER_REGISTER, "peer.register", AIP_SVC_STORE,  s_peer_fields) \
     X (PEER_LIST,     "peer.list",     AIP_SVC_STORE,  s_no_fields) \
     X (MSG_SEND,      "msg.send",      AIP_SVC_STORE,  s_msg_send_fields) \
-    X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields)
+    X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields) \
+    X (OUTBOX_LIST,   "outbox.list",   AIP_SVC_STORE,  s_outbox_list_fields) \
+    X (OUTBOX_DONE,   "outbox.done",   AIP_SVC_STORE,  s_outbox_done_fields) \
+    X (SYNC_ROOMS,    "sync.rooms",    AIP_SVC_STORE,  s_no_fields) \
+    X (SYNC_CURSOR,   "sync.cursor",   AIP_SVC_STORE,  s_sync_cursor_fields) \
+    X (RELAY_JOIN,    "relay.join",    AIP_SVC_RELAY,  s_relay_join_fields) \
+    X (RELAY_PUSH,    "relay.push",    AIP_SVC_RELAY,  s_relay_push_fields) \
+    X (RELAY_STATUS,  "relay.status",  AIP_SVC_RELAY,  s_room_id_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,

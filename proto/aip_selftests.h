@@ -8,8 +8,10 @@
     X(home)              \
     X(identity)          \
     X(crypto)            \
+    X(peerurl)           \
     X(client)            \
     X(worker)            \
     X(schema)            \
     X(storage)           \
-    X(broker)
+    X(broker)            \
+    X(relay)

@@ -85,10 +85,30 @@ s_step_v2 (sqlite3 *db, char **errmsg)
         "DROP INDEX IF EXISTS idx_msg_room_time;", NULL, NULL, errmsg);
 }
 
+//  Version 3 (relay): the outbox of public rooms, local messages the relay
+//  has not acknowledged yet (delivered in insertion order, kept across
+//  restarts), and per-room relay cursors: the newest relay created_at seen,
+//  where catch-up resumes.
+static int
+s_step_relay (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS outbox (\n"
+        "    msg_id TEXT PRIMARY KEY,\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    queued_at TEXT NOT NULL\n"
+        ");\n"
+        "CREATE TABLE IF NOT EXISTS relay_cursors (\n"
+        "    room_id TEXT PRIMARY KEY,\n"
+        "    since TEXT NOT NULL\n"
+        ");\n", NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
     s_step_v2,
+    s_step_relay,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 
