@@ -320,12 +320,13 @@ cleanup:
     zframe_destroy (&body);
 }
 
-static void
+//  Handle one message from a worker; false when none was waiting
+static bool
 s_handle_worker (s_broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv (self->workers);
+    zmsg_t *msg = zmsg_recv_nowait (self->workers);
     if (!msg)
-        return;
+        return false;
     zframe_t *routing_id = zmsg_pop (msg);
     char *command = zmsg_popstr (msg);
     if (!routing_id || !command) {
@@ -370,6 +371,7 @@ cleanup:
     free (command);
     zframe_destroy (&routing_id);
     zmsg_destroy (&msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -468,12 +470,13 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     s_send_client (self, client, data, size);
 }
 
-static void
+//  Handle one request from a client; false when none was waiting
+static bool
 s_handle_client (s_broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv (self->clients);
+    zmsg_t *msg = zmsg_recv_nowait (self->clients);
     if (!msg)
-        return;
+        return false;
     zframe_t *client = zmsg_pop (msg);
     zframe_t *body = zmsg_pop (msg);
     if (!client || !body || zmsg_size (msg) != 0) {
@@ -533,6 +536,7 @@ cleanup:
     zframe_destroy (&client);
     zframe_destroy (&body);
     zmsg_destroy (&msg);
+    return true;
 }
 
 //  ---------------------------------------------------------------------
@@ -883,11 +887,12 @@ aip_broker (zsock_t *pipe, void *args)
                 self->terminated = true;
             free (command);
         }
-        //  Workers first: their replies free slots for the clients
-        for (int n = 0; n < 1000 && (zsock_events (self->workers) & ZMQ_POLLIN); n++)
-            s_handle_worker (self);
-        for (int n = 0; n < 1000 && (zsock_events (self->clients) & ZMQ_POLLIN); n++)
-            s_handle_client (self);
+        //  Workers first: their replies free slots for the clients. Drain
+        //  without polling between messages (each poll is a system call).
+        for (int n = 0; n < 1000 && s_handle_worker (self); n++)
+            ;
+        for (int n = 0; n < 1000 && s_handle_client (self); n++)
+            ;
         if (self->stopping && !self->terminated) {
             zsys_info ("broker: stop requested");
             zstr_send (pipe, "STOPPED");

@@ -92,7 +92,21 @@ int cli_relay_wait_ms (void);
 //  Is a public room in sync? Asks relayd briefly; false when it cannot say
 bool cli_relay_ok (cli_t *cli, const char *room_id);
 
-//  Fetch every message of a room in order, paging (used by export)
-int cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages);
+//  Send cli->pk and wait; on success *rep holds the ok reply (free it with
+//  aip_reply_free). On an error reply or no reply, -1 with cli->err set.
+int cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep);
+//  Same, waiting at most timeout_ms
+int cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep);
+
+//  Every message of a room in order, as the pages of msg.list replies
+//  (kept as msgpack: a large export never builds a JSON tree it does not print)
+typedef struct {
+    aip_reply_t *pages;         //  replies; data.messages of each in order
+    size_t count;               //  pages
+    size_t messages;            //  messages in all pages
+} cli_pages_t;
+
+int cli_fetch_pages (cli_t *cli, const char *room_id, cli_pages_t *pages);
+void cli_pages_free (cli_pages_t *pages);
 
 #endif

@@ -99,29 +99,43 @@ cli_request (cli_t *cli, aip_op_t op, size_t nargs)
 }
 
 int
-cli_call (cli_t *cli, uint64_t id, json_t **data)
+cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep)
 {
-    return cli_call_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, data);
+    return cli_call_reply_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, rep);
+}
+
+int
+cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep)
+{
+    if (!cli->client)
+        return -1;              //  cli_request recorded why
+    char err [1024];
+    if (aip_client_call (cli->client, cli->pk, id, timeout_ms, rep, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    if (!rep->ok) {
+        cli_fail (cli, "%s", rep->message);
+        aip_reply_free (rep);
+        return -1;
+    }
+    return 0;
 }
 
 int
 cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data)
 {
-    if (!cli->client)
-        return -1;              //  cli_request recorded why
     aip_reply_t rep;
-    char err [1024];
-    if (aip_client_call (cli->client, cli->pk, id, timeout_ms, &rep, err, sizeof err))
-        return cli_fail (cli, "%s", err);
-    int rc = 0;
-    if (rep.ok) {
-        if (data)
-            *data = aip_json_from_obj (rep.data);
-    }
-    else
-        rc = cli_fail (cli, "%s", rep.message);
+    if (cli_call_reply_timeout (cli, id, timeout_ms, &rep))
+        return -1;
+    if (data)
+        *data = aip_json_from_obj (rep.data);
     aip_reply_free (&rep);
-    return rc;
+    return 0;
+}
+
+int
+cli_call (cli_t *cli, uint64_t id, json_t **data)
+{
+    return cli_call_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, data);
 }
 
 int
@@ -215,9 +229,9 @@ cli_check_room_id (cli_t *cli, const char *room_id)
 }
 
 int
-cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages)
+cli_fetch_pages (cli_t *cli, const char *room_id, cli_pages_t *pages)
 {
-    json_t *all = json_array ();
+    memset (pages, 0, sizeof *pages);
     char after_ts [AIP_MAX_TIME + 1] = "", after_id [AIP_MAX_ID + 1] = "";
     while (true) {
         //  ("", "") sorts before every message: the first page starts there
@@ -226,26 +240,39 @@ cli_fetch_all (cli_t *cli, const char *room_id, json_t **messages)
         aip_pack_kint (cli->pk, "limit", AIP_MAX_PAGE);
         aip_pack_kstr (cli->pk, "after_ts", after_ts);
         aip_pack_kstr (cli->pk, "after_id", after_id);
-        json_t *data;
-        if (cli_call (cli, id, &data)) {
-            json_decref (all);
+        aip_reply_t *grown = (aip_reply_t *) realloc (pages->pages,
+                                                      (pages->count + 1) * sizeof (aip_reply_t));
+        if (!grown) {
+            cli_pages_free (pages);
+            return cli_fail (cli, "out of memory reading the room");
+        }
+        pages->pages = grown;
+        aip_reply_t *rep = &pages->pages [pages->count];
+        if (cli_call_reply (cli, id, rep)) {
+            cli_pages_free (pages);
             return -1;
         }
-        json_t *page = json_object_get (data, "messages");
-        size_t count = json_array_size (page);
-        json_array_extend (all, page);
+        pages->count++;
+        const aip_obj_t *page = aip_obj_get (rep->data, "messages");
+        size_t count = aip_obj_size (page);
+        pages->messages += count;
         if (count > 0) {
-            json_t *last = json_array_get (page, count - 1);
-            snprintf (after_ts, sizeof after_ts, "%s",
-                      json_string_value (json_object_get (last, "created_at")));
-            snprintf (after_id, sizeof after_id, "%s",
-                      json_string_value (json_object_get (last, "id")));
+            const aip_obj_t *last = aip_obj_at (page, count - 1);
+            aip_obj_get_str (last, "created_at", after_ts, sizeof after_ts, "");
+            aip_obj_get_str (last, "id", after_id, sizeof after_id, "");
         }
-        bool more = count == AIP_MAX_PAGE || json_is_true (json_object_get (data, "truncated"));
-        json_decref (data);
+        bool more = count == AIP_MAX_PAGE || aip_obj_get_bool (rep->data, "truncated", false);
         if (!more || count == 0)
             break;
     }
-    *messages = all;
     return 0;
+}
+
+void
+cli_pages_free (cli_pages_t *pages)
+{
+    for (size_t i = 0; i < pages->count; i++)
+        aip_reply_free (&pages->pages [i]);
+    free (pages->pages);
+    memset (pages, 0, sizeof *pages);
 }

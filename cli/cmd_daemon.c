@@ -36,7 +36,18 @@ s_read_daemon_json (cli_t *cli, json_t **config)
 static bool
 s_process_gone (pid_t pid)
 {
-    return kill (pid, 0) != 0 && errno == ESRCH;
+    if (kill (pid, 0) != 0)
+        return errno == ESRCH;
+    //  A zombie has released its sockets and files: it is gone for us,
+    //  however late its parent (a container's init, maybe) reaps it
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    size_t len;
+    char *text = aip_file_read (path, 4096, &len);
+    char *rp = text ? strrchr (text, ')') : NULL;
+    bool zombie = rp && rp [1] == ' ' && rp [2] == 'Z';
+    free (text);
+    return zombie;
 }
 
 //  Wait (bounded) for a process to exit; true if it did
@@ -45,9 +56,8 @@ s_wait_gone (pid_t pid, int timeout_ms)
 {
     int64_t deadline = aip_clock_ms () + timeout_ms;
     while (aip_clock_ms () < deadline) {
-        if (s_process_gone (pid) || !aip_daemon_running (NULL, NULL))
-            if (s_process_gone (pid))
-                return true;
+        if (s_process_gone (pid))
+            return true;
         usleep (5000);
     }
     return s_process_gone (pid);

@@ -14,18 +14,22 @@ s_str (json_t *object, const char *key, const char *dflt)
     return s ? s : dflt;
 }
 
-//  "2026-11-23T21:29:49.953123+00:00" -> "2026-11-23 21:29:49"
-static void
-s_short_time (const char *iso, char *buf)
+//  A string field of a decoded message as a length + pointer (dflt if absent)
+static const char *
+s_field (const aip_obj_t *m, const char *key, const char *dflt, int *len)
 {
-    snprintf (buf, 20, "%.19s", iso);
-    char *t = strchr (buf, 'T');
-    if (t)
-        *t = ' ';
+    size_t n;
+    const char *s = aip_obj_str (aip_obj_get (m, key), &n);
+    if (!s) {
+        *len = (int) strlen (dflt);
+        return dflt;
+    }
+    *len = (int) n;
+    return s;
 }
 
 static char *
-s_markdown (json_t *room, json_t *peers, json_t *messages, size_t *size)
+s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, size_t *size)
 {
     char *text = NULL;
     FILE *out = open_memstream (&text, size);
@@ -44,22 +48,39 @@ s_markdown (json_t *room, json_t *peers, json_t *messages, size_t *size)
                  tool && *tool ? tool : s_str (p, "type", "?"));
     }
     fprintf (out, "\n\n---\n\n");
-    json_t *m;
-    json_array_foreach (messages, i, m) {
-        const char *name = s_str (m, "peer_name", s_str (m, "peer_id", "?"));
-        const char *tool = s_str (m, "peer_tool", "");
-        char ts [20];
-        s_short_time (s_str (m, "created_at", ""), ts);
-        json_t *content = json_object_get (m, "content");
-        if (strcmp (s_str (m, "type", "message"), "system") == 0)
-            fprintf (out, "*%s %s* — %s\n", name, s_str (m, "content", ""), ts);
-        else {
-            fprintf (out, "**%s%s%s%s** [%s]:\n\n", name, *tool ? " (" : "", tool,
-                     *tool ? ")" : "", ts);
-            fwrite (json_string_value (content), 1, json_string_length (content), out);
+    for (size_t pg = 0; pg < pages->count; pg++) {
+        const aip_obj_t *page = aip_obj_get (pages->pages [pg].data, "messages");
+        for (size_t k = 0; k < aip_obj_size (page); k++) {
+            const aip_obj_t *m = aip_obj_at (page, k);
+            int id_len, name_len, tool_len, time_len, text_len, type_len;
+            const char *peer_id = s_field (m, "peer_id", "?", &id_len);
+            const char *name = s_field (m, "peer_name", "", &name_len);
+            if (!aip_obj_is_str (aip_obj_get (m, "peer_name"))) {
+                name = peer_id;
+                name_len = id_len;
+            }
+            const char *tool = s_field (m, "peer_tool", "", &tool_len);
+            const char *ts = s_field (m, "created_at", "", &time_len);
+            const char *content = s_field (m, "content", "", &text_len);
+            const char *type = s_field (m, "type", "message", &type_len);
+            //  "2026-11-23T21:29:49.953123+00:00" -> "2026-11-23 21:29:49"
+            char when [20];
+            snprintf (when, sizeof when, "%.*s", time_len < 19 ? time_len : 19, ts);
+            char *t = strchr (when, 'T');
+            if (t)
+                *t = ' ';
+            if (type_len == 6 && memcmp (type, "system", 6) == 0)
+                fprintf (out, "*%.*s %.*s* — %s\n", name_len, name, text_len, content, when);
+            else {
+                if (tool_len)
+                    fprintf (out, "**%.*s (%.*s)** [%s]:\n\n", name_len, name, tool_len, tool, when);
+                else
+                    fprintf (out, "**%.*s** [%s]:\n\n", name_len, name, when);
+                fwrite (content, 1, (size_t) text_len, out);
+                fputc ('\n', out);
+            }
             fputc ('\n', out);
         }
-        fputc ('\n', out);
     }
     if (fclose (out) != 0) {
         free (text);
@@ -90,7 +111,8 @@ cmd_export (cli_t *cli, int argc, char **argv)
     if (cli_check_room_id (cli, room_id))
         return -1;
 
-    json_t *room = NULL, *peers = NULL, *messages = NULL, *data = NULL;
+    json_t *room = NULL, *peers = NULL, *data = NULL;
+    cli_pages_t pages = { NULL, 0, 0 };
     int rc = -1;
     uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
     aip_pack_kstr (cli->pk, "id", room_id);
@@ -101,22 +123,28 @@ cmd_export (cli_t *cli, int argc, char **argv)
     if (cli_call (cli, id, &data))
         goto cleanup;
     peers = json_incref (json_object_get (data, "peers"));
-    if (cli_fetch_all (cli, room_id, &messages))
+    if (cli_fetch_pages (cli, room_id, &pages))
         goto cleanup;
-    size_t count = json_array_size (messages);
+    size_t count = pages.messages;
 
     char *text = NULL;
     size_t size = 0;
     json_t *document = NULL;
     if (strcmp (format, "md") == 0) {
-        text = s_markdown (room, peers, messages, &size);
+        text = s_markdown (room, peers, &pages, &size);
         if (!text) {
             cli_fail (cli, "out of memory rendering the export");
             goto cleanup;
         }
     }
     else {
-        document = json_pack ("{s:O, s:O, s:O}", "room", room, "peers", peers,
+        json_t *messages = json_array ();
+        for (size_t pg = 0; pg < pages.count; pg++) {
+            json_t *page = aip_json_from_obj (aip_obj_get (pages.pages [pg].data, "messages"));
+            json_array_extend (messages, page);
+            json_decref (page);
+        }
+        document = json_pack ("{s:O, s:O, s:o}", "room", room, "peers", peers,
                               "messages", messages);
     }
     if (opts [1].present) {
@@ -148,7 +176,7 @@ cmd_export (cli_t *cli, int argc, char **argv)
 cleanup:
     json_decref (room);
     json_decref (peers);
-    json_decref (messages);
+    cli_pages_free (&pages);
     json_decref (data);
     return rc;
 }

@@ -69,6 +69,31 @@ s_help (FILE *out)
                   "Data lives in $AI_PEERS_HOME (default ~/.ai-peers).\n");
 }
 
+//  Error messages quote what the user typed, which may not be UTF-8:
+//  JSON cannot carry those bytes, so each becomes '?'
+static json_t *
+s_error_string (const char *error)
+{
+    json_t *string = json_string (error);
+    if (string)
+        return string;
+    char *copy = strdup (error);
+    if (!copy)
+        return json_string ("out of memory");
+    for (size_t i = 0; copy [i]; ) {
+        size_t len = 1;
+        while (len < 4 && copy [i + len] && !aip_utf8_valid (copy + i, len))
+            len++;
+        if (aip_utf8_valid (copy + i, len))
+            i += len;
+        else
+            copy [i++] = '?';
+    }
+    string = json_string (copy);
+    free (copy);
+    return string;
+}
+
 static void
 s_print_envelope (bool ok, json_t *data, const char *error)
 {
@@ -78,7 +103,7 @@ s_print_envelope (bool ok, json_t *data, const char *error)
     if (ok)
         json_object_set (root, "data", data ? data : json_null ());
     else
-        json_object_set_new (root, "error", json_string (error));
+        json_object_set_new (root, "error", s_error_string (error));
     char *text = aip_json_dumps (root);
     if (text) {
         fputs (text, stdout);

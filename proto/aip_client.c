@@ -91,11 +91,33 @@ s_pid_is_brokerd (pid_t pid)
     return !zombie;
 }
 
+//  A pid file copied with its home, or a pid reused after a crash, may name
+//  the live broker of another home: it is not ours
+static bool
+s_pid_serves_home (pid_t pid, const char *home)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+    size_t len;
+    char *argv = aip_file_read (path, 16 * 1024, &len);
+    if (!argv)
+        return false;
+    bool serves = true;         //  started by hand without --home: trust it
+    for (size_t i = 0; i < len; i += strlen (argv + i) + 1)
+        if (strcmp (argv + i, "--home") == 0) {
+            size_t next = i + strlen (argv + i) + 1;
+            serves = next < len && strcmp (argv + next, home) == 0;
+            break;
+        }
+    free (argv);
+    return serves;
+}
+
 bool
 aip_daemon_running (const char *home, pid_t *pid)
 {
     pid_t p = s_read_pid (home);
-    bool alive = p && s_pid_is_brokerd (p);
+    bool alive = p && s_pid_is_brokerd (p) && s_pid_serves_home (p, home);
     if (pid)
         *pid = alive ? p : 0;
     return alive;

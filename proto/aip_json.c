@@ -15,8 +15,11 @@ aip_json_from_obj (const aip_obj_t *o)
         return json_boolean (aip_obj_bool (o));
     if (aip_obj_is_int (o))
         return json_integer (aip_obj_int (o));
-    if (aip_obj_is_real (o))
-        return json_real (aip_obj_real (o));
+    if (aip_obj_is_real (o)) {
+        //  JSON has no NaN or infinity
+        json_t *real = json_real (aip_obj_real (o));
+        return real ? real : json_null ();
+    }
     size_t len;
     const char *s = aip_obj_str (o, &len);
     if (s)
@@ -49,6 +52,10 @@ aip_json_from_obj (const aip_obj_t *o)
 void
 aip_json_pack (aip_pack_t *pk, const json_t *json)
 {
+    if (!json) {
+        aip_pack_nil (pk);
+        return;
+    }
     switch (json_typeof (json)) {
         case JSON_OBJECT: {
             aip_pack_map (pk, json_object_size (json));

@@ -52,7 +52,11 @@
                     " ORDER BY m.created_at, m.id LIMIT ?4") \
     X (MSG_NTH_BEFORE, "SELECT created_at, id FROM messages WHERE room_id = ?1" \
                     " AND (created_at, id) < (?2, ?3)" \
-                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4")
+                    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4") \
+    X (TX_BEGIN,    "BEGIN IMMEDIATE") \
+    X (TX_SAVEPOINT, "SAVEPOINT req") \
+    X (TX_RELEASE,  "RELEASE req") \
+    X (TX_ROLLBACK_TO, "ROLLBACK TO req")
 
 #define OUTBOX_STMTS(X) \
     X (OUTBOX_ADD,  "INSERT OR IGNORE INTO outbox (msg_id, room_id, queued_at) VALUES (?1, ?2, ?3)") \
@@ -309,29 +313,31 @@ s_peer_upsert (s_storage_t *self, const aip_obj_t *peer, bool force)
     const char *fields [] = { "id", "name", "type", "tool", "machine", "host", "port" };
     char *key = aip_obj_strdup (aip_obj_get (peer, "id"));
     //  The peer's fields joined, to tell whether anything changed
-    char *joined = NULL;
+    char joined_buf [8 * (AIP_MAX_NAME + 1) + 32];
     size_t jlen = 0;
-    FILE *mem = open_memstream (&joined, &jlen);
     for (size_t i = 1; i < sizeof fields / sizeof fields [0]; i++) {
         const aip_obj_t *v = aip_obj_get (peer, fields [i]);
         size_t len;
         const char *s = aip_obj_str (v, &len);
-        if (s)
-            fwrite (s, 1, len, mem);
+        if (s && len <= AIP_MAX_NAME) {
+            memcpy (joined_buf + jlen, s, len);
+            jlen += len;
+        }
         else
         if (aip_obj_is_int (v))
-            fprintf (mem, "%lld", (long long) aip_obj_int (v));
-        fputc (0x1f, mem);
+            jlen += (size_t) snprintf (joined_buf + jlen, 24, "%lld", (long long) aip_obj_int (v));
+        joined_buf [jlen++] = 0x1f;
     }
-    fclose (mem);
+    joined_buf [jlen] = 0;
+    char *joined = NULL;
     int64_t now = aip_clock_ms ();
     s_peer_cached_t *cached = (s_peer_cached_t *) zhashx_lookup (self->peer_cache, key);
-    if (!force && cached && strcmp (cached->fields, joined) == 0
+    if (!force && cached && strcmp (cached->fields, joined_buf) == 0
     &&  now - cached->written_ms < PEER_CACHE_MS) {
         free (key);
-        free (joined);
         return 0;
     }
+    joined = strdup (joined_buf);
     char ts [AIP_TIME_LEN + 1];
     aip_time_now (ts);
     sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_UPSERT);
@@ -417,12 +423,12 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         return -1;
     char peer_id [AIP_MAX_ID + 1];
     aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
-    char *key = zsys_sprintf ("%s\x1f%s", room_id, peer_id);
+    char key [2 * AIP_MAX_ID + 4];
+    snprintf (key, sizeof key, "%s\x1f%s", room_id, peer_id);
     bool known = zhashx_lookup (self->member_cache, key) != NULL;
     if (new_member)
         *new_member = false;
     if (known) {
-        free (key);
         return 0;
     }
     char ts [AIP_TIME_LEN + 1];
@@ -433,7 +439,6 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
     s_bind_str (stmt, 3, ts);
     int rc = sqlite3_step (stmt);
     if (rc != SQLITE_DONE) {
-        free (key);
         return s_db_fail (self, "joining a room");
     }
     if (sqlite3_changes (self->db) > 0) {
@@ -441,8 +446,7 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         stmt = s_stmt (self, STMT_MEMBER_COUNT);
         s_bind_str (stmt, 1, room_id);
         if (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) > AIP_MAX_ROOM_PEERS) {
-            free (key);
-            return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
+                return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
                            room_id, AIP_MAX_ROOM_PEERS);
         }
         //  In a public room the relay announces members (to everyone, once):
@@ -451,7 +455,6 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         s_room_mode (self, room_id, mode, sizeof mode);
         if (streq (mode, "public")) {
             zhashx_insert (self->member_cache, key, "");
-            free (key);
             if (new_member)
                 *new_member = true;
             return 0;
@@ -462,8 +465,7 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         const char *text = "joined the room";
         if (s_msg_insert (self, id, room_id, peer_id, text, strlen (text), "system", "{}", ts,
                           &inserted)) {
-            free (key);
-            return -1;
+                return -1;
         }
         aip_pack_t *pk = self->scratch;
         aip_pack_reset (pk);
@@ -475,7 +477,6 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
             *new_member = true;
     }
     zhashx_insert (self->member_cache, key, "");
-    free (key);
     return 0;
 }
 
@@ -942,14 +943,15 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
 //  ---------------------------------------------------------------------
 //  Batches
 
+//  Run a transaction-control statement (prepared once: parsing SAVEPOINT
+//  for every request showed up in profiles)
 static void
-s_exec (s_storage_t *self, const char *sql)
+s_exec (s_storage_t *self, s_stmt_id_t id)
 {
-    char *errmsg = NULL;
-    if (sqlite3_exec (self->db, sql, NULL, NULL, &errmsg) != SQLITE_OK) {
-        zsys_error ("storage: %s: %s", sql, errmsg ? errmsg : "?");
-        sqlite3_free (errmsg);
-    }
+    sqlite3_stmt *stmt = s_stmt (self, id);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        zsys_error ("storage: %s: %s", s_stmt_sql [id], sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
 }
 
 //  Run one request inside the open transaction; queue its reply
@@ -972,13 +974,13 @@ s_run_request (s_storage_t *self, uint64_t tag, zframe_t *body)
     }
     else {
         void *events_mark = zlistx_last (self->out);
-        s_exec (self, "SAVEPOINT req");
+        s_exec (self, STMT_TX_SAVEPOINT);
         aip_reply_ok_begin (self->reply, req.id);
         if (s_handlers [req.op] (self, &req) == 0)
-            s_exec (self, "RELEASE req");
+            s_exec (self, STMT_TX_RELEASE);
         else {
-            s_exec (self, "ROLLBACK TO req");
-            s_exec (self, "RELEASE req");
+            s_exec (self, STMT_TX_ROLLBACK_TO);
+            s_exec (self, STMT_TX_RELEASE);
             //  Its events never happened, and caches may have run ahead
             while (zlistx_last (self->out) != events_mark && zlistx_size (self->out))
                 zlistx_delete (self->out, zlistx_cursor (self->out));
@@ -1012,7 +1014,7 @@ s_handle_batch (s_storage_t *self)
         if (rc == 0)
             continue;
         if (!in_tx) {
-            s_exec (self, "BEGIN IMMEDIATE");
+            s_exec (self, STMT_TX_BEGIN);
             in_tx = true;
         }
         s_run_request (self, tag, body);

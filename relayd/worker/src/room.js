@@ -18,6 +18,8 @@ import {
 } from "./util.js";
 
 const SCHEMA_VERSION = 1;
+const MAX_BATCH = 100; // messages per POST /batch
+const BATCH_BODY_FACTOR = 4; // a batch body may be 4 × MAX_BODY_BYTES
 const MESSAGE_COLUMNS = "id, peer_id, peer_name, peer_tool, content, type, created_at, seq";
 
 export class Room extends DurableObject {
@@ -76,6 +78,7 @@ export class Room extends DurableObject {
       if (action === "join" && m === "POST") return await this.join(request);
       if (action === "info" && m === "GET") return this.info(roomId);
       if (action === "messages" && m === "POST") return await this.postMessage(request);
+      if (action === "batch" && m === "POST") return await this.postBatch(request);
       if (action === "messages" && m === "GET") return await this.getMessages(request, url);
       if (action === "peers" && m === "GET") return await this.getPeers(request);
       return json({ error: "not found" }, 404);
@@ -244,41 +247,45 @@ export class Room extends DurableObject {
     return json({ id: body.id, name, type, tool, machine, joined_at: joinedAt, last_seen: now }, 201);
   }
 
-  async postMessage(request) {
-    await this.requireToken(request);
-    const body = await readJsonBody(request, this.cfg.MAX_BODY_BYTES);
-    if (!body.peer_id || typeof body.peer_id !== "string" || !body.content || typeof body.content !== "string") {
-      throw new HttpError(400, "missing or invalid peer_id/content");
+  // Validate one message item (content, optional id); throws 400/413.
+  checkItem(item, where = "") {
+    if (!item.content || typeof item.content !== "string") {
+      throw new HttpError(400, `${where}missing or invalid peer_id/content`);
     }
-    const size = utf8Length(body.content);
+    const size = utf8Length(item.content);
     if (size > this.cfg.MAX_CONTENT_BYTES) {
-      throw new HttpError(413, `content too large: ${size} bytes, limit ${this.cfg.MAX_CONTENT_BYTES} bytes`);
+      throw new HttpError(413, `${where}content too large: ${size} bytes, limit ${this.cfg.MAX_CONTENT_BYTES} bytes`);
     }
-    let clientId = null;
-    if (body.id !== undefined && body.id !== null && body.id !== "") {
-      if (typeof body.id !== "string" || !ID_RE.test(body.id)) throw new HttpError(400, `invalid message id: ${ID_RULE}`);
-      clientId = body.id;
+    if (item.id !== undefined && item.id !== null && item.id !== "") {
+      if (typeof item.id !== "string" || !ID_RE.test(item.id)) throw new HttpError(400, `${where}invalid message id: ${ID_RULE}`);
+      return item.id;
     }
-    const sig = typeof body.peer_signature === "string" ? body.peer_signature : "";
-    const sigHash = await sha256(sig.length > MAX_FIELD ? "" : sig);
+    return null;
+  }
 
-    // Synchronous from here on.
-    const peer = this.sql.exec("SELECT id, name, tool, sig_hash FROM peers WHERE id = ?", body.peer_id).toArray()[0];
+  // Check the sender (after its signature digest has been computed). Synchronous.
+  checkSender(peerId, sig, sigHash) {
+    const peer = this.sql.exec("SELECT id, name, tool, sig_hash FROM peers WHERE id = ?", peerId).toArray()[0];
     if (!peer) throw new HttpError(403, "peer not registered — join room first");
     if (sig.length > MAX_FIELD || !digestEqual(fromHex(peer.sig_hash), sigHash)) {
       throw new HttpError(403, "invalid peer signature — identity mismatch");
     }
+    return peer;
+  }
+
+  // Store one message from a verified peer (synchronous). Returns [status, message].
+  acceptOne(peer, item, clientId) {
     if (clientId) {
       // De-duplication: a retry of an accepted message returns the stored copy.
       const dup = this.findMessage(clientId);
       if (dup) {
         if (dup.peer_id !== peer.id) throw new HttpError(409, "message id already used by another peer");
-        return json(dup, 200);
+        return [200, dup];
       }
       const gone = this.findPruned(clientId);
       if (gone) {
         if (gone.peer_id !== peer.id) throw new HttpError(409, "message id already used by another peer");
-        return json({ ...gone, content: "", pruned: true }, 200);
+        return [200, { ...gone, content: "", pruned: true }];
       }
     }
     this.rateLimit(peer.id);
@@ -288,12 +295,63 @@ export class Room extends DurableObject {
       peer_id: peer.id,
       peer_name: peer.name,
       peer_tool: peer.tool,
-      content: body.content,
-      type: body.type === "system" || body.type === "invite" ? body.type : "message",
+      content: item.content,
+      type: item.type === "system" || item.type === "invite" ? item.type : "message",
       created_at: now,
     });
     this.sql.exec("UPDATE peers SET last_seen = ? WHERE id = ?", now, peer.id);
-    return json(msg, 201);
+    return [201, msg];
+  }
+
+  async postMessage(request) {
+    await this.requireToken(request);
+    const body = await readJsonBody(request, this.cfg.MAX_BODY_BYTES);
+    if (!body.peer_id || typeof body.peer_id !== "string") throw new HttpError(400, "missing or invalid peer_id/content");
+    const clientId = this.checkItem(body);
+    const sig = typeof body.peer_signature === "string" ? body.peer_signature : "";
+    const sigHash = await sha256(sig.length > MAX_FIELD ? "" : sig);
+    // Synchronous from here on.
+    const peer = this.checkSender(body.peer_id, sig, sigHash);
+    const [status, msg] = this.acceptOne(peer, body, clientId);
+    return json(msg, status);
+  }
+
+  // Extension: several messages of one peer in one request, stored in the given order
+  // (an outbox drains in order without one round trip per message).
+  async postBatch(request) {
+    await this.requireToken(request);
+    const body = await readJsonBody(request, BATCH_BODY_FACTOR * this.cfg.MAX_BODY_BYTES);
+    if (!body.peer_id || typeof body.peer_id !== "string") throw new HttpError(400, "missing or invalid peer_id");
+    const items = body.messages;
+    if (!Array.isArray(items) || items.length === 0 || items.length > MAX_BATCH) {
+      throw new HttpError(400, `messages must be an array of 1 to ${MAX_BATCH} messages`);
+    }
+    const ids = items.map((it, i) => {
+      if (it === null || typeof it !== "object" || Array.isArray(it)) throw new HttpError(400, `messages[${i}]: must be an object`);
+      return this.checkItem(it, `messages[${i}]: `);
+    });
+    const sig = typeof body.peer_signature === "string" ? body.peer_signature : "";
+    const sigHash = await sha256(sig.length > MAX_FIELD ? "" : sig);
+    // Synchronous from here on.
+    const peer = this.checkSender(body.peer_id, sig, sigHash);
+    const results = [];
+    let stopped = null;
+    for (let i = 0; i < items.length; i++) {
+      if (stopped) {
+        results.push({ status: stopped.status, error: stopped.message });
+        continue;
+      }
+      try {
+        const [status, message] = this.acceptOne(peer, items[i], ids[i]);
+        results.push({ status, message });
+      } catch (e) {
+        if (!(e instanceof HttpError)) throw e;
+        results.push({ status: e.status, error: e.message });
+        // After a rate limit the rest is refused too, so the stored order has no holes.
+        if (e.status === 429) stopped = e;
+      }
+    }
+    return json({ results });
   }
 
   async getMessages(request, url) {

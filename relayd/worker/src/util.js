@@ -76,19 +76,27 @@ export function bearer(request) {
   return m ? m[1].trim() : "";
 }
 
-// Reject a declared Content-Length over the limit before reading anything.
-export function checkContentLength(request, maxBytes) {
-  const cl = request.headers.get("Content-Length");
-  if (cl !== null && /^\d+$/.test(cl.trim()) && Number(cl) > maxBytes) {
-    throw new HttpError(413, `request body too large: ${cl} bytes, limit ${maxBytes} bytes`);
+// Read and discard the rest of a body. Answering while a request body is still
+// unread (or cancelled) breaks the connection under wrangler dev / workerd ("Can't
+// read from request stream after response has been sent", then 503s), so an
+// oversized body is consumed without being kept. Cloudflare itself caps bodies at
+// 100 MB or more depending on the plan.
+async function discard(reader) {
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) return;
   }
 }
 
-// Read a JSON object body, never buffering more than maxBytes (chunked bodies too).
-export async function readJsonBody(request, maxBytes) {
-  checkContentLength(request, maxBytes);
-  if (!request.body) throw new HttpError(400, "request body must be a JSON object");
+// Read a request body into memory, never keeping more than maxBytes (chunked bodies too).
+export async function readBodyBytes(request, maxBytes) {
+  if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
+  const cl = request.headers.get("Content-Length");
+  if (cl !== null && /^\d+$/.test(cl.trim()) && Number(cl) > maxBytes) {
+    await discard(reader);
+    throw new HttpError(413, `request body too large: ${cl} bytes, limit ${maxBytes} bytes`);
+  }
   const chunks = [];
   let total = 0;
   for (;;) {
@@ -96,15 +104,8 @@ export async function readJsonBody(request, maxBytes) {
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      // Discard the rest instead of cancelling: answering before the body is consumed
-      // breaks the connection in workerd ("Can't read from request stream after
-      // response has been sent"). Nothing more is buffered. Content-Length is checked
-      // up front, so only chunked bodies get here.
       chunks.length = 0;
-      for (;;) {
-        const r = await reader.read();
-        if (r.done) break;
-      }
+      await discard(reader);
       throw new HttpError(413, `request body too large: more than ${maxBytes} bytes`);
     }
     chunks.push(value);
@@ -112,6 +113,12 @@ export async function readJsonBody(request, maxBytes) {
   const buf = new Uint8Array(total);
   let off = 0;
   for (const c of chunks) { buf.set(c, off); off += c.byteLength; }
+  return buf;
+}
+
+// Parse a JSON object body (the Worker has already bounded and buffered it).
+export async function readJsonBody(request, maxBytes) {
+  const buf = await readBodyBytes(request, maxBytes);
   let value;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(buf));

@@ -6,13 +6,13 @@
 
 import {
   ID_RE, ID_RULE, RELAY_NAME, RELAY_VERSION, MAX_PAGE,
-  config, HttpError, json, errorResponse, cors204, checkContentLength,
+  config, HttpError, json, errorResponse, cors204, readBodyBytes,
 } from "./util.js";
 
 export { Room } from "./room.js";
 
-const ROUTE = /^\/rooms\/([^/]+)\/(messages|join|peers|info|ws)$/;
-const METHODS = { messages: ["GET", "POST"], join: ["POST"], peers: ["GET"], info: ["GET"], ws: ["GET"] };
+const ROUTE = /^\/rooms\/([^/]+)\/(messages|batch|join|peers|info|ws)$/;
+const METHODS = { messages: ["GET", "POST"], batch: ["POST"], join: ["POST"], peers: ["GET"], info: ["GET"], ws: ["GET"] };
 
 async function handle(request, env) {
   if (request.method === "OPTIONS") return cors204();
@@ -26,13 +26,15 @@ async function handle(request, env) {
       relay: RELAY_NAME,
       version: RELAY_VERSION,
       protocol: 1,
-      features: ["seq", "after_seq", "dedup", "ws_bearer", "hibernation"],
+      features: ["seq", "after_seq", "dedup", "ws_bearer", "hibernation", "batch"],
       limits: {
         max_content_bytes: cfg.MAX_CONTENT_BYTES,
         max_body_bytes: cfg.MAX_BODY_BYTES,
         max_peers: cfg.MAX_PEERS,
         max_messages: cfg.MAX_MESSAGES,
         max_page: MAX_PAGE,
+        max_batch: 100,
+        max_batch_body_bytes: 4 * cfg.MAX_BODY_BYTES,
         rate_limit_burst: cfg.RATE_LIMIT_BURST,
         rate_limit_per_sec: cfg.RATE_LIMIT_PER_SEC,
       },
@@ -57,16 +59,22 @@ async function handle(request, env) {
   if (!allowed.includes(request.method)) {
     throw new HttpError(405, `method not allowed: use ${allowed.join(" or ")}`, { Allow: allowed.join(", ") });
   }
-  if (request.method === "POST") checkContentLength(request, cfg.MAX_BODY_BYTES);
-
   const stub = env.ROOM.get(env.ROOM.idFromName(roomId));
-  if (m[1] !== roomId) {
-    // Canonical path for the Durable Object (it parses the room id from the URL).
-    const u = new URL(request.url);
-    u.pathname = `/rooms/${roomId}/${m[2]}`;
-    return stub.fetch(new Request(u.toString(), request));
+  // Canonical path for the Durable Object (it parses the room id from the URL).
+  const u = new URL(request.url);
+  u.pathname = `/rooms/${roomId}/${m[2]}`;
+  if (request.method === "POST") {
+    // Bound and buffer the body here, so the object gets a complete body and may
+    // answer (401, 403, ...) without reading it: a streamed body left unread by the
+    // object breaks the forwarded request in workerd.
+    const limit = m[2] === "batch" ? 4 * cfg.MAX_BODY_BYTES : cfg.MAX_BODY_BYTES;
+    const body = await readBodyBytes(request, limit);
+    const headers = new Headers(request.headers);
+    headers.delete("Content-Length");
+    headers.delete("Transfer-Encoding");
+    return stub.fetch(new Request(u.toString(), { method: "POST", headers, body }));
   }
-  return stub.fetch(request);
+  return stub.fetch(new Request(u.toString(), request));
 }
 
 export default {

@@ -44,8 +44,9 @@ export function freePort() {
 export const seenBodies = [];
 
 export class Relay {
-  constructor({ vars = {}, persistDir } = {}) {
+  constructor({ vars = {}, persistDir, args = [] } = {}) {
     this.vars = vars;
+    this.extraArgs = args;
     this.ownDir = !persistDir;
     this.persistDir = persistDir || mkdtempSync(join(tmpdir(), "ai-peer-relay-test-"));
     this.logPath = join(this.persistDir, "..", `${this.persistDir.split("/").pop()}.log`);
@@ -56,6 +57,7 @@ export class Relay {
     this.base = `http://127.0.0.1:${this.port}`;
     const args = [String(this.port), this.persistDir];
     for (const [k, v] of Object.entries(this.vars)) args.push("--var", `${k}:${v}`);
+    args.push(...this.extraArgs);
     const fd = openSync(this.logPath, "a");
     this.proc = spawn(join(WORKER_DIR, "start-dev.sh"), args, {
       cwd: WORKER_DIR,

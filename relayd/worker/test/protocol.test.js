@@ -366,6 +366,15 @@ describe("messages", () => {
     });
     r = await relay.req("POST", `/rooms/${room}/messages`, { token, raw: stream, headers: { "Content-Type": "application/json" } });
     assert.equal(r.status, 413);
+    // Early answers (401/403/413) before the body is read leave the relay healthy.
+    for (let i = 0; i < 10; i++) {
+      const bad = await alice.post(i % 2 ? newToken() : token, "q".repeat(200000), { peer_signature: "bad" });
+      assert.equal(bad.status, i % 2 ? 401 : 403);
+      const big = await alice.post(token, "q", { pad: "p".repeat(1100000) });
+      assert.equal(big.status, 413);
+      const ok = await relay.req("GET", `/rooms/${room}/info`);
+      assert.equal(ok.status, 200);
+    }
     r = await relay.req("POST", `/rooms/${room}/join`, { body: { id: "big", name: "n".repeat(2000), token } });
     assert.equal(r.status, 400);
     r = await relay.req("GET", `/rooms/${room}/info`);
