@@ -474,6 +474,17 @@ s_rooms_load (s_relay_t *self)
         for (char *rid = (char *) zlistx_first (gone); rid; rid = (char *) zlistx_next (gone)) {
             zsys_info ("relay: room %s is gone; no longer synced", rid);
             aip_relay_ws_close (self->ws, rid);
+            //  Its outbox went with it (storaged deleted the rows)
+            s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox);
+            while (om) {
+                if (streq (om->room_id, rid) && !om->inflight) {
+                    zhashx_delete (self->outbox_ids, om->id);
+                    zlistx_delete (self->outbox, zlistx_cursor (self->outbox));
+                    om = (s_outmsg_t *) zlistx_first (self->outbox);
+                    continue;
+                }
+                om = (s_outmsg_t *) zlistx_next (self->outbox);
+            }
             zhashx_delete (self->rooms, rid);
         }
         zlistx_destroy (&gone);

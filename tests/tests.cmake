@@ -1,7 +1,10 @@
 #  One CTest per module self-test, named from proto/aip_selftests.h
-file(STRINGS ${CMAKE_SOURCE_DIR}/proto/aip_selftests.h AIP_SELFTEST_LINES REGEX "^ *X\\(")
+#  (read whole: the lines end in '\', which would escape file(STRINGS)'s
+#  list separators and leave one entry)
+file(READ ${CMAKE_SOURCE_DIR}/proto/aip_selftests.h AIP_SELFTESTS_TEXT)
+string(REGEX MATCHALL "\n *X\\([a-z_]+\\)" AIP_SELFTEST_LINES "${AIP_SELFTESTS_TEXT}")
 foreach(line ${AIP_SELFTEST_LINES})
-    string(REGEX REPLACE "^ *X\\(([a-z_]+)\\).*" "\\1" module "${line}")
+    string(REGEX REPLACE "^\n *X\\(([a-z_]+)\\)$" "\\1" module "${line}")
     add_test(NAME selftest_${module} COMMAND aip_selftest ${module})
     set_tests_properties(selftest_${module} PROPERTIES TIMEOUT 120)
 endforeach()
