@@ -108,6 +108,15 @@ for i in range(N + 5):
     if i >= 5:                                # warm-up
         chat.append(t1 - t0); push.append(t2 - t0)
 
+# the same command in a local room, for scale (process start-up dominates)
+local_room = cli("alice", "room", "create", "local-bench")["id"]
+local = []
+for i in range(N + 5):
+    t0 = time.monotonic()
+    cli("alice", "chat", local_room, f"local {i}")
+    if i >= 5:
+        local.append(time.monotonic() - t0)
+
 # one relay round trip: POST /messages on a kept-alive connection
 secret = os.urandom(32).hex()
 sig = hmac.new(secret.encode(), rid.encode(), hashlib.sha256).hexdigest()
@@ -134,6 +143,7 @@ print("| what | median | p90 | mean |")
 print("|---|---|---|---|")
 print(f"| push: alice `chat` → in bob's peers.db ({N} msgs) | {ms(push)} |")
 print(f"| `ai-peer chat` in a public room (waits for the relay's ack) | {ms(chat)} |")
+print(f"| `ai-peer chat` in a local room (no relay) | {ms(local)} |")
 print(f"| one relay round trip (POST /messages, kept-alive) | {ms(rtt)} |")
 print()
 

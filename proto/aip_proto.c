@@ -66,6 +66,8 @@ static const aip_field_t s_msg_send_fields [] = {
 //  Messages waiting for delivery to the relay (oldest first)
 static const aip_field_t s_outbox_list_fields [] = {
     { "limit",   AIP_T_INT, false, AIP_MAX_PAGE, NULL, NULL },
+    //  only entries queued after this seq (0: all)
+    { "after",   AIP_T_INT, false, INT64_MAX,    NULL, NULL },
     F_END
 };
 

@@ -26,6 +26,9 @@
 #define EPOCH_CURSOR        "1970-01-01T00:00:00.000Z"
 //  The loop wakes at least this often for timers
 #define TICK_MS             100
+//  A room's cursor is saved at most this often: after a crash the catch-up
+//  starts a little earlier, and ids remove the overlap
+#define CURSOR_SAVE_MS      1000
 //  relay.join waits at most this long for the room's history
 #define JOIN_HISTORY_WAIT_MS 10000
 
@@ -37,6 +40,8 @@ typedef struct {
     char url [AIP_MAX_URL + 1];         //  relay base URL
     char token [AIP_MAX_NAME + 1];      //  room token
     char cursor [AIP_MAX_TIME + 1];     //  newest relay created_at seen, "" if none
+    bool cursor_dirty;                  //  cursor not saved in storaged yet
+    int64_t cursor_save_at;             //  save it then (at most once a CURSOR_SAVE_MS)
     s_ws_state_t ws_state;              //  push channel
     int ws_backoff_ms;                  //  next reconnect delay
     int64_t ws_retry_at;                //  when to reconnect
@@ -121,7 +126,8 @@ typedef struct {
     zlistx_t *outbox;                   //  s_outmsg_t, oldest first
     zhashx_t *outbox_ids;               //  id -> s_outmsg_t (borrowed)
     zlistx_t *push_waiters;             //  s_waiter_t of relay.push
-    bool outbox_dirty;                  //  reload the outbox soon
+    bool outbox_dirty;                  //  read new outbox entries soon
+    int64_t outbox_seq;                 //  newest outbox seq read
     int64_t rescan_at;                  //  next periodic reload
     aip_pack_t *pk;                     //  scratch
     bool terminated;
@@ -571,8 +577,8 @@ s_ingest (s_relay_t *self, s_room_t *room, const json_t *messages)
         const char *created_at = s_jstr (m, "created_at");
         if (created_at && strlen (created_at) <= AIP_MAX_TIME && strcmp (created_at, newest) > 0)
             snprintf (newest, sizeof newest, "%s", created_at);
-        if (mid && zhashx_lookup (room->recent, mid))
-            continue;               //  seen a moment ago (overlap, echo)
+        if (mid && (zhashx_lookup (room->recent, mid) || zhashx_lookup (self->outbox_ids, mid)))
+            continue;               //  seen a moment ago (overlap), or our own (echo)
         uint64_t id = aip_client_next_id (store);
         if (!s_pack_remote (self, room, m, id)) {
             zsys_warning ("relay: room %s: skipped a malformed message from the relay (id %.64s)",
@@ -615,12 +621,9 @@ s_ingest (s_relay_t *self, s_room_t *room, const json_t *messages)
         }
         if (strcmp (newest, room->cursor) > 0) {
             snprintf (room->cursor, sizeof room->cursor, "%s", newest);
-            uint64_t id = s_store_begin (self, AIP_OP_SYNC_CURSOR, 2);
-            aip_pack_kstr (self->pk, "room_id", room->id);
-            aip_pack_kstr (self->pk, "cursor", newest);
-            aip_reply_t rep;
-            if (s_store_call (self, id, &rep) == 0)
-                aip_reply_free (&rep);
+            if (!room->cursor_dirty)
+                room->cursor_save_at = aip_clock_ms () + CURSOR_SAVE_MS;
+            room->cursor_dirty = true;
         }
     }
     return rc ? -1 : stored;
@@ -757,12 +760,28 @@ s_ws_event (s_relay_t *self)
 }
 
 //  WebSocket reconnects and polling, per room
+//  Save a room's cursor (the reply is not awaited: a later call skips it)
+static void
+s_cursor_save (s_relay_t *self, s_room_t *room)
+{
+    if (!room->cursor_dirty || !s_store (self))
+        return;
+    s_store_begin (self, AIP_OP_SYNC_CURSOR, 2);
+    aip_pack_kstr (self->pk, "room_id", room->id);
+    aip_pack_kstr (self->pk, "cursor", room->cursor);
+    char err [512];
+    if (aip_client_send (self->store, self->pk, err, sizeof err) == 0)
+        room->cursor_dirty = false;
+}
+
 static void
 s_rooms_tick (s_relay_t *self)
 {
     int64_t now = aip_clock_ms ();
     for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
          room = (s_room_t *) zhashx_next (self->rooms)) {
+        if (room->cursor_dirty && now >= room->cursor_save_at)
+            s_cursor_save (self, room);
         if (room->ws_state == WS_DOWN && now >= room->ws_retry_at) {
             room->ws_state = WS_CONNECTING;
             aip_relay_ws_open (self->ws, room->id, room->url, room->token);
@@ -778,12 +797,17 @@ s_rooms_tick (s_relay_t *self)
 //  ---------------------------------------------------------------------
 //  Sending: the outbox
 
+//  Read the outbox: only entries newer than the last read, or (full) all
+//  of it, which also finds what an earlier read missed
 static void
-s_outbox_load (s_relay_t *self)
+s_outbox_load (s_relay_t *self, bool full)
 {
     self->outbox_dirty = false;
-    uint64_t id = s_store_begin (self, AIP_OP_OUTBOX_LIST, 1);
+    if (zlistx_size (self->outbox) >= AIP_RELAY_OUTBOX_BATCH)
+        return;                 //  enough in hand; the rest comes as these go
+    uint64_t id = s_store_begin (self, AIP_OP_OUTBOX_LIST, 2);
     aip_pack_kint (self->pk, "limit", AIP_RELAY_OUTBOX_BATCH);
+    aip_pack_kint (self->pk, "after", full ? 0 : self->outbox_seq);
     aip_reply_t rep;
     if (s_store_call (self, id, &rep))
         return;
@@ -791,6 +815,9 @@ s_outbox_load (s_relay_t *self)
     bool unknown_room = false;
     for (size_t i = 0; i < aip_obj_size (messages); i++) {
         const aip_obj_t *m = aip_obj_at (messages, i);
+        int64_t seq = aip_obj_get_int (m, "seq", 0);
+        if (seq > self->outbox_seq)
+            self->outbox_seq = seq;
         char mid [AIP_MAX_ID + 1];
         if (!aip_obj_get_str (m, "id", mid, sizeof mid, NULL) || zhashx_lookup (self->outbox_ids, mid))
             continue;
@@ -843,20 +870,23 @@ s_push_waiters_done (s_relay_t *self, const char *msg_id, bool delivered, bool r
 static void
 s_outmsg_finish (s_relay_t *self, s_outmsg_t *om, bool delivered, const char *error)
 {
-    uint64_t id = s_store_begin (self, AIP_OP_OUTBOX_DONE, 1);
-    aip_pack_kstr (self->pk, "id", om->id);
-    aip_reply_t rep;
-    if (s_store_call (self, id, &rep) == 0)
-        aip_reply_free (&rep);
-    //  If storaged missed it, the next load brings it back and the relay
-    //  answers the re-post with the stored copy: still delivered once
     char mid [AIP_MAX_ID + 1];
     snprintf (mid, sizeof mid, "%s", om->id);
+    //  The waiting chat first: it only needs the relay's answer
+    s_push_waiters_done (self, mid, delivered, !delivered, error);
+    //  Then the outbox, without waiting for storaged's answer (a later call
+    //  skips it). If storaged missed it, a full reload brings the message
+    //  back and the relay answers the re-post with its stored copy: still
+    //  delivered once.
+    s_store_begin (self, AIP_OP_OUTBOX_DONE, 1);
+    aip_pack_kstr (self->pk, "id", mid);
+    char err [512];
+    if (self->store && aip_client_send (self->store, self->pk, err, sizeof err))
+        zsys_warning ("relay: storaged: %s", err);
     zhashx_delete (self->outbox_ids, mid);
     void *handle = zlistx_find (self->outbox, om);
     if (handle)
         zlistx_delete (self->outbox, handle);
-    s_push_waiters_done (self, mid, delivered, !delivered, error);
 }
 
 static void
@@ -1192,7 +1222,7 @@ s_op_push (s_relay_t *self, uint64_t tag, const aip_request_t *req)
     aip_obj_get_str (req->args, "id", mid, sizeof mid, "");
     s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, mid);
     if (!om) {
-        s_outbox_load (self);
+        s_outbox_load (self, false);
         om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, mid);
     }
     if (!om) {
@@ -1459,16 +1489,19 @@ aip_relay (zsock_t *pipe, void *args)
         int64_t now = aip_clock_ms ();
         if (now >= self->rescan_at) {
             s_rooms_load (self);
-            self->outbox_dirty = true;
+            s_outbox_load (self, true);
             self->rescan_at = now + AIP_RELAY_RESCAN_MS;
         }
         if (self->outbox_dirty)
-            s_outbox_load (self);
+            s_outbox_load (self, false);
         s_rooms_tick (self);
         s_outbox_flush (self);
         s_waiters_expire (self);
         aip_worker_tick (self->worker);
     }
+    for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
+         room = (s_room_t *) zhashx_next (self->rooms))
+        s_cursor_save (self, room);
     if (self->worker)
         aip_worker_bye (self->worker);
     s_relay_destroy (&self);

@@ -87,14 +87,16 @@ s_step_v2 (sqlite3 *db, char **errmsg)
 
 //  Version 3 (relay): the outbox of public rooms, local messages the relay
 //  has not acknowledged yet (delivered in insertion order, kept across
-//  restarts), and per-room relay cursors: the newest relay created_at seen,
+//  restarts; seq never goes back, so relayd can read only what is new), and
+//  per-room relay cursors: the newest relay created_at seen,
 //  where catch-up resumes.
 static int
 s_step_relay (sqlite3 *db, char **errmsg)
 {
     return sqlite3_exec (db,
         "CREATE TABLE IF NOT EXISTS outbox (\n"
-        "    msg_id TEXT PRIMARY KEY,\n"
+        "    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+        "    msg_id TEXT NOT NULL UNIQUE,\n"
         "    room_id TEXT NOT NULL,\n"
         "    queued_at TEXT NOT NULL\n"
         ");\n"

@@ -61,9 +61,10 @@
 #define OUTBOX_STMTS(X) \
     X (OUTBOX_ADD,  "INSERT OR IGNORE INTO outbox (msg_id, room_id, queued_at) VALUES (?1, ?2, ?3)") \
     X (OUTBOX_LIST, "SELECT o.msg_id, o.room_id, r.relay_url, r.token, m.peer_id, p.name, p.tool," \
-                    " p.type, m.content, m.type, m.created_at FROM outbox o" \
+                    " p.type, m.content, m.type, m.created_at, o.seq FROM outbox o" \
                     " JOIN messages m ON m.id = o.msg_id JOIN rooms r ON r.id = o.room_id" \
-                    " LEFT JOIN peers p ON p.id = m.peer_id ORDER BY o.rowid LIMIT ?1") \
+                    " LEFT JOIN peers p ON p.id = m.peer_id WHERE o.seq > ?2" \
+                    " ORDER BY o.seq LIMIT ?1") \
     X (OUTBOX_DONE, "DELETE FROM outbox WHERE msg_id = ?1") \
     X (SYNC_ROOMS,  "SELECT r.id, r.relay_url, r.token, c.since FROM rooms r" \
                     " LEFT JOIN relay_cursors c ON c.room_id = r.id" \
@@ -742,15 +743,17 @@ static int
 s_op_outbox_list (s_storage_t *self, const aip_request_t *req)
 {
     static const char *keys [] = { "id", "room_id", "relay_url", "token", "peer_id", "peer_name",
-                                   "peer_tool", "peer_type", "content", "type", "created_at" };
+                                   "peer_tool", "peer_type", "content", "type", "created_at",
+                                   "seq" };
     aip_pack_t *pk = self->scratch;
     aip_pack_reset (pk);
     sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_LIST);
     sqlite3_bind_int64 (stmt, 1, aip_obj_get_int (req->args, "limit", AIP_RELAY_OUTBOX_BATCH));
+    sqlite3_bind_int64 (stmt, 2, aip_obj_get_int (req->args, "after", 0));
     size_t count = 0;
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, keys, 11);
+        s_pack_row (pk, stmt, keys, 12);
         count++;
     }
     if (rc != SQLITE_DONE)
