@@ -134,6 +134,7 @@ typedef struct {
 } s_relay_t;
 
 static void s_fetch (s_relay_t *self, s_room_t *room);
+static void s_outbox_retry_now (s_relay_t *self, const char *room_id);
 
 //  ---------------------------------------------------------------------
 //  Small helpers
@@ -678,8 +679,10 @@ s_fetch_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
         s_join_waiters_done (self, room, "the relay's answer was malformed");
         return;
     }
-    if (!room->ok)
-        zsys_info ("relay: room %s: relay %s reachable again", room->id, room->url);
+    if (!room->ok) {
+        zsys_info ("relay: room %s: relay %s reachable", room->id, room->url);
+        s_outbox_retry_now (self, room->id);
+    }
     room->ok = true;
     char before [AIP_MAX_TIME + 1];
     snprintf (before, sizeof before, "%s", room->cursor);
@@ -730,6 +733,7 @@ s_ws_event (s_relay_t *self)
             zsys_info ("relay: room %s: WebSocket connected", room->id);
             room->ws_state = WS_UP;
             room->ws_backoff_ms = AIP_RELAY_WS_RETRY_MIN_MS;
+            s_outbox_retry_now (self, room->id);
             s_fetch (self, room);       //  catch up on what happened while away
         }
         else
@@ -900,6 +904,18 @@ s_outmsg_retry_later (s_relay_t *self, s_outmsg_t *om, const char *why)
     om->next_at = aip_clock_ms () + s_jitter (om->backoff_ms);
     om->backoff_ms = om->backoff_ms * 2 > AIP_RELAY_RETRY_MAX_MS ? AIP_RELAY_RETRY_MAX_MS
                                                                  : om->backoff_ms * 2;
+}
+
+//  The relay is back: what waited for it goes now, backoff forgotten
+static void
+s_outbox_retry_now (s_relay_t *self, const char *room_id)
+{
+    for (s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox); om;
+         om = (s_outmsg_t *) zlistx_next (self->outbox))
+        if (streq (om->room_id, room_id)) {
+            om->next_at = 0;
+            om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+        }
 }
 
 //  JSON body of a join for a peer
