@@ -8,8 +8,10 @@ once), relayd killed mid-flight, and the errors (wrong token, malformed
 connection strings, impersonation). Never sleeps to synchronise: every wait
 is a poll on a condition with a deadline.
 """
+import http.server
 import json
 import os
+import threading
 import shutil
 import signal
 import socket
@@ -318,6 +320,107 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(rc, 1, doc)
         self.assertIn("signature", doc["error"])
         self.assertNotIn("fake", self.bob.contents(self.room))
+
+
+class HostileRelay(http.server.ThreadingHTTPServer):
+    """A relay that answers with garbage: relayd must survive and keep what is valid."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), HostileHandler)
+        self.fetches = 0
+        self.posts = []
+        self.lock = threading.Lock()
+
+
+GOOD = {"id": "good0001", "peer_id": "far-away-peer", "peer_name": "far", "peer_tool": "cli",
+        "content": "good one", "type": "message", "created_at": "2026-01-01T00:00:01.000Z"}
+GARBAGE = [5, "x", None, [], {"id": "bad id!", "peer_id": "p", "content": "bad 1",
+                              "created_at": "2026-01-01T00:00:02.000Z"},
+           {"id": "bad2", "peer_id": "../etc", "content": "bad 2", "created_at": "t"},
+           {"id": "bad3", "peer_id": "p", "content": 42, "created_at": "t"},
+           {"id": "bad4", "peer_id": "p", "content": "bad 4"},
+           {"id": "bad5", "peer_id": "p", "content": "x" * (300 * 1024), "created_at": "t"},
+           {"id": "bad6", "peer_id": "p", "content": "bad 6", "created_at": "9" * 100}]
+
+
+class HostileHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, ctype="application/json"):
+        data = body if isinstance(body, bytes) else body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        srv = self.server
+        if self.path.endswith("/info"):
+            return self.reply(200, "not json {")
+        if "/messages" in self.path:
+            with srv.lock:
+                srv.fetches += 1
+                n = srv.fetches
+            if n % 4 == 2:
+                return self.reply(200, b"{" * 100000)               # deep nesting
+            if n % 4 == 3:
+                return self.reply(200, b"[" + b"0," * (9 * 1024 * 1024) + b"0]")  # 18 MiB
+            if n % 4 == 0:
+                return self.reply(200, json.dumps({"messages": "nope"}))
+            return self.reply(200, json.dumps({"messages": GARBAGE + [GOOD]}))
+        return self.reply(404, json.dumps({"error": "not found"}))  # no WebSocket here
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        if self.path.endswith("/join"):
+            return self.reply(201, json.dumps({"id": "x"}))
+        if self.path.endswith("/messages"):
+            with self.server.lock:
+                self.server.posts.append(json.loads(body))
+                first = len(self.server.posts) == 1
+            if first:
+                return self.reply(500, "{\"error\": \"try later\"}")
+            return self.reply(201, body)
+        return self.reply(404, "{}")
+
+
+class HostileRelayTest(unittest.TestCase):
+    """Nothing a relay sends can crash relayd (no wrangler needed)."""
+
+    def test_garbage_from_the_relay(self):
+        relay = HostileRelay()
+        threading.Thread(target=relay.serve_forever, daemon=True).start()
+        tmp = tempfile.mkdtemp(prefix="aiph-", dir="/tmp")
+        url = f"http://127.0.0.1:{relay.server_address[1]}"
+        dave = User(os.path.join(tmp, "d"), "dave", url)
+        try:
+            rc, doc, err = dave.run("room", "join", f"peer://127.0.0.1:{relay.server_address[1]}"
+                                                    "/room-hostile0001?token=t0k3n")
+            self.assertEqual(rc, 0, doc)
+            self.assertIn("not yet active", err)             # /info was not JSON
+            pid = wait_for("relayd", dave.relayd_pid)
+            wait_for("catch-ups of every kind, twice", lambda: relay.fetches >= 8, timeout=60)
+            self.assertEqual(dave.relayd_pid(), pid, "relayd survived")
+            contents = dave.contents("room-hostile0001")
+            self.assertIn("good one", contents)
+            self.assertEqual([c for c in contents if c.startswith("bad")], [])
+            self.assertEqual(contents.count("good one"), 1)
+            # a 500 is retried; the message id is the local one
+            sent = dave.ok("chat", "room-hostile0001", "to a flaky relay")
+            self.assertNotIn("warning", sent)
+            ids = [p.get("id") for p in relay.posts]
+            self.assertEqual(ids, [sent["sent"]["id"]] * 2)
+            self.assertEqual(dave.relayd_pid(), pid)
+        finally:
+            dave.run("daemon", "stop")
+            relay.shutdown()
+            relay.server_close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
