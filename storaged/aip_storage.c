@@ -1354,6 +1354,87 @@ aip_storage_test (bool verbose)
     assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "m8"));
     aip_reply_free (&rep);
 
+    //  Public rooms: a local message is queued for the relay in the same
+    //  transaction; a remote one is not; members are not announced locally
+    aip_request_begin (pk, 50, AIP_OP_ROOM_CREATE, 6);
+    aip_pack_kstr (pk, "id", "room-00000000public");
+    aip_pack_kstr (pk, "name", "pub");
+    aip_pack_kstr (pk, "mode", "public");
+    aip_pack_kstr (pk, "relay_url", "http://127.0.0.1:1");
+    aip_pack_kstr (pk, "token", "t0k");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 51, AIP_OP_MSG_SEND, 3);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    aip_pack_kstr (pk, "content", "out");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "queued", false));
+    char queued_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (rep.data, "id", queued_id, sizeof queued_id, "");
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 52, AIP_OP_MSG_SEND, 5);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    aip_pack_kstr (pk, "id", "remote01");
+    aip_pack_kstr (pk, "content", "in");
+    aip_pack_kbool (pk, "remote", true);
+    s_pack_test_peer (pk, "far-peer", "far");
+    rep = s_call (client, pk);
+    assert (rep.ok && !aip_obj_get_bool (rep.data, "queued", false));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 53, AIP_OP_OUTBOX_LIST, 1);
+    aip_pack_kint (pk, "after", 0);
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "id"), queued_id));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "token"), "t0k"));
+    int64_t seq = aip_obj_get_int (aip_obj_at (msgs, 0), "seq", 0);
+    assert (seq > 0);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 54, AIP_OP_OUTBOX_LIST, 1);
+    aip_pack_kint (pk, "after", seq);
+    rep = s_call (client, pk);
+    assert (aip_obj_size (aip_obj_get (rep.data, "messages")) == 0);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 55, AIP_OP_OUTBOX_DONE, 1);
+    aip_pack_kstr (pk, "id", queued_id);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "done", false));
+    aip_reply_free (&rep);
+    //  Cursors only move forward
+    const char *cursors [] = { "2026-01-02T00:00:00.000Z", "2026-01-01T00:00:00.000Z" };
+    for (int i = 0; i < 2; i++) {
+        aip_request_begin (pk, 56 + i, AIP_OP_SYNC_CURSOR, 2);
+        aip_pack_kstr (pk, "room_id", "room-00000000public");
+        aip_pack_kstr (pk, "cursor", cursors [i]);
+        rep = s_call (client, pk);
+        assert (rep.ok);
+        aip_reply_free (&rep);
+    }
+    aip_request_begin (pk, 58, AIP_OP_SYNC_ROOMS, 0);
+    rep = s_call (client, pk);
+    const aip_obj_t *rooms = aip_obj_get (rep.data, "rooms");
+    assert (aip_obj_size (rooms) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (rooms, 0), "cursor"), cursors [0]));
+    aip_reply_free (&rep);
+    //  No local "joined the room" in a public room (the relay announces)
+    aip_request_begin (pk, 59, AIP_OP_MSG_LIST, 1);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 2);
+    for (size_t i = 0; i < 2; i++)
+        assert (!aip_obj_streq (aip_obj_get (aip_obj_at (msgs, i), "type"), "system"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 60, AIP_OP_ROOM_DELETE, 1);
+    aip_pack_kstr (pk, "id", "room-00000000public");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+
     //  Room list, members, delete
     aip_request_begin (pk, 40, AIP_OP_ROOM_PEERS, 1);
     aip_pack_kstr (pk, "id", "room-000000000abc");
