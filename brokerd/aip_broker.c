@@ -575,6 +575,32 @@ s_child_start (s_broker_t *self, s_child_t *child)
     zsys_info ("broker: started %s (pid %d)", child->name, (int) pid);
 }
 
+static void s_signal_failure (s_broker_t *self, const char *message);
+
+//  A child that fails to start says why on stderr, which is daemon.log:
+//  find its last "<name>: ..." line there
+static void
+s_child_last_error (s_broker_t *self, const char *name, char *buf, size_t size)
+{
+    *buf = 0;
+    char path [AIP_PATH_MAX], tail [4096];
+    aip_home_path (self->home, "daemon.log", path, sizeof path);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t end = lseek (fd, 0, SEEK_END);
+    ssize_t got = end < 0 ? -1 : pread (fd, tail, sizeof tail - 1,
+                                        end > (off_t) sizeof tail - 1 ? end - (off_t) sizeof tail + 1 : 0);
+    close (fd);
+    if (got <= 0)
+        return;
+    tail [got] = 0;
+    size_t prefix = strlen (name);
+    for (char *line = strtok (tail, "\n"); line; line = strtok (NULL, "\n"))
+        if (strncmp (line, name, prefix) == 0 && line [prefix] == ':' && line [prefix + 1] == ' ')
+            snprintf (buf, size, "%s", line + prefix + 2);
+}
+
 static void
 s_children_check (s_broker_t *self)
 {
@@ -598,6 +624,18 @@ s_children_check (s_broker_t *self)
                     s_worker_drop (self, w, why);
                     break;
                 }
+            //  The store never came up (peers.db unusable, say): restarting
+            //  it cannot help; tell the waiting command why, and stop
+            if (self->ready_fd >= 0 && c->svc == AIP_SVC_STORE) {
+                char reason [400], message [600];
+                s_child_last_error (self, c->name, reason, sizeof reason);
+                snprintf (message, sizeof message, "%s %s during start-up%s%s", c->name, why,
+                          *reason ? ": " : "", reason);
+                s_signal_failure (self, message);
+                c->pid = 0;
+                self->stopping = true;
+                continue;
+            }
             if (now - c->started_at > CHILD_HEALTHY_MS)
                 c->backoff_ms = AIP_RESTART_MIN_MS;
             zsys_warning ("broker: %s (pid %d) %s; restarting in %d ms", c->name, (int) c->pid,

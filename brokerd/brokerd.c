@@ -58,6 +58,8 @@ main (int argc, char **argv)
     args.home = home;
     args.bin_dir = bin_dir;
 
+    //  Everything these daemons create is the owner's alone
+    umask (077);
     zsys_init ();
     zsys_set_logident ("brokerd");
     zsys_set_logstream (stdout);

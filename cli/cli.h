@@ -14,6 +14,7 @@
 #include "aip_json.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
+#include "aip_roomkey.h"
 #include "aip_util.h"
 
 typedef struct {
@@ -74,6 +75,21 @@ int cli_resolve_peer (cli_t *cli, const char *as, const char *tool, const char *
 void cli_pack_peer (cli_t *cli, const cli_peer_t *peer);
 //  Check a room id given by the user
 int cli_check_room_id (cli_t *cli, const char *room_id);
+
+//  A room as a command needs it: whether it is encrypted, and its key
+typedef struct {
+    bool encrypted;             //  a password room
+    aip_roomkey_t key;          //  its key, when encrypted
+    bool public;                //  synced with a relay by relayd
+} cli_room_t;
+
+//  Look a room up (not found: the error says how to list rooms)
+int cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room);
+//  Replace each message's content (JSON array) with what a reader sees
+void cli_room_reveal_json (cli_room_t *room, json_t *messages);
+//  The password given by --password, --password-file or AI_PEER_PASSWORD,
+//  or NULL when none (caller frees; -1 on a bad file)
+int cli_password (cli_t *cli, const cli_opt_t *password, const cli_opt_t *file, char **out);
 
 //  Command groups
 int cmd_daemon (cli_t *cli, int argc, char **argv);

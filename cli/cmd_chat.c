@@ -1,6 +1,8 @@
 /*  cmd_chat.c — ai-peer chat (send, read) and history. */
 #include "cli.h"
 
+#include <sodium.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,9 @@
 static int
 s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
 {
+    cli_room_t room;
+    if (cli_room_open (cli, room_id, &room))
+        return -1;
     json_t *all = NULL;
     char before_ts [AIP_MAX_TIME + 1] = "", before_id [AIP_MAX_ID + 1] = "";
     long left = limit;
@@ -51,21 +56,16 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
         snprintf (before_id, sizeof before_id, "%s",
                   json_string_value (json_object_get (first, "id")));
     }
+    if (!all)
+        all = json_array ();
+    cli_room_reveal_json (&room, all);
+    bool public = room.public;
+    sodium_memzero (&room, sizeof room);
     //  Local rooms have no relay: the local copy is the whole truth. A
     //  public room is as good as relayd's sync of it.
-    bool relay_ok = true;
-    uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
-    aip_pack_kstr (cli->pk, "id", room_id);
-    json_t *room = NULL;
-    if (cli_call (cli, id, &room) == 0) {
-        const char *mode = json_string_value (json_object_get (room, "mode"));
-        if (mode && strcmp (mode, "public") == 0)
-            relay_ok = cli_relay_ok (cli, room_id);
-        json_decref (room);
-    }
-    cli->err [0] = 0;
+    bool relay_ok = public ? cli_relay_ok (cli, room_id) : true;
     cli->data = json_object ();
-    json_object_set_new (cli->data, "messages", all ? all : json_array ());
+    json_object_set_new (cli->data, "messages", all);
     json_object_set_new (cli->data, "relay_ok", json_boolean (relay_ok));
     return 0;
 }
@@ -148,13 +148,29 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         //  The id is chosen here: a retry after a daemon crash stores it once
         char msg_id [AIP_MSG_ID_LEN + 1];
         aip_msg_id_new (msg_id);
+        cli_room_t room;
+        char *cipher = NULL;
+        if (cli_room_open (cli, room_id, &room))
+            goto cleanup;
+        if (room.encrypted
+        &&  aip_roomkey_encrypt (&room.key, room_id, msg_id, peer.id, message, len, &cipher)) {
+            cli_fail (cli, "cannot encrypt the message");
+            goto cleanup;
+        }
+        sodium_memzero (&room, sizeof room);
         uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
         aip_pack_kstr (cli->pk, "room_id", room_id);
         aip_pack_kstr (cli->pk, "id", msg_id);
-        aip_pack_kstrn (cli->pk, "content", message, len);
+        if (cipher)
+            aip_pack_kstr (cli->pk, "content", cipher);
+        else
+            aip_pack_kstrn (cli->pk, "content", message, len);
         cli_pack_peer (cli, &peer);
+        free (cipher);
         json_t *sent;
         if (cli_call (cli, id, &sent) == 0) {
+            //  The sender sees what it wrote, not the ciphertext
+            json_object_set_new (sent, "content", json_stringn_nocheck (message, len));
             //  A public room: committed here and queued; relayd delivers it.
             //  Wait a bounded time for the relay's answer.
             bool queued = json_is_true (json_object_get (sent, "queued"));

@@ -33,6 +33,25 @@ s_read_daemon_json (cli_t *cli, json_t **config)
     return 0;
 }
 
+//  One request to a running broker (never starting one): 0 with *rep, or
+//  -1 with err
+static int
+s_ask_broker (cli_t *cli, aip_op_t op, int timeout_ms, aip_reply_t *rep, char *err, size_t errlen)
+{
+    aip_client_t *client = aip_client_new (cli->home, false, err, errlen);
+    if (!client)
+        return -1;
+    aip_pack_reset (cli->pk);
+    uint64_t id = aip_client_next_id (client);
+    aip_request_begin (cli->pk, id, op, 0);
+    bool died;
+    int rc = aip_client_send (client, cli->pk, err, errlen);
+    if (rc == 0)
+        rc = aip_client_recv (client, id, timeout_ms, rep, &died, err, errlen);
+    aip_client_destroy (&client);
+    return rc;
+}
+
 static bool
 s_process_gone (pid_t pid)
 {
@@ -103,18 +122,9 @@ s_stop (cli_t *cli)
     }
     //  Ask nicely first, then by signal
     char err [1024];
-    aip_client_t *client = aip_client_new (cli->home, false, err, sizeof err);
-    if (client) {
-        aip_pack_reset (cli->pk);
-        uint64_t id = aip_client_next_id (client);
-        aip_request_begin (cli->pk, id, AIP_OP_DAEMON_STOP, 0);
-        aip_reply_t rep;
-        bool died;
-        if (aip_client_send (client, cli->pk, err, sizeof err) == 0
-        &&  aip_client_recv (client, id, 2000, &rep, &died, err, sizeof err) == 0)
-            aip_reply_free (&rep);
-        aip_client_destroy (&client);
-    }
+    aip_reply_t rep;
+    if (s_ask_broker (cli, AIP_OP_DAEMON_STOP, 2000, &rep, err, sizeof err) == 0)
+        aip_reply_free (&rep);
     if (!s_wait_gone (pid, AIP_STOP_TIMEOUT_MS)) {
         kill (pid, SIGTERM);
         if (!s_wait_gone (pid, AIP_STOP_TIMEOUT_MS)) {
@@ -152,16 +162,8 @@ s_status (cli_t *cli)
     if (!running)
         return 0;
     char err [1024];
-    aip_client_t *client = aip_client_new (cli->home, false, err, sizeof err);
-    if (!client)
-        return 0;
-    aip_pack_reset (cli->pk);
-    uint64_t id = aip_client_next_id (client);
-    aip_request_begin (cli->pk, id, AIP_OP_DAEMON_STATUS, 0);
     aip_reply_t rep;
-    bool died;
-    if (aip_client_send (client, cli->pk, err, sizeof err) == 0
-    &&  aip_client_recv (client, id, 3000, &rep, &died, err, sizeof err) == 0) {
+    if (s_ask_broker (cli, AIP_OP_DAEMON_STATUS, 3000, &rep, err, sizeof err) == 0) {
         if (rep.ok) {
             json_t *detail = aip_json_from_obj (rep.data);
             json_object_set (cli->data, "mode", json_object_get (detail, "mode"));
@@ -176,7 +178,6 @@ s_status (cli_t *cli)
         json_object_set_new (cli->data, "responding", json_false ());
         json_object_set_new (cli->data, "warning", json_string (err));
     }
-    aip_client_destroy (&client);
     return 0;
 }
 

@@ -2,6 +2,8 @@
     original's layout. */
 #include "cli.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ s_field (const aip_obj_t *m, const char *key, const char *dflt, int *len)
 }
 
 static char *
-s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, size_t *size)
+s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, cli_room_t *keys, size_t *size)
 {
     char *text = NULL;
     FILE *out = open_memstream (&text, size);
@@ -63,6 +65,21 @@ s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, size_t *size)
             const char *ts = s_field (m, "created_at", "", &time_len);
             const char *content = s_field (m, "content", "", &text_len);
             const char *type = s_field (m, "type", "message", &type_len);
+            //  Encrypted rooms export plaintext: what a reader sees
+            char *revealed = NULL;
+            if (keys->encrypted) {
+                char mid [AIP_MAX_ID + 1], sender [AIP_MAX_ID + 1], kind [16];
+                size_t rlen;
+                aip_obj_get_str (m, "id", mid, sizeof mid, "");
+                aip_obj_get_str (m, "peer_id", sender, sizeof sender, "");
+                aip_obj_get_str (m, "type", kind, sizeof kind, "message");
+                revealed = aip_roomkey_reveal (&keys->key, s_str (room, "id", ""), mid, sender,
+                                               kind, content, (size_t) text_len, &rlen);
+                if (revealed) {
+                    content = revealed;
+                    text_len = (int) rlen;
+                }
+            }
             //  "2026-11-23T21:29:49.953123+00:00" -> "2026-11-23 21:29:49"
             char when [20];
             snprintf (when, sizeof when, "%.*s", time_len < 19 ? time_len : 19, ts);
@@ -80,6 +97,7 @@ s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, size_t *size)
                 fputc ('\n', out);
             }
             fputc ('\n', out);
+            free (revealed);
         }
     }
     if (fclose (out) != 0) {
@@ -113,7 +131,10 @@ cmd_export (cli_t *cli, int argc, char **argv)
 
     json_t *room = NULL, *peers = NULL, *data = NULL;
     cli_pages_t pages = { NULL, 0, 0 };
+    cli_room_t keys;
     int rc = -1;
+    if (cli_room_open (cli, room_id, &keys))
+        goto cleanup;
     uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
     aip_pack_kstr (cli->pk, "id", room_id);
     if (cli_call (cli, id, &room))
@@ -131,7 +152,7 @@ cmd_export (cli_t *cli, int argc, char **argv)
     size_t size = 0;
     json_t *document = NULL;
     if (strcmp (format, "md") == 0) {
-        text = s_markdown (room, peers, &pages, &size);
+        text = s_markdown (room, peers, &pages, &keys, &size);
         if (!text) {
             cli_fail (cli, "out of memory rendering the export");
             goto cleanup;
@@ -141,6 +162,7 @@ cmd_export (cli_t *cli, int argc, char **argv)
         json_t *messages = json_array ();
         for (size_t pg = 0; pg < pages.count; pg++) {
             json_t *page = aip_json_from_obj (aip_obj_get (pages.pages [pg].data, "messages"));
+            cli_room_reveal_json (&keys, page);
             json_array_extend (messages, page);
             json_decref (page);
         }

@@ -3,8 +3,10 @@
 #include "aip_crypto.h"
 #include "aip_peerurl.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+
 #include <string.h>
 
 //  relay.join waits for HTTP (probe + join) and then for the history
@@ -196,6 +198,8 @@ s_create (cli_t *cli, int argc, char **argv)
     cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
                           { "--relay", NULL, true, NULL, false },
                           { "--password", NULL, true, NULL, false },
+                          { "--password-file", NULL, true, NULL, false },
+                          { "--cipher", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -203,9 +207,6 @@ s_create (cli_t *cli, int argc, char **argv)
         return -1;
     if (opts [0].present)
         return cli_fail (cli, "LAN rooms (--lan) are not available in this build of ai-peer yet");
-    if (opts [2].present)
-        return cli_fail (cli, "encrypted rooms (--password) are not available in this build of "
-                         "ai-peer yet");
     //  As the original: a room without a name is called "default"
     const char *name = npos ? pos [0] : "default";
     size_t len = strlen (name);
@@ -213,20 +214,50 @@ s_create (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "a room name must be 1 to %d bytes and not blank", AIP_MAX_NAME);
     if (!aip_utf8_valid (name, len))
         return cli_fail (cli, "the room name is not valid UTF-8");
-    if (opts [1].present)
+    if (opts [1].present) {
+        if (opts [2].present || opts [3].present || opts [4].present || getenv ("AI_PEER_PASSWORD"))
+            return cli_fail (cli, "encrypted public rooms (--relay with a password) are not "
+                             "available in this build of ai-peer yet");
         return s_create_public (cli, name, opts [1].value);
-    cli_peer_t me;
-    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
+    }
+    const char *cipher = opts [4].value;
+    if (cipher && strcmp (cipher, "aip1") != 0 && strcmp (cipher, "fernet") != 0)
+        return cli_fail (cli, "--cipher must be 'aip1' (default) or 'fernet' (the original's "
+                         "format), not '%.32s'", cipher);
+    char *password;
+    if (cli_password (cli, &opts [2], &opts [3], &password))
         return -1;
+    if (cipher && !password) {
+        free (password);
+        return cli_fail (cli, "--cipher needs a password (--password, --password-file or "
+                         "AI_PEER_PASSWORD)");
+    }
+    cli_peer_t me;
+    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me)) {
+        free (password);
+        return -1;
+    }
     //  The id is chosen here so that a retry after a daemon crash is
-    //  idempotent
+    //  idempotent (and so that the key can be derived with it as salt)
     char room_id [AIP_ROOM_ID_LEN + 1];
     aip_room_id_new (room_id);
-    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, 4);
+    char key [AIP_ROOMKEY_MAX];
+    if (password) {
+        char err [256];
+        int rc = aip_roomkey_create (password, room_id, cipher, 0, 0, key, err, sizeof err);
+        sodium_memzero (password, strlen (password));
+        free (password);
+        if (rc)
+            return cli_fail (cli, "%s", err);
+    }
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, password ? 5 : 4);
     aip_pack_kstr (cli->pk, "id", room_id);
     aip_pack_kstr (cli->pk, "name", name);
     aip_pack_kstr (cli->pk, "mode", "local");
+    if (password)
+        aip_pack_kstr (cli->pk, "key", key);
     cli_pack_peer (cli, &me);
+    sodium_memzero (key, sizeof key);
     return cli_call (cli, id, &cli->data);
 }
 

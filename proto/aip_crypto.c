@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <sodium.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #ifndef AIP_SOURCE_DIR
@@ -166,6 +167,12 @@ aip_crypto_init (void)
 {
     //  0 = initialised now, 1 = already initialised, -1 = failure
     return sodium_init () < 0? -1: 0;
+}
+
+void
+aip_crypto_thread_stop (void)
+{
+    OPENSSL_thread_stop ();
 }
 
 const char *

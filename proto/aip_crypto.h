@@ -65,6 +65,11 @@ typedef struct {
 //  Initialise libsodium (idempotent, thread-safe); 0 / -1. Others call it too.
 int aip_crypto_init (void);
 
+//  Release this thread's OpenSSL state. A thread that derived Fernet keys
+//  and ends before the process exits must call it first: otherwise
+//  OpenSSL's exit handler and the thread's own cleanup free it twice.
+void aip_crypto_thread_stop (void);
+
 //  Return a static English description of a result code.
 const char *aip_crypto_strerror (int result);
 

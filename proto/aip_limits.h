@@ -9,6 +9,9 @@
 
 //  Message content, in bytes of UTF-8 (the original accepted anything)
 #define AIP_MAX_CONTENT         (256 * 1024)
+//  Content as stored and sent: the ciphertext of a full-size message in an
+//  encrypted room is larger than its plaintext (base64, nonce, tag)
+#define AIP_MAX_CONTENT_WIRE    (AIP_MAX_CONTENT * 4 / 3 + 1024)
 //  Message metadata (a JSON object serialised as text)
 #define AIP_MAX_METADATA        (16 * 1024)
 //  Names, tools, machines, hosts, urls, tokens
@@ -20,7 +23,7 @@
 #define AIP_MAX_TIME            40
 
 //  A request on the client socket (content + envelope)
-#define AIP_MAX_REQUEST         (AIP_MAX_CONTENT * 4 + 64 * 1024)
+#define AIP_MAX_REQUEST         (AIP_MAX_CONTENT_WIRE * 3 + 64 * 1024)
 //  A reply or a worker frame (history pages are the largest)
 #define AIP_MAX_REPLY           (64 * 1024 * 1024)
 //  Messages in one page of history

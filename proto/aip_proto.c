@@ -39,7 +39,14 @@ static const aip_field_t s_room_create_fields [] = {
     { "mode",      AIP_T_STR, false, 8,            "local|lan|public", NULL },
     { "relay_url", AIP_T_STR, false, AIP_MAX_URL,  NULL, NULL },
     { "token",     AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },
+    { "key",       AIP_T_STR, false, AIP_MAX_NAME, NULL, NULL },   //  aip_roomkey
     { "peer",      AIP_T_MAP, false, 0,            NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_room_get_fields [] = {
+    { "id",       AIP_T_ID,   true,  AIP_MAX_ID, NULL, NULL },
+    { "with_key", AIP_T_BOOL, false, 0,          NULL, NULL },      //  for the owner's CLI
     F_END
 };
 
@@ -52,7 +59,7 @@ static const aip_field_t s_room_join_fields [] = {
 static const aip_field_t s_msg_send_fields [] = {
     { "room_id",    AIP_T_ID,  true,  AIP_MAX_ID,       NULL, NULL },
     { "id",         AIP_T_ID,  false, AIP_MAX_ID,       NULL, NULL },
-    { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT,  NULL, NULL },
+    { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT_WIRE, NULL, NULL },
     { "type",       AIP_T_STR, false, 8,                "message|system|invite", NULL },
     { "metadata",   AIP_T_STR, false, AIP_MAX_METADATA, NULL, NULL },
     { "created_at", AIP_T_STR, false, AIP_MAX_TIME,     NULL, NULL },
@@ -993,9 +1000,9 @@ aip_proto_test (bool verbose)
             aip_pack_kstrn (pk, "content", "\xff\xfe", 2);
         else
         if (c == 5) {
-            char *big = (char *) malloc (AIP_MAX_CONTENT + 1);
-            memset (big, 'x', AIP_MAX_CONTENT + 1);
-            aip_pack_kstrn (pk, "content", big, AIP_MAX_CONTENT + 1);
+            char *big = (char *) malloc (AIP_MAX_CONTENT_WIRE + 1);
+            memset (big, 'x', AIP_MAX_CONTENT_WIRE + 1);
+            aip_pack_kstrn (pk, "content", big, AIP_MAX_CONTENT_WIRE + 1);
             free (big);
         }
         else

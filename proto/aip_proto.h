@@ -67,7 +67,7 @@ struct aip_field_s {
     X (DAEMON_STATUS, "daemon.status", AIP_SVC_BROKER, s_no_fields) \
     X (DAEMON_STOP,   "daemon.stop",   AIP_SVC_BROKER, s_no_fields) \
     X (ROOM_CREATE,   "room.create",   AIP_SVC_STORE,  s_room_create_fields) \
-    X (ROOM_GET,      "room.get",      AIP_SVC_STORE,  s_room_id_fields) \
+    X (ROOM_GET,      "room.get",      AIP_SVC_STORE,  s_room_get_fields) \
     X (ROOM_LIST,     "room.list",     AIP_SVC_STORE,  s_no_fields) \
     X (ROOM_DELETE,   "room.delete",   AIP_SVC_STORE,  s_room_id_fields) \
     X (ROOM_PEERS,    "room.peers",    AIP_SVC_STORE,  s_room_id_fields) \

@@ -1,5 +1,5 @@
 /*  aip_selftests.h — the list of module self-tests.
-    One line per module: X(noun) runs aip_<noun>_test(verbose).
+    One line per module: X(<noun>) runs aip_<noun>_test(verbose).
     tests/aip_selftest.c runs them; tests/tests.cmake makes one CTest each. */
 #define AIP_SELFTESTS(X) \
     X(util)              \
@@ -8,6 +8,7 @@
     X(home)              \
     X(identity)          \
     X(crypto)            \
+    X(roomkey)           \
     X(peerurl)           \
     X(client)            \
     X(worker)            \

@@ -1,5 +1,8 @@
 /*  aip_schema.c — peers.db migrations by PRAGMA user_version. */
 #include "aip_schema.h"
+#include "aip_roomkey.h"
+
+#include <sodium.h>
 
 #include <assert.h>
 #include <stdio.h>
@@ -85,7 +88,42 @@ s_step_v2 (sqlite3 *db, char **errmsg)
         "DROP INDEX IF EXISTS idx_msg_room_time;", NULL, NULL, errmsg);
 }
 
-//  Version 3 (relay): the outbox of public rooms, local messages the relay
+//  Version 3: the original kept room passwords in plaintext; keep only the
+//  key derived from each (its Fernet key: PBKDF2 of the password with the
+//  room id as salt), and wipe the freed bytes (secure_delete)
+static int
+s_step_v3 (sqlite3 *db, char **errmsg)
+{
+    int rc = sqlite3_exec (db, "PRAGMA secure_delete = ON", NULL, NULL, errmsg);
+    sqlite3_stmt *select = NULL, *update = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2 (db, "SELECT id, password FROM rooms WHERE password IS NOT NULL"
+                                 " AND password NOT LIKE 'key:%'", -1, &select, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2 (db, "UPDATE rooms SET password = ?1 WHERE id = ?2", -1,
+                                 &update, NULL);
+    while (rc == SQLITE_OK && sqlite3_step (select) == SQLITE_ROW) {
+        const char *room_id = (const char *) sqlite3_column_text (select, 0);
+        const char *password = (const char *) sqlite3_column_text (select, 1);
+        char stored [AIP_ROOMKEY_MAX], err [128];
+        if (aip_roomkey_create (password, room_id, "fernet", 0, 0, stored, err, sizeof err)) {
+            *errmsg = sqlite3_mprintf ("room %s: %s", room_id, err);
+            rc = SQLITE_ERROR;
+            break;
+        }
+        sqlite3_reset (update);
+        sqlite3_bind_text (update, 1, stored, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text (update, 2, room_id, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step (update) != SQLITE_DONE)
+            rc = sqlite3_errcode (db);
+        sodium_memzero (stored, sizeof stored);
+    }
+    sqlite3_finalize (select);
+    sqlite3_finalize (update);
+    return rc;
+}
+
+//  Version 4 (relay): the outbox of public rooms, local messages the relay
 //  has not acknowledged yet (delivered in insertion order, kept across
 //  restarts; seq never goes back, so relayd can read only what is new), and
 //  per-room relay cursors: the newest relay created_at seen,
@@ -110,6 +148,7 @@ typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
     s_step_v2,
+    s_step_v3,
     s_step_relay,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
@@ -184,6 +223,8 @@ aip_schema_test (bool verbose)
         "CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT NOT NULL, mode TEXT DEFAULT 'local',"
         " relay_url TEXT, password TEXT, created_at TEXT NOT NULL);"
         "INSERT INTO rooms VALUES ('room-aaaaaaaaaaaa', 'old', 'local', NULL, NULL,"
+        " '2025-01-01T00:00:00+00:00');"
+        "INSERT INTO rooms VALUES ('room-0a1b2c3d4e5f', 'secret', 'public', NULL, 'secret123',"
         " '2025-01-01T00:00:00+00:00');";
     assert (sqlite3_exec (db, old, NULL, NULL, NULL) == SQLITE_OK);
     char err [256];
@@ -194,6 +235,13 @@ aip_schema_test (bool verbose)
     assert (sqlite3_prepare_v2 (db, "SELECT name FROM rooms", -1, &stmt, NULL) == SQLITE_OK);
     assert (sqlite3_step (stmt) == SQLITE_ROW);
     assert (strcmp ((const char *) sqlite3_column_text (stmt, 0), "old") == 0);
+    sqlite3_finalize (stmt);
+    //  The plaintext password became the original's derived key
+    assert (sqlite3_prepare_v2 (db, "SELECT password FROM rooms WHERE id = 'room-0a1b2c3d4e5f'",
+                                -1, &stmt, NULL) == SQLITE_OK);
+    assert (sqlite3_step (stmt) == SQLITE_ROW);
+    assert (strcmp ((const char *) sqlite3_column_text (stmt, 0),
+                    "key:fernet:fbp6mRBFAWWDrnGhgEK6dOz1d5tto1ajA8HDnq46pzE=") == 0);
     sqlite3_finalize (stmt);
     //  Idempotent
     assert (aip_schema_migrate (db, err, sizeof err) == 0);

@@ -1,6 +1,7 @@
 /*  aip_storage.c — storage actor: rooms, peers, membership and messages in
     SQLite, group commit, events after commit. */
 #include "aip_storage.h"
+#include "aip_crypto.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
 #include "aip_schema.h"
@@ -8,13 +9,15 @@
 #include "aip_worker.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 //  Prepared statements, one per query, prepared once
 #define STMTS(X) \
-    X (ROOM_UPSERT, "INSERT INTO rooms (id, name, mode, relay_url, token, created_at)" \
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO UPDATE SET" \
+    X (ROOM_UPSERT, "INSERT INTO rooms (id, name, mode, relay_url, token, created_at, password)" \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id) DO UPDATE SET" \
                     " name = excluded.name, mode = excluded.mode," \
-                    " relay_url = excluded.relay_url, token = excluded.token") \
+                    " relay_url = excluded.relay_url, token = excluded.token," \
+                    " password = coalesce(excluded.password, rooms.password)") \
     X (ROOM_GET,    "SELECT id, name, mode, relay_url, created_at, token, password" \
                     " FROM rooms WHERE id = ?1") \
     X (ROOM_LIST,   "SELECT id, name, mode, relay_url, created_at, token, password" \
@@ -295,6 +298,13 @@ s_room_exists (s_storage_t *self, const char *room_id, size_t len)
     return sqlite3_step (stmt) == SQLITE_ROW;
 }
 
+//  True if the room (just looked up by s_room_exists) is encrypted
+static bool
+s_room_encrypted (s_storage_t *self)
+{
+    return sqlite3_column_type (self->stmt [STMT_ROOM_GET], 6) != SQLITE_NULL;
+}
+
 static int
 s_room_not_found (s_storage_t *self, const aip_obj_t *room_id)
 {
@@ -504,6 +514,14 @@ s_op_room_create (s_storage_t *self, const aip_request_t *req)
     s_bind_obj (stmt, 4, aip_req_arg (req, "relay_url"));
     s_bind_obj (stmt, 5, aip_req_arg (req, "token"));
     s_bind_str (stmt, 6, ts);
+    //  An encrypted room keeps its key (never a password) in the old
+    //  password column
+    const aip_obj_t *key = aip_req_arg (req, "key");
+    size_t klen;
+    const char *kstr = aip_obj_str (key, &klen);
+    if (kstr && (klen < 4 || memcmp (kstr, "key:", 4) != 0))
+        return s_fail (self, AIP_ERR_INVALID, "a room key must be a stored key (key:...), never a password");
+    s_bind_obj (stmt, 7, key);
     if (sqlite3_step (stmt) != SQLITE_DONE)
         return s_db_fail (self, "creating a room");
     const aip_obj_t *peer = aip_req_arg (req, "peer");
@@ -524,31 +542,52 @@ s_op_room_get (s_storage_t *self, const aip_request_t *req)
     s_bind_obj (stmt, 1, aip_req_arg (req, "id"));
     if (sqlite3_step (stmt) != SQLITE_ROW)
         return s_room_not_found (self, aip_req_arg (req, "id"));
+    if (!aip_obj_bool (aip_req_arg (req, "with_key"))
+    ||  sqlite3_column_type (stmt, 6) == SQLITE_NULL) {
+        s_pack_room (self->reply, stmt);
+        return 0;
+    }
+    //  The owner's CLI encrypts and decrypts: it gets the key, wrapped
+    aip_pack_map (self->reply, 2);
+    aip_pack_key (self->reply, "room");
     s_pack_room (self->reply, stmt);
+    aip_pack_key (self->reply, "key");
+    s_pack_column (self->reply, stmt, 6);
+    return 0;
+}
+
+//  Reply {<key>: [rows]} with every row of a prepared, bound statement;
+//  rooms are packed as rooms (no password column), others with their keys
+static int
+s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms,
+              const char *what)
+{
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        if (rooms)
+            s_pack_room (pk, stmt);
+        else
+            s_pack_row (pk, stmt, s_peer_keys, 9);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, what);
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, key);
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
     return 0;
 }
 
 static int
 s_op_room_list (s_storage_t *self, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_LIST);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_room (pk, stmt);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing rooms");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "rooms");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_ROOM_LIST), "rooms", true, "listing rooms");
 }
 
 static int
@@ -583,25 +622,9 @@ s_op_room_peers (s_storage_t *self, const aip_request_t *req)
     const char *s = aip_obj_str (id, &len);
     if (!s_room_exists (self, s, len))
         return s_room_not_found (self, id);
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
     sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
     s_bind_obj (stmt, 1, id);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing room members");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, stmt, "peers", false, "listing room members");
 }
 
 static int
@@ -642,24 +665,7 @@ s_op_peer_register (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_peer_list (s_storage_t *self, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_PEER_LIST);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, s_peer_keys, 9);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing peers");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "peers");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_PEER_LIST), "peers", false, "listing peers");
 }
 
 static int
@@ -672,6 +678,20 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
         return s_room_not_found (self, room);
     char room_id [AIP_MAX_ID + 1];
     snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    bool encrypted = s_room_encrypted (self);
+    size_t clen;
+    const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
+    const aip_obj_t *type_arg = aip_req_arg (req, "type");
+    bool system = aip_obj_streq (type_arg, "system");
+    //  Ciphertext may be longer than the plaintext limit; plaintext not
+    if (!encrypted && clen > AIP_MAX_CONTENT)
+        return s_fail (self, AIP_ERR_INVALID, "the message is %zu bytes; the limit is %d bytes",
+                       clen, AIP_MAX_CONTENT);
+    //  An encrypted room never stores plaintext (system messages aside)
+    if (encrypted && !system && !(clen > 5 && (memcmp (content, "aip1:", 5) == 0
+                                             || memcmp (content, "gAAAAA", 6) == 0)))
+        return s_fail (self, AIP_ERR_INVALID, "Room '%s' is encrypted: its messages must be "
+                       "encrypted by the sender", room_id);
     const aip_obj_t *peer = aip_req_arg (req, "peer");
     if (s_join (self, room_id, peer, NULL))
         return -1;
@@ -685,8 +705,6 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     if (!aip_obj_get_str (req->args, "created_at", created_at, sizeof created_at, NULL))
         aip_time_now (created_at);
     aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
-    size_t clen;
-    const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
 
     bool inserted;
     if (s_msg_insert (self, id, room_id, peer_id, content, clen, type, metadata, created_at,
@@ -1095,6 +1113,15 @@ s_open (s_storage_t *self, char *err, size_t errlen)
     }
     if (aip_schema_migrate (self->db, err, errlen))
         return -1;
+    //  Room keys live here: owner only, and no old page of the log keeps
+    //  what a migration replaced
+    sqlite3_exec (self->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    const char *suffixes [] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char path [4200];
+        snprintf (path, sizeof path, "%s%s", self->args.db_path, suffixes [i]);
+        chmod (path, 0600);
+    }
     for (int i = 0; i < STMT_COUNT; i++)
         if (sqlite3_prepare_v3 (self->db, s_stmt_sql [i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &self->stmt [i], NULL) != SQLITE_OK) {
@@ -1148,6 +1175,13 @@ aip_storage (zsock_t *pipe, void *args)
         fprintf (stderr, "storaged: %s\n", err);
         zsock_signal (pipe, 1);
         s_storage_destroy (&self);
+        //  zactor_new does not pass the failure on: say it, then wait for
+        //  $TERM as an actor must (zactor_destroy waits for our exit)
+        zstr_send (pipe, "FAILED");
+        char *command;
+        while (!(command = zstr_recv (pipe)) && zmq_errno () == EINTR)
+            ;
+        free (command);
         return;
     }
     self->worker = aip_worker_new (self->args.endpoint, AIP_SVC_STORE, self->args.slots,
@@ -1179,6 +1213,8 @@ aip_storage (zsock_t *pipe, void *args)
     if (self->worker)
         aip_worker_bye (self->worker);
     s_storage_destroy (&self);
+    //  Migrations derive Fernet keys in this thread
+    aip_crypto_thread_stop ();
 }
 
 //  ---------------------------------------------------------------------

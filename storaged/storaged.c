@@ -50,19 +50,24 @@ main (int argc, char **argv)
     args.db_path = db;
     args.endpoint = endpoint;
 
+    //  Everything these daemons create is the owner's alone
+    umask (077);
     zsys_init ();
     zsys_set_logident ("storaged");
     zsys_set_logstream (stdout);
     zactor_t *storage = zactor_new (aip_storage, &args);
     if (!storage)
         return 1;           //  the actor logged why
-    //  Until SIGTERM (from brokerd, or because brokerd died)
-    while (!zsys_interrupted) {
+    //  Until SIGTERM (from brokerd, or because brokerd died). The actor
+    //  says nothing while it serves; "FAILED" means it cannot open peers.db.
+    bool failed = false;
+    while (!zsys_interrupted && !failed) {
         char *message = zstr_recv (storage);
         if (!message)
             break;
         free (message);
+        failed = true;
     }
     zactor_destroy (&storage);
-    return 0;
+    return failed ? 1 : 0;
 }

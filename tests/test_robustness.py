@@ -66,7 +66,8 @@ class TestStartup(AipTestCase):
 class TestStorageCrash(AipTestCase):
 
     SENDERS = 4
-    PER_SENDER = 200
+    PER_SENDER = 100            #  CLI sends per sender
+    RAW_PER_SENDER = 2000       #  pipelined protocol sends per sender
 
     def test_kill9_storaged_during_cli_burst(self):
         room = self.new_room("burst")
@@ -118,8 +119,8 @@ class TestStorageCrash(AipTestCase):
                 pending = {}
                 sent = 0
                 deadline = time.monotonic() + 90
-                while (sent < self.PER_SENDER * 2 or pending) and time.monotonic() < deadline:
-                    while sent < self.PER_SENDER * 2 and len(pending) < 32:
+                while (sent < self.RAW_PER_SENDER or pending) and time.monotonic() < deadline:
+                    while sent < self.RAW_PER_SENDER and len(pending) < 32:
                         mid = "msg-t%dx%05d" % (n, sent)
                         content = "raw %d/%d" % (n, sent)
                         rid = client.request("msg.send", {"room_id": room, "id": mid,
@@ -156,17 +157,36 @@ class TestStorageCrash(AipTestCase):
         for t in threads:
             t.start()
         try:
-            wait_until(lambda: progress[0] >= self.SENDERS * self.PER_SENDER // 2, 60,
-                       "a quarter of the burst")
+            wait_until(lambda: progress[0] >= self.SENDERS * self.RAW_PER_SENDER // 8, 60,
+                       "an eighth of the burst")
             os.kill(storaged, signal.SIGKILL)
+            at_kill = progress[0]
         finally:
             for t in threads:
                 t.join(120)
         self.assertFalse(any(t.is_alive() for t in threads), "a sender hung")
         if errors:
             raise errors[0]
+        self.assertLess(at_kill, self.SENDERS * self.RAW_PER_SENDER, "killed after the burst")
         self.check_all_stored(room, acked)
         self.check_restarted(storaged)
+
+    def test_frozen_storaged_gives_clear_error(self):
+        """A worker that stops answering: a clear error in bounded time."""
+        room = self.new_room()
+        storaged = self.storaged_pid()
+        os.kill(storaged, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            err = self.fail("chat", room, "into the void", timeout=40)
+            self.assertLess(time.monotonic() - start, 35)
+            self.assertIn("storaged", err)
+        finally:
+            os.kill(storaged, signal.SIGCONT)
+        self.assertEqual(self.ok("chat", room, "thawed")["sent"]["content"], "thawed")
+        msgs = [m["content"] for m in self.read(room) if m["type"] == "message"]
+        self.assertEqual(msgs[-1], "thawed")
+        self.assertEqual(msgs.count("thawed"), 1)
 
     def check_all_stored(self, room, acked):
         con = self.db()

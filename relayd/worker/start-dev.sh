@@ -8,7 +8,7 @@
 # else a fresh temporary directory); pass the same directory again to restart the
 # relay with its rooms intact.
 # Ready when GET http://127.0.0.1:PORT/health answers 200 (wrangler also prints
-# "Ready on http://127.0.0.1:PORT"); that takes ~4 s here, first run after `npm ci` longer.
+# "Ready on http://127.0.0.1:PORT"); that takes 2.5-4 s here, up to ~9 s when busy.
 # Runs offline: no Cloudflare account, no metrics, no network.
 # The script execs wrangler, so its pid is wrangler's; SIGTERM/SIGINT to it stops
 # workerd too. With SIGKILL, kill the process group (start it with setsid) instead.

@@ -12,14 +12,12 @@
 
 import { DurableObject } from "cloudflare:workers";
 import {
-  ID_RE, ID_RULE, MAX_PAGE, DEFAULT_PAGE, MAX_NAME, MAX_FIELD,
+  ID_RE, ID_RULE, MAX_PAGE, DEFAULT_PAGE, MAX_NAME, MAX_FIELD, MAX_BATCH, BATCH_BODY_FACTOR,
   config, HttpError, json, errorResponse, cors204, bearer, readJsonBody,
   utf8Length, sha256, toHex, fromHex, digestEqual, randomHexId, optString,
 } from "./util.js";
 
 const SCHEMA_VERSION = 1;
-const MAX_BATCH = 100; // messages per POST /batch
-const BATCH_BODY_FACTOR = 4; // a batch body may be 4 × MAX_BODY_BYTES
 const MESSAGE_COLUMNS = "id, peer_id, peer_name, peer_tool, content, type, created_at, seq";
 
 export class Room extends DurableObject {
@@ -155,7 +153,8 @@ export class Room extends DurableObject {
     return rows.length ? rows[0] : null;
   }
 
-  // Insert a message (synchronous), prune to the retention limit, push it to sockets.
+  // Insert a message (synchronous) and prune to the retention limit; callers push it
+  // to the sockets once the transaction has committed.
   insertMessage(msg) {
     const seq = Number(this.getMeta("next_seq", 1));
     this.setMeta("next_seq", seq + 1);
@@ -165,7 +164,6 @@ export class Room extends DurableObject {
       row.id, row.peer_id, row.peer_name, row.peer_tool, row.content, row.type, row.created_at, row.seq,
     );
     this.prune();
-    this.broadcast(row);
     return row;
   }
 
@@ -229,21 +227,24 @@ export class Room extends DurableObject {
     }
     this.rateLimit(body.id);
 
-    if (newTokenHash) this.setMeta("token_hash", newTokenHash);
-    const now = this.stamp();
-    const joinedAt = existing ? existing.joined_at : now;
-    this.sql.exec(
-      `INSERT INTO peers (id, name, type, tool, machine, sig_hash, joined_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET name = excluded.name, type = excluded.type, tool = excluded.tool,
-         machine = excluded.machine, last_seen = excluded.last_seen`,
-      body.id, name, type, tool, machine, toHex(sigHash), joinedAt, now,
-    );
-    if (!existing) {
-      this.insertMessage({
+    // All or nothing: token, peer and its "joined the room" message.
+    const { now, joinedAt, sys } = this.ctx.storage.transactionSync(() => {
+      if (newTokenHash) this.setMeta("token_hash", newTokenHash);
+      const now = this.stamp();
+      const joinedAt = existing ? existing.joined_at : now;
+      this.sql.exec(
+        `INSERT INTO peers (id, name, type, tool, machine, sig_hash, joined_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, type = excluded.type, tool = excluded.tool,
+           machine = excluded.machine, last_seen = excluded.last_seen`,
+        body.id, name, type, tool, machine, toHex(sigHash), joinedAt, now,
+      );
+      const sys = existing ? null : this.insertMessage({
         id: this.newMessageId(), peer_id: body.id, peer_name: name, peer_tool: tool,
         content: "joined the room", type: "system", created_at: now,
       });
-    }
+      return { now, joinedAt, sys };
+    });
+    if (sys) this.broadcast(sys);
     return json({ id: body.id, name, type, tool, machine, joined_at: joinedAt, last_seen: now }, 201);
   }
 
@@ -289,17 +290,22 @@ export class Room extends DurableObject {
       }
     }
     this.rateLimit(peer.id);
-    const now = this.stamp();
-    const msg = this.insertMessage({
-      id: clientId || this.newMessageId(),
-      peer_id: peer.id,
-      peer_name: peer.name,
-      peer_tool: peer.tool,
-      content: item.content,
-      type: item.type === "system" || item.type === "invite" ? item.type : "message",
-      created_at: now,
+    // All or nothing, even if SQLite throws half-way.
+    const msg = this.ctx.storage.transactionSync(() => {
+      const now = this.stamp();
+      const row = this.insertMessage({
+        id: clientId || this.newMessageId(),
+        peer_id: peer.id,
+        peer_name: peer.name,
+        peer_tool: peer.tool,
+        content: item.content,
+        type: item.type === "system" || item.type === "invite" ? item.type : "message",
+        created_at: now,
+      });
+      this.sql.exec("UPDATE peers SET last_seen = ? WHERE id = ?", now, peer.id);
+      return row;
     });
-    this.sql.exec("UPDATE peers SET last_seen = ? WHERE id = ?", now, peer.id);
+    this.broadcast(msg);
     return [201, msg];
   }
 

@@ -24,6 +24,8 @@ export const MAX_PAGE = 1000; // largest ?limit= honoured
 export const DEFAULT_PAGE = 50; // ?limit= default (v1)
 export const MAX_NAME = 256;
 export const MAX_FIELD = 256; // type, tool, machine, token, signature
+export const MAX_BATCH = 100; // messages per POST /rooms/{room}/batch
+export const BATCH_BODY_FACTOR = 4; // a batch body may be 4 × MAX_BODY_BYTES
 
 export function config(env) {
   const cfg = {};

@@ -5,7 +5,7 @@
 // no room state: the route, the room id syntax, the method and the declared body size.
 
 import {
-  ID_RE, ID_RULE, RELAY_NAME, RELAY_VERSION, MAX_PAGE,
+  ID_RE, ID_RULE, RELAY_NAME, RELAY_VERSION, MAX_PAGE, MAX_BATCH, BATCH_BODY_FACTOR,
   config, HttpError, json, errorResponse, cors204, readBodyBytes,
 } from "./util.js";
 
@@ -33,8 +33,8 @@ async function handle(request, env) {
         max_peers: cfg.MAX_PEERS,
         max_messages: cfg.MAX_MESSAGES,
         max_page: MAX_PAGE,
-        max_batch: 100,
-        max_batch_body_bytes: 4 * cfg.MAX_BODY_BYTES,
+        max_batch: MAX_BATCH,
+        max_batch_body_bytes: BATCH_BODY_FACTOR * cfg.MAX_BODY_BYTES,
         rate_limit_burst: cfg.RATE_LIMIT_BURST,
         rate_limit_per_sec: cfg.RATE_LIMIT_PER_SEC,
       },
@@ -67,7 +67,7 @@ async function handle(request, env) {
     // Bound and buffer the body here, so the object gets a complete body and may
     // answer (401, 403, ...) without reading it: a streamed body left unread by the
     // object breaks the forwarded request in workerd.
-    const limit = m[2] === "batch" ? 4 * cfg.MAX_BODY_BYTES : cfg.MAX_BODY_BYTES;
+    const limit = m[2] === "batch" ? BATCH_BODY_FACTOR * cfg.MAX_BODY_BYTES : cfg.MAX_BODY_BYTES;
     const body = await readBodyBytes(request, limit);
     const headers = new Headers(request.headers);
     headers.delete("Content-Length");

@@ -40,6 +40,16 @@ export function freePort() {
   });
 }
 
+// Relays still running: killed (whole process group) if the test process exits early.
+const live = new Set();
+process.on("exit", () => { for (const r of live) r.killGroup("SIGKILL"); });
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    for (const r of live) r.killGroup("SIGKILL");
+    process.exit(130);
+  });
+}
+
 // Everything the relay sent back during the tests, to check that no secret leaks.
 export const seenBodies = [];
 
@@ -59,14 +69,17 @@ export class Relay {
     for (const [k, v] of Object.entries(this.vars)) args.push("--var", `${k}:${v}`);
     args.push(...this.extraArgs);
     const fd = openSync(this.logPath, "a");
+    // Own process group, so wrangler's workerd children can be killed with it.
     this.proc = spawn(join(WORKER_DIR, "start-dev.sh"), args, {
       cwd: WORKER_DIR,
       stdio: ["ignore", fd, fd],
       env: { ...process.env },
+      detached: true,
     });
     closeSync(fd);
     this.exited = false;
-    this.proc.on("exit", () => { this.exited = true; });
+    live.add(this);
+    this.proc.on("exit", () => { this.exited = true; live.delete(this); });
     const t0 = Date.now();
     await waitFor(async () => {
       if (this.exited) throw new Error(`wrangler dev exited early:\n${this.log()}`);
@@ -83,13 +96,17 @@ export class Relay {
     try { return readFileSync(this.logPath, "utf8"); } catch { return ""; }
   }
 
+  killGroup(signal) {
+    try { process.kill(-this.proc.pid, signal); } catch {}
+  }
+
   async stop() {
     if (!this.proc || this.exited) return;
     const exited = new Promise((r) => this.proc.once("exit", r));
     this.proc.kill("SIGTERM");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
     if (!this.exited) {
-      this.proc.kill("SIGKILL");
+      this.killGroup("SIGKILL");
       await exited;
     }
     // The port must be free again before a restart reuses the directory.

@@ -13,6 +13,7 @@ const relay = new Relay({
     MAX_CONTENT_BYTES: 1000,
     MAX_BODY_BYTES: 8000,
     DEDUP_WINDOW: 5,
+    MAX_SOCKETS: 2,
   },
 });
 
@@ -136,6 +137,21 @@ test("per-peer rate limit: 429 with Retry-After, other peers unaffected, retries
   });
 });
 
+test("batch under the rate limit: accepted up to the limit, the rest 429 in order", async () => {
+  const { room, token, alice } = await setupRoom();
+  const items = Array.from({ length: 40 }, (_, i) => ({ id: `rb-${i}`, content: `r${i}` }));
+  const r = await relay.req("POST", `/rooms/${room}/batch`, {
+    token, body: { peer_id: alice.id, peer_signature: alice.sig, messages: items },
+  });
+  assert.equal(r.status, 200);
+  const statuses = r.body.results.map((x) => x.status);
+  const firstLimited = statuses.indexOf(429);
+  assert.ok(firstLimited >= 25 && firstLimited <= 30, `limited from ${firstLimited}`);
+  assert.ok(statuses.slice(0, firstLimited).every((s) => s === 201));
+  assert.ok(statuses.slice(firstLimited).every((s) => s === 429));
+  assert.match(r.body.results[39].error, /rate limit/);
+});
+
 test("configured content limit", async () => {
   const { token, alice } = await setupRoom();
   assert.equal((await alice.post(token, "a".repeat(1000))).status, 201);
@@ -156,4 +172,27 @@ test("push still reaches sockets after retention prunes", async () => {
   const seqs = ws.messages().filter((f) => f.type === "message").map((f) => f.data.seq);
   assert.deepEqual(seqs, Array.from({ length: 12 }, (_, i) => i + 2));
   ws.close();
+});
+
+test("socket limit: the (MAX_SOCKETS+1)th WebSocket gets 429; a freed slot can be reused", async () => {
+  const { room, token } = await setupRoom();
+  const a = new WsClient(relay.wsUrl(room, token));
+  const b = new WsClient(relay.wsUrl(room, token));
+  await Promise.all([a.opened(), b.opened()]);
+  const c = new WsClient(relay.wsUrl(room, token));
+  await assert.rejects(c.opened(), (e) => e.status === 429 && /too many WebSocket/.test(e.body));
+  a.close();
+  await waitFor(() => a.closed, { what: "socket close" });
+  await waitFor(async () => {
+    const d = new WsClient(relay.wsUrl(room, token));
+    try {
+      await d.opened();
+      d.close();
+      return true;
+    } catch (e) {
+      if (e.status !== 429) throw e;
+      return false;
+    }
+  }, { timeout: 5000, interval: 100, what: "a free socket slot" });
+  b.close();
 });

@@ -381,6 +381,60 @@ describe("messages", () => {
     assert.equal(r.body.message_count, 2);
   });
 
+  test("batch: messages of one peer stored in order, de-duplicated, pushed; bad batches refused whole", async () => {
+    const { room, token, alice } = await setupRoom();
+    const ws = new WsClient(relay.wsUrl(room, token));
+    await ws.opened();
+    const batch = (messages, extra = {}) => relay.req("POST", `/rooms/${room}/batch`, {
+      token, body: { peer_id: alice.id, peer_signature: alice.sig, messages, ...extra },
+    });
+    const items = Array.from({ length: 100 }, (_, i) => ({ id: `b-${i}`, content: `batched ${i}`, type: i === 5 ? "invite" : "message" }));
+    let r = await batch(items);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.results.length, 100);
+    assert.ok(r.body.results.every((x) => x.status === 201));
+    assert.deepEqual(r.body.results.map((x) => x.message.seq), Array.from({ length: 100 }, (_, i) => i + 2));
+    assert.equal(r.body.results[5].message.type, "invite");
+    assert.equal(r.body.results[0].message.peer_name, "alice");
+    // Retry of most of the batch plus two new messages: 98 × 200, 2 × 201, in order.
+    r = await batch([...items.slice(0, 98), { id: "b-new", content: "new" }, { content: "no id" }]);
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body.results.map((x) => x.status), [...Array(98).fill(200), 201, 201]);
+    assert.deepEqual(r.body.results[3].message, (await relay.req("GET", `/rooms/${room}/messages?after_seq=4&limit=1`, { token })).body.messages[0]);
+    assert.match(r.body.results[99].message.id, /^[0-9a-f]{8}$/);
+    const list = await relay.req("GET", `/rooms/${room}/messages?after_seq=0&limit=1000`, { token });
+    assert.equal(list.body.messages.length, 103);
+    assert.deepEqual(list.body.messages.slice(1, 101).map((m) => m.content), items.map((m) => m.content));
+    await ws.waitMessage((f) => f.data && f.data.id === "b-new");
+    const pushed = ws.messages().filter((f) => f.data && /^b-\d+$/.test(f.data.id)).map((f) => f.data.id);
+    assert.deepEqual(pushed, items.map((m) => m.id), "each pushed once, in order");
+    ws.close();
+    // Errors refuse the whole batch before anything is stored.
+    r = await batch([]);
+    assert.equal(r.status, 400);
+    r = await batch(Array.from({ length: 101 }, (_, i) => ({ content: `x${i}` })));
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /1 to 100/);
+    r = await batch([{ content: "ok" }, { content: "" }]);
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /^messages\[1\]: /);
+    r = await batch([{ content: "ok" }, { id: "bad id", content: "x" }]);
+    assert.equal(r.status, 400);
+    r = await batch([{ content: "x".repeat(262145) }]);
+    assert.equal(r.status, 413);
+    r = await batch([{ content: "ok" }], { peer_signature: "f".repeat(64) });
+    assert.equal(r.status, 403);
+    r = await relay.req("POST", `/rooms/${room}/batch`, { body: { peer_id: alice.id, peer_signature: alice.sig, messages: [{ content: "x" }] } });
+    assert.equal(r.status, 401);
+    // 4 × 256 KiB of content fits the 4 MiB batch body; 5 MiB does not.
+    r = await batch(Array.from({ length: 4 }, () => ({ content: "z".repeat(262144) })));
+    assert.equal(r.status, 200);
+    r = await batch(Array.from({ length: 20 }, () => ({ content: "z".repeat(262144) })));
+    assert.equal(r.status, 413);
+    const info = await relay.req("GET", `/rooms/${room}/info`);
+    assert.equal(info.body.message_count, 107);
+  });
+
   test("peers never carry a signature or token", async () => {
     const { room, token, alice } = await setupRoom();
     const bob = track(new Peer(relay, room, { name: "bob", tool: "codex", type: "ai" }));
