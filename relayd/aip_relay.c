@@ -22,6 +22,8 @@
 #define RELAY_SLOTS         256
 //  Ids of recently inserted remote messages kept per room (skip storaged)
 #define RECENT_IDS_MAX      4096
+//  Outcomes of delivered or refused messages remembered for relay.push
+#define OUTCOMES_MAX        4096
 //  Catch-up of a room that has no cursor yet starts here
 #define EPOCH_CURSOR        "1970-01-01T00:00:00.000Z"
 //  The loop wakes at least this often for timers
@@ -126,6 +128,9 @@ typedef struct {
     zlistx_t *outbox;                   //  s_outmsg_t, oldest first
     zhashx_t *outbox_ids;               //  id -> s_outmsg_t (borrowed)
     zlistx_t *push_waiters;             //  s_waiter_t of relay.push
+    zhashx_t *outcomes;                 //  id -> error text ("" = delivered) of messages
+                                        //  that left the outbox lately: a relay.push
+                                        //  that comes late still gets the truth
     bool outbox_dirty;                  //  read new outbox entries soon
     int64_t outbox_seq;                 //  newest outbox seq read
     int64_t rescan_at;                  //  next periodic reload
@@ -878,6 +883,9 @@ s_outmsg_finish (s_relay_t *self, s_outmsg_t *om, bool delivered, const char *er
     snprintf (mid, sizeof mid, "%s", om->id);
     //  The waiting chat first: it only needs the relay's answer
     s_push_waiters_done (self, mid, delivered, !delivered, error);
+    if (zhashx_size (self->outcomes) >= OUTCOMES_MAX)
+        zhashx_purge (self->outcomes);
+    zhashx_update (self->outcomes, mid, strdup (delivered ? "" : error ? error : "refused"));
     //  Then the outbox, without waiting for storaged's answer (a later call
     //  skips it). If storaged missed it, a full reload brings the message
     //  back and the relay answers the re-post with its stored copy: still
@@ -1242,8 +1250,14 @@ s_op_push (s_relay_t *self, uint64_t tag, const aip_request_t *req)
         om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, mid);
     }
     if (!om) {
-        //  Not (or no longer) in the outbox: delivered already
-        json_t *data = json_pack ("{s:b}", "delivered", 1);
+        //  No longer in the outbox: it left it a moment ago (delivered or
+        //  refused), or before this relayd started (delivered)
+        const char *error = (const char *) zhashx_lookup (self->outcomes, mid);
+        json_t *data = json_pack ("{s:b}", "delivered", !error || !*error);
+        if (error && *error) {
+            json_object_set_new (data, "refused", json_true ());
+            json_object_set_new (data, "error", json_string (error));
+        }
         s_reply_json (self, tag, req->id, data);
         json_decref (data);
         return;
@@ -1392,6 +1406,7 @@ s_relay_destroy (s_relay_t **self_p)
     zhashx_destroy (&self->outbox_ids);
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->push_waiters);
+    zhashx_destroy (&self->outcomes);
     aip_pack_destroy (&self->pk);
     sodium_memzero (&self->identity, sizeof self->identity);
     free (self);
@@ -1416,6 +1431,8 @@ aip_relay (zsock_t *pipe, void *args)
     self->push_waiters = zlistx_new ();
     zlistx_set_destructor (self->push_waiters, s_waiter_free);
     self->transfers = zlistx_new ();
+    self->outcomes = zhashx_new ();
+    zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
     char err [512];
     if (aip_identity_load (self->home, &self->identity, err, sizeof err) == 0)
         self->identity_ok = true;

@@ -333,6 +333,9 @@ class HostileRelay(http.server.ThreadingHTTPServer):
         self.posts = []
         self.lock = threading.Lock()
 
+    def handle_error(self, request, client_address):
+        pass        # relayd hanging up on an oversized answer is the point
+
 
 GOOD = {"id": "good0001", "peer_id": "far-away-peer", "peer_name": "far", "peer_tool": "cli",
         "content": "good one", "type": "message", "created_at": "2026-01-01T00:00:01.000Z"}
