@@ -72,6 +72,7 @@
 #define AIP_RELAY_WAIT_MS       3000    //  chat waits this long for delivery (default)
 #define AIP_RELAY_MAX_WAIT_MS   60000   //  and at most this long
 #define AIP_RELAY_POLL_MS       2000    //  polling while the WebSocket is down
+#define AIP_RELAY_SAFETY_POLL_MS 10000  //  and while it is up (a silent socket)
 #define AIP_RELAY_RESCAN_MS     5000    //  outbox and rooms rescanned this often
 #define AIP_RELAY_RETRY_MIN_MS  250     //  delivery retry backoff (x2 each, jittered)
 #define AIP_RELAY_RETRY_MAX_MS  30000

@@ -664,13 +664,15 @@ s_fetch_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
     if (!room)
         return;
     room->fetching = false;
-    room->poll_at = aip_clock_ms () + AIP_RELAY_POLL_MS;
+    room->poll_at = aip_clock_ms () + (room->ws_state == WS_UP ? AIP_RELAY_SAFETY_POLL_MS
+                                                               : AIP_RELAY_POLL_MS);
     char why [300];
     if (code != CURLE_OK || status != 200) {
         s_http_error_text (http, status, code, why, sizeof why);
         if (room->ok)
             zsys_warning ("relay: room %s: catch-up from %s failed: %s", room->id, room->url, why);
         room->ok = false;
+        room->fetch_again = false;      //  the next poll retries
         s_join_waiters_done (self, room, why);
         return;
     }
@@ -795,9 +797,12 @@ s_rooms_tick (s_relay_t *self)
             room->ws_state = WS_CONNECTING;
             aip_relay_ws_open (self->ws, room->id, room->url, room->token);
         }
-        if (room->ws_state != WS_UP && now >= room->poll_at && !room->fetching
-        &&  self->inflight < AIP_RELAY_MAX_INFLIGHT) {
-            room->poll_at = now + AIP_RELAY_POLL_MS;
+        //  Polling: every AIP_RELAY_POLL_MS while the WebSocket is down, and
+        //  now and then while it is up, in case it went silent without
+        //  closing (the keep-alive takes up to 45 s to notice)
+        if (now >= room->poll_at && !room->fetching && self->inflight < AIP_RELAY_MAX_INFLIGHT) {
+            room->poll_at = now + (room->ws_state == WS_UP ? AIP_RELAY_SAFETY_POLL_MS
+                                                           : AIP_RELAY_POLL_MS);
             s_fetch (self, room);
         }
     }

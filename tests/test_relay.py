@@ -152,7 +152,12 @@ class RelayTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="aipr-", dir="/tmp")
         cls.relay = Relay(free_port(), os.path.join(cls.tmp, "relay-state"),
                           os.path.join(cls.tmp, "relay.log"))
-        cls.relay.start()
+        try:
+            cls.relay.start()
+        except BaseException:
+            cls.relay.proc and cls.relay.proc.poll() is None and \
+                os.killpg(cls.relay.proc.pid, signal.SIGKILL)
+            raise
         cls.alice = User(os.path.join(cls.tmp, "a"), "alice", cls.relay.url)
         cls.bob = User(os.path.join(cls.tmp, "b"), "bob", cls.relay.url)
         room = cls.alice.ok("room", "create", "design", "--relay", "default")
