@@ -6,11 +6,15 @@
     aip_bench send --room R [--clients C] [--messages N] [--window W]
         C connected clients each send N messages (msg.send, acknowledged
         after commit), keeping W requests in flight; prints messages/s
+    aip_bench push --room R [--count N]
+        latency from sending a message to its event on a subscription
     Uses $AI_PEERS_HOME like the CLI; the daemons must be running. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <zmq.h>
 
 #include "aip_client.h"
 #include "aip_home.h"
@@ -131,6 +135,100 @@ s_send (const char *home, int argc, char **argv)
 }
 
 static int
+s_compare_i64 (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Push latency: from sending a message to its event arriving on a
+//  subscription (what interactive mode and relayd see)
+static int
+s_push (const char *home, int argc, char **argv)
+{
+    const char *room = NULL;
+    int count = 200;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        if (!strcmp (argv [i], "--room"))
+            room = argv [i + 1];
+        else
+        if (!strcmp (argv [i], "--count"))
+            count = atoi (argv [i + 1]);
+    }
+    if (!room || count < 1 || count > 100000) {
+        fprintf (stderr, "usage: aip_bench push --room R [--count N]\n");
+        return 1;
+    }
+    char err [512], endpoint [AIP_PATH_MAX], topic [128];
+    aip_client_t *client = aip_client_new (home, false, err, sizeof err);
+    if (!client || aip_home_endpoint (home, "events", endpoint, sizeof endpoint, err, sizeof err)) {
+        fprintf (stderr, "aip_bench: %s\n", err);
+        return 1;
+    }
+    void *ctx = zmq_ctx_new ();
+    void *sub = zmq_socket (ctx, ZMQ_SUB);
+    snprintf (topic, sizeof topic, "room.%s", room);
+    zmq_setsockopt (sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
+    zmq_connect (sub, endpoint);
+    aip_pack_t *pk = aip_pack_new ();
+    int64_t *latency_us = (int64_t *) calloc ((size_t) count, sizeof (int64_t));
+    int done = 0;
+    for (int i = -20; i < count; i++) {       //  20 warm-up rounds, also for the subscription
+        char msg_id [AIP_MSG_ID_LEN + 1];
+        aip_msg_id_new (msg_id);
+        aip_pack_reset (pk);
+        uint64_t id = aip_client_next_id (client);
+        aip_request_begin (pk, id, AIP_OP_MSG_SEND, 4);
+        aip_pack_kstr (pk, "room_id", room);
+        aip_pack_kstr (pk, "id", msg_id);
+        aip_pack_kstr (pk, "content", "push latency probe");
+        aip_pack_key (pk, "peer");
+        aip_pack_map (pk, 3);
+        aip_pack_kstr (pk, "id", "bench-push");
+        aip_pack_kstr (pk, "name", "bench");
+        aip_pack_kstr (pk, "type", "ai");
+        struct timespec t0, t1;
+        clock_gettime (CLOCK_MONOTONIC, &t0);
+        if (aip_client_send (client, pk, err, sizeof err))
+            break;
+        bool got = false;
+        while (!got) {
+            zmq_pollitem_t item = { sub, 0, ZMQ_POLLIN, 0 };
+            if (zmq_poll (&item, 1, 2000) <= 0)
+                break;
+            zmq_msg_t frame;
+            zmq_msg_init (&frame);
+            zmq_msg_recv (&frame, sub, 0);
+            bool more = zmq_msg_more (&frame);
+            zmq_msg_close (&frame);
+            if (!more)
+                continue;
+            zmq_msg_init (&frame);
+            zmq_msg_recv (&frame, sub, 0);
+            got = memmem (zmq_msg_data (&frame), zmq_msg_size (&frame), msg_id, strlen (msg_id)) != NULL;
+            zmq_msg_close (&frame);
+        }
+        clock_gettime (CLOCK_MONOTONIC, &t1);
+        aip_reply_t rep;
+        bool died;
+        if (aip_client_recv (client, id, 5000, &rep, &died, err, sizeof err) == 0)
+            aip_reply_free (&rep);
+        if (got && i >= 0)
+            latency_us [done++] = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+    }
+    qsort (latency_us, (size_t) done, sizeof (int64_t), s_compare_i64);
+    if (done)
+        printf ("push: %d events, median %.2f ms, p95 %.2f ms (send -> event on a subscription)\n",
+                done, latency_us [done / 2] / 1000.0, latency_us [done * 95 / 100] / 1000.0);
+    free (latency_us);
+    aip_pack_destroy (&pk);
+    zmq_close (sub);
+    zmq_ctx_term (ctx);
+    aip_client_destroy (&client);
+    return done == count ? 0 : 1;
+}
+
+static int
 s_ping (const char *home)
 {
     char err [512];
@@ -165,6 +263,8 @@ main (int argc, char **argv)
         return s_ping (home);
     if (argc >= 2 && !strcmp (argv [1], "send"))
         return s_send (home, argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp (argv [1], "push"))
+        return s_push (home, argc - 2, argv + 2);
     fprintf (stderr, "usage: aip_bench ping | send --room R [--clients C] [--messages N] [--window W]\n");
     return 1;
 }

@@ -48,6 +48,11 @@ WARMUP=2 RUNS=30 timeit "first command, daemons started by it" \
 AI_PEERS_HOME=$first "$peer" daemon stop >/dev/null 2>&1 || true
 echo
 
+echo "## Push (interactive mode, relayd)"
+echo
+echo "- $("$bench" push --room "$room" --count 300)"
+echo
+
 echo "## Throughput (msg.send acknowledged after commit)"
 echo
 for clients in 1 4; do

@@ -31,6 +31,9 @@ typedef struct {
     uint64_t request_id;        //  client's request id
     s_worker_t *worker;         //  who holds it
     aip_op_t op;                //  for logs and errors
+    char job [160];             //  what it does, for daemon status ("" if nothing to say)
+    int64_t since;              //  when it was handed over
+    char job_id [AIP_MAX_ID + 1];   //  async job whose result this is, or ""
 } s_pending_t;
 
 //  A request waiting for a worker of its service
@@ -40,7 +43,29 @@ typedef struct {
     uint64_t request_id;        //  client's request id
     aip_op_t op;                //  its operation
     int64_t expiry;             //  give up past this
+    char job [160];             //  what it does, for daemon status
+    char job_id [AIP_MAX_ID + 1];   //  async job, or ""
 } s_queued_t;
+
+//  A client blocked in job.wait
+typedef struct {
+    zframe_t *client;           //  routing id
+    uint64_t request_id;        //  its request
+} s_waiter_t;
+
+//  An asynchronous job (invite --async): the broker holds its result until
+//  someone asks (job.wait), and can cancel it (job.cancel)
+typedef struct {
+    char id [AIP_MAX_ID + 1];   //  "job-" + 12 hex
+    char what [160];            //  "codex in room-..."
+    const char *state;          //  queued, running, cancelling, done, failed, cancelled
+    int64_t created;            //  monotonic ms
+    int64_t ended;              //  when it ended, or 0
+    uint64_t tag;               //  its pending request while running, or 0
+    bool cancel_requested;      //  job.cancel was asked while it ran
+    zframe_t *result;           //  the worker's reply once ended
+    zlistx_t *waiters;          //  s_waiter_t
+} s_job_t;
 
 //  A daemon we start and keep running
 typedef struct {
@@ -53,7 +78,7 @@ typedef struct {
     int64_t started_at;         //  when it last started
 } s_child_t;
 
-#define CHILD_MAX 4
+#define CHILD_MAX (2 + AIP_MAX_SPAWN_WORKERS)
 //  A child that ran this long gets its backoff reset
 #define CHILD_HEALTHY_MS 30000
 
@@ -78,6 +103,9 @@ typedef struct {
     bool terminated;            //  leave the loop
     aip_pack_t *pk;             //  scratch packer
     uint64_t routed;            //  requests routed, for status
+    zhashx_t *jobs;             //  id -> s_job_t
+    zlistx_t *job_order;        //  s_job_t in creation order (borrowed)
+    size_t waiter_count;        //  clients blocked in job.wait
 } s_broker_t;
 
 //  ---------------------------------------------------------------------
@@ -119,6 +147,29 @@ s_queued_free (void **item)
     }
 }
 
+static void
+s_waiter_free (void **item)
+{
+    s_waiter_t *w = (s_waiter_t *) *item;
+    if (w) {
+        zframe_destroy (&w->client);
+        free (w);
+        *item = NULL;
+    }
+}
+
+static void
+s_job_free (void **item)
+{
+    s_job_t *job = (s_job_t *) *item;
+    if (job) {
+        zframe_destroy (&job->result);
+        zlistx_destroy (&job->waiters);
+        free (job);
+        *item = NULL;
+    }
+}
+
 static size_t
 s_tag_hash (const void *key)
 {
@@ -154,6 +205,30 @@ s_reply_error (s_broker_t *self, zframe_t *client, uint64_t request_id, const ch
     s_send_client (self, client, data, size);
 }
 
+static void s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size);
+
+//  A worker's answer (or our error) goes to its client, or to its job
+static void
+s_deliver (s_broker_t *self, zframe_t *client, const char *job_id, const void *data, size_t size)
+{
+    if (*job_id)
+        s_job_finish (self, job_id, data, size);
+    else
+    if (client)
+        s_send_client (self, client, data, size);
+}
+
+static void
+s_fail_request (s_broker_t *self, zframe_t *client, const char *job_id, uint64_t request_id,
+                const char *code, const char *message)
+{
+    aip_pack_reset (self->pk);
+    aip_reply_error (self->pk, request_id, code, message);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_deliver (self, client, job_id, data, size);
+}
+
 static const char *
 s_svc_daemon (aip_svc_t svc)
 {
@@ -183,10 +258,18 @@ s_worker_pick (s_broker_t *self, aip_svc_t svc)
 
 static void
 s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
-            uint64_t request_id, aip_op_t op)
+            uint64_t request_id, aip_op_t op, const char *job, const char *job_id)
 {
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     p->tag = ++self->next_tag;
+    snprintf (p->job_id, sizeof p->job_id, "%s", job_id);
+    s_job_t *async = *job_id ? (s_job_t *) zhashx_lookup (self->jobs, job_id) : NULL;
+    if (async) {
+        async->tag = p->tag;
+        async->state = "running";
+    }
+    snprintf (p->job, sizeof p->job, "%s", job ? job : "");
+    p->since = aip_clock_ms ();
     p->client = *client_p;
     *client_p = NULL;
     p->request_id = request_id;
@@ -214,7 +297,7 @@ s_drain_queue (s_broker_t *self, aip_svc_t svc)
         s_worker_t *worker = s_worker_pick (self, svc);
         if (!worker)
             break;
-        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op);
+        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id);
         zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
     }
 }
@@ -236,8 +319,9 @@ s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
         snprintf (message, sizeof message, "%s stopped while handling '%s' (%s); it is being "
                   "restarted — retry the command", s_svc_daemon (worker->svc),
                   aip_op_name (p->op), why);
-        s_reply_error (self, p->client, p->request_id, AIP_ERR_WORKER_LOST, message);
-        zhashx_delete (self->pending, &p->tag);
+        uint64_t tag = p->tag;
+        s_fail_request (self, p->client, p->job_id, p->request_id, AIP_ERR_WORKER_LOST, message);
+        zhashx_delete (self->pending, &tag);
     }
     zlistx_destroy (&tags);
     void *handle = zlistx_find (self->worker_list [worker->svc], worker);
@@ -310,7 +394,7 @@ s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
                     worker->name);
         goto cleanup;
     }
-    s_send_client (self, p->client, zframe_data (body), zframe_size (body));
+    s_deliver (self, p->client, p->job_id, zframe_data (body), zframe_size (body));
     zhashx_delete (self->pending, &tag);
     worker->inflight--;
     worker->processed++;
@@ -375,6 +459,196 @@ cleanup:
 }
 
 //  ---------------------------------------------------------------------
+//  Asynchronous jobs
+
+//  Answer one waiter with a job's result, under the waiter's request id
+static void
+s_job_answer (s_broker_t *self, zframe_t *client, uint64_t request_id, s_job_t *job)
+{
+    aip_reply_t rep;
+    char err [256];
+    aip_pack_reset (self->pk);
+    if (aip_reply_decode (zframe_data (job->result), zframe_size (job->result), &rep, err,
+                          sizeof err) == 0) {
+        if (rep.ok) {
+            aip_reply_ok_begin (self->pk, request_id);
+            aip_pack_obj (self->pk, rep.data);
+        }
+        else
+            aip_reply_error (self->pk, request_id, rep.code, rep.message);
+        aip_reply_free (&rep);
+    }
+    else
+        aip_reply_error (self->pk, request_id, AIP_ERR_INTERNAL, err);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static void
+s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size)
+{
+    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, job_id);
+    if (!job || job->ended)
+        return;
+    aip_reply_t rep;
+    char err [256];
+    bool ok = false;
+    if (aip_reply_decode (data, size, &rep, err, sizeof err) == 0) {
+        ok = rep.ok;
+        aip_reply_free (&rep);
+    }
+    job->state = ok ? "done" : job->cancel_requested ? "cancelled" : "failed";
+    job->ended = aip_clock_ms ();
+    job->tag = 0;
+    job->result = zframe_new (data, size);
+    for (s_waiter_t *w = (s_waiter_t *) zlistx_first (job->waiters); w;
+         w = (s_waiter_t *) zlistx_next (job->waiters))
+        s_job_answer (self, w->client, w->request_id, job);
+    self->waiter_count -= zlistx_size (job->waiters);
+    zlistx_purge (job->waiters);
+    zsys_info ("broker: job %s (%s) %s", job->id, job->what, job->state);
+}
+
+//  A new job, or NULL when too many are unfinished
+static s_job_t *
+s_job_new (s_broker_t *self, const char *what)
+{
+    if (zhashx_size (self->jobs) >= AIP_MAX_JOBS) {
+        //  Forget the oldest finished job
+        s_job_t *old = NULL;
+        for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j && !old;
+             j = (s_job_t *) zlistx_next (self->job_order))
+            if (j->ended && zlistx_size (j->waiters) == 0)
+                old = j;
+        if (!old)
+            return NULL;
+        zlistx_delete (self->job_order, zlistx_find (self->job_order, old));
+        zhashx_delete (self->jobs, old->id);
+    }
+    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+    uint8_t bytes [6];
+    aip_random_bytes (bytes, sizeof bytes);
+    snprintf (job->id, sizeof job->id, "job-%02x%02x%02x%02x%02x%02x", bytes [0], bytes [1],
+              bytes [2], bytes [3], bytes [4], bytes [5]);
+    snprintf (job->what, sizeof job->what, "%s", what);
+    job->state = "queued";
+    job->created = aip_clock_ms ();
+    job->waiters = zlistx_new ();
+    zlistx_set_destructor (job->waiters, s_waiter_free);
+    zhashx_insert (self->jobs, job->id, job);
+    zlistx_add_end (self->job_order, job);
+    return job;
+}
+
+static void
+s_job_list (s_broker_t *self, zframe_t *client, uint64_t request_id)
+{
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, request_id);
+    aip_pack_map (pk, 1);
+    aip_pack_key (pk, "jobs");
+    aip_pack_array (pk, zlistx_size (self->job_order));
+    int64_t now = aip_clock_ms ();
+    for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j;
+         j = (s_job_t *) zlistx_next (self->job_order)) {
+        aip_pack_map (pk, 4);
+        aip_pack_kstr (pk, "id", j->id);
+        aip_pack_kstr (pk, "what", j->what);
+        aip_pack_kstr (pk, "state", j->state);
+        aip_pack_key (pk, "elapsed_s");
+        aip_pack_real (pk, (double) ((j->ended ? j->ended : now) - j->created) / 1000.0);
+    }
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+static s_job_t *
+s_job_find (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    char id [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "id", id, sizeof id, "");
+    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, id);
+    if (!job) {
+        char message [256];
+        snprintf (message, sizeof message, "no job %s here (jobs last until the daemons stop; "
+                  "'ai-peer jobs' lists them)", id);
+        s_reply_error (self, client, req->id, AIP_ERR_NOT_FOUND, message);
+    }
+    return job;
+}
+
+static void
+s_job_wait (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    s_job_t *job = s_job_find (self, client, req);
+    if (!job)
+        return;
+    if (job->ended) {
+        s_job_answer (self, client, req->id, job);
+        return;
+    }
+    if (self->waiter_count >= AIP_MAX_JOB_WAITERS) {
+        s_reply_error (self, client, req->id, AIP_ERR_UNAVAILABLE,
+                       "too many clients wait for jobs: retry later");
+        return;
+    }
+    s_waiter_t *w = (s_waiter_t *) zmalloc (sizeof (s_waiter_t));
+    w->client = zframe_dup (client);
+    w->request_id = req->id;
+    zlistx_add_end (job->waiters, w);
+    self->waiter_count++;
+}
+
+static void
+s_job_cancel (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    s_job_t *job = s_job_find (self, client, req);
+    if (!job)
+        return;
+    bool cancelled = false;
+    if (!job->ended && job->tag) {
+        //  Running: the worker kills the tool and answers "cancelled"
+        s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &job->tag);
+        if (p) {
+            zmsg_t *msg = zmsg_new ();
+            zmsg_add (msg, zframe_dup (p->worker->routing_id));
+            zmsg_addstr (msg, "CANCEL");
+            zmsg_addmem (msg, &p->tag, sizeof p->tag);
+            zmsg_send (&msg, self->workers);
+            job->cancel_requested = true;
+            job->state = "cancelling";
+            cancelled = true;
+        }
+    }
+    else
+    if (!job->ended) {
+        //  Still queued: it never starts
+        zlistx_t *queue = self->queue [AIP_SVC_SPAWN];
+        for (s_queued_t *q = (s_queued_t *) zlistx_first (queue); q;
+             q = (s_queued_t *) zlistx_next (queue))
+            if (streq (q->job_id, job->id)) {
+                zlistx_delete (queue, zlistx_cursor (queue));
+                break;
+            }
+        job->cancel_requested = true;
+        s_fail_request (self, NULL, job->id, 0, "cancelled", "cancelled before it started");
+        cancelled = true;
+    }
+    aip_pack_reset (self->pk);
+    aip_reply_ok_begin (self->pk, req->id);
+    aip_pack_map (self->pk, 3);
+    aip_pack_kstr (self->pk, "id", job->id);
+    aip_pack_kstr (self->pk, "state", job->state);
+    aip_pack_kbool (self->pk, "cancelled", cancelled);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+//  ---------------------------------------------------------------------
 //  Broker's own operations
 
 static void
@@ -416,9 +690,25 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
              w = (s_worker_t *) zhashx_next (self->worker_map))
             if (c->pid && w->pid == c->pid)
                 worker = w;
-        aip_pack_map (pk, 7);
+        //  A spawn worker's current job
+        s_pending_t *job = NULL;
+        for (s_pending_t *p = (s_pending_t *) zhashx_first (self->pending); worker && p;
+             p = (s_pending_t *) zhashx_next (self->pending))
+            if (p->worker == worker && *p->job)
+                job = p;
+        aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 8 : 7);
         aip_pack_kstr (pk, "name", c->name);
         aip_pack_kint (pk, "pid", c->pid);
+        if (c->svc == AIP_SVC_SPAWN) {
+            aip_pack_key (pk, "job");
+            if (job) {
+                aip_pack_map (pk, 2);
+                aip_pack_kstr (pk, "what", job->job);
+                aip_pack_kint (pk, "running_s", (aip_clock_ms () - job->since) / 1000);
+            }
+            else
+                aip_pack_nil (pk);
+        }
         aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
         aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready" : "starting");
         aip_pack_kint (pk, "restarts", c->restarts);
@@ -451,6 +741,18 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
     if (req->op == AIP_OP_DAEMON_STATUS) {
         s_status_reply (self, client, req->id);
+        return;
+    }
+    if (req->op == AIP_OP_JOB_LIST) {
+        s_job_list (self, client, req->id);
+        return;
+    }
+    if (req->op == AIP_OP_JOB_WAIT) {
+        s_job_wait (self, client, req);
+        return;
+    }
+    if (req->op == AIP_OP_JOB_CANCEL) {
+        s_job_cancel (self, client, req);
         return;
     }
     aip_pack_reset (self->pk);
@@ -501,6 +803,18 @@ s_handle_client (s_broker_t *self)
     aip_svc_t svc = aip_op_service (req.op);
     aip_op_t op = req.op;
     uint64_t request_id = req.id;
+    //  A spawn job is described in daemon status
+    char job [160] = "";
+    if (op == AIP_OP_SPAWN_RUN) {
+        char tool [64], room [AIP_MAX_ID + 1];
+        snprintf (job, sizeof job, "%s in %s",
+                  aip_obj_get_str (req.args, "tool", tool, sizeof tool, "?"),
+                  aip_obj_get_str (req.args, "room_id", room, sizeof room, "?"));
+    }
+    else
+    if (op == AIP_OP_SPAWN_DISCOVER)
+        snprintf (job, sizeof job, "discover");
+    bool async = op == AIP_OP_SPAWN_RUN && aip_obj_get_bool (req.args, "async", false);
     if (svc == AIP_SVC_BROKER) {
         s_handle_own (self, client, &req);
         aip_request_free (&req);
@@ -512,15 +826,36 @@ s_handle_client (s_broker_t *self)
                        "the ai-peer daemons are stopping");
         goto cleanup;
     }
+    char job_id [AIP_MAX_ID + 1] = "";
+    if (async) {
+        //  The client gets the job id now; the result waits in the job
+        s_job_t *async_job = s_job_new (self, job);
+        if (!async_job) {
+            s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, "too many "
+                           "unfinished jobs: wait for some or cancel them ('ai-peer jobs')");
+            goto cleanup;
+        }
+        snprintf (job_id, sizeof job_id, "%s", async_job->id);
+        aip_pack_reset (self->pk);
+        aip_reply_ok_begin (self->pk, request_id);
+        aip_pack_map (self->pk, 3);
+        aip_pack_kstr (self->pk, "job", job_id);
+        aip_pack_kstr (self->pk, "status", "queued");
+        aip_pack_kstr (self->pk, "what", job);
+        size_t size;
+        const void *data = aip_pack_data (self->pk, &size);
+        s_send_client (self, client, data, size);
+        zframe_destroy (&client);
+    }
     s_worker_t *worker = s_worker_pick (self, svc);
     if (worker && zlistx_size (self->queue [svc]) == 0)
-        s_dispatch (self, worker, &client, &body, request_id, op);
+        s_dispatch (self, worker, &client, &body, request_id, op, job, job_id);
     else
     if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
         char message [256];
         snprintf (message, sizeof message, "%s is overloaded (%d requests waiting): retry later",
                   s_svc_daemon (svc), AIP_MAX_QUEUED);
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
+        s_fail_request (self, client, job_id, request_id, AIP_ERR_UNAVAILABLE, message);
     }
     else {
         s_queued_t *q = (s_queued_t *) zmalloc (sizeof (s_queued_t));
@@ -529,7 +864,12 @@ s_handle_client (s_broker_t *self)
         client = body = NULL;
         q->request_id = request_id;
         q->op = op;
-        q->expiry = aip_clock_ms () + self->args.queue_wait_ms;
+        snprintf (q->job, sizeof q->job, "%s", job);
+        snprintf (q->job_id, sizeof q->job_id, "%s", job_id);
+        //  Invites last minutes: a spawn request waits longer for a worker
+        q->expiry = aip_clock_ms () + (svc == AIP_SVC_SPAWN && self->args.queue_wait_ms
+                                       == AIP_QUEUE_WAIT_MS ? AIP_SPAWN_QUEUE_WAIT_MS
+                                                            : self->args.queue_wait_ms);
         zlistx_add_end (self->queue [svc], q);
     }
 cleanup:
@@ -573,6 +913,24 @@ s_child_start (s_broker_t *self, s_child_t *child)
     child->start_at = 0;
     child->started_at = aip_clock_ms ();
     zsys_info ("broker: started %s (pid %d)", child->name, (int) pid);
+}
+
+//  A spawnd that died without cleaning up (kill -9) leaves its running
+//  tool's process group in run/spawn-<pid>.pgid: kill that group
+static void
+s_child_kill_tools (s_broker_t *self, pid_t pid)
+{
+    char path [AIP_PATH_MAX];
+    snprintf (path, sizeof path, "%s/run/spawn-%d.pgid", self->home, (int) pid);
+    size_t len;
+    char *text = aip_file_read (path, 32, &len);
+    if (!text)
+        return;
+    long pgid = strtol (text, NULL, 10);
+    free (text);
+    if (pgid > 1 && kill ((pid_t) -pgid, SIGKILL) == 0)
+        zsys_warning ("broker: killed the tools left by spawnd (pid %d): group %ld", (int) pid, pgid);
+    unlink (path);
 }
 
 static void s_signal_failure (s_broker_t *self, const char *message);
@@ -624,6 +982,8 @@ s_children_check (s_broker_t *self)
                     s_worker_drop (self, w, why);
                     break;
                 }
+            if (c->svc == AIP_SVC_SPAWN)
+                s_child_kill_tools (self, c->pid);
             //  The store never came up (peers.db unusable, say): restarting
             //  it cannot help; tell the waiting command why, and stop
             if (self->ready_fd >= 0 && c->svc == AIP_SVC_STORE) {
@@ -670,6 +1030,8 @@ s_children_stop (s_broker_t *self)
                 zsys_warning ("broker: %s (pid %d) ignored SIGTERM; killing it", c->name, (int) c->pid);
                 kill (c->pid, SIGKILL);
                 waitpid (c->pid, NULL, 0);
+                if (c->svc == AIP_SVC_SPAWN)
+                    s_child_kill_tools (self, c->pid);
                 c->pid = 0;
             }
             else
@@ -713,8 +1075,9 @@ s_tick (s_broker_t *self)
             snprintf (message, sizeof message, "%s is not available (no %s worker answered within "
                       "%d s): see %s/daemon.log", s_svc_daemon ((aip_svc_t) svc),
                       aip_svc_name ((aip_svc_t) svc), self->args.queue_wait_ms / 1000, self->home);
-            s_reply_error (self, q->client, q->request_id, AIP_ERR_UNAVAILABLE, message);
-            zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
+            void *cursor = zlistx_cursor (self->queue [svc]);
+            s_fail_request (self, q->client, q->job_id, q->request_id, AIP_ERR_UNAVAILABLE, message);
+            zlistx_delete (self->queue [svc], cursor);
         }
     }
     s_children_check (self);
@@ -833,6 +1196,9 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         self->queue [svc] = zlistx_new ();
         zlistx_set_destructor (self->queue [svc], s_queued_free);
     }
+    self->jobs = zhashx_new ();
+    zhashx_set_destructor (self->jobs, s_job_free);
+    self->job_order = zlistx_new ();
     self->started_ms = aip_clock_ms ();
     self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
@@ -841,6 +1207,16 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         c->svc = AIP_SVC_STORE;
         c->backoff_ms = AIP_RESTART_MIN_MS;
         c->start_at = 1;                //  now
+        int workers = args->spawn_workers < 0 ? 0
+                    : args->spawn_workers > AIP_MAX_SPAWN_WORKERS ? AIP_MAX_SPAWN_WORKERS
+                    : args->spawn_workers;
+        for (int i = 0; i < workers; i++) {
+            c = &self->children [self->child_count++];
+            c->name = "spawnd";
+            c->svc = AIP_SVC_SPAWN;
+            c->backoff_ms = AIP_RESTART_MIN_MS;
+            c->start_at = 1;
+        }
         //  relayd keeps public rooms in sync; a build without it has no
         //  public rooms (relay.* requests then fail as unavailable)
         char relayd [AIP_PATH_MAX];
@@ -864,6 +1240,8 @@ s_broker_destroy (s_broker_t **self_p)
         return;
     s_children_stop (self);
     zhashx_destroy (&self->pending);
+    zlistx_destroy (&self->job_order);
+    zhashx_destroy (&self->jobs);
     for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
         zlistx_destroy (&self->worker_list [svc]);
         zlistx_destroy (&self->queue [svc]);
@@ -984,6 +1362,51 @@ s_test_reply (zsock_t *client, aip_reply_t *rep)
     zframe_destroy (&frame);
 }
 
+//  An async spawn.run
+static void
+s_test_async (zsock_t *client, uint64_t id)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_request_begin (pk, id, AIP_OP_SPAWN_RUN, 3);
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kstr (pk, "room_id", "room-000000000001");
+    aip_pack_kbool (pk, "async", true);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    zsock_send (client, "b", data, size);
+    aip_pack_destroy (&pk);
+}
+
+static void
+s_test_job_op (zsock_t *client, uint64_t id, aip_op_t op, const char *job_id)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_request_begin (pk, id, op, job_id ? 1 : 0);
+    if (job_id)
+        aip_pack_kstr (pk, "id", job_id);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    zsock_send (client, "b", data, size);
+    aip_pack_destroy (&pk);
+}
+
+//  The next request a worker gets; returns its tag
+static uint64_t
+s_test_take (aip_worker_t *worker, zpoller_t *poller, aip_request_t *req)
+{
+    uint64_t tag = 0, id;
+    zframe_t *body = NULL;
+    int rc = 0;
+    while (rc != 1) {
+        assert (zpoller_wait (poller, 5000));
+        rc = aip_worker_recv (worker, &tag, &body);
+    }
+    char err [256];
+    assert (aip_request_decode (zframe_data (body), zframe_size (body), req, &id, err, sizeof err) == 0);
+    zframe_destroy (&body);
+    return tag;
+}
+
 void
 aip_broker_test (bool verbose)
 {
@@ -992,7 +1415,7 @@ aip_broker_test (bool verbose)
     assert (mkdtemp (home));
     char err [256];
     assert (aip_home_prepare (home, err, sizeof err) == 0);
-    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300 };
+    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0 };
     zactor_t *broker = zactor_new (aip_broker, &args);
     assert (broker);
     zsock_t *client = s_test_client (home);
@@ -1093,6 +1516,72 @@ aip_broker_test (bool verbose)
     s_test_reply (client, &rep);
     assert (rep.ok && aip_obj_get_bool (rep.data, "running", false));
     aip_reply_free (&rep);
+
+    //  Asynchronous jobs: answered at once, result held for job.wait,
+    //  cancel reaches the worker
+    aip_worker_t *spawner = aip_worker_new (endpoint, AIP_SVC_SPAWN, 1, "test-spawn");
+    zpoller_t *spoller = zpoller_new (aip_worker_sock (spawner), NULL);
+    char job_id [AIP_MAX_ID + 1];
+    s_test_async (client, 10);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 10);
+    assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
+    assert (aip_obj_streq (aip_obj_get (rep.data, "what"), "codex in room-000000000001"));
+    aip_reply_free (&rep);
+    uint64_t job_tag = s_test_take (spawner, spoller, &req);
+    //  Waiting: no answer until the worker replies, then under our id
+    s_test_job_op (client, 11, AIP_OP_JOB_WAIT, job_id);
+    s_test_job_op (client, 12, AIP_OP_JOB_LIST, NULL);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 12);
+    const aip_obj_t *jobs = aip_obj_get (rep.data, "jobs");
+    assert (aip_obj_size (jobs) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (jobs, 0), "state"), "running"));
+    aip_reply_free (&rep);
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, req.id);
+    aip_pack_str (pk, "the answer");
+    data = aip_pack_data (pk, &size);
+    aip_worker_reply (spawner, job_tag, data, size);
+    aip_request_free (&req);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 11 && aip_obj_streq (rep.data, "the answer"));
+    aip_reply_free (&rep);
+    //  A finished job answers at once, again
+    s_test_job_op (client, 13, AIP_OP_JOB_WAIT, job_id);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 13 && aip_obj_streq (rep.data, "the answer"));
+    aip_reply_free (&rep);
+    //  Cancel a running job: the worker hears CANCEL for its tag
+    s_test_async (client, 14);
+    s_test_reply (client, &rep);
+    assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
+    aip_reply_free (&rep);
+    job_tag = s_test_take (spawner, spoller, &req);
+    s_test_job_op (client, 15, AIP_OP_JOB_CANCEL, job_id);
+    s_test_reply (client, &rep);
+    assert (rep.ok && rep.id == 15 && aip_obj_get_bool (rep.data, "cancelled", false));
+    aip_reply_free (&rep);
+    int64_t deadline = aip_clock_ms () + 5000;
+    while (!aip_worker_take_cancel (spawner, job_tag) && aip_clock_ms () < deadline)
+        if (zpoller_wait (spoller, 100))
+            aip_worker_recv (spawner, &tag, &body);
+    aip_pack_reset (pk);
+    aip_reply_error (pk, req.id, "cancelled", "codex was cancelled");
+    data = aip_pack_data (pk, &size);
+    aip_worker_reply (spawner, job_tag, data, size);
+    aip_request_free (&req);
+    s_test_job_op (client, 16, AIP_OP_JOB_WAIT, job_id);
+    s_test_reply (client, &rep);
+    assert (!rep.ok && rep.id == 16 && streq (rep.code, "cancelled"));
+    aip_reply_free (&rep);
+    //  Unknown job
+    s_test_job_op (client, 17, AIP_OP_JOB_WAIT, "job-000000000000");
+    s_test_reply (client, &rep);
+    assert (!rep.ok && streq (rep.code, AIP_ERR_NOT_FOUND));
+    aip_reply_free (&rep);
+    zpoller_destroy (&spoller);
+    aip_worker_destroy (&spawner);
 
     zsock_destroy (&sub);
     aip_pack_destroy (&pk);

@@ -21,6 +21,7 @@ typedef struct {
     int port;                   //  LAN port
     bool write_files;           //  write daemon.pid / daemon.json
     int queue_wait_ms;          //  how long a request waits for a worker (0: default)
+    int spawn_workers;          //  spawnd processes to run (0: none)
 } aip_broker_args_t;
 
 //  zactor body: zactor_new (aip_broker, &args). The actor sends "STOPPED"

@@ -10,7 +10,7 @@
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan] [--port N]\n");
+    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan] [--port N] [--workers N]\n");
 }
 
 int
@@ -18,7 +18,7 @@ main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
     const char *home_arg = NULL;
-    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0 };
+    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS };
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--home") && i + 1 < argc)
             home_arg = argv [++i];
@@ -31,6 +31,14 @@ main (int argc, char **argv)
         else
         if (streq (argv [i], "--lan"))
             args.lan = true;
+        else
+        if (streq (argv [i], "--workers") && i + 1 < argc) {
+            args.spawn_workers = atoi (argv [++i]);
+            if (args.spawn_workers < 0 || args.spawn_workers > AIP_MAX_SPAWN_WORKERS) {
+                fprintf (stderr, "brokerd: --workers takes 0 to %d\n", AIP_MAX_SPAWN_WORKERS);
+                return 1;
+            }
+        }
         else {
             s_usage ();
             return 1;

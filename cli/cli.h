@@ -91,6 +91,18 @@ void cli_room_reveal_json (cli_room_t *room, json_t *messages);
 //  or NULL when none (caller frees; -1 on a bad file)
 int cli_password (cli_t *cli, const cli_opt_t *password, const cli_opt_t *file, char **out);
 
+//  Create a local room, end-to-end encrypted when password is given
+//  (cipher "aip1" by default, or "fernet"); me joins it. room_id receives
+//  the new id; *room (optional, caller owns) the room as stored.
+int cli_room_create (cli_t *cli, const char *name, const char *password, const char *cipher,
+                     const cli_peer_t *me, char room_id [AIP_ROOM_ID_LEN + 1], json_t **room);
+//  Send text as me, encrypted first in an encrypted room; *sent (optional,
+//  caller owns) is the stored message with the plaintext as its content
+int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_peer_t *me,
+              const char *text, size_t len, json_t **sent);
+//  Every message of a room, in order, as a reader sees them (decrypted)
+int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
+
 //  Command groups
 int cmd_daemon (cli_t *cli, int argc, char **argv);
 int cmd_room (cli_t *cli, int argc, char **argv);
@@ -100,7 +112,13 @@ int cmd_export (cli_t *cli, int argc, char **argv);
 int cmd_identity (cli_t *cli, int argc, char **argv);
 int cmd_list (cli_t *cli, int argc, char **argv);
 int cmd_register (cli_t *cli, int argc, char **argv);
-int cmd_not_yet (cli_t *cli, int argc, char **argv);
+int cmd_invite (cli_t *cli, int argc, char **argv);
+int cmd_quick (cli_t *cli, int argc, char **argv);
+int cmd_discuss (cli_t *cli, int argc, char **argv);
+int cmd_discover (cli_t *cli, int argc, char **argv);
+int cmd_jobs (cli_t *cli, int argc, char **argv);
+int cmd_wait (cli_t *cli, int argc, char **argv);
+int cmd_cancel (cli_t *cli, int argc, char **argv);
 
 //  Public rooms (cmd_room.c): how long chat waits for the relay
 //  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)

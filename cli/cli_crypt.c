@@ -69,23 +69,94 @@ cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room)
 void
 cli_room_reveal_json (cli_room_t *room, json_t *messages)
 {
-    if (!room->encrypted)
-        return;
-    size_t i;
-    json_t *m;
-    json_array_foreach (messages, i, m) {
-        json_t *content = json_object_get (m, "content");
-        size_t len;
-        char *plain = aip_roomkey_reveal (&room->key,
-            json_string_value (json_object_get (m, "room_id")),
-            json_string_value (json_object_get (m, "id")),
-            json_string_value (json_object_get (m, "peer_id")),
-            json_string_value (json_object_get (m, "type")),
-            json_string_value (content), json_string_length (content), &len);
-        if (plain) {
-            json_object_set_new (m, "content", json_stringn_nocheck (plain, len));
-            sodium_memzero (plain, len);
-            free (plain);
-        }
+    if (room->encrypted)
+        aip_roomkey_reveal_json (&room->key, messages);
+}
+
+int
+cli_room_create (cli_t *cli, const char *name, const char *password, const char *cipher,
+                 const cli_peer_t *me, char room_id [AIP_ROOM_ID_LEN + 1], json_t **room)
+{
+    //  The id is chosen here so that a retry after a daemon crash is
+    //  idempotent (and so that the Fernet key can be derived with it as salt)
+    aip_room_id_new (room_id);
+    char key [AIP_ROOMKEY_MAX];
+    if (password) {
+        char err [256];
+        if (aip_roomkey_create (password, room_id, cipher, 0, 0, key, err, sizeof err))
+            return cli_fail (cli, "%s", err);
     }
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, password ? 5 : 4);
+    aip_pack_kstr (cli->pk, "id", room_id);
+    aip_pack_kstr (cli->pk, "name", name);
+    aip_pack_kstr (cli->pk, "mode", "local");
+    if (password)
+        aip_pack_kstr (cli->pk, "key", key);
+    cli_pack_peer (cli, me);
+    sodium_memzero (key, sizeof key);
+    json_t *data = NULL;
+    int rc = cli_call (cli, id, &data);
+    if (room)
+        *room = data;
+    else
+        json_decref (data);
+    return rc;
+}
+
+int
+cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_peer_t *me,
+          const char *text, size_t len, json_t **sent)
+{
+    //  The id is chosen here: a retry after a daemon crash stores it once
+    char msg_id [AIP_MSG_ID_LEN + 1];
+    aip_msg_id_new (msg_id);
+    char *cipher = NULL;
+    if (room->encrypted
+    &&  aip_roomkey_encrypt (&room->key, room_id, msg_id, me->id, text, len, &cipher))
+        return cli_fail (cli, "cannot encrypt the message");
+    uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
+    aip_pack_kstr (cli->pk, "room_id", room_id);
+    aip_pack_kstr (cli->pk, "id", msg_id);
+    if (cipher)
+        aip_pack_kstr (cli->pk, "content", cipher);
+    else
+        aip_pack_kstrn (cli->pk, "content", text, len);
+    cli_pack_peer (cli, me);
+    free (cipher);
+    json_t *stored = NULL;
+    if (cli_call (cli, id, &stored))
+        return -1;
+    //  The sender sees what it wrote, not the ciphertext
+    json_object_set_new (stored, "content", json_stringn_nocheck (text, len));
+    //  storaged's note that a public room's message waits for relayd
+    json_object_del (stored, "queued");
+    if (sent)
+        *sent = stored;
+    else
+        json_decref (stored);
+    return 0;
+}
+
+int
+cli_conversation (cli_t *cli, const char *room_id, json_t **messages)
+{
+    cli_room_t room;
+    cli_pages_t pages;
+    if (cli_room_open (cli, room_id, &room))
+        return -1;
+    if (cli_fetch_pages (cli, room_id, &pages)) {
+        sodium_memzero (&room, sizeof room);
+        return -1;
+    }
+    *messages = json_array ();
+    for (size_t i = 0; i < pages.count; i++) {
+        json_t *page = aip_json_from_obj (aip_obj_get (pages.pages [i].data, "messages"));
+        if (json_is_array (page))
+            json_array_extend (*messages, page);
+        json_decref (page);
+    }
+    cli_pages_free (&pages);
+    cli_room_reveal_json (&room, *messages);
+    sodium_memzero (&room, sizeof room);
+    return 0;
 }

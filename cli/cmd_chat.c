@@ -3,8 +3,10 @@
 
 #include <sodium.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 //  Read the newest `limit` messages (paging backwards past one page);
@@ -70,6 +72,48 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
     return 0;
 }
 
+//  The result of a send: {sent, warning?}
+static int
+s_sent (cli_t *cli, json_t *sent, const char *warning)
+{
+    cli->data = json_object ();
+    json_object_set_new (cli->data, "sent", sent);
+    if (warning) {
+        json_object_set_new (cli->data, "warning", json_string (warning));
+        fprintf (stderr, "⚠ %s\n", warning);
+    }
+    return 0;
+}
+
+//  A public room: the message is committed here and queued; relayd
+//  delivers it. Wait a bounded time for the relay's answer.
+static int
+s_relay_wait (cli_t *cli, const char *room_id, json_t *sent)
+{
+    const char *msg_id = json_string_value (json_object_get (sent, "id"));
+    if (!msg_id)
+        return s_sent (cli, sent, NULL);
+    int wait_ms = cli_relay_wait_ms ();
+    uint64_t id = cli_request (cli, AIP_OP_RELAY_PUSH, 3);
+    aip_pack_kstr (cli->pk, "room_id", room_id);
+    aip_pack_kstr (cli->pk, "id", msg_id);
+    aip_pack_kint (cli->pk, "wait_ms", wait_ms);
+    json_t *push = NULL;
+    bool delivered = cli_call_timeout (cli, id, wait_ms + 2000, &push) == 0
+                  && json_is_true (json_object_get (push, "delivered"));
+    cli->err [0] = 0;
+    if (!delivered && push && json_is_true (json_object_get (push, "refused"))) {
+        const char *why = json_string_value (json_object_get (push, "error"));
+        cli_fail (cli, "%s. The message %s is kept in your local copy only.",
+                  why ? why : "the relay refused the message", msg_id);
+        json_decref (push);
+        json_decref (sent);
+        return -1;
+    }
+    json_decref (push);
+    return s_sent (cli, sent, delivered ? NULL : "Relay unreachable — message saved locally only");
+}
+
 //  Join the words of a message as the original does (one space)
 static char *
 s_join_words (char **words, int count)
@@ -120,7 +164,14 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (opts [3].present && cli_opt_int (cli, &opts [3], 1, 1000000, &limit))
         goto cleanup;
     if (opts [4].present) {
-        cli_fail (cli, "interactive mode (-i) is not available in this build of ai-peer yet");
+        //  Interactive mode is its own program: only it loads libedit
+        char dir [AIP_PATH_MAX], exe [AIP_PATH_MAX + 32];
+        if (aip_exe_dir (dir, sizeof dir) == 0) {
+            snprintf (exe, sizeof exe, "%s/ai-peer-interactive", dir);
+            argv [-1] = exe;
+            execv (exe, argv - 1);
+        }
+        cli_fail (cli, "cannot start interactive mode (ai-peer-interactive): %s", strerror (errno));
         goto cleanup;
     }
     cli_peer_t peer;
@@ -145,73 +196,13 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (!aip_utf8_valid (message, len))
         cli_fail (cli, "the message is not valid UTF-8");
     else {
-        //  The id is chosen here: a retry after a daemon crash stores it once
-        char msg_id [AIP_MSG_ID_LEN + 1];
-        aip_msg_id_new (msg_id);
         cli_room_t room;
-        char *cipher = NULL;
-        if (cli_room_open (cli, room_id, &room))
-            goto cleanup;
-        if (room.encrypted
-        &&  aip_roomkey_encrypt (&room.key, room_id, msg_id, peer.id, message, len, &cipher)) {
-            cli_fail (cli, "cannot encrypt the message");
-            goto cleanup;
-        }
-        sodium_memzero (&room, sizeof room);
-        uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
-        aip_pack_kstr (cli->pk, "room_id", room_id);
-        aip_pack_kstr (cli->pk, "id", msg_id);
-        if (cipher)
-            aip_pack_kstr (cli->pk, "content", cipher);
-        else
-            aip_pack_kstrn (cli->pk, "content", message, len);
-        cli_pack_peer (cli, &peer);
-        free (cipher);
         json_t *sent;
-        if (cli_call (cli, id, &sent) == 0) {
-            //  The sender sees what it wrote, not the ciphertext
-            json_object_set_new (sent, "content", json_stringn_nocheck (message, len));
-            //  A public room: committed here and queued; relayd delivers it.
-            //  Wait a bounded time for the relay's answer.
-            bool queued = json_is_true (json_object_get (sent, "queued"));
-            json_object_del (sent, "queued");
-            const char *warning = NULL;
-            char refused [1200] = "";
-            if (queued) {
-                int wait_ms = cli_relay_wait_ms ();
-                id = cli_request (cli, AIP_OP_RELAY_PUSH, 3);
-                aip_pack_kstr (cli->pk, "room_id", room_id);
-                aip_pack_kstr (cli->pk, "id", msg_id);
-                aip_pack_kint (cli->pk, "wait_ms", wait_ms);
-                json_t *push = NULL;
-                if (cli_call_timeout (cli, id, wait_ms + 2000, &push) == 0
-                &&  json_is_true (json_object_get (push, "delivered")))
-                    ;   //  on the relay
-                else
-                if (push && json_is_true (json_object_get (push, "refused")))
-                    snprintf (refused, sizeof refused, "%s",
-                              json_string_value (json_object_get (push, "error"))
-                              ? json_string_value (json_object_get (push, "error")) : "refused");
-                else
-                    warning = "Relay unreachable — message saved locally only";
-                json_decref (push);
-                cli->err [0] = 0;
-            }
-            if (*refused) {
-                json_decref (sent);
-                cli_fail (cli, "%s. The message %s is kept in your local copy only.", refused,
-                          msg_id);
-            }
-            else {
-                cli->data = json_object ();
-                json_object_set_new (cli->data, "sent", sent);
-                if (warning) {
-                    json_object_set_new (cli->data, "warning", json_string (warning));
-                    fprintf (stderr, "⚠ %s\n", warning);
-                }
-                rc = 0;
-            }
-        }
+        if (cli_room_open (cli, room_id, &room) == 0
+        &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0)
+            rc = room.public ? s_relay_wait (cli, room_id, sent)
+                             : s_sent (cli, sent, NULL);
+        sodium_memzero (&room, sizeof room);
     }
 cleanup:
     free (message);

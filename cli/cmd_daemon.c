@@ -87,10 +87,14 @@ s_start (cli_t *cli, int argc, char **argv)
 {
     cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
                           { "--port", NULL, true, NULL, false },
+                          { "--workers", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "daemon", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    long workers = AIP_SPAWN_WORKERS;
+    if (opts [2].present && cli_opt_int (cli, &opts [2], 0, AIP_MAX_SPAWN_WORKERS, &workers))
         return -1;
     long port = 7899;
     if (opts [1].present && cli_opt_int (cli, &opts [1], 1, 65535, &port))
@@ -98,7 +102,8 @@ s_start (cli_t *cli, int argc, char **argv)
     if (opts [0].present)
         return cli_fail (cli, "LAN mode (--lan) is not available in this build of ai-peer yet; "
                          "local rooms work without it");
-    aip_daemon_opts_t dopts = { false, (int) port };
+    //  0 workers is asked for explicitly: no invites on this machine
+    aip_daemon_opts_t dopts = { false, (int) port, workers ? (int) workers : -1 };
     bool started;
     char err [1024];
     if (aip_daemon_start (cli->home, &dopts, &started, err, sizeof err))

@@ -237,28 +237,13 @@ s_create (cli_t *cli, int argc, char **argv)
         free (password);
         return -1;
     }
-    //  The id is chosen here so that a retry after a daemon crash is
-    //  idempotent (and so that the key can be derived with it as salt)
     char room_id [AIP_ROOM_ID_LEN + 1];
-    aip_room_id_new (room_id);
-    char key [AIP_ROOMKEY_MAX];
+    int rc = cli_room_create (cli, name, password, cipher, &me, room_id, &cli->data);
     if (password) {
-        char err [256];
-        int rc = aip_roomkey_create (password, room_id, cipher, 0, 0, key, err, sizeof err);
         sodium_memzero (password, strlen (password));
         free (password);
-        if (rc)
-            return cli_fail (cli, "%s", err);
     }
-    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, password ? 5 : 4);
-    aip_pack_kstr (cli->pk, "id", room_id);
-    aip_pack_kstr (cli->pk, "name", name);
-    aip_pack_kstr (cli->pk, "mode", "local");
-    if (password)
-        aip_pack_kstr (cli->pk, "key", key);
-    cli_pack_peer (cli, &me);
-    sodium_memzero (key, sizeof key);
-    return cli_call (cli, id, &cli->data);
+    return rc;
 }
 
 static int

@@ -32,16 +32,35 @@ static const s_command_t s_commands [] = {
       "  Without a room: the rooms. With one: its last N messages (50).\n" },
     { "export", cmd_export, "Room & Chat", "export room as Markdown or JSON",
       "Usage: ai-peer export <room-id> [--format md|json] [--output FILE]\n" },
-    { "invite", cmd_not_yet, "AI", "spawn an AI tool into a room",
-      "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S]\n" },
-    { "quick", cmd_not_yet, "AI", "one-command AI conversation (create+send+invite)",
-      "Usage: ai-peer quick \"<question>\" --tools a,b [--relay default|URL] [--password PW]\n" },
-    { "discuss", cmd_not_yet, "AI", "multi-round AI debate (auto-orchestrated)",
-      "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT]\n" },
-    { "discover", cmd_not_yet, "AI", "find installed AI CLI tools",
-      "Usage: ai-peer discover\n" },
+    { "invite", cmd_invite, "AI", "spawn an AI tool into a room",
+      "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S] [--cwd DIR]\n"
+      "                      [--model M] [--history N] [--async]\n"
+      "  Runs TOOL (claude, codex, opencode, gemini, or one of $AI_PEERS_HOME/tools.json) with\n"
+      "  the room's last 30 messages as its prompt (on stdin) and posts its answer as the AI\n"
+      "  peer <host>-TOOL. --timeout (120 s) kills the tool and everything it started.\n"
+      "  --cwd: where the tool runs (default: this directory). --history: messages in the\n"
+      "  prompt (30).\n"
+      "  --async: print a job id at once; then 'ai-peer wait JOB', 'jobs', 'cancel JOB'.\n" },
+    { "jobs", cmd_jobs, "AI", "list asynchronous invites (invite --async)",
+      "Usage: ai-peer jobs\n" },
+    { "wait", cmd_wait, "AI", "wait for an asynchronous invite and print its result",
+      "Usage: ai-peer wait <job-id> [--timeout S]\n" },
+    { "cancel", cmd_cancel, "AI", "cancel an asynchronous invite (kills the tool)",
+      "Usage: ai-peer cancel <job-id>\n" },
+    { "quick", cmd_quick, "AI", "one-command AI conversation (create+send+invite)",
+      "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] [--timeout S] [--cwd DIR]\n"
+      "  Creates a room, posts the question, asks every tool at once (in parallel).\n" },
+    { "discuss", cmd_discuss, "AI", "multi-round AI debate (auto-orchestrated)",
+      "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT] [--timeout S]\n"
+      "                       [--follow-mentions N]\n"
+      "  Rounds x tools, one after the other: each AI sees everything said before it.\n"
+      "  --follow-mentions N: also invite a tool an answer @mentions, at most N hops per turn.\n" },
+    { "discover", cmd_discover, "AI", "find installed AI CLI tools",
+      "Usage: ai-peer discover\n"
+      "  Lists the tools on PATH and in tools.json with their versions, registers them as peers.\n" },
     { "daemon", cmd_daemon, "System", "start, stop, status",
-      "Usage: ai-peer daemon start|stop|status [--lan] [--port N]\n"
+      "Usage: ai-peer daemon start|stop|status [--lan] [--port N] [--workers N]\n"
+      "  --workers N: spawnd processes, i.e. invites that run at once (default 4)\n"
       "  The daemons start by themselves on the first command; 'start' is rarely needed.\n" },
     { "identity", cmd_identity, "System", "show current identity",
       "Usage: ai-peer identity\n" },
@@ -112,13 +131,6 @@ s_print_envelope (bool ok, json_t *data, const char *error)
     }
     fflush (stdout);
     json_decref (root);
-}
-
-int
-cmd_not_yet (cli_t *cli, int argc, char **argv)
-{
-    return cli_fail (cli, "this command needs the AI spawner (spawnd), which this build of "
-                     "ai-peer does not include yet");
 }
 
 int

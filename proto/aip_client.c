@@ -144,7 +144,10 @@ s_spawn_brokerd (const char *home, const aip_daemon_opts_t *opts, char *err, siz
         snprintf (err, errlen, "pipe: %s", strerror (errno));
         return -1;
     }
-    char fdarg [16], portarg [16];
+    char fdarg [16], portarg [16], workersarg [16];
+    snprintf (workersarg, sizeof workersarg, "%d",
+              !opts || opts->workers == 0 ? AIP_SPAWN_WORKERS
+                                          : opts->workers < 0 ? 0 : opts->workers);
     snprintf (fdarg, sizeof fdarg, "%d", 3);
     snprintf (portarg, sizeof portarg, "%d", opts && opts->port ? opts->port : 7899);
     pid_t child = fork ();
@@ -173,7 +176,7 @@ s_spawn_brokerd (const char *home, const aip_daemon_opts_t *opts, char *err, siz
         if (grandchild != 0)
             _exit (grandchild < 0 ? 1 : 0);
         const char *argv [] = { exe, "--home", home, "--ready-fd", fdarg,
-                                "--port", portarg,
+                                "--port", portarg, "--workers", workersarg,
                                 opts && opts->lan ? "--lan" : NULL, NULL };
         execv (exe, (char *const *) argv);
         dprintf (3, "error: cannot exec %s: %s\n", exe, strerror (errno));
@@ -282,7 +285,7 @@ s_connect (aip_client_t *self, char *err, size_t errlen)
                       "'ai-peer daemon start')");
             return -1;
         }
-        aip_daemon_opts_t opts = { false, 7899 };
+        aip_daemon_opts_t opts = { false, 7899, 0 };
         if (aip_daemon_start (self->home, &opts, NULL, err, errlen))
             return -1;
         if (!aip_daemon_running (self->home, &self->broker_pid)) {
@@ -419,7 +422,7 @@ aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *r
             snprintf (err, errlen, "malformed reply from the daemons: %s", derr);
             break;
         }
-        if (rep->id == id) {
+        if (id == 0 || rep->id == id) {
             rc = 0;
             break;
         }

@@ -23,6 +23,7 @@ typedef struct _aip_client_t aip_client_t;
 typedef struct {
     bool lan;               //  bind TCP and beacon (LAN mode)
     int port;               //  TCP port in LAN mode (7899)
+    int workers;            //  spawnd workers (0: the default, AIP_SPAWN_WORKERS; -1: none)
 } aip_daemon_opts_t;
 
 //  Connect to the daemons of home; start them first when they are not
@@ -34,7 +35,8 @@ void aip_client_destroy (aip_client_t **self_p);
 uint64_t aip_client_next_id (aip_client_t *self);
 //  Send one packed request (the pack is left as is)
 int aip_client_send (aip_client_t *self, aip_pack_t *request, char *err, size_t errlen);
-//  Wait up to timeout_ms for the reply to request id. 0 when a reply
+//  Wait up to timeout_ms for the reply to request id (0: to any request).
+//  0 when a reply
 //  arrived (check rep->ok), -1 on timeout or when the daemon died (err says
 //  which; *daemon_died set for the latter).
 int aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *rep,

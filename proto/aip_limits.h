@@ -51,6 +51,57 @@
 #define AIP_RESTART_MIN_MS      100     //  supervisor backoff
 #define AIP_RESTART_MAX_MS      5000
 
+//  AI tools (spawnd)
+//  spawnd workers brokerd starts by default, and at most (--workers N)
+#define AIP_SPAWN_WORKERS       4
+#define AIP_MAX_SPAWN_WORKERS   64
+//  A spawn request waits this long for a free worker (invites are long)
+#define AIP_SPAWN_QUEUE_WAIT_MS (10 * 60 * 1000)
+//  Default and maximum time a tool may run (seconds)
+#define AIP_TOOL_TIMEOUT_S      120
+#define AIP_MAX_TOOL_TIMEOUT_S  3600
+//  After SIGTERM to a tool's process group, SIGKILL follows this late
+#define AIP_TOOL_KILL_GRACE_MS  2000
+//  After a tool exits, its stdout must close this soon (a grandchild may
+//  hold it open); then the group is killed
+#define AIP_TOOL_EOF_GRACE_MS   500
+//  The CLI waits for a spawn reply this long beyond the tool's timeout
+#define AIP_SPAWN_REPLY_MARGIN_MS 30000
+//  Bytes of a tool's stdout kept (structured output wraps the answer)
+#define AIP_MAX_TOOL_OUTPUT     (4 * 1024 * 1024)
+//  Bytes of a tool's stderr kept (for error messages)
+#define AIP_MAX_TOOL_STDERR     (64 * 1024)
+//  Lines and bytes of a tool's own words quoted in an error
+#define AIP_TOOL_ERROR_LINES    5
+#define AIP_TOOL_ERROR_BYTES    600
+//  The prompt sent to a tool: total bytes, and bytes of one history message
+#define AIP_MAX_PROMPT          (200 * 1024)
+#define AIP_MAX_PROMPT_MESSAGE  (16 * 1024)
+//  Messages of history in a prompt: default and maximum
+#define AIP_PROMPT_HISTORY      30
+#define AIP_MAX_PROMPT_HISTORY  1000
+//  The user's tool config file ($AI_PEERS_HOME/tools.json) and its tools
+#define AIP_MAX_TOOLS_FILE      (256 * 1024)
+#define AIP_MAX_TOOLS           64
+#define AIP_MAX_TOOL_ARGS       64
+#define AIP_MAX_TOOL_ENV        64
+//  While a tool runs, a progress event at most this often, with at most
+//  this many bytes of the latest output
+#define AIP_PROGRESS_MS         500
+#define AIP_PROGRESS_TAIL       200
+//  A bounded 'TOOL --version' call by discover
+#define AIP_VERSION_TIMEOUT_MS  5000
+#define AIP_MAX_VERSION         200
+//  Asynchronous invites (invite --async) the broker remembers, and clients
+//  waiting on them
+#define AIP_MAX_JOBS            1000
+#define AIP_MAX_JOB_WAITERS     1000
+//  Tools one quick or discuss may name
+#define AIP_MAX_QUICK_TOOLS     16
+#define AIP_MAX_DISCUSS_ROUNDS  20
+//  Hops 'discuss --follow-mentions N' may take from one turn (a loop guard)
+#define AIP_MAX_FOLLOW_MENTIONS 5
+
 //  Public rooms (relayd)
 //  Room tokens: 32 random bytes as 64 hex chars
 #define AIP_RELAY_TOKEN_HEX     64

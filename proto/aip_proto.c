@@ -122,6 +122,26 @@ static const aip_field_t s_msg_list_fields [] = {
     F_END
 };
 
+//  Run an AI tool with a room's history; it answers in the room
+static const aip_field_t s_spawn_run_fields [] = {
+    { "tool",    AIP_T_STR, true,  AIP_MAX_NAME,           NULL, NULL },
+    { "room_id", AIP_T_ID,  true,  AIP_MAX_ID,             NULL, NULL },
+    { "context", AIP_T_STR, false, AIP_MAX_CONTENT,        NULL, NULL },
+    { "timeout", AIP_T_INT, false, AIP_MAX_TOOL_TIMEOUT_S, NULL, NULL },
+    { "cwd",     AIP_T_STR, false, 4096,                   NULL, NULL },
+    { "model",   AIP_T_STR, false, AIP_MAX_NAME,           NULL, NULL },
+    { "msg_id",  AIP_T_ID,  false, AIP_MAX_ID,             NULL, NULL },
+    { "history", AIP_T_INT, false, AIP_MAX_PROMPT_HISTORY, NULL, NULL },
+    { "async",   AIP_T_BOOL, false, 0,                     NULL, NULL },
+    F_END
+};
+
+//  An asynchronous job held by the broker
+static const aip_field_t s_job_id_fields [] = {
+    { "id", AIP_T_ID, true, AIP_MAX_ID, NULL, NULL },
+    F_END
+};
+
 typedef struct {
     const char *name;
     aip_svc_t service;

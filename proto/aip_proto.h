@@ -21,7 +21,7 @@
                          ["HB"] | ["BYE"]
                          ["REPLY", tag(8), body]
                          ["EVENT", topic, body]
-      broker -> worker   ["REQ", tag(8), body] | ["HB"] | ["BYE"]
+      broker -> worker   ["REQ", tag(8), body] | ["CANCEL", tag(8)] | ["HB"] | ["BYE"]
       broker PUB         [topic, body]   topic = "room.<room_id>" */
 #ifndef AIP_PROTO_H_INCLUDED
 #define AIP_PROTO_H_INCLUDED
@@ -76,6 +76,11 @@ struct aip_field_s {
     X (PEER_LIST,     "peer.list",     AIP_SVC_STORE,  s_no_fields) \
     X (MSG_SEND,      "msg.send",      AIP_SVC_STORE,  s_msg_send_fields) \
     X (MSG_LIST,      "msg.list",      AIP_SVC_STORE,  s_msg_list_fields) \
+    X (SPAWN_RUN,     "spawn.run",     AIP_SVC_SPAWN,  s_spawn_run_fields) \
+    X (SPAWN_DISCOVER,"spawn.discover",AIP_SVC_SPAWN,  s_no_fields) \
+    X (JOB_LIST,      "job.list",      AIP_SVC_BROKER, s_no_fields) \
+    X (JOB_WAIT,      "job.wait",      AIP_SVC_BROKER, s_job_id_fields) \
+    X (JOB_CANCEL,    "job.cancel",    AIP_SVC_BROKER, s_job_id_fields) \
     X (OUTBOX_LIST,   "outbox.list",   AIP_SVC_STORE,  s_outbox_list_fields) \
     X (OUTBOX_DONE,   "outbox.done",   AIP_SVC_STORE,  s_outbox_done_fields) \
     X (SYNC_ROOMS,    "sync.rooms",    AIP_SVC_STORE,  s_no_fields) \

@@ -2,6 +2,7 @@
 #include "aip_roomkey.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,30 @@ aip_roomkey_reveal (const aip_roomkey_t *self, const char *room_id, const char *
     const char *marker = format == AIP_CRYPTO_FORMAT_NONE ? AIP_ROOMKEY_REJECTED
                                                          : AIP_ROOMKEY_UNREADABLE;
     return s_copy (marker, strlen (marker), out_len);
+}
+
+void
+aip_roomkey_reveal_json (const aip_roomkey_t *self, json_t *messages)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach (messages, i, m) {
+        json_t *content = json_object_get (m, "content");
+        if (!json_is_string (content))
+            continue;
+        size_t len;
+        char *plain = aip_roomkey_reveal (self,
+            json_string_value (json_object_get (m, "room_id")),
+            json_string_value (json_object_get (m, "id")),
+            json_string_value (json_object_get (m, "peer_id")),
+            json_string_value (json_object_get (m, "type")),
+            json_string_value (content), json_string_length (content), &len);
+        if (plain) {
+            json_object_set_new (m, "content", json_stringn_nocheck (plain, len));
+            sodium_memzero (plain, len);
+            free (plain);
+        }
+    }
 }
 
 void

@@ -43,6 +43,11 @@ char *aip_roomkey_reveal (const aip_roomkey_t *self, const char *room_id, const 
                           const char *sender_id, const char *type, const char *content,
                           size_t len, size_t *out_len);
 
+//  Replace the content of each message (jansson objects with room_id, id,
+//  peer_id, type, content) with what a reader sees
+typedef struct json_t json_t;
+void aip_roomkey_reveal_json (const aip_roomkey_t *self, json_t *messages);
+
 void aip_roomkey_test (bool verbose);
 
 #endif

@@ -15,4 +15,8 @@
     X(schema)            \
     X(storage)           \
     X(broker)            \
+    X(proc)              \
+    X(adapter)           \
+    X(prompt)            \
+    X(spawner)           \
     X(relay)

@@ -12,6 +12,7 @@ struct _aip_worker_t {
     zsock_t *sock;              //  DEALER to the broker
     int64_t heartbeat_at;       //  when to send our next heartbeat
     int64_t broker_expiry;      //  when the broker counts as gone
+    uint64_t cancel_tag;        //  last request the broker asked to cancel, or 0
 };
 
 static void
@@ -100,6 +101,10 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
         zframe_destroy (&tagf);
     }
     else
+    if (command && streq (command, "CANCEL") && zmsg_size (msg) == 1
+    &&  zframe_size (zmsg_first (msg)) == sizeof (uint64_t))
+        memcpy (&self->cancel_tag, zframe_data (zmsg_first (msg)), sizeof (uint64_t));
+    else
     if (command && streq (command, "BYE")) {
         //  The broker does not know us (it restarted): announce again
         zsys_info ("worker %s: broker asked us to register again", self->name);
@@ -109,6 +114,15 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
     free (command);
     zmsg_destroy (&msg);
     return rc;
+}
+
+bool
+aip_worker_take_cancel (aip_worker_t *self, uint64_t tag)
+{
+    if (!tag || self->cancel_tag != tag)
+        return false;
+    self->cancel_tag = 0;
+    return true;
 }
 
 int

@@ -23,6 +23,9 @@ zsock_t *aip_worker_sock (aip_worker_t *self);
 //  (tag, body) to answer with aip_worker_reply, 0 for protocol traffic the
 //  worker handled itself, -1 if nothing could be read.
 int aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body);
+//  Did the broker ask to cancel request tag (an async job)? Clears it.
+//  CANCEL arrives as protocol traffic (aip_worker_recv returns 0).
+bool aip_worker_take_cancel (aip_worker_t *self, uint64_t tag);
 //  Answer a request
 int aip_worker_reply (aip_worker_t *self, uint64_t tag, const void *data, size_t size);
 //  Publish an event through the broker

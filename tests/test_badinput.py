@@ -209,6 +209,18 @@ class TestFiles(AipTestCase):
         self.assertEqual(self.ok("daemon", "stop")["status"], "stopped")
         wait_until(lambda: not self.daemons(), 10, "daemons to stop")
 
+    def test_corrupted_database(self):
+        os.makedirs(self.home, mode=0o700)
+        junk = b"SQLite format 2\0" + bytes(range(256)) * 40
+        with open(self.path("peers.db"), "wb") as f:
+            f.write(junk)
+        for args in (["room", "list"], ["room", "create", "x"]):
+            err = self.fail(*args, timeout=30)
+            self.assertIn("peers.db", err)
+        self.assertEqual(self.read_file("peers.db"), junk)
+        #  The daemons do not linger, restarting a storaged that cannot work
+        wait_until(lambda: not self.daemons(), 10, "the daemons to give up")
+
     def test_stale_pid_file(self):
         os.makedirs(os.path.join(self.home, "run"), mode=0o700)
         dead = subprocess.Popen(["true"])

@@ -147,5 +147,55 @@ class EncryptedRooms(AipTestCase):
         self.assertEqual(self.grep_home(v["password"].encode()), [])
 
 
+class EncryptedInvites(AipTestCase):
+    """spawnd decrypts the history for the prompt and encrypts the answer."""
+
+    def setUp(self):
+        super().setUp()
+        fake = os.path.join(SOURCE_DIR, "tests", "fake")
+        self.env["PATH"] = fake + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.tmp
+        with open(os.path.join(self.tmp, "codex.answer"), "w") as f:
+            f.write("ANSWER: rotate the key 7731")
+
+    def prompts(self, tool):
+        with open(os.path.join(self.tmp, tool + ".calls.jsonl")) as f:
+            return [json.loads(line)["stdin"] for line in f]
+
+    def test_invite_in_an_encrypted_room(self):
+        rid = self.ok("room", "create", "secret", "--password", PASSWORD)["id"]
+        self.ok("chat", rid, SECRET_TEXT)
+        data = self.ok("invite", "--tool", "codex", "--room", rid, "--context", "your view?")
+        self.assertEqual(data["response"], "ANSWER: rotate the key 7731")
+        #  The tool saw the plaintext history; the room holds ciphertext
+        self.assertIn(SECRET_TEXT, self.prompts("codex")[0])
+        contents = [m["content"] for m in self.read(rid)]
+        self.assertIn("ANSWER: rotate the key 7731", contents)
+        self.stop_daemons()
+        with sqlite3.connect(self.path("peers.db")) as db:
+            stored = [r[0] for r in db.execute(
+                "SELECT content FROM messages WHERE room_id=? AND type='message'", (rid,))]
+        self.assertTrue(all(c.startswith("aip1:") for c in stored), stored)
+        for root, _, files in os.walk(self.home):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    data = f.read()
+                self.assertNotIn(b"rotate the key 7731", data, name)
+                self.assertNotIn(SECRET_TEXT.encode(), data, name)
+
+    def test_quick_with_a_password(self):
+        data = self.ok("quick", "what about 9913?", "--tools", "codex",
+                       env={"AI_PEER_PASSWORD": PASSWORD})
+        self.assertEqual(data["responses"]["codex"], "ANSWER: rotate the key 7731")
+        self.assertIn("what about 9913?", [m["content"] for m in data["conversation"]])
+        rooms = {r["id"]: r for r in self.ok("room", "list")["rooms"]}
+        self.assertTrue(rooms[data["room"]].get("encrypted"))
+        self.stop_daemons()
+        with sqlite3.connect(self.path("peers.db")) as db:
+            leaked = db.execute("SELECT count(*) FROM messages WHERE content LIKE '%9913%'"
+                                " OR content LIKE '%7731%'").fetchone()[0]
+        self.assertEqual(leaked, 0)
+
+
 if __name__ == "__main__":
     unittest.main()

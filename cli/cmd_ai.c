@@ -1,0 +1,760 @@
+/*  cmd_ai.c — ai-peer invite, quick, discuss, discover: the AI commands.
+    The tools run in spawnd workers (one job each); quick sends all its
+    invites at once, so its wall time is the slowest tool, not the sum. */
+#include "cli.h"
+
+#include <sodium.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+//  Progress on stderr (terminals only) at most this often
+#define PROGRESS_MS 1000
+//  Characters of an answer quoted in discuss's log
+#define SNIPPET_CHARS 200
+
+//  An invite to send: what spawn.run needs
+typedef struct {
+    const char *tool;
+    const char *room_id;
+    const char *context;        //  or NULL
+    const char *model;          //  or NULL
+    const char *cwd;            //  absolute
+    long timeout_s;
+    bool async;                 //  the broker answers with a job id at once
+    long history;               //  messages of history in the prompt (0: default)
+    uint64_t request_id;        //  set when sent
+    char msg_id [AIP_MSG_ID_LEN + 1];   //  id of the answer, for progress events
+    int64_t streamed;           //  bytes of output so far (progress events)
+    json_t *data;               //  the reply's data, or NULL
+    char error [2048];          //  the error, when data is NULL
+    bool done;
+} s_invite_t;
+
+//  A formatted string the caller frees (the CLI does not load czmq)
+static char *
+s_sprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static char *
+s_sprintf (const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    char *text = NULL;
+    if (vasprintf (&text, fmt, args) < 0)
+        text = NULL;
+    va_end (args);
+    assert (text);
+    return text;
+}
+
+static int
+s_connect (cli_t *cli)
+{
+    if (cli->client)
+        return 0;
+    char err [1024];
+    cli->client = aip_client_new (cli->home, true, err, sizeof err);
+    return cli->client ? 0 : cli_fail (cli, "%s", err);
+}
+
+static int
+s_invite_send (cli_t *cli, s_invite_t *inv)
+{
+    if (s_connect (cli))
+        return -1;
+    aip_msg_id_new (inv->msg_id);
+    const char *msg_id = inv->msg_id;
+    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0)
+                 + (inv->history ? 1 : 0);
+    inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
+    aip_pack_kstr (cli->pk, "tool", inv->tool);
+    aip_pack_kstr (cli->pk, "room_id", inv->room_id);
+    aip_pack_kint (cli->pk, "timeout", inv->timeout_s);
+    aip_pack_kstr (cli->pk, "cwd", inv->cwd);
+    aip_pack_kstr (cli->pk, "msg_id", msg_id);
+    if (inv->context)
+        aip_pack_kstr (cli->pk, "context", inv->context);
+    if (inv->model)
+        aip_pack_kstr (cli->pk, "model", inv->model);
+    if (inv->async)
+        aip_pack_kbool (cli->pk, "async", true);
+    if (inv->history)
+        aip_pack_kint (cli->pk, "history", inv->history);
+    char err [1024];
+    if (aip_client_send (cli->client, cli->pk, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    return 0;
+}
+
+//  Progress events of a room, for the line on a terminal
+typedef struct {
+    void *ctx;                  //  own zmq context (the client's is private)
+    void *sub;                  //  SUB to the broker's events
+} s_progress_t;
+
+static void
+s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id)
+{
+    char endpoint [AIP_PATH_MAX], err [256], topic [AIP_MAX_ID + 8];
+    memset (p, 0, sizeof *p);
+    if (aip_home_endpoint (cli->home, "events", endpoint, sizeof endpoint, err, sizeof err))
+        return;
+    p->ctx = zmq_ctx_new ();
+    p->sub = p->ctx ? zmq_socket (p->ctx, ZMQ_SUB) : NULL;
+    if (!p->sub)
+        return;
+    int linger = 0;
+    int64_t maxmsg = AIP_MAX_REPLY;
+    zmq_setsockopt (p->sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (p->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    snprintf (topic, sizeof topic, "room.%s", room_id);
+    zmq_setsockopt (p->sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
+    zmq_connect (p->sub, endpoint);
+}
+
+//  Read the progress events that arrived; update the invites' counts
+static void
+s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
+{
+    while (p->sub) {
+        zmq_msg_t topic, body;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&body);
+        int more = 0;
+        size_t more_size = sizeof more;
+        bool got = zmq_msg_recv (&topic, p->sub, ZMQ_DONTWAIT) >= 0
+                && zmq_getsockopt (p->sub, ZMQ_RCVMORE, &more, &more_size) == 0 && more
+                && zmq_msg_recv (&body, p->sub, ZMQ_DONTWAIT) >= 0;
+        if (got) {
+            char err [128];
+            aip_doc_t *doc = aip_doc_decode (zmq_msg_data (&body), zmq_msg_size (&body), err,
+                                             sizeof err);
+            const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
+            const aip_obj_t *data = aip_obj_get (root, "data");
+            if (root && aip_obj_streq (aip_obj_get (root, "type"), "progress"))
+                for (size_t i = 0; i < count; i++)
+                    if (aip_obj_streq (aip_obj_get (data, "msg_id"), invs [i].msg_id))
+                        invs [i].streamed = aip_obj_get_int (data, "bytes", 0);
+            aip_doc_destroy (&doc);
+        }
+        zmq_msg_close (&topic);
+        zmq_msg_close (&body);
+        if (!got)
+            break;
+    }
+}
+
+static void
+s_progress_close (s_progress_t *p)
+{
+    if (p->sub)
+        zmq_close (p->sub);
+    if (p->ctx)
+        zmq_ctx_term (p->ctx);
+    memset (p, 0, sizeof *p);
+}
+
+//  Wait for the replies of count invites (sent); each ends done with data
+//  or an error. -1 only when the daemons died or nothing came in time.
+static int
+s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
+{
+    long longest = 0;
+    for (size_t i = 0; i < count; i++)
+        if (invs [i].timeout_s > longest)
+            longest = invs [i].timeout_s;
+    int64_t start = aip_clock_ms ();
+    //  Invites beyond the worker count queue: allow for them in turn
+    int64_t deadline = start + (int64_t) count * (longest * 1000 + AIP_SPAWN_REPLY_MARGIN_MS);
+    bool tty = isatty (2);
+    //  A terminal gets a progress line (elapsed, output streamed so far)
+    s_progress_t progress;
+    memset (&progress, 0, sizeof progress);
+    if (tty)
+        s_progress_open (cli, &progress, invs [0].room_id);
+    size_t left = count;
+    while (left > 0) {
+        int64_t now = aip_clock_ms ();
+        if (now >= deadline) {
+            s_progress_close (&progress);
+            return cli_fail (cli, "no answer from spawnd within %ld s: see %s/daemon.log",
+                             (long) ((deadline - start) / 1000), cli->home);
+        }
+        aip_reply_t rep;
+        bool died = false;
+        char err [1024];
+        int wait = (int) (deadline - now < PROGRESS_MS ? deadline - now : PROGRESS_MS);
+        if (aip_client_recv (cli->client, 0, wait, &rep, &died, err, sizeof err)) {
+            if (died) {
+                s_progress_close (&progress);
+                return cli_fail (cli, "%s", err);
+            }
+            if (tty) {
+                s_progress_read (&progress, invs, count);
+                int64_t streamed = 0;
+                for (size_t i = 0; i < count; i++)
+                    streamed += invs [i].done ? 0 : invs [i].streamed;
+                fprintf (stderr, "\r  waiting for %zu of %zu AI answer(s)... %lds, %lld bytes "
+                         "streamed ", left, count, (long) ((aip_clock_ms () - start) / 1000),
+                         (long long) streamed);
+                fflush (stderr);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < count; i++) {
+            s_invite_t *inv = &invs [i];
+            if (inv->done || inv->request_id != rep.id)
+                continue;
+            inv->done = true;
+            left--;
+            if (rep.ok)
+                inv->data = aip_json_from_obj (rep.data);
+            else
+                snprintf (inv->error, sizeof inv->error, "%s", rep.message);
+        }
+        aip_reply_free (&rep);
+    }
+    if (tty && aip_clock_ms () - start >= PROGRESS_MS)
+        fprintf (stderr, "\r%70s\r", "");
+    s_progress_close (&progress);
+    return 0;
+}
+
+//  --cwd, or the directory the command runs in
+static int
+s_cwd (cli_t *cli, const cli_opt_t *opt, char *buf, size_t size)
+{
+    if (opt->present) {
+        char resolved [PATH_MAX];
+        if (!realpath (opt->value, resolved))
+            return cli_fail (cli, "--cwd %s: %s", opt->value, strerror (errno));
+        snprintf (buf, size, "%s", resolved);
+        return 0;
+    }
+    if (!getcwd (buf, size))
+        return cli_fail (cli, "cannot read the current directory: %s", strerror (errno));
+    return 0;
+}
+
+//  Every message of the room, oldest first, as JSON
+static int
+s_check_tool (cli_t *cli, const char *tool)
+{
+    size_t len = strlen (tool);
+    if (len == 0 || len > AIP_MAX_ID || !aip_id_valid (tool, len))
+        return cli_fail (cli, "invalid tool name '%.64s': use letters, digits, '_' or '-' "
+                         "(claude, codex, opencode, gemini, or one from tools.json)", tool);
+    return 0;
+}
+
+static int
+s_check_text (cli_t *cli, const char *what, const char *text)
+{
+    size_t len = strlen (text);
+    if (len > AIP_MAX_CONTENT)
+        return cli_fail (cli, "%s is %zu bytes; the limit is %d bytes", what, len, AIP_MAX_CONTENT);
+    if (!aip_utf8_valid (text, len))
+        return cli_fail (cli, "%s is not valid UTF-8", what);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  invite
+
+int
+cmd_invite (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--tool", NULL, true, NULL, false },
+                          { "--room", NULL, true, NULL, false },
+                          { "--context", NULL, true, NULL, false },
+                          { "--timeout", NULL, true, NULL, false },
+                          { "--cwd", NULL, true, NULL, false },
+                          { "--model", NULL, true, NULL, false },
+                          { "--async", NULL, false, NULL, false },
+                          { "--history", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "invite", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    if (!opts [0].present || !opts [1].present)
+        return cli_fail (cli, "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] "
+                         "[--timeout S] [--cwd DIR] [--model M]");
+    s_invite_t inv;
+    memset (&inv, 0, sizeof inv);
+    inv.tool = opts [0].value;
+    inv.room_id = opts [1].value;
+    inv.context = opts [2].present ? opts [2].value : NULL;
+    inv.model = opts [5].present ? opts [5].value : NULL;
+    inv.timeout_s = AIP_TOOL_TIMEOUT_S;
+    inv.async = opts [6].present;
+    if (opts [7].present && cli_opt_int (cli, &opts [7], 1, AIP_MAX_PROMPT_HISTORY, &inv.history))
+        return -1;
+    char cwd [PATH_MAX];
+    if (s_check_tool (cli, inv.tool) || cli_check_room_id (cli, inv.room_id)
+    ||  (inv.context && s_check_text (cli, "--context", inv.context))
+    ||  (opts [3].present && cli_opt_int (cli, &opts [3], 1, AIP_MAX_TOOL_TIMEOUT_S, &inv.timeout_s))
+    ||  (inv.model && (strlen (inv.model) > AIP_MAX_NAME
+                       || s_check_text (cli, "--model", inv.model)))
+    ||  s_cwd (cli, &opts [4], cwd, sizeof cwd))
+        return *cli->err ? -1 : cli_fail (cli, "--model is longer than %d bytes", AIP_MAX_NAME);
+    inv.cwd = cwd;
+    if (inv.async) {
+        //  The broker answers at once with the job id
+        if (s_invite_send (cli, &inv))
+            return -1;
+        aip_reply_t rep;
+        bool died = false;
+        char err [1024];
+        if (aip_client_recv (cli->client, inv.request_id, AIP_CLIENT_TIMEOUT_MS, &rep, &died,
+                             err, sizeof err))
+            return cli_fail (cli, "%s", err);
+        int rc = 0;
+        if (rep.ok)
+            cli->data = aip_json_from_obj (rep.data);
+        else
+            rc = cli_fail (cli, "%s", rep.message);
+        aip_reply_free (&rep);
+        return rc;
+    }
+    if (s_invite_send (cli, &inv) || s_invites_wait (cli, &inv, 1))
+        return -1;
+    if (!inv.data)
+        return cli_fail (cli, "%s", inv.error);
+    cli->data = inv.data;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  quick
+
+//  Split "a,b,c" into names (pointers into the copy, which the caller frees)
+static int
+s_split_tools (cli_t *cli, const char *list, char **copy, const char **names, size_t max,
+               size_t *count)
+{
+    *copy = strdup (list);
+    *count = 0;
+    char *save = NULL;
+    for (char *t = strtok_r (*copy, ",", &save); t; t = strtok_r (NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t len = strlen (t);
+        while (len && t [len - 1] == ' ')
+            t [--len] = 0;
+        if (!len)
+            continue;
+        if (s_check_tool (cli, t))
+            return -1;
+        for (size_t i = 0; i < *count; i++)
+            if (strcmp (names [i], t) == 0)
+                return cli_fail (cli, "--tools names %s twice", t);
+        if (*count >= max)
+            return cli_fail (cli, "--tools names more than %zu tools", max);
+        names [(*count)++] = t;
+    }
+    if (*count == 0)
+        return cli_fail (cli, "--tools needs at least one tool, e.g. --tools claude,codex");
+    return 0;
+}
+
+int
+cmd_quick (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--tools", NULL, true, NULL, false },
+                          { "--name", NULL, true, NULL, false },
+                          { "--timeout", NULL, true, NULL, false },
+                          { "--relay", NULL, true, NULL, false },
+                          { "--password", NULL, true, NULL, false },
+                          { "--cwd", NULL, true, NULL, false },
+                          { "--password-file", NULL, true, NULL, false },
+                          { "--cipher", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "quick", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    if (npos < 1 || !opts [0].present)
+        return cli_fail (cli, "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] "
+                         "[--timeout S]");
+    if (opts [3].present)
+        return cli_fail (cli, "quick in a public room (--relay) is not available in this build "
+                         "of ai-peer yet");
+    const char *question = pos [0];
+    if (aip_blank (question, strlen (question)))
+        return cli_fail (cli, "the question is empty");
+    if (s_check_text (cli, "the question", question))
+        return -1;
+    long timeout_s = AIP_TOOL_TIMEOUT_S;
+    if (opts [2].present && cli_opt_int (cli, &opts [2], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
+        return -1;
+    char cwd [PATH_MAX];
+    if (s_cwd (cli, &opts [5], cwd, sizeof cwd))
+        return -1;
+    const char *names [AIP_MAX_QUICK_TOOLS];
+    size_t count;
+    char *copy = NULL;
+    s_invite_t *invs = NULL;
+    char *password = NULL;
+    int rc = -1;
+    if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
+        goto cleanup;
+    const char *room_name = opts [1].present ? opts [1].value : "quick";
+    if (opts [1].present && (strlen (room_name) > AIP_MAX_NAME
+                             || s_check_text (cli, "--name", room_name))) {
+        cli_fail (cli, "--name must be 1 to %d bytes of UTF-8", AIP_MAX_NAME);
+        goto cleanup;
+    }
+    cli_peer_t me;
+    char room_id [AIP_ROOM_ID_LEN + 1];
+    cli_room_t room;
+    memset (&room, 0, sizeof room);
+    if (cli_password (cli, &opts [4], &opts [6], &password)
+    ||  cli_resolve_peer (cli, NULL, NULL, NULL, &me)
+    ||  cli_room_create (cli, room_name, password, opts [7].value, &me, room_id, NULL)
+    ||  cli_room_open (cli, room_id, &room)
+    ||  cli_send (cli, room_id, &room, &me, question, strlen (question), NULL))
+        goto cleanup;
+    //  All at once: each goes to its own spawnd
+    invs = (s_invite_t *) calloc (count, sizeof (s_invite_t));
+    for (size_t i = 0; i < count; i++) {
+        invs [i].tool = names [i];
+        invs [i].room_id = room_id;
+        invs [i].cwd = cwd;
+        invs [i].timeout_s = timeout_s;
+        if (s_invite_send (cli, &invs [i]))
+            goto cleanup;
+    }
+    if (s_invites_wait (cli, invs, count))
+        goto cleanup;
+    json_t *responses = json_object ();
+    json_t *tools = json_array ();
+    for (size_t i = 0; i < count; i++) {
+        json_array_append_new (tools, json_string (names [i]));
+        if (invs [i].data)
+            json_object_set (responses, names [i], json_object_get (invs [i].data, "response"));
+        else {
+            char *text = s_sprintf ("[error] %s", invs [i].error);
+            json_object_set_new (responses, names [i], json_string (text));
+            free (text);
+        }
+    }
+    json_t *conversation;
+    if (cli_conversation (cli, room_id, &conversation)) {
+        json_decref (responses);
+        json_decref (tools);
+        goto cleanup;
+    }
+    cli->data = json_pack ("{s:s, s:s, s:o, s:o, s:o}", "room", room_id, "question", question,
+                           "tools", tools, "responses", responses, "conversation", conversation);
+    rc = 0;
+cleanup:
+    for (size_t i = 0; invs && i < count; i++)
+        json_decref (invs [i].data);
+    free (invs);
+    free (copy);
+    if (password) {
+        sodium_memzero (password, strlen (password));
+        free (password);
+    }
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  discuss
+
+//  One invite of a discussion, logged; *mentions (caller frees) are the
+//  tools its answer @mentions. -1 only when the daemons failed.
+static int
+s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *mentioned_by,
+                const char *context, const char *cwd, long timeout_s, long round, json_t *log,
+                json_t **mentions)
+{
+    s_invite_t inv;
+    memset (&inv, 0, sizeof inv);
+    inv.tool = tool;
+    inv.room_id = room_id;
+    inv.context = strlen (context) <= AIP_MAX_CONTENT ? context : NULL;
+    inv.cwd = cwd;
+    inv.timeout_s = timeout_s;
+    *mentions = json_array ();
+    if (s_invite_send (cli, &inv) || s_invites_wait (cli, &inv, 1))
+        return -1;
+    json_t *entry = json_pack ("{s:i, s:s}", "round", (int) round, "tool", tool);
+    if (mentioned_by)
+        json_object_set_new (entry, "mentioned_by", json_string (mentioned_by));
+    if (inv.data) {
+        const char *response = json_string_value (json_object_get (inv.data, "response"));
+        size_t len = response ? strlen (response) : 0, cut = len;
+        if (cut > SNIPPET_CHARS) {
+            cut = SNIPPET_CHARS;
+            while (cut && ((unsigned char) response [cut] & 0xc0) == 0x80)
+                cut--;
+        }
+        json_object_set_new (entry, "snippet", json_stringn (response ? response : "", cut));
+        json_t *m = json_object_get (inv.data, "mentions");
+        if (json_is_array (m))
+            json_array_extend (*mentions, m);
+        json_decref (inv.data);
+    }
+    else
+        json_object_set_new (entry, "error", json_string (inv.error));
+    json_array_append_new (log, entry);
+    return 0;
+}
+
+int
+cmd_discuss (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--tools", NULL, true, NULL, false },
+                          { "--rounds", NULL, true, NULL, false },
+                          { "--room", NULL, true, NULL, false },
+                          { "--context", NULL, true, NULL, false },
+                          { "--timeout", NULL, true, NULL, false },
+                          { "--cwd", NULL, true, NULL, false },
+                          { "--follow-mentions", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "discuss", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    long follow = 0;
+    if (opts [6].present && cli_opt_int (cli, &opts [6], 0, AIP_MAX_FOLLOW_MENTIONS, &follow))
+        return -1;
+    if (!opts [0].present)
+        return cli_fail (cli, "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] "
+                         "[--context TEXT] [--timeout S]");
+    long rounds = 2, timeout_s = AIP_TOOL_TIMEOUT_S;
+    if ((opts [1].present && cli_opt_int (cli, &opts [1], 1, AIP_MAX_DISCUSS_ROUNDS, &rounds))
+    ||  (opts [4].present && cli_opt_int (cli, &opts [4], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s)))
+        return -1;
+    const char *topic = opts [3].present ? opts [3].value : NULL;
+    if (topic && s_check_text (cli, "--context", topic))
+        return -1;
+    if (!opts [2].present && !topic)
+        return cli_fail (cli, "discuss needs a topic (--context TEXT) or a room to continue "
+                         "(--room ROOM)");
+    char cwd [PATH_MAX];
+    if (s_cwd (cli, &opts [5], cwd, sizeof cwd))
+        return -1;
+    const char *names [AIP_MAX_QUICK_TOOLS];
+    size_t count;
+    char *copy = NULL;
+    int rc = -1;
+    json_t *log = json_array ();
+    if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
+        goto cleanup;
+    if (count < 2) {
+        cli_fail (cli, "discuss needs at least two tools (--tools a,b)");
+        goto cleanup;
+    }
+    cli_peer_t me;
+    char room_id [AIP_MAX_ID + 1];
+    cli_room_t room;
+    memset (&room, 0, sizeof room);
+    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
+        goto cleanup;
+    if (opts [2].present) {
+        if (cli_check_room_id (cli, opts [2].value))
+            goto cleanup;
+        snprintf (room_id, sizeof room_id, "%s", opts [2].value);
+    }
+    else
+    if (cli_room_create (cli, "discussion", NULL, NULL, &me, room_id, NULL))
+        goto cleanup;
+    //  Also checks that a given room exists; encrypted rooms work as any
+    if (cli_room_open (cli, room_id, &room))
+        goto cleanup;
+    bool posted = !topic || cli_send (cli, room_id, &room, &me, topic, strlen (topic), NULL) == 0;
+    sodium_memzero (&room, sizeof room);
+    if (!posted)
+        goto cleanup;
+    char tool_list [AIP_MAX_QUICK_TOOLS * (AIP_MAX_ID + 2)] = "";
+    for (size_t i = 0; i < count; i++)
+        snprintf (tool_list + strlen (tool_list), sizeof tool_list - strlen (tool_list), "%s%s",
+                  i ? ", " : "", names [i]);
+    long total = 0;
+    //  Sequential: each AI sees everything said before it
+    for (long r = 1; r <= rounds; r++) {
+        for (size_t i = 0; i < count; i++) {
+            char *context = s_sprintf ("Round %ld of %ld of a discussion between %s%s%s. "
+                                       "Respond to what the others said: agree, disagree, "
+                                       "add what is missing. Be concise.", r, rounds,
+                                       tool_list, topic ? ". Topic: " : "", topic ? topic : "");
+            char speaker [AIP_MAX_ID + 1], by [AIP_MAX_ID + 1] = "";
+            snprintf (speaker, sizeof speaker, "%s", names [i]);
+            //  The turn, then up to --follow-mentions hops to a tool it @mentions
+            for (long hop = 0; hop <= follow; hop++) {
+                json_t *mentions = NULL;
+                if (s_discuss_turn (cli, room_id, speaker, *by ? by : NULL, context, cwd,
+                                    timeout_s, r, log, &mentions)) {
+                    json_decref (mentions);
+                    free (context);
+                    goto cleanup;
+                }
+                total++;
+                const char *target = NULL;
+                size_t k;
+                json_t *m;
+                json_array_foreach (mentions, k, m)
+                    if (!target && strcmp (json_string_value (m), speaker) != 0)
+                        target = json_string_value (m);
+                if (target) {
+                    snprintf (by, sizeof by, "%s", speaker);
+                    snprintf (speaker, sizeof speaker, "%s", target);
+                }
+                json_decref (mentions);
+                if (!target)
+                    break;
+            }
+            free (context);
+        }
+    }
+    json_t *conversation;
+    if (cli_conversation (cli, room_id, &conversation))
+        goto cleanup;
+    json_t *tools = json_array ();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new (tools, json_string (names [i]));
+    cli->data = json_pack ("{s:s, s:o, s:i, s:i, s:O, s:o}", "room", room_id, "tools", tools,
+                           "rounds", (int) rounds, "total_invites", (int) total, "log", log,
+                           "conversation", conversation);
+    rc = 0;
+cleanup:
+    json_decref (log);
+    free (copy);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  discover
+
+int
+cmd_discover (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "discover", argc, argv, NULL, pos, 0, &npos))
+        return -1;
+    if (s_connect (cli))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_SPAWN_DISCOVER, 0);
+    aip_reply_t rep;
+    char err [1024];
+    if (aip_client_call (cli->client, cli->pk, id, AIP_SPAWN_REPLY_MARGIN_MS + 8 * AIP_VERSION_TIMEOUT_MS,
+                         &rep, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    if (!rep.ok) {
+        cli_fail (cli, "%s", rep.message);
+        aip_reply_free (&rep);
+        return -1;
+    }
+    json_t *data = aip_json_from_obj (rep.data);
+    aip_reply_free (&rep);
+    json_t *found = json_object_get (data, "discovered");
+    int registered = 0;
+    char host_id [AIP_MAX_NAME + 1];
+    size_t i;
+    json_t *entry;
+    json_array_foreach (found, i, entry) {
+        const char *tool = json_string_value (json_object_get (entry, "tool"));
+        const char *machine = json_string_value (json_object_get (entry, "machine"));
+        if (!tool || !machine)
+            continue;
+        snprintf (host_id, sizeof host_id, "%s", machine);
+        aip_id_sanitize (host_id);
+        char peer_id [AIP_MAX_NAME * 2 + 2];
+        snprintf (peer_id, sizeof peer_id, "%s-%s", host_id, tool);
+        if (!aip_id_valid (peer_id, strlen (peer_id)))
+            continue;
+        id = cli_request (cli, AIP_OP_PEER_REGISTER, 5);
+        aip_pack_kstr (cli->pk, "id", peer_id);
+        aip_pack_kstr (cli->pk, "name", tool);
+        aip_pack_kstr (cli->pk, "type", "ai");
+        aip_pack_kstr (cli->pk, "tool", tool);
+        aip_pack_kstr (cli->pk, "machine", machine);
+        json_t *peer;
+        if (cli_call (cli, id, &peer)) {
+            json_decref (data);
+            return -1;
+        }
+        json_decref (peer);
+        registered++;
+    }
+    json_object_set_new (data, "registered", json_integer (registered));
+    cli->data = data;
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  jobs, wait, cancel: asynchronous invites (held by the broker)
+
+int
+cmd_jobs (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "jobs", argc, argv, NULL, pos, 0, &npos))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_JOB_LIST, 0);
+    return cli_call (cli, id, &cli->data);
+}
+
+int
+cmd_wait (cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t opts [] = { { "--timeout", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "wait", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    if (npos < 1)
+        return cli_fail (cli, "Usage: ai-peer wait <job-id> [--timeout S]");
+    if (!aip_id_valid (pos [0], strlen (pos [0])))
+        return cli_fail (cli, "invalid job id '%.64s' (see 'ai-peer jobs')", pos [0]);
+    long timeout_s = AIP_MAX_TOOL_TIMEOUT_S;
+    if (opts [0].present && cli_opt_int (cli, &opts [0], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
+        return -1;
+    if (s_connect (cli))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_JOB_WAIT, 1);
+    aip_pack_kstr (cli->pk, "id", pos [0]);
+    char err [1024];
+    if (aip_client_send (cli->client, cli->pk, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    aip_reply_t rep;
+    bool died = false;
+    if (aip_client_recv (cli->client, id, (int) timeout_s * 1000, &rep, &died, err, sizeof err))
+        return cli_fail (cli, "%s", died ? err : "the job did not end within the --timeout");
+    int rc = 0;
+    if (rep.ok)
+        cli->data = aip_json_from_obj (rep.data);
+    else
+        rc = cli_fail (cli, "%s", rep.message);
+    aip_reply_free (&rep);
+    return rc;
+}
+
+int
+cmd_cancel (cli_t *cli, int argc, char **argv)
+{
+    char *pos [1];
+    int npos;
+    if (cli_parse (cli, "cancel", argc, argv, NULL, pos, 1, &npos))
+        return -1;
+    if (npos < 1)
+        return cli_fail (cli, "Usage: ai-peer cancel <job-id>");
+    if (!aip_id_valid (pos [0], strlen (pos [0])))
+        return cli_fail (cli, "invalid job id '%.64s' (see 'ai-peer jobs')", pos [0]);
+    uint64_t id = cli_request (cli, AIP_OP_JOB_CANCEL, 1);
+    aip_pack_kstr (cli->pk, "id", pos [0]);
+    return cli_call (cli, id, &cli->data);
+}

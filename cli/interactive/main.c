@@ -1,0 +1,732 @@
+/*  ai-peer-interactive — `ai-peer chat ROOM -i`: a human in a room.
+
+    A separate program so that libedit is loaded only here, not by every
+    ai-peer command. It subscribes to the broker's events for the room, so
+    messages from any local command, AI answers and relayed messages appear
+    at once, printed above the line being typed (libedit keeps the half-
+    typed line). `@tool question` posts the line and starts
+    `ai-peer invite` in the background: the prompt stays usable, a status
+    line says who is thinking. When stdin is not a terminal, lines are sent
+    in order and the command ends at EOF with the JSON envelope.
+
+    usage: ai-peer-interactive ROOM [--as NAME] [--tool T] [--type ai|human] [message...] */
+#include "cli.h"
+
+#include <editline/readline.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_PENDING     16          //  invites running at once
+#define SEEN_MAX        4096        //  ids remembered for de-duplication
+#define TICK_MS         1000        //  status line and broker checks
+
+//  An invite running in the background
+typedef struct {
+    pid_t pid;                      //  the ai-peer invite process
+    char tool [AIP_MAX_NAME + 1];   //  who is thinking
+    int64_t started;                //  since when
+    int64_t progress_shown;         //  last progress line about it
+} s_pending_t;
+
+typedef struct {
+    cli_t *cli;                     //  shared CLI state
+    const char *room_id;            //  the room
+    cli_room_t room;                //  its key when encrypted
+    cli_peer_t me;                  //  who types
+    bool tty;                       //  stdin is a terminal
+    bool color;                     //  colours on stderr
+    void *ctx;                      //  zmq context for the subscription
+    void *sub;                      //  SUB to run/events.ipc
+    pid_t broker_pid;               //  to notice a restart
+    char cursor_ts [AIP_MAX_TIME + 1];  //  newest message shown
+    char cursor_id [AIP_MAX_ID + 1];
+    char *seen [SEEN_MAX];          //  ids shown (ring)
+    size_t seen_next;
+    s_pending_t pending [MAX_PENDING];  //  invites running
+    int sent;                       //  lines sent
+    bool quit;                      //  leave the loop
+    unsigned ticks;                 //  seconds in the room
+    bool line_accepted;             //  no key typed since the last Enter
+    char exe_dir [AIP_PATH_MAX];    //  where ai-peer lives
+} s_chat_t;
+
+static s_chat_t *s_chat;            //  for the libedit line callback
+static volatile sig_atomic_t s_interrupted;
+
+//  ---------------------------------------------------------------------
+//  Output above the prompt
+
+static void
+s_print (s_chat_t *self, const char *text)
+{
+    if (!self->tty) {
+        fprintf (stderr, "%s\n", text);
+        return;
+    }
+    //  Keep what is half-typed: clear the line, print above it, and let
+    //  libedit redraw the prompt with the text and cursor as they were
+    fprintf (stderr, "\r\033[K%s\n", text);
+    fflush (stderr);
+    rl_forced_update_display ();
+}
+
+static bool
+s_seen (s_chat_t *self, const char *id)
+{
+    for (size_t i = 0; i < SEEN_MAX; i++)
+        if (self->seen [i] && strcmp (self->seen [i], id) == 0)
+            return true;
+    free (self->seen [self->seen_next]);
+    self->seen [self->seen_next] = strdup (id);
+    self->seen_next = (self->seen_next + 1) % SEEN_MAX;
+    return false;
+}
+
+static const char *
+s_color (s_chat_t *self, const char *peer_id)
+{
+    static const char *palette [] = { "\033[36m", "\033[33m", "\033[35m", "\033[32m",
+                                      "\033[34m", "\033[91m" };
+    if (!self->color)
+        return "";
+    unsigned h = 5381;
+    for (const char *p = peer_id; *p; p++)
+        h = h * 33 + (unsigned char) *p;
+    return palette [h % 6];
+}
+
+//  Show one message (JSON object, content already revealed) once
+static void
+s_show (s_chat_t *self, json_t *m, bool own_too)
+{
+    const char *id = json_string_value (json_object_get (m, "id"));
+    const char *ts = json_string_value (json_object_get (m, "created_at"));
+    if (!id || !ts)
+        return;
+    //  Advance the cursor even for what is not shown
+    if (strcmp (ts, self->cursor_ts) > 0
+    ||  (strcmp (ts, self->cursor_ts) == 0 && strcmp (id, self->cursor_id) > 0)) {
+        snprintf (self->cursor_ts, sizeof self->cursor_ts, "%s", ts);
+        snprintf (self->cursor_id, sizeof self->cursor_id, "%s", id);
+    }
+    if (s_seen (self, id))
+        return;
+    const char *peer_id = json_string_value (json_object_get (m, "peer_id"));
+    if (!own_too && peer_id && strcmp (peer_id, self->me.id) == 0)
+        return;                     //  the user saw it as typed
+    const char *name = json_string_value (json_object_get (m, "peer_name"));
+    const char *tool = json_string_value (json_object_get (m, "peer_tool"));
+    const char *type = json_string_value (json_object_get (m, "type"));
+    const char *content = json_string_value (json_object_get (m, "content"));
+    char *line = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream (&line, &len);
+    const char *color = s_color (self, peer_id ? peer_id : "");
+    const char *reset = self->color ? "\033[0m" : "";
+    if (type && strcmp (type, "system") == 0)
+        fprintf (out, "  * %s%s%s %s", color, name ? name : peer_id, reset, content ? content : "");
+    else
+        fprintf (out, "%s[%s%s%s%s]%s: %s", color, name ? name : peer_id ? peer_id : "?",
+                 tool && *tool ? " (" : "", tool && *tool ? tool : "", tool && *tool ? ")" : "",
+                 reset, content ? content : "");
+    fclose (out);
+    s_print (self, line);
+    free (line);
+}
+
+//  ---------------------------------------------------------------------
+//  Reading the room
+
+//  Messages after the cursor (or the last n), revealed and shown
+static int
+s_fetch (s_chat_t *self, long n, bool after_cursor, bool own_too, bool join)
+{
+    cli_t *cli = self->cli;
+    size_t nargs = 2 + (after_cursor ? 2 : 0) + (join ? 1 : 0);
+    uint64_t id = cli_request (cli, AIP_OP_MSG_LIST, nargs);
+    aip_pack_kstr (cli->pk, "room_id", self->room_id);
+    aip_pack_kint (cli->pk, "limit", n);
+    if (after_cursor) {
+        aip_pack_kstr (cli->pk, "after_ts", self->cursor_ts);
+        aip_pack_kstr (cli->pk, "after_id", self->cursor_id);
+    }
+    if (join)
+        cli_pack_peer (cli, &self->me);
+    json_t *data;
+    if (cli_call (cli, id, &data))
+        return -1;
+    json_t *messages = json_object_get (data, "messages");
+    cli_room_reveal_json (&self->room, messages);
+    size_t i;
+    json_t *m;
+    json_array_foreach (messages, i, m)
+        s_show (self, m, own_too);
+    json_decref (data);
+    return 0;
+}
+
+static void
+s_subscribe (s_chat_t *self)
+{
+    char endpoint [AIP_PATH_MAX], err [256], topic [AIP_MAX_ID + 8];
+    if (self->sub)
+        zmq_close (self->sub);
+    self->sub = zmq_socket (self->ctx, ZMQ_SUB);
+    int linger = 0;
+    int64_t maxmsg = AIP_MAX_REPLY;
+    zmq_setsockopt (self->sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    snprintf (topic, sizeof topic, "room.%s", self->room_id);
+    //  The topic is a prefix: "room.abc" would also match "room.abcd"; the
+    //  room id in the body is checked too
+    zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
+    if (aip_home_endpoint (self->cli->home, "events", endpoint, sizeof endpoint, err, sizeof err) == 0)
+        zmq_connect (self->sub, endpoint);
+}
+
+//  A tool of ours is producing output: say so, every few seconds at most
+static void
+s_progress (s_chat_t *self, const aip_obj_t *data)
+{
+    char tool [AIP_MAX_NAME + 1];
+    aip_obj_get_str (data, "tool", tool, sizeof tool, "");
+    for (int i = 0; i < MAX_PENDING; i++) {
+        s_pending_t *p = &self->pending [i];
+        if (!p->pid || strcmp (p->tool, tool) != 0 || aip_clock_ms () - p->progress_shown < 3000)
+            continue;
+        p->progress_shown = aip_clock_ms ();
+        char line [400];
+        snprintf (line, sizeof line, "  … %s is writing (%lld bytes, %lld s)", tool,
+                  (long long) aip_obj_get_int (data, "bytes", 0),
+                  (long long) aip_obj_get_int (data, "elapsed_ms", 0) / 1000);
+        s_print (self, line);
+        break;
+    }
+}
+
+static void
+s_handle_event (s_chat_t *self)
+{
+    while (true) {
+        zmq_msg_t topic, body;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&topic, self->sub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&topic);
+            zmq_msg_close (&body);
+            return;
+        }
+        if (zmq_msg_more (&topic) && zmq_msg_recv (&body, self->sub, 0) >= 0) {
+            char err [128];
+            aip_doc_t *doc = aip_doc_decode (zmq_msg_data (&body), zmq_msg_size (&body), err, sizeof err);
+            const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
+            if (root && aip_obj_streq (aip_obj_get (root, "room_id"), self->room_id)
+            &&  aip_obj_streq (aip_obj_get (root, "type"), "progress"))
+                s_progress (self, aip_obj_get (root, "data"));
+            else
+            if (root && aip_obj_streq (aip_obj_get (root, "room_id"), self->room_id)
+            &&  aip_obj_streq (aip_obj_get (root, "type"), "message")) {
+                json_t *one = json_array ();
+                json_array_append_new (one, aip_json_from_obj (aip_obj_get (root, "data")));
+                cli_room_reveal_json (&self->room, one);
+                s_show (self, json_array_get (one, 0), false);
+                json_decref (one);
+            }
+            aip_doc_destroy (&doc);
+        }
+        zmq_msg_close (&topic);
+        zmq_msg_close (&body);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Sending, invites and commands
+
+static int
+s_send (s_chat_t *self, const char *text)
+{
+    cli_t *cli = self->cli;
+    size_t len = strlen (text);
+    if (len > AIP_MAX_CONTENT || !aip_utf8_valid (text, len)) {
+        s_print (self, "  ! not sent: a message is at most 256 KiB of UTF-8");
+        return -1;
+    }
+    char msg_id [AIP_MSG_ID_LEN + 1];
+    aip_msg_id_new (msg_id);
+    char *cipher = NULL;
+    if (self->room.encrypted
+    &&  aip_roomkey_encrypt (&self->room.key, self->room_id, msg_id, self->me.id, text, len, &cipher))
+        return -1;
+    uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 4);
+    aip_pack_kstr (cli->pk, "room_id", self->room_id);
+    aip_pack_kstr (cli->pk, "id", msg_id);
+    aip_pack_kstr (cli->pk, "content", cipher ? cipher : text);
+    cli_pack_peer (cli, &self->me);
+    free (cipher);
+    s_seen (self, msg_id);
+    if (cli_call (cli, id, NULL)) {
+        char line [2200];
+        snprintf (line, sizeof line, "  ! not sent: %s", cli->err);
+        s_print (self, line);
+        return -1;
+    }
+    self->sent++;
+    return 0;
+}
+
+static void
+s_invite (s_chat_t *self, const char *tool, const char *context)
+{
+    int slot = -1;
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (!self->pending [i].pid)
+            slot = i;
+    if (slot < 0) {
+        s_print (self, "  ! too many invites running: /cancel some first");
+        return;
+    }
+    char exe [AIP_PATH_MAX + 16];
+    snprintf (exe, sizeof exe, "%s/ai-peer", self->exe_dir);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        //  The answer arrives as a room event; the JSON result is not needed
+        int devnull = open ("/dev/null", O_RDWR);
+        dup2 (devnull, 0);
+        dup2 (devnull, 1);
+        dup2 (devnull, 2);
+        setpgid (0, 0);
+        const char *argv [] = { exe, "invite", "--tool", tool, "--room", self->room_id,
+                                "--context", context, NULL };
+        execv (exe, (char *const *) argv);
+        _exit (127);
+    }
+    if (pid < 0) {
+        s_print (self, "  ! cannot start the invite");
+        return;
+    }
+    self->pending [slot].pid = pid;
+    snprintf (self->pending [slot].tool, sizeof self->pending [slot].tool, "%s", tool);
+    self->pending [slot].started = aip_clock_ms ();
+    char line [300];
+    snprintf (line, sizeof line, "  ⏳ %s is thinking…", tool);
+    s_print (self, line);
+}
+
+static int
+s_cancel_all (s_chat_t *self)
+{
+    int cancelled = 0;
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (self->pending [i].pid) {
+            kill (-self->pending [i].pid, SIGTERM);
+            kill (self->pending [i].pid, SIGTERM);
+            cancelled++;
+        }
+    if (cancelled) {
+        char line [64];
+        snprintf (line, sizeof line, "  ✗ cancelled %d invite(s)", cancelled);
+        s_print (self, line);
+    }
+    return cancelled;
+}
+
+//  Reap finished invites; say how each ended
+static void
+s_reap (s_chat_t *self)
+{
+    for (int i = 0; i < MAX_PENDING; i++) {
+        s_pending_t *p = &self->pending [i];
+        int status;
+        if (!p->pid || waitpid (p->pid, &status, WNOHANG) != p->pid)
+            continue;
+        if (!(WIFEXITED (status) && WEXITSTATUS (status) == 0)) {
+            char line [400];
+            snprintf (line, sizeof line, "  ✗ %s did not answer (see the room for "
+                      "its [spawn error], or run 'ai-peer invite --tool %s --room %s')",
+                      p->tool, p->tool, self->room_id);
+            s_print (self, line);
+        }
+        p->pid = 0;
+    }
+}
+
+static bool
+s_any_pending (s_chat_t *self)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (self->pending [i].pid)
+            return true;
+    return false;
+}
+
+static void
+s_who (s_chat_t *self)
+{
+    cli_t *cli = self->cli;
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_PEERS, 1);
+    aip_pack_kstr (cli->pk, "id", self->room_id);
+    json_t *data;
+    if (cli_call (cli, id, &data)) {
+        s_print (self, cli->err);
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach (json_object_get (data, "peers"), i, p) {
+        char line [600];
+        const char *tool = json_string_value (json_object_get (p, "tool"));
+        snprintf (line, sizeof line, "  %s%s%s%s [%s]",
+                  json_string_value (json_object_get (p, "name")),
+                  tool ? " (" : "", tool ? tool : "", tool ? ")" : "",
+                  json_string_value (json_object_get (p, "type")));
+        s_print (self, line);
+    }
+    json_decref (data);
+}
+
+static void
+s_export (s_chat_t *self, const char *args)
+{
+    char format [8] = "md", file [1024] = "";
+    sscanf (args, "%7s %1023s", format, file);
+    if (!*file)
+        snprintf (file, sizeof file, "%s.%s", self->room_id, format);
+    char exe [AIP_PATH_MAX + 16];
+    snprintf (exe, sizeof exe, "%s/ai-peer", self->exe_dir);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int devnull = open ("/dev/null", O_RDWR);
+        dup2 (devnull, 1);
+        dup2 (devnull, 2);
+        const char *argv [] = { exe, "export", self->room_id, "--format", format,
+                                "--output", file, NULL };
+        execv (exe, (char *const *) argv);
+        _exit (127);
+    }
+    int status = 1;
+    if (pid > 0)
+        waitpid (pid, &status, 0);
+    char line [1200];
+    snprintf (line, sizeof line, WIFEXITED (status) && WEXITSTATUS (status) == 0
+              ? "  exported to %s" : "  ! export to %s failed (format md or json)", file);
+    s_print (self, line);
+}
+
+static const char s_help [] =
+    "  @<tool> <question>   invite an AI (codex, claude-code, opencode, gemini, …)\n"
+    "  /invite TOOL [text]  the same\n"
+    "  /who                 participants\n"
+    "  /history N           the last N messages\n"
+    "  /export [md|json] [FILE]\n"
+    "  /cancel              cancel pending invites\n"
+    "  /quit                leave (also Ctrl-D; Ctrl-C cancels invites first)";
+
+static void
+s_line (s_chat_t *self, char *line)
+{
+    char *text = line;
+    while (*text == ' ' || *text == '\t')
+        text++;
+    size_t len = strlen (text);
+    while (len && (text [len - 1] == ' ' || text [len - 1] == '\t' || text [len - 1] == '\n'))
+        text [--len] = 0;
+    if (!*text)
+        return;
+    if (self->tty)
+        add_history (text);
+    if (strcmp (text, "/quit") == 0 || strcmp (text, "/exit") == 0)
+        self->quit = true;
+    else
+    if (strcmp (text, "/help") == 0)
+        s_print (self, s_help);
+    else
+    if (strcmp (text, "/who") == 0)
+        s_who (self);
+    else
+    if (strcmp (text, "/cancel") == 0) {
+        if (!s_cancel_all (self))
+            s_print (self, "  no invite is running");
+    }
+    else
+    if (strncmp (text, "/history", 8) == 0) {
+        long n = atol (text + 8);
+        //  Shown again on request, own messages included
+        for (size_t i = 0; i < SEEN_MAX; i++) {
+            free (self->seen [i]);
+            self->seen [i] = NULL;
+        }
+        s_fetch (self, n > 0 && n <= AIP_MAX_PAGE ? n : 20, false, true, false);
+    }
+    else
+    if (strncmp (text, "/export", 7) == 0)
+        s_export (self, text + 7);
+    else
+    if (strncmp (text, "/invite ", 8) == 0 || text [0] == '@') {
+        char *rest = text [0] == '@' ? text + 1 : text + 8;
+        while (*rest == ' ')
+            rest++;
+        size_t tlen = strcspn (rest, " \t");
+        char tool [AIP_MAX_NAME + 1];
+        snprintf (tool, sizeof tool, "%.*s", (int) tlen, rest);
+        const char *context = rest [tlen] ? rest + tlen + 1 : "Please share your thoughts.";
+        if (!*tool || !aip_id_valid (tool, strlen (tool))) {
+            s_print (self, "  ! usage: @<tool> <question>");
+            return;
+        }
+        //  The human's line goes to the room first, as the original did
+        if (text [0] == '@' && s_send (self, text))
+            return;
+        s_invite (self, tool, context);
+    }
+    else
+    if (text [0] == '/')
+        s_print (self, "  ! unknown command: /help lists them");
+    else
+        s_send (self, text);
+}
+
+static void
+s_on_line (char *line)
+{
+    if (!line) {
+        s_chat->quit = true;        //  Ctrl-D
+        return;
+    }
+    s_line (s_chat, line);
+    free (line);
+    s_chat->line_accepted = true;
+}
+
+//  Every key goes through here: Ctrl-D on an empty line leaves (libedit's
+//  callback mode would only redraw the prompt)
+static int
+s_getc (FILE *in)
+{
+    unsigned char c;
+    ssize_t n;
+    while ((n = read (fileno (in), &c, 1)) < 0 && errno == EINTR)
+        ;
+    //  libedit updates rl_end only when the next line starts: a line just
+    //  accepted counts as empty
+    bool empty = rl_end == 0 || s_chat->line_accepted;
+    if (n <= 0 || (c == 4 && empty)) {
+        s_chat->quit = true;
+        return '\n';
+    }
+    s_chat->line_accepted = false;
+    return c;
+}
+
+static void
+s_on_sigint (int sig)
+{
+    s_interrupted = 1;
+}
+
+//  Every second: status of pending invites, and a broker restart check
+static void
+s_tick (s_chat_t *self)
+{
+    s_reap (self);
+    pid_t pid = 0;
+    aip_daemon_running (self->cli->home, &pid);
+    if (pid && pid != self->broker_pid) {
+        //  A new broker: reconnect and catch up from the cursor, so nothing
+        //  is skipped (and the seen ids keep anything from showing twice)
+        self->broker_pid = pid;
+        aip_client_destroy (&self->cli->client);
+        s_subscribe (self);
+        s_fetch (self, AIP_MAX_PAGE, true, false, false);
+    }
+    //  Who is thinking, and for how long: a line every 10 s
+    if (s_any_pending (self) && ++self->ticks % 10 == 0) {
+        char status [512] = "  …";
+        for (int i = 0; i < MAX_PENDING; i++)
+            if (self->pending [i].pid)
+                snprintf (status + strlen (status), sizeof status - strlen (status),
+                          " %s (%llds)", self->pending [i].tool,
+                          (long long) ((aip_clock_ms () - self->pending [i].started) / 1000));
+        snprintf (status + strlen (status), sizeof status - strlen (status), " thinking");
+        s_print (self, status);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+    signal (SIGPIPE, SIG_IGN);
+    cli_t cli;
+    memset (&cli, 0, sizeof cli);
+    s_chat_t self;
+    memset (&self, 0, sizeof self);
+    self.cli = &cli;
+    s_chat = &self;
+    cli.pk = aip_pack_new ();
+    char err [1024];
+    int rc = 1;
+    char **pos = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    cli_opt_t opts [] = { { "--as", NULL, true, NULL, false },
+                          { "--tool", NULL, true, NULL, false },
+                          { "--type", NULL, true, NULL, false },
+                          { "--interactive", "-i", false, NULL, false },
+                          { "-n", NULL, true, NULL, false },
+                          { NULL, NULL, false, NULL, false } };
+    int npos = 0;
+    if (aip_home_resolve (cli.home, sizeof cli.home, err, sizeof err)) {
+        cli_fail (&cli, "%s", err);
+        goto done;
+    }
+    if (cli_parse (&cli, "chat", argc - 1, argv + 1, opts, pos, argc, &npos))
+        goto done;
+    if (npos < 1) {
+        cli_fail (&cli, "Usage: ai-peer chat <room-id> -i [--as NAME] [--tool TOOL]");
+        goto done;
+    }
+    self.room_id = pos [0];
+    self.tty = isatty (0) && isatty (2);
+    self.color = self.tty && !getenv ("NO_COLOR");
+    aip_exe_dir (self.exe_dir, sizeof self.exe_dir);
+    if (cli_check_room_id (&cli, self.room_id)
+    ||  cli_resolve_peer (&cli, opts [0].value, opts [1].value, opts [2].value, &self.me)
+    ||  cli_room_open (&cli, self.room_id, &self.room))
+        goto done;
+    aip_daemon_running (cli.home, &self.broker_pid);
+
+    //  Subscribe before reading, so nothing falls between the two
+    self.ctx = zmq_ctx_new ();
+    s_subscribe (&self);
+    fprintf (stderr, "Room %s — %s%s. /help for commands, Ctrl-D to leave.\n", self.room_id,
+             self.room.encrypted ? "encrypted, " : "", "local (live push)");
+    if (s_fetch (&self, 20, false, true, true))
+        goto done;
+    if (npos > 1) {
+        //  An initial message on the command line
+        size_t size = 1;
+        for (int i = 1; i < npos; i++)
+            size += strlen (pos [i]) + 1;
+        char *text = (char *) calloc (1, size);
+        for (int i = 1; i < npos; i++) {
+            if (i > 1)
+                strcat (text, " ");
+            strcat (text, pos [i]);
+        }
+        s_line (&self, text);
+        free (text);
+    }
+
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_sigint;
+    sigaction (SIGINT, &sa, NULL);
+    if (self.tty) {
+        rl_getc_function = s_getc;
+        rl_callback_handler_install ("[You]: ", s_on_line);
+    }
+    //  Scripted input is read with read(2), not stdio: poll cannot see
+    //  lines already sitting in a stdio buffer
+    char *buffer = (char *) malloc (AIP_MAX_CONTENT + 2);
+    size_t used = 0;
+    int64_t next_tick = aip_clock_ms () + TICK_MS;
+    bool eof = false;
+    while (!self.quit) {
+        if (s_interrupted) {
+            s_interrupted = 0;
+            if (!s_cancel_all (&self))
+                break;
+        }
+        zmq_pollitem_t items [] = {
+            { self.sub, 0, ZMQ_POLLIN, 0 },
+            { NULL, 0, ZMQ_POLLIN, 0 },
+        };
+        int nitems = eof ? 1 : 2;
+        int64_t wait = next_tick - aip_clock_ms ();
+        if (zmq_poll (items, nitems, wait > 0 ? wait : 0) < 0 && zmq_errno () != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN)
+            s_handle_event (&self);
+        //  A closed pipe polls as an error (POLLHUP), not as readable
+        if (nitems > 1 && (items [1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
+            if (self.tty)
+                rl_callback_read_char ();
+            else {
+                ssize_t got = read (0, buffer + used, AIP_MAX_CONTENT + 1 - used);
+                if (got <= 0 && !(got < 0 && errno == EINTR)) {
+                    eof = true;
+                    if (used) {             //  a last line without newline
+                        buffer [used] = 0;
+                        s_line (&self, buffer);
+                        used = 0;
+                    }
+                }
+                else
+                if (got > 0) {
+                    used += (size_t) got;
+                    char *start = buffer, *nl;
+                    while ((nl = memchr (start, '\n', used - (size_t) (start - buffer)))) {
+                        *nl = 0;
+                        s_line (&self, start);
+                        start = nl + 1;
+                    }
+                    used -= (size_t) (start - buffer);
+                    memmove (buffer, start, used);
+                    if (used > AIP_MAX_CONTENT) {
+                        s_print (&self, "  ! a line over 256 KiB was dropped");
+                        used = 0;
+                    }
+                }
+            }
+        }
+        if (aip_clock_ms () >= next_tick) {
+            s_tick (&self);
+            next_tick = aip_clock_ms () + TICK_MS;
+        }
+        //  Scripted: after EOF, wait for the invites, then leave
+        if (eof && !s_any_pending (&self))
+            break;
+    }
+    free (buffer);
+    if (self.tty) {
+        rl_callback_handler_remove ();
+        fprintf (stderr, "\nLeft the room.\n");
+    }
+    s_cancel_all (&self);
+    cli.data = json_pack ("{s:s, s:s, s:i}", "status", "exited", "room", self.room_id,
+                          "sent", self.sent);
+    rc = 0;
+done:
+    {
+        json_t *root = json_object ();
+        json_object_set_new (root, "ok", json_boolean (rc == 0));
+        json_object_set_new (root, "schema_version", json_string ("1"));
+        if (rc == 0)
+            json_object_set (root, "data", cli.data);
+        else
+            json_object_set_new (root, "error", json_string (*cli.err ? cli.err : "failed"));
+        char *text = aip_json_dumps (root);
+        if (text) {
+            puts (text);
+            free (text);
+        }
+        json_decref (root);
+    }
+    for (size_t i = 0; i < SEEN_MAX; i++)
+        free (self.seen [i]);
+    sodium_memzero (&self.room, sizeof self.room);
+    json_decref (cli.data);
+    if (self.sub)
+        zmq_close (self.sub);
+    if (self.ctx)
+        zmq_ctx_term (self.ctx);
+    aip_client_destroy (&cli.client);
+    aip_pack_destroy (&cli.pk);
+    free (pos);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,837 @@
+/*  aip_spawner.c — the spawner actor (see aip_spawner.h). */
+#include "aip_spawner.h"
+#include "aip_roomkey.h"
+
+#include <sodium.h>
+#include "aip_adapter.h"
+#include "aip_home.h"
+#include "aip_json.h"
+#include "aip_limits.h"
+#include "aip_proc.h"
+#include "aip_prompt.h"
+#include "aip_proto.h"
+#include "aip_util.h"
+#include "aip_worker.h"
+
+#include <ctype.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+//  Error code of a tool that ran and failed (its message says how)
+#define SPAWN_ERR_TOOL "tool_failed"
+//  A store request (history, posting) gets this long
+#define SPAWN_STORE_TIMEOUT_MS 10000
+
+typedef struct {
+    zsock_t *pipe;                  //  actor pipe
+    aip_spawner_args_t args;        //  configuration (strings borrowed)
+    aip_worker_t *worker;           //  our side of the spawn service
+    zsock_t *store;                 //  DEALER to the broker's client socket
+    aip_pack_t *pk;                 //  scratch packer
+    uint64_t next_id;               //  ids of our store requests
+    char host [AIP_MAX_NAME + 1];   //  this machine, for the AI peer
+    char host_id [AIP_MAX_NAME + 1];    //  the same, as an id
+    bool terminated;                //  $TERM received
+    bool busy;                      //  a job runs
+    uint64_t current_tag;           //  the broker's tag of that job
+    bool cancelled;                 //  the broker asked to cancel it
+    const char *progress_room;      //  progress events of the running tool go here
+    const char *progress_tool;      //  ... about this tool
+    const char *progress_msg_id;    //  ... and the answer's message id ("" if none)
+    bool encrypted;                 //  the job's room is end-to-end encrypted
+    aip_roomkey_t room_key;         //  ... with this key (only during the job)
+} s_spawner_t;
+
+//  A reply to one request: either data (JSON) or an error
+typedef struct {
+    json_t *data;                   //  success
+    char code [32];                 //  error code
+    char message [2048];            //  error message
+} s_result_t;
+
+//  ---------------------------------------------------------------------
+//  Worker traffic while busy: heartbeats keep flowing, a request that
+//  arrives anyway (it should not: one slot) is refused
+
+static void
+s_reply (s_spawner_t *self, uint64_t tag, uint64_t request_id, s_result_t *result)
+{
+    aip_pack_reset (self->pk);
+    if (result->data) {
+        aip_reply_ok_begin (self->pk, request_id);
+        aip_json_pack (self->pk, result->data);
+    }
+    else
+        aip_reply_error (self->pk, request_id, result->code, result->message);
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    aip_worker_reply (self->worker, tag, data, size);
+}
+
+static void s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body);
+
+//  Read everything the worker socket holds
+static void
+s_worker_input (s_spawner_t *self)
+{
+    uint64_t tag;
+    zframe_t *body;
+    int rc;
+    while ((rc = aip_worker_recv (self->worker, &tag, &body)) >= 0) {
+        if (rc == 1) {
+            s_handle_request (self, tag, body);
+            zframe_destroy (&body);
+        }
+    }
+}
+
+static void
+s_pipe_input (s_spawner_t *self)
+{
+    char *command = zstr_recv_nowait (self->pipe);
+    if (!command || streq (command, "$TERM"))
+        self->terminated = true;
+    free (command);
+}
+
+//  One poll over the pipe, the worker and extra items; services the
+//  first two. Returns the number of extra items ready.
+static int
+s_poll (s_spawner_t *self, zmq_pollitem_t *extra, int nextra, int timeout_ms)
+{
+    zmq_pollitem_t items [8];
+    assert (nextra <= 6);
+    items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
+    items [1] = (zmq_pollitem_t) { zsock_resolve (aip_worker_sock (self->worker)), 0, ZMQ_POLLIN, 0 };
+    for (int i = 0; i < nextra; i++)
+        items [2 + i] = extra [i];
+    int wait = aip_worker_timeout (self->worker);
+    if (timeout_ms >= 0 && timeout_ms < wait)
+        wait = timeout_ms;
+    int rc = zmq_poll (items, 2 + nextra, wait);
+    if (rc < 0) {
+        if (zmq_errno () != EINTR || zsys_interrupted)
+            self->terminated = true;
+        return 0;
+    }
+    if (items [0].revents & ZMQ_POLLIN)
+        s_pipe_input (self);
+    if (items [1].revents & ZMQ_POLLIN)
+        s_worker_input (self);
+    aip_worker_tick (self->worker);
+    int ready = 0;
+    for (int i = 0; i < nextra; i++) {
+        extra [i].revents = items [2 + i].revents;
+        if (extra [i].revents)
+            ready++;
+    }
+    return ready;
+}
+
+//  ---------------------------------------------------------------------
+//  Store requests through the broker
+
+//  Send self->pk (a request with id) and wait for its reply; heartbeats go
+//  on meanwhile. 0 with *data (caller owns), or -1 with result filled.
+static int
+s_store_call (s_spawner_t *self, uint64_t id, json_t **data, s_result_t *result)
+{
+    size_t size;
+    const void *body = aip_pack_data (self->pk, &size);
+    if (zsock_send (self->store, "b", body, size)) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
+        snprintf (result->message, sizeof result->message, "spawnd cannot reach the broker");
+        return -1;
+    }
+    int64_t deadline = aip_clock_ms () + SPAWN_STORE_TIMEOUT_MS;
+    while (!self->terminated && aip_clock_ms () < deadline) {
+        zmq_pollitem_t item = { zsock_resolve (self->store), 0, ZMQ_POLLIN, 0 };
+        s_poll (self, &item, 1, (int) (deadline - aip_clock_ms ()));
+        while (zsock_events (self->store) & ZMQ_POLLIN) {
+            zframe_t *frame = zframe_recv (self->store);
+            if (!frame)
+                break;
+            aip_reply_t rep;
+            char err [256];
+            int rc = aip_reply_decode (zframe_data (frame), zframe_size (frame), &rep, err,
+                                       sizeof err);
+            zframe_destroy (&frame);
+            if (rc)
+                continue;
+            if (rep.id != id) {
+                aip_reply_free (&rep);  //  late reply to an abandoned request
+                continue;
+            }
+            if (rep.ok) {
+                *data = aip_json_from_obj (rep.data);
+                aip_reply_free (&rep);
+                return 0;
+            }
+            snprintf (result->code, sizeof result->code, "%s", rep.code);
+            snprintf (result->message, sizeof result->message, "%s", rep.message);
+            aip_reply_free (&rep);
+            return -1;
+        }
+    }
+    snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
+    snprintf (result->message, sizeof result->message, "%s",
+              self->terminated ? "spawnd is stopping"
+                               : "the store did not answer spawnd in time");
+    return -1;
+}
+
+static uint64_t
+s_store_begin (s_spawner_t *self, aip_op_t op, size_t nargs)
+{
+    uint64_t id = ++self->next_id;
+    aip_pack_reset (self->pk);
+    aip_request_begin (self->pk, id, op, nargs);
+    return id;
+}
+
+//  Post content in the room as the AI peer of tool
+static int
+s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *tool,
+        const char *content, size_t len, const char *metadata, json_t **sent,
+        s_result_t *result)
+{
+    char peer_id [AIP_MAX_NAME * 2 + 2];
+    snprintf (peer_id, sizeof peer_id, "%s-%s", self->host_id, tool);
+    if (!aip_id_valid (peer_id, strlen (peer_id))) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
+        snprintf (result->message, sizeof result->message, "the peer id '%s' is not valid",
+                  peer_id);
+        return -1;
+    }
+    //  In an encrypted room the answer is encrypted here, bound to its id
+    //  and sender, before it goes anywhere
+    char new_id [AIP_MSG_ID_LEN + 1];
+    char *cipher = NULL;
+    if (self->encrypted) {
+        if (!msg_id) {
+            aip_msg_id_new (new_id);
+            msg_id = new_id;
+        }
+        if (aip_roomkey_encrypt (&self->room_key, room_id, msg_id, peer_id, content, len,
+                                 &cipher)) {
+            snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+            snprintf (result->message, sizeof result->message, "cannot encrypt the answer");
+            return -1;
+        }
+        content = cipher;
+        len = strlen (cipher);
+    }
+    uint64_t id = s_store_begin (self, AIP_OP_MSG_SEND, msg_id ? 6 : 5);
+    aip_pack_kstr (self->pk, "room_id", room_id);
+    if (msg_id)
+        aip_pack_kstr (self->pk, "id", msg_id);
+    aip_pack_kstrn (self->pk, "content", content, len);
+    free (cipher);
+    aip_pack_kstr (self->pk, "type", "message");
+    aip_pack_kstr (self->pk, "metadata", metadata);
+    aip_pack_key (self->pk, "peer");
+    aip_pack_map (self->pk, 5);
+    aip_pack_kstr (self->pk, "id", peer_id);
+    aip_pack_kstr (self->pk, "name", tool);
+    aip_pack_kstr (self->pk, "type", "ai");
+    aip_pack_kstr (self->pk, "tool", tool);
+    aip_pack_kstr (self->pk, "machine", self->host);
+    return s_store_call (self, id, sent, result);
+}
+
+//  ---------------------------------------------------------------------
+//  Running a process while staying responsive
+
+//  Progress of the running tool: {v, type:"progress", room_id, data:{tool,
+//  msg_id, bytes, elapsed_ms, partial}} on topic room.<id>
+static void
+s_progress (s_spawner_t *self, aip_proc_t *proc)
+{
+    size_t len;
+    const char *out = aip_proc_stdout (proc, &len);
+    size_t start = len > AIP_PROGRESS_TAIL ? len - AIP_PROGRESS_TAIL : 0;
+    size_t tail_len;
+    char *tail = aip_utf8_repair (out + start, len - start, &tail_len);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kstr (pk, "type", "progress");
+    aip_pack_kstr (pk, "room_id", self->progress_room);
+    aip_pack_key (pk, "data");
+    aip_pack_map (pk, 5);
+    aip_pack_kstr (pk, "tool", self->progress_tool);
+    aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
+    aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
+    aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
+    //  Events are not stored, but an encrypted room's text stays sealed
+    if (self->encrypted)
+        aip_pack_kstr (pk, "partial", "");
+    else
+        aip_pack_kstrn (pk, "partial", tail, tail_len);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    char topic [AIP_MAX_ID + 8];
+    snprintf (topic, sizeof topic, "room.%s", self->progress_room);
+    aip_worker_event (self->worker, topic, data, size);
+    aip_pack_destroy (&pk);
+    free (tail);
+}
+
+//  Run proc to its end; false if we are terminating (proc is killed)
+static bool
+s_proc_run (s_spawner_t *self, aip_proc_t *proc)
+{
+    int64_t progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
+    size_t progress_bytes = 0;
+    while (!aip_proc_done (proc)) {
+        if (self->progress_room && aip_clock_ms () >= progress_at) {
+            progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
+            if (aip_proc_stdout_total (proc) != progress_bytes) {
+                progress_bytes = aip_proc_stdout_total (proc);
+                s_progress (self, proc);
+            }
+        }
+        if (self->terminated) {
+            aip_proc_cancel (proc);
+            return false;
+        }
+        if (!self->cancelled && aip_worker_take_cancel (self->worker, self->current_tag)) {
+            zsys_info ("spawner: job cancelled: stopping pid %d", aip_proc_pid (proc));
+            self->cancelled = true;
+            aip_proc_cancel (proc);
+        }
+        zmq_pollitem_t items [4];
+        int count = aip_proc_items (proc, items, 4);
+        int timeout = aip_proc_timeout (proc);
+        if (self->progress_room && timeout > AIP_PROGRESS_MS)
+            timeout = AIP_PROGRESS_MS;
+        if (s_poll (self, items, count, timeout) > 0)
+            aip_proc_handle (proc, items, count);
+        aip_proc_tick (proc);
+    }
+    return true;
+}
+
+//  ---------------------------------------------------------------------
+//  spawn.run
+
+typedef struct {
+    char tool [AIP_MAX_NAME + 1];
+    char room_id [AIP_MAX_ID + 1];
+    char msg_id [AIP_MAX_ID + 1];
+    char model [AIP_MAX_NAME + 1];
+    char cwd [AIP_PATH_MAX];
+    char *context;                  //  or NULL
+    int timeout_s;
+    int history;
+} s_job_t;
+
+//  Other known tools the answer @mentions
+static json_t *
+s_mentions (aip_adapter_t *adapter, const char *self_tool, const char *answer)
+{
+    json_t *mentions = json_array ();
+    for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
+        const char *name = aip_adapter_at (adapter, i)->name;
+        if (streq (name, self_tool))
+            continue;
+        size_t n = strlen (name);
+        for (const char *p = strchr (answer, '@'); p; p = strchr (p + 1, '@')) {
+            if (strncasecmp (p + 1, name, n) == 0
+            &&  !(isalnum ((unsigned char) p [1 + n]) || p [1 + n] == '_' || p [1 + n] == '-')) {
+                json_array_append_new (mentions, json_string (name));
+                break;
+            }
+        }
+    }
+    return mentions;
+}
+
+//  Trim what is not part of the answer: leading blank lines, trailing
+//  whitespace (the final newline every tool prints)
+static void
+s_trim_answer (char *answer, size_t *len)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < *len; i++) {
+        if (answer [i] == '\n')
+            start = i + 1;
+        else
+        if (answer [i] != ' ' && answer [i] != '\t' && answer [i] != '\r')
+            break;
+    }
+    size_t end = *len;
+    while (end > start && isspace ((unsigned char) answer [end - 1]))
+        end--;
+    memmove (answer, answer + start, end - start);
+    *len = end - start;
+    answer [*len] = 0;
+}
+
+//  Turn a finished run into the answer or an error message in the tool's
+//  own words
+static int
+s_evaluate (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, char **answer_p,
+            size_t *answer_len, json_t **usage, s_result_t *result)
+{
+    size_t out_len, err_len;
+    const char *out = aip_proc_stdout (proc, &out_len);
+    const char *errtext = aip_proc_stderr (proc, &err_len);
+    char words [AIP_TOOL_ERROR_BYTES + 8];
+    snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+    if (aip_proc_timed_out (proc)) {
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s timed out after %d s (its "
+                  "processes were killed)%s%s", tool->name, timeout_s, *words ? ": " : "", words);
+        return -1;
+    }
+    if (aip_proc_cancelled (proc)) {
+        snprintf (result->code, sizeof result->code, "cancelled");
+        snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
+        return -1;
+    }
+    if (!aip_proc_exited (proc)) {
+        int sig = aip_proc_exit_code (proc);
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s crashed (killed by signal %d, "
+                  "%s)%s%s", tool->name, sig, strsignal (sig), *words ? ": " : "", words);
+        return -1;
+    }
+    int code = aip_proc_exit_code (proc);
+    char *answer = NULL;
+    bool is_error = false;
+    char perr [256];
+    if (aip_tool_answer (tool, out, out_len, &answer, usage, &is_error, perr, sizeof perr)) {
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        if (!*words)
+            aip_tool_words (out, out_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s (exit %d)%s%s", perr, code,
+                  *words ? ": " : "", words);
+        return -1;
+    }
+    size_t len;
+    char *fixed = aip_utf8_repair (answer, strlen (answer), &len);
+    free (answer);
+    answer = fixed;
+    s_trim_answer (answer, &len);
+    bool failed = is_error || (code != 0 && (len == 0 || tool->errors_on_stdout));
+    if (failed) {
+        //  The tool's own explanation: stdout for tools that use it, else stderr
+        const char *first = tool->errors_on_stdout || is_error ? answer : errtext;
+        size_t first_len = tool->errors_on_stdout || is_error ? len : err_len;
+        aip_tool_words (first, first_len, words, sizeof words);
+        if (!*words)
+            aip_tool_words (tool->errors_on_stdout ? errtext : out,
+                            tool->errors_on_stdout ? err_len : out_len, words, sizeof words);
+        //  gemini: exit 41 means no authentication configured
+        bool auth = aip_tool_auth_failure (words) || (streq (tool->name, "gemini") && code == 41);
+        if (auth)
+            snprintf (result->message, sizeof result->message, "%s is not logged in: %s%s%s",
+                      tool->name, *words ? words : "authentication failed",
+                      tool->login_hint ? " — " : "", tool->login_hint ? tool->login_hint : "");
+        else
+            snprintf (result->message, sizeof result->message, "%s failed (exit %d): %s",
+                      tool->name, code, *words ? words : "no explanation printed");
+        free (answer);
+        json_decref (*usage);
+        *usage = NULL;
+        return -1;
+    }
+    if (len == 0) {
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s returned an empty answer%s%s",
+                  tool->name, *words ? ": " : "", words);
+        free (answer);
+        json_decref (*usage);
+        *usage = NULL;
+        return -1;
+    }
+    //  Cap: cut visibly on a character boundary
+    size_t total = aip_proc_stdout_total (proc);
+    const size_t room = AIP_MAX_CONTENT - 256;
+    if (len > room || (total > out_len && tool->output == AIP_OUT_TEXT)) {
+        size_t cut = len > room ? room : len;
+        while (cut > 0 && ((unsigned char) answer [cut] & 0xc0) == 0x80)
+            cut--;
+        char marker [200];
+        snprintf (marker, sizeof marker, "\n\n[... answer cut by ai-peer: %zu bytes in all, "
+                  "the limit is %d]", total > len ? total : len, AIP_MAX_CONTENT - 256);
+        answer = (char *) realloc (answer, cut + strlen (marker) + 1);
+        memcpy (answer + cut, marker, strlen (marker) + 1);
+        len = cut + strlen (marker);
+    }
+    *answer_p = answer;
+    *answer_len = len;
+    return 0;
+}
+
+//  Write the prompt to a private temp file (tools that read a file)
+static int
+s_prompt_file (s_spawner_t *self, const char *prompt, size_t len, char *path, size_t size)
+{
+    snprintf (path, size, "%s/run/prompt-XXXXXX", self->args.home);
+    int fd = mkstemp (path);
+    if (fd < 0)
+        return -1;
+    fchmod (fd, 0600);
+    ssize_t n = write (fd, prompt, len);
+    close (fd);
+    if (n != (ssize_t) len) {
+        unlink (path);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
+{
+    int64_t started = aip_clock_ms ();
+    char warning [512];
+    aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
+    if (*warning)
+        zsys_warning ("spawner: %s", warning);
+    json_t *room = NULL, *history = NULL, *usage = NULL, *sent = NULL;
+    char **argv = NULL, **envp = NULL;
+    char *prompt = NULL, *answer = NULL;
+    char prompt_path [AIP_PATH_MAX] = "";
+    aip_proc_t *proc = NULL;
+    size_t answer_len = 0;
+    bool post_error = false;
+
+    //  The room must exist; the tool must be known
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
+    aip_pack_kstr (self->pk, "id", job->room_id);
+    aip_pack_kbool (self->pk, "with_key", true);
+    if (s_store_call (self, id, &room, result))
+        goto cleanup;
+    //  An encrypted room answers {room, key}: its history is decrypted for
+    //  the prompt, the answer encrypted before it is posted
+    json_t *key = json_object_get (room, "key");
+    if (json_is_string (key)) {
+        json_t *inner = json_incref (json_object_get (room, "room"));
+        self->encrypted = aip_roomkey_decode (json_string_value (key), &self->room_key) == 0;
+        json_decref (room);
+        room = inner;
+        if (!self->encrypted) {
+            snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+            snprintf (result->message, sizeof result->message, "the key of room %s is damaged",
+                      job->room_id);
+            goto cleanup;
+        }
+    }
+    post_error = true;
+    const aip_tool_t *tool = aip_adapter_find (adapter, job->tool);
+    if (!tool) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
+        char names [512] = "";
+        for (size_t i = 0; i < aip_adapter_count (adapter); i++)
+            snprintf (names + strlen (names), sizeof names - strlen (names), "%s%s",
+                      i ? ", " : "", aip_adapter_at (adapter, i)->name);
+        snprintf (result->message, sizeof result->message, "unknown tool '%s': known tools are "
+                  "%s (add your own in %s/tools.json)", job->tool, names, self->args.home);
+        goto cleanup;
+    }
+    if (job->model [0] == '-') {
+        //  A model is a value, never an option of the tool
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
+        snprintf (result->message, sizeof result->message, "invalid model '%s': a model name "
+                  "cannot start with '-'", job->model);
+        goto cleanup;
+    }
+    if (*job->cwd) {
+        struct stat st;
+        if (stat (job->cwd, &st) || !S_ISDIR (st.st_mode)) {
+            snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
+            snprintf (result->message, sizeof result->message, "the working directory %s does "
+                      "not exist on %s", job->cwd, self->host);
+            goto cleanup;
+        }
+    }
+    //  History, newest last
+    id = s_store_begin (self, AIP_OP_MSG_LIST, 2);
+    aip_pack_kstr (self->pk, "room_id", job->room_id);
+    aip_pack_kint (self->pk, "limit", job->history);
+    if (s_store_call (self, id, &history, result))
+        goto cleanup;
+    if (self->encrypted)
+        aip_roomkey_reveal_json (&self->room_key, json_object_get (history, "messages"));
+    size_t prompt_len, dropped;
+    aip_prompt_args_t pargs = { tool->name, job->room_id,
+                                json_string_value (json_object_get (room, "name")),
+                                json_object_get (history, "messages"), job->context,
+                                AIP_MAX_PROMPT };
+    prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
+    if (tool->prompt_via == AIP_PROMPT_FILE
+    &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path)) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+        snprintf (result->message, sizeof result->message, "cannot write the prompt file in "
+                  "%s/run: %s", self->args.home, strerror (errno));
+        goto cleanup;
+    }
+    if (aip_tool_command (tool, job->model, prompt_path, &argv, &envp, result->message,
+                          sizeof result->message)) {
+        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+        goto cleanup;
+    }
+    aip_proc_opts_t opts = { argv, envp, *job->cwd ? job->cwd : NULL,
+                             tool->prompt_via == AIP_PROMPT_STDIN ? prompt : NULL,
+                             tool->prompt_via == AIP_PROMPT_STDIN ? prompt_len : 0,
+                             job->timeout_s * 1000, AIP_MAX_TOOL_OUTPUT, AIP_MAX_TOOL_STDERR };
+    int start_errno;
+    proc = aip_proc_new (&opts, &start_errno, result->message, sizeof result->message);
+    if (!proc) {
+        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+        goto cleanup;
+    }
+    zsys_info ("spawner: %s (pid %d) runs for room %s, prompt %zu bytes", tool->name,
+               aip_proc_pid (proc), job->room_id, prompt_len);
+    //  If we die (kill -9), brokerd kills the tool's group from this file
+    char pgid_path [AIP_PATH_MAX], pgid_text [32];
+    snprintf (pgid_path, sizeof pgid_path, "%s/run/spawn-%d.pgid", self->args.home, (int) getpid ());
+    snprintf (pgid_text, sizeof pgid_text, "%d\n", aip_proc_pid (proc));
+    if (aip_file_write_atomic (pgid_path, pgid_text, strlen (pgid_text), 0600))
+        zsys_warning ("spawner: cannot write %s: %s", pgid_path, strerror (errno));
+    self->progress_room = job->room_id;
+    self->progress_tool = tool->name;
+    self->progress_msg_id = job->msg_id;
+    bool finished = s_proc_run (self, proc);
+    self->progress_room = NULL;
+    if (!finished)
+        aip_proc_destroy (&proc);       //  kills the group now, before the file goes
+    unlink (pgid_path);
+    if (!finished) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
+        snprintf (result->message, sizeof result->message, "spawnd stopped while %s ran",
+                  tool->name);
+        goto cleanup;
+    }
+    if (s_evaluate (tool, proc, job->timeout_s, &answer, &answer_len, &usage, result))
+        goto cleanup;
+    double elapsed = (double) (aip_clock_ms () - started) / 1000.0;
+    json_t *meta = json_pack ("{s:s, s:f, s:i}", "tool", tool->name, "elapsed_s", elapsed,
+                              "prompt_bytes", (int) prompt_len);
+    if (*job->model)
+        json_object_set_new (meta, "model", json_string (job->model));
+    if (usage)
+        json_object_set (meta, "usage", usage);
+    char *metadata = json_dumps (meta, JSON_COMPACT);
+    json_decref (meta);
+    if (!metadata || strlen (metadata) > AIP_MAX_METADATA) {
+        free (metadata);
+        metadata = strdup ("{}");
+    }
+    int rc = s_post (self, job->room_id, *job->msg_id ? job->msg_id : NULL, tool->name, answer,
+                     answer_len, metadata, &sent, result);
+    free (metadata);
+    if (rc) {
+        post_error = false;
+        goto cleanup;
+    }
+    result->data = json_object ();
+    json_object_set_new (result->data, "tool", json_string (tool->name));
+    json_object_set_new (result->data, "response", json_stringn (answer, answer_len));
+    json_object_set_new (result->data, "room", json_string (job->room_id));
+    json_t *mentions = s_mentions (adapter, tool->name, answer);
+    if (json_array_size (mentions))
+        json_object_set (result->data, "mentions", mentions);
+    json_decref (mentions);
+    json_object_set_new (result->data, "elapsed_s",
+                         json_real ((double) (aip_clock_ms () - started) / 1000.0));
+    if (usage)
+        json_object_set (result->data, "usage", usage);
+    json_object_set (result->data, "message_id", json_object_get (sent, "id"));
+    json_object_set (result->data, "peer_id", json_object_get (sent, "peer_id"));
+    if (dropped)
+        json_object_set_new (result->data, "history_dropped", json_integer ((json_int_t) dropped));
+    zsys_info ("spawner: %s answered in room %s (%zu bytes, %.2f s)", tool->name, job->room_id,
+               answer_len, elapsed);
+cleanup:
+    if (!result->data && post_error && !self->terminated && !self->cancelled) {
+        //  As the original: the failure shows in the room too
+        zsys_warning ("spawner: %s in room %s failed: %s", job->tool, job->room_id,
+                      result->message);
+        char *content = zsys_sprintf ("[spawn error] %s", result->message);
+        char *tool_id = strdup (job->tool);
+        aip_id_sanitize (tool_id);
+        s_result_t post_result;
+        memset (&post_result, 0, sizeof post_result);
+        json_t *ignored = NULL;
+        if (s_post (self, job->room_id, *job->msg_id ? job->msg_id : NULL, tool_id, content,
+                    strlen (content), "{\"error\":true}", &ignored, &post_result))
+            zsys_warning ("spawner: could not post the error: %s", post_result.message);
+        json_decref (ignored);
+        free (tool_id);
+        free (content);
+    }
+    if (*prompt_path)
+        unlink (prompt_path);
+    aip_proc_destroy (&proc);
+    aip_strv_free (&argv);
+    aip_strv_free (&envp);
+    free (prompt);
+    free (answer);
+    json_decref (room);
+    json_decref (history);
+    json_decref (usage);
+    json_decref (sent);
+    aip_adapter_destroy (&adapter);
+    sodium_memzero (&self->room_key, sizeof self->room_key);
+    self->encrypted = false;
+}
+
+//  ---------------------------------------------------------------------
+//  spawn.discover: tools on PATH and configured, with a bounded --version
+
+static void
+s_discover (s_spawner_t *self, s_result_t *result)
+{
+    char warning [512];
+    aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
+    json_t *found = json_array ();
+    for (size_t i = 0; i < aip_adapter_count (adapter) && !self->terminated; i++) {
+        const aip_tool_t *tool = aip_adapter_at (adapter, i);
+        char path [AIP_PATH_MAX];
+        if (aip_which (tool->argv [0], path, sizeof path))
+            continue;
+        char *argv [] = { path, "--version", NULL };
+        extern char **environ;
+        aip_proc_opts_t opts = { argv, environ, NULL, NULL, 0, AIP_VERSION_TIMEOUT_MS,
+                                 AIP_MAX_VERSION, AIP_MAX_VERSION };
+        int start_errno;
+        char err [256], version [AIP_MAX_VERSION + 8] = "";
+        aip_proc_t *proc = aip_proc_new (&opts, &start_errno, err, sizeof err);
+        if (proc && s_proc_run (self, proc) && !aip_proc_timed_out (proc)) {
+            size_t len;
+            const char *out = aip_proc_stdout (proc, &len);
+            aip_tool_words (out, len, version, sizeof version);
+        }
+        aip_proc_destroy (&proc);
+        json_array_append_new (found, json_pack ("{s:s, s:s, s:s, s:s, s:b}", "tool", tool->name,
+                                                 "binary", path, "machine", self->host,
+                                                 "version", version, "configured",
+                                                 tool->configured));
+    }
+    result->data = json_pack ("{s:o}", "discovered", found);
+    if (*warning)
+        json_object_set_new (result->data, "warning", json_string (warning));
+    aip_adapter_destroy (&adapter);
+}
+
+//  ---------------------------------------------------------------------
+//  Requests
+
+static void
+s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
+{
+    aip_request_t req;
+    uint64_t request_id;
+    s_result_t result;
+    memset (&result, 0, sizeof result);
+    char err [256];
+    if (aip_request_decode (zframe_data (body), zframe_size (body), &req, &request_id, err,
+                            sizeof err)) {
+        snprintf (result.code, sizeof result.code, "%s", AIP_ERR_MALFORMED);
+        snprintf (result.message, sizeof result.message, "malformed request: %s", err);
+        s_reply (self, tag, request_id, &result);
+        return;
+    }
+    if (self->busy) {
+        snprintf (result.code, sizeof result.code, "%s", AIP_ERR_UNAVAILABLE);
+        snprintf (result.message, sizeof result.message, "this spawnd is busy with another job");
+        s_reply (self, tag, req.id, &result);
+        aip_request_free (&req);
+        return;
+    }
+    self->busy = true;
+    self->current_tag = tag;
+    self->cancelled = false;
+    if (req.op == AIP_OP_SPAWN_RUN) {
+        s_job_t job;
+        memset (&job, 0, sizeof job);
+        aip_obj_get_str (req.args, "tool", job.tool, sizeof job.tool, "");
+        aip_obj_get_str (req.args, "room_id", job.room_id, sizeof job.room_id, "");
+        aip_obj_get_str (req.args, "msg_id", job.msg_id, sizeof job.msg_id, "");
+        aip_obj_get_str (req.args, "model", job.model, sizeof job.model, "");
+        aip_obj_get_str (req.args, "cwd", job.cwd, sizeof job.cwd, "");
+        job.context = aip_obj_strdup (aip_req_arg (&req, "context"));
+        job.timeout_s = (int) aip_obj_get_int (req.args, "timeout", AIP_TOOL_TIMEOUT_S);
+        if (job.timeout_s < 1)
+            job.timeout_s = 1;
+        job.history = (int) aip_obj_get_int (req.args, "history", AIP_PROMPT_HISTORY);
+        if (job.history < 1)
+            job.history = 1;
+        s_run (self, &job, &result);
+        free (job.context);
+    }
+    else
+    if (req.op == AIP_OP_SPAWN_DISCOVER)
+        s_discover (self, &result);
+    else {
+        snprintf (result.code, sizeof result.code, "%s", AIP_ERR_INVALID);
+        snprintf (result.message, sizeof result.message, "spawnd does not serve '%s'",
+                  aip_op_name (req.op));
+    }
+    s_reply (self, tag, req.id, &result);
+    json_decref (result.data);
+    aip_request_free (&req);
+    self->busy = false;
+    self->current_tag = 0;
+}
+
+//  ---------------------------------------------------------------------
+//  The actor
+
+void
+aip_spawner (zsock_t *pipe, void *args)
+{
+    s_spawner_t *self = (s_spawner_t *) zmalloc (sizeof (s_spawner_t));
+    self->pipe = pipe;
+    self->args = *(aip_spawner_args_t *) args;
+    self->pk = aip_pack_new ();
+    aip_hostname (self->host, sizeof self->host);
+    snprintf (self->host_id, sizeof self->host_id, "%s", self->host);
+    aip_id_sanitize (self->host_id);
+    self->store = zsock_new (ZMQ_DEALER);
+    assert (self->store);
+    zsock_set_linger (self->store, 0);
+    zsock_set_maxmsgsize (self->store, AIP_MAX_REPLY);
+    if (zsock_connect (self->store, "%s", self->args.client_endpoint)) {
+        zsys_error ("spawner: cannot connect to %s", self->args.client_endpoint);
+        zsock_signal (pipe, 1);
+        goto cleanup;
+    }
+    self->worker = aip_worker_new (self->args.worker_endpoint, AIP_SVC_SPAWN, 1,
+                                   self->args.name);
+    zsock_signal (pipe, 0);
+    zsys_info ("spawner: %s ready (pid %d)", self->args.name, (int) getpid ());
+    while (!self->terminated)
+        s_poll (self, NULL, 0, -1);
+    aip_worker_bye (self->worker);
+cleanup:
+    aip_worker_destroy (&self->worker);
+    zsock_destroy (&self->store);
+    aip_pack_destroy (&self->pk);
+    free (self);
+    //  Fernet rooms use OpenSSL in this thread
+    aip_crypto_thread_stop ();
+}
+
+void
+aip_spawner_test (bool verbose)
+{
+    printf (" * aip_spawner: ");
+    //  The full path (broker, store, tools) is covered by tests/test_invite.py;
+    //  here: trimming and mentions
+    char text [] = "\n\n  # Title\n\nbody @codex and @gemini-x\n\n";
+    size_t len = strlen (text);
+    s_trim_answer (text, &len);
+    assert (streq (text, "  # Title\n\nbody @codex and @gemini-x"));
+    aip_adapter_t *adapter = aip_adapter_new (NULL, NULL, 0);
+    json_t *mentions = s_mentions (adapter, "claude", text);
+    assert (json_array_size (mentions) == 1);
+    assert (streq (json_string_value (json_array_get (mentions, 0)), "codex"));
+    json_decref (mentions);
+    aip_adapter_destroy (&adapter);
+    printf ("OK\n");
+}

@@ -1,0 +1,125 @@
+"""Interactive mode (chat ROOM -i) driven through tmux like a person, and
+scripted through a pipe like an agent."""
+import os
+import shutil
+import signal
+import subprocess
+import unittest
+
+from aiptest import AI_PEER, AipTestCase, wait_until
+
+TMUX = shutil.which("tmux")
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake")
+
+
+@unittest.skipUnless(TMUX, "tmux is not installed")
+class Terminal(AipTestCase):
+
+    def setUp(self):
+        super().setUp()
+        #  The fake AI tools: the daemons started below inherit this PATH
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.tmp
+        self.room = self.new_room("live")
+        self.sock = os.path.join(self.tmp, "tmux.sock")
+        env = " ".join("%s=%s" % (k, self.env[k]) for k in ("AI_PEERS_HOME", "USER")
+                       if k in self.env)
+        #  The pane stays after the command ends, so its last words can be read
+        subprocess.run([TMUX, "-S", self.sock, "new-session", "-d", "-s", "t", "-x", "150",
+                        "-y", "40", "env %s NO_COLOR=1 %s chat %s -i; echo EXIT=$?; sleep 600"
+                        % (env, AI_PEER, self.room)], check=True)
+        self.addCleanup(lambda: subprocess.run([TMUX, "-S", self.sock, "kill-server"],
+                                               stderr=subprocess.DEVNULL))
+        self.wait_screen("[You]:")
+
+    def screen(self):
+        return subprocess.run([TMUX, "-S", self.sock, "capture-pane", "-p", "-t", "t"],
+                              stdout=subprocess.PIPE, check=True).stdout.decode()
+
+    def keys(self, *keys):
+        subprocess.run([TMUX, "-S", self.sock, "send-keys", "-t", "t"] + list(keys), check=True)
+
+    def wait_screen(self, text, timeout=15):
+        return wait_until(lambda: text in self.screen(), timeout, "%r on screen:\n%s"
+                          % (text, self.screen()))
+
+    def last_line(self):
+        lines = [l for l in self.screen().split("\n") if l.strip()]
+        return lines[-1] if lines else ""
+
+    def test_push_above_a_half_typed_line(self):
+        self.keys("half typed")
+        self.wait_screen("half typed")
+        self.ok("chat", self.room, "pushed by another process", "--tool", "codex")
+        self.wait_screen("[codex (codex)]: pushed by another process")
+        #  The half-typed text is still there, on the prompt line
+        self.assertEqual(self.last_line().rstrip(), "[You]: half typed")
+        self.keys(" and finished", "Enter")
+        wait_until(lambda: any(m["content"] == "half typed and finished"
+                               for m in self.read(self.room)), 10, "the typed line in the room")
+
+    def test_who_help_and_quit(self):
+        self.keys("/who", "Enter")
+        self.wait_screen("[human]")
+        self.keys("/help", "Enter")
+        self.wait_screen("/cancel")
+        self.keys("/quit", "Enter")
+        self.wait_screen("EXIT=0")
+        self.assertIn('"status": "exited"', self.screen())
+
+    def test_ctrl_d_on_an_empty_prompt_leaves(self):
+        self.keys("C-d")
+        self.wait_screen("EXIT=0")
+
+    def test_ctrl_c_leaves_when_nothing_is_pending(self):
+        self.keys("C-c")
+        self.wait_screen("EXIT=0")
+
+    def test_mention_keeps_the_prompt_usable(self):
+        self.keys("@nosuchtool are you there?", "Enter")
+        self.wait_screen("nosuchtool is thinking")
+        #  The prompt takes more text while the invite runs
+        self.keys("still typing", "Enter")
+        wait_until(lambda: any(m["content"] == "still typing" for m in self.read(self.room)),
+                   10, "a line sent while the invite runs")
+        self.wait_screen("nosuchtool did not answer", timeout=60)
+
+    def test_mention_streams_the_answer_in(self):
+        with open(os.path.join(self.tmp, "codex.answer"), "w") as f:
+            f.write("Use a **short TTL**.")
+        self.keys("@codex how long should tokens live?", "Enter")
+        self.wait_screen("[codex (codex)]: Use a **short TTL**.", timeout=60)
+        contents = [m["content"] for m in self.read(self.room)]
+        self.assertIn("@codex how long should tokens live?", contents)
+        self.assertIn("Use a **short TTL**.", contents)
+
+    def test_reconnects_after_the_broker_is_killed(self):
+        self.ok("chat", self.room, "before the crash", "--tool", "codex")
+        self.wait_screen("before the crash")
+        os.kill(self.broker_pid(), signal.SIGKILL)
+        #  The next command restarts the daemons; the screen catches up
+        self.ok("chat", self.room, "after the crash", "--tool", "codex")
+        self.wait_screen("after the crash", timeout=20)
+        self.assertEqual(self.screen().count("before the crash"), 1)
+        self.assertEqual(self.screen().count("after the crash"), 1)
+
+
+class Scripted(AipTestCase):
+
+    def test_lines_from_a_pipe_are_sent_in_order(self):
+        room = self.new_room("scripted")
+        lines = "first line\n/who\nsecond ✓ line\n\nthird without newline"
+        r = self.run_cli("chat", room, "-i", input=lines.encode())
+        self.assert_envelope(r)
+        self.assertEqual(r.doc["data"]["sent"], 3)
+        contents = [m["content"] for m in self.read(room) if m["type"] == "message"]
+        self.assertEqual(contents, ["first line", "second ✓ line", "third without newline"])
+        self.assertIn(b"[human]", r.stderr)
+
+    def test_unknown_room(self):
+        err = self.fail("chat", "room-doesnotexist", "-i", input=b"")
+        self.assertIn("room list", err)
+
+
+if __name__ == "__main__":
+    unittest.main()

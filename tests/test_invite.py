@@ -1,0 +1,484 @@
+"""test_invite.py — invite, quick, discuss, discover against fake AI tools.
+
+The fake tools (tests/fake/) accept exactly the command lines of DESIGN.md
+§7b, record their argv and stdin, and misbehave on demand. Each test runs
+its own daemons in a fresh, short AI_PEERS_HOME and stops them afterwards.
+Nothing sleeps to synchronise: every wait polls a condition with a deadline.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from collections import OrderedDict
+
+BIN = os.environ.get("AIP_BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "build"))
+SRC = os.environ.get("AIP_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
+FAKE = os.path.join(SRC, "tests", "fake")
+AI_PEER = os.path.join(BIN, "ai-peer")
+
+MARKDOWN = (
+    "# Review of the plan\n"
+    "\n"
+    "Two points, with *emphasis* and `code`:\n"
+    "\n"
+    "1. The cache is **unbounded**  \n"
+    "   (two trailing spaces above are a Markdown line break)\n"
+    "2. Unicode survives: naïve café, 你好, 🚀, \"quotes\" and \\backslashes\\\n"
+    "\n"
+    "```python\n"
+    "def f(x):\n"
+    "\treturn {\"a\": x}  # tab-indented\n"
+    "```\n"
+    "\n"
+    "| a | b |\n"
+    "|---|---|\n"
+    "| 1 | 2 |\n"
+    "\n"
+    "> quoted @claude line"
+)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)   # polling interval, not synchronisation
+    raise AssertionError("timed out waiting for " + what)
+
+
+def group_gone(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return False
+    except ProcessLookupError:
+        return True
+
+
+class InviteTest(unittest.TestCase):
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="aipi", dir="/tmp")
+        self.fake_dir = tempfile.mkdtemp(prefix="aipf", dir="/tmp")
+        self.work = tempfile.mkdtemp(prefix="aipw", dir="/tmp")
+        self.env = dict(os.environ)
+        self.env["AI_PEERS_HOME"] = self.home
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.fake_dir
+        for key in list(self.env):
+            if key.startswith("FAKE_") and key != "FAKE_AI_DIR":
+                del self.env[key]
+
+    def tearDown(self):
+        subprocess.run([AI_PEER, "daemon", "stop"], env=self.env, capture_output=True,
+                       timeout=30)
+        # under -DAIP_SANITIZE=ON a daemon's report lands in its log
+        log = os.path.join(self.home, "daemon.log")
+        if os.path.exists(log):
+            with open(log, errors="replace") as f:
+                text = f.read()
+            for sign in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                self.assertNotIn(sign, text, "sanitizer report in daemon.log")
+        for d in (self.home, self.fake_dir, self.work):
+            shutil.rmtree(d, ignore_errors=True)
+
+    # helpers
+
+    def run_cli(self, *args, ok=True, env=None):
+        proc = subprocess.run([AI_PEER] + list(args), env=env or self.env, cwd=self.work,
+                              capture_output=True, timeout=120)
+        doc = json.loads(proc.stdout.decode("utf-8"), object_pairs_hook=OrderedDict)
+        if ok:
+            self.assertEqual(proc.returncode, 0, proc.stdout)
+            self.assertTrue(doc["ok"], doc)
+        else:
+            self.assertEqual(proc.returncode, 1, proc.stdout)
+            self.assertFalse(doc["ok"], doc)
+        return doc
+
+    def set_mode(self, tool, mode):
+        with open(os.path.join(self.fake_dir, tool + ".mode"), "w") as f:
+            f.write(mode)
+
+    def set_answer(self, tool, text):
+        with open(os.path.join(self.fake_dir, tool + ".answer"), "wb") as f:
+            f.write(text.encode("utf-8"))
+
+    def calls(self, tool):
+        path = os.path.join(self.fake_dir, tool + ".calls.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def room(self):
+        return self.run_cli("room", "create", "invite-test")["data"]["id"]
+
+    def messages(self, room):
+        return self.run_cli("chat", room, "-n", "1000")["data"]["messages"]
+
+    # tests
+
+    def test_invite_answers_with_history_on_stdin_only(self):
+        room = self.room()
+        self.run_cli("chat", room, "first line SECRET-HISTORY-1")
+        self.run_cli("chat", room, "second line from bob", "--as", "bob")
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room,
+                           "--context", "CONTEXT-REQUEST-77")
+        data = doc["data"]
+        self.assertEqual(data["tool"], "codex")
+        self.assertEqual(data["room"], room)
+        self.assertTrue(data["response"].startswith("codex answers:"))
+        self.assertIn("elapsed_s", data)
+        last = self.messages(room)[-1]
+        self.assertEqual(last["content"], data["response"])
+        self.assertTrue(last["peer_id"].endswith("-codex"))
+        self.assertEqual(last["peer_type"], "ai")
+        call = self.calls("codex")[-1]
+        self.assertEqual(call["argv"][1:], ["exec", "--skip-git-repo-check", "-"])
+        prompt = call["stdin"]
+        self.assertIn("SECRET-HISTORY-1", prompt)
+        self.assertIn("bob", prompt)
+        self.assertIn("CONTEXT-REQUEST-77", prompt)
+        self.assertIn("UNTRUSTED", prompt)
+        for arg in call["argv"]:
+            self.assertNotIn("SECRET-HISTORY", arg)
+            self.assertNotIn("CONTEXT-REQUEST", arg)
+        # --history bounds the messages in the prompt
+        self.run_cli("invite", "--tool", "codex", "--room", room, "--history", "1")
+        self.assertNotIn("SECRET-HISTORY-1", self.calls("codex")[-1]["stdin"])
+        # the tool runs in the invoking directory, in its own process group
+        self.assertEqual(os.path.realpath(call["cwd"]), os.path.realpath(self.work))
+        self.assertEqual(call["pgid"], call["pid"])
+
+    def test_markdown_answer_is_byte_exact(self):
+        room = self.room()
+        self.run_cli("chat", room, "please review")
+        self.set_answer("codex", MARKDOWN + "\n")
+        data = self.run_cli("invite", "--tool", "codex", "--room", room)["data"]
+        self.assertEqual(data["response"], MARKDOWN)
+        self.assertEqual(self.messages(room)[-1]["content"], MARKDOWN)
+        self.assertEqual(data["mentions"], ["claude"])
+
+    def test_quick_runs_tools_in_parallel(self):
+        tools = ["claude", "codex", "opencode", "gemini"]
+        for t in tools:
+            self.set_mode(t, "delay:2")
+        self.run_cli("daemon", "start")
+        # all four spawnd workers are up before timing
+        wait_for(lambda: sum(1 for d in self.run_cli("daemon", "status")["data"]["daemons"]
+                             if d.get("service") == "spawn" and d["state"] == "ready") == 4,
+                 15, "four spawnd workers")
+        start = time.monotonic()
+        data = self.run_cli("quick", "What is 2+2?", "--tools", ",".join(tools))["data"]
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, 3.5, "quick took %.2f s" % elapsed)
+        print("quick with four 2 s tools: %.2f s" % elapsed)
+        self.assertEqual(list(data["responses"].keys()), tools)
+        for t in tools:
+            self.assertTrue(data["responses"][t].startswith(t + " answers:"), data["responses"])
+            self.assertIn("What is 2+2?", self.calls(t)[-1]["stdin"])
+        self.assertEqual(data["question"], "What is 2+2?")
+        contents = [m["content"] for m in data["conversation"]]
+        self.assertIn("What is 2+2?", contents)
+
+    def test_timeout_leaves_no_process_behind(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        for tool, mode in (("codex", "ignore-term"), ("opencode", "grandchild-hang")):
+            self.set_mode(tool, mode)
+            start = time.monotonic()
+            doc = self.run_cli("invite", "--tool", tool, "--room", room, "--timeout", "1", ok=False)
+            self.assertLess(time.monotonic() - start, 8)
+            self.assertIn("timed out after 1 s", doc["error"])
+            call = self.calls(tool)[-1]
+            wait_for(lambda: group_gone(call["pgid"]), 5, "the tool's process group to vanish")
+            last = self.messages(room)[-1]
+            self.assertTrue(last["content"].startswith("[spawn error] "), last)
+        # a tool that exits but leaves a grandchild holding stdout does not stall
+        self.set_mode("gemini", "grandchild")
+        start = time.monotonic()
+        data = self.run_cli("invite", "--tool", "gemini", "--room", room, "--timeout", "30")["data"]
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertTrue(data["response"].startswith("gemini answers:"))
+        call = self.calls("gemini")[-1]
+        wait_for(lambda: group_gone(call["pgid"]), 5, "the grandchild to be killed")
+
+    def test_failures_in_the_tools_own_words(self):
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"ghost": {"argv": ["no-such-ai-binary"],
+                                           "install": "pip install ghost-ai"}}}, f)
+        self.set_mode("claude", "auth")
+        self.set_mode("gemini", "auth")
+        self.set_mode("codex", "crash")
+        self.set_mode("opencode", "empty")
+        data = self.run_cli("quick", "hi", "--tools", "claude,gemini,codex,opencode,ghost")["data"]
+        r = data["responses"]
+        for tool in r:
+            self.assertTrue(r[tool].startswith("[error] "), r)
+        self.assertIn("not logged in", r["claude"])
+        self.assertIn("Not logged in", r["claude"])      # claude's own words (stdout)
+        self.assertIn("/login", r["claude"])
+        self.assertIn("not logged in", r["gemini"])
+        self.assertIn("crashed", r["codex"])
+        self.assertIn("about to crash", r["codex"])
+        self.assertIn("empty answer", r["opencode"])
+        self.assertIn("not installed", r["ghost"])
+        self.assertIn("pip install ghost-ai", r["ghost"])
+        errors = [m["content"] for m in data["conversation"] if m["content"].startswith("[spawn error]")]
+        self.assertEqual(len(errors), 5)
+        # a failing invite exits 1 with the message
+        room = data["room"]
+        self.set_mode("codex", "fail")
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room, ok=False)
+        self.assertIn("boom: the fake codex broke", doc["error"])
+        self.assertIn("exit 2", doc["error"])
+
+    def test_output_is_capped_and_repaired(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "big")
+        data = self.run_cli("invite", "--tool", "codex", "--room", room)["data"]
+        self.assertLessEqual(len(data["response"].encode()), 256 * 1024)
+        self.assertIn("answer cut by ai-peer", data["response"])
+        self.assertIn("52428800 bytes", data["response"])
+        self.set_mode("gemini", "badutf8")
+        data = self.run_cli("invite", "--tool", "gemini", "--room", room)["data"]
+        self.assertIn("\ufffd", data["response"])
+        self.assertTrue(data["response"].startswith("bad bytes: "))
+
+    def test_claudecode_is_unset_and_model_passed(self):
+        env = dict(self.env)
+        env["CLAUDECODE"] = "1"
+        room = self.run_cli("room", "create", "cc", env=env)["data"]["id"]
+        self.run_cli("chat", room, "hello", env=env)
+        data = self.run_cli("invite", "--tool", "claude", "--room", room, "--model", "opus",
+                            env=env)["data"]
+        self.assertTrue(data["response"].startswith("claude answers:"))
+        call = self.calls("claude")[-1]
+        self.assertIsNone(call["claudecode"])
+        self.assertEqual(call["argv"][1:], ["-p", "--output-format", "text", "--model", "opus"])
+
+    def test_user_defined_tool_with_json_output_and_prompt_file(self):
+        script = ("import json,sys; p=open(sys.argv[1]).read(); "
+                  "print(json.dumps({'result': 'read %d bytes' % len(p), 'is_error': False, "
+                  "'usage': {'input_tokens': 12, 'output_tokens': 3}}))")
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"pyjson": {"argv": ["/usr/bin/python3", "-c", script,
+                                                     "{prompt_file}"],
+                                            "prompt": "file", "output": "json",
+                                            "answer": "result", "error_flag": "is_error",
+                                            "usage": "usage", "env": {"AIP_TEST": "1"}}}}, f)
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        data = self.run_cli("invite", "--tool", "pyjson", "--room", room)["data"]
+        self.assertTrue(data["response"].startswith("read "), data)
+        self.assertEqual(data["usage"], {"input_tokens": 12, "output_tokens": 3})
+        meta = json.loads(self.messages(room)[-1]["metadata"])
+        self.assertEqual(meta["usage"]["input_tokens"], 12)
+        # the temp prompt file is gone
+        self.assertEqual([n for n in os.listdir(os.path.join(self.home, "run"))
+                          if n.startswith("prompt-")], [])
+
+    def test_discuss_rounds_are_sequential(self):
+        data = self.run_cli("discuss", "--tools", "codex,gemini", "--rounds", "2",
+                            "--context", "tabs or spaces?")["data"]
+        self.assertEqual(data["total_invites"], 4)
+        self.assertEqual([(e["round"], e["tool"]) for e in data["log"]],
+                         [(1, "codex"), (1, "gemini"), (2, "codex"), (2, "gemini")])
+        for e in data["log"]:
+            self.assertIn("snippet", e)
+        # the second speaker saw the first one's answer
+        first = data["log"][0]["snippet"]
+        self.assertIn(first, self.calls("gemini")[0]["stdin"])
+        # continuing the room
+        room = data["room"]
+        more = self.run_cli("discuss", "--tools", "codex,gemini", "--rounds", "1",
+                            "--room", room)["data"]
+        self.assertEqual(more["room"], room)
+        self.assertEqual(more["total_invites"], 2)
+
+    def test_discuss_follows_mentions_with_a_hop_limit(self):
+        self.set_answer("codex", "I think @gemini knows better")
+        self.set_answer("gemini", "No, back to you @codex")
+        data = self.run_cli("discuss", "--tools", "codex,claude", "--rounds", "1",
+                            "--context", "who knows?", "--follow-mentions", "2")["data"]
+        self.assertEqual([(e["tool"], e.get("mentioned_by")) for e in data["log"]],
+                         [("codex", None), ("gemini", "codex"), ("codex", "gemini"),
+                          ("claude", None)])
+        self.assertEqual(data["total_invites"], 4)
+
+    def test_status_shows_job_and_workers_flag(self):
+        self.run_cli("daemon", "start", "--workers", "2")
+        wait_for(lambda: sum(1 for d in self.run_cli("daemon", "status")["data"]["daemons"]
+                             if d.get("service") == "spawn" and d["state"] == "ready") == 2,
+                 15, "two spawnd workers")
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "delay:3")
+        proc = subprocess.Popen([AI_PEER, "invite", "--tool", "codex", "--room", room],
+                                env=self.env, cwd=self.work, stdout=subprocess.PIPE)
+        try:
+            def busy():
+                for d in self.run_cli("daemon", "status")["data"]["daemons"]:
+                    job = d.get("job")
+                    if job and job["what"] == "codex in " + room:
+                        return True
+                return False
+            wait_for(busy, 10, "daemon status to show the job")
+        finally:
+            out, _ = proc.communicate(timeout=60)
+        self.assertTrue(json.loads(out)["ok"])
+
+    def test_async_invite_jobs_wait_cancel(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "delay:1")
+        job = self.run_cli("invite", "--tool", "codex", "--room", room, "--async")["data"]
+        self.assertEqual(job["status"], "queued")
+        jobs = self.run_cli("jobs")["data"]["jobs"]
+        self.assertEqual(jobs[0]["id"], job["job"])
+        data = self.run_cli("wait", job["job"])["data"]
+        self.assertTrue(data["response"].startswith("codex answers:"))
+        # a finished job can be waited for again
+        self.assertEqual(self.run_cli("wait", job["job"])["data"]["response"], data["response"])
+        self.assertEqual(self.run_cli("jobs")["data"]["jobs"][0]["state"], "done")
+        # cancel kills the tool's whole group; wait reports it
+        self.set_mode("gemini", "ignore-term")
+        job = self.run_cli("invite", "--tool", "gemini", "--room", room, "--async")["data"]["job"]
+        wait_for(lambda: len(self.calls("gemini")) == 1, 10, "gemini to start")
+        wait_for(lambda: [j for j in self.run_cli("jobs")["data"]["jobs"]
+                          if j["id"] == job and j["state"] == "running"], 10, "running")
+        self.assertTrue(self.run_cli("cancel", job)["data"]["cancelled"])
+        doc = self.run_cli("wait", job, ok=False)
+        self.assertIn("cancelled", doc["error"])
+        wait_for(lambda: group_gone(self.calls("gemini")[-1]["pgid"]), 5, "gemini's group gone")
+        self.assertFalse(self.messages(room)[-1]["content"].startswith("[spawn error]"))
+        doc = self.run_cli("wait", "job-000000000000", ok=False)
+        self.assertIn("no job", doc["error"])
+
+    def test_progress_events_and_terminal_line(self):
+        import pty
+        import zmq
+        import msgpack
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect("ipc://%s/run/events.ipc" % self.home)
+        sub.setsockopt(zmq.SUBSCRIBE, ("room." + room).encode())
+        self.set_mode("codex", "stream")
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([AI_PEER, "invite", "--tool", "codex", "--room", room],
+                                env=self.env, cwd=self.work, stdout=subprocess.PIPE,
+                                stderr=slave)
+        os.close(slave)
+        progress = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sub.poll(100):
+                topic, body = sub.recv_multipart()
+                event = msgpack.unpackb(body, raw=False)
+                if event["type"] == "progress":
+                    progress.append(event["data"])
+        out, _ = proc.communicate(timeout=30)
+        sub.close()
+        ctx.term()
+        terminal = b""
+        try:
+            while True:
+                chunk = os.read(master, 4096)
+                if not chunk:
+                    break
+                terminal += chunk
+        except OSError:
+            pass
+        os.close(master)
+        data = json.loads(out)["data"]
+        self.assertIn("part 7 of a streamed answer", data["response"])
+        self.assertTrue(progress, "no progress event")
+        self.assertEqual(progress[-1]["tool"], "codex")
+        self.assertGreater(progress[-1]["bytes"], 0)
+        self.assertIn("streamed answer", progress[-1]["partial"])
+        self.assertIn(b"bytes streamed", terminal)
+
+    def test_daemon_stop_kills_running_tools(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("opencode", "grandchild-hang")
+        self.run_cli("invite", "--tool", "opencode", "--room", room, "--async")
+        wait_for(lambda: len(self.calls("opencode")) == 1, 10, "opencode to start")
+        pgid = self.calls("opencode")[-1]["pgid"]
+        self.assertFalse(group_gone(pgid))
+        self.assertEqual(self.run_cli("daemon", "stop")["data"]["status"], "stopped")
+        wait_for(lambda: group_gone(pgid), 10, "the tool's group to be killed with spawnd")
+
+    def test_killed_spawnd_leaves_no_tool_behind(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("codex", "ignore-term")
+        job = self.run_cli("invite", "--tool", "codex", "--room", room, "--async")["data"]["job"]
+        wait_for(lambda: len(self.calls("codex")) == 1, 10, "codex to start")
+        call = self.calls("codex")[-1]
+        with open("/proc/%d/stat" % call["pid"]) as f:
+            spawnd = int(f.read().rsplit(")", 1)[1].split()[1])      # the tool's parent
+        os.kill(spawnd, signal.SIGKILL)
+        wait_for(lambda: group_gone(call["pgid"]), 10, "brokerd to kill the orphaned tool")
+        doc = self.run_cli("wait", job, ok=False)
+        self.assertIn("spawnd stopped", doc["error"])
+        # the worker comes back and serves
+        self.set_mode("codex", "answer")
+        self.run_cli("invite", "--tool", "codex", "--room", room)
+
+    def test_discover_registers_tools(self):
+        data = self.run_cli("discover")["data"]
+        tools = {d["tool"]: d for d in data["discovered"]}
+        self.assertEqual(set(tools), {"claude", "codex", "opencode", "gemini"})
+        self.assertEqual(tools["codex"]["version"], "codex 9.9.9 (fake)")
+        self.assertEqual(tools["codex"]["binary"], os.path.join(FAKE, "codex"))
+        self.assertEqual(data["registered"], 4)
+        peers = [p["id"] for p in self.run_cli("list")["data"]["peers"]]
+        self.assertTrue(any(p.endswith("-gemini") for p in peers), peers)
+
+    def test_fakes_reject_what_the_real_tools_reject(self):
+        def run(*argv, env=None):
+            e = dict(self.env)
+            e.update(env or {})
+            return subprocess.run(list(argv), input=b"prompt", env=e, capture_output=True,
+                                  timeout=30)
+        self.assertEqual(run(os.path.join(FAKE, "codex"), "exec", "--full-auto", "-").returncode, 2)
+        self.assertNotEqual(run(os.path.join(FAKE, "codex"), "exec", "-").returncode, 0)
+        self.assertEqual(run(os.path.join(FAKE, "gemini"), "-p", "").returncode, 55)
+        self.assertNotEqual(run(os.path.join(FAKE, "opencode"), "-p", "hi").returncode, 0)
+        self.assertNotEqual(run(os.path.join(FAKE, "claude"), "-p", "--output-format", "text",
+                                env={"CLAUDECODE": "1"}).returncode, 0)
+        ok = run(os.path.join(FAKE, "opencode"), "run")
+        self.assertEqual(ok.returncode, 0)
+        self.assertIn(b"opencode answers: I read 6 bytes", ok.stdout)
+
+    def test_bad_arguments(self):
+        doc = self.run_cli("invite", "--tool", "codex", ok=False)
+        self.assertIn("Usage", doc["error"])
+        doc = self.run_cli("invite", "--tool", "co dex", "--room", "room-x", ok=False)
+        self.assertIn("invalid tool name", doc["error"])
+        doc = self.run_cli("invite", "--tool", "codex", "--room", "room-nope", ok=False)
+        self.assertIn("room-nope", doc["error"])
+        doc = self.run_cli("invite", "--tool", "codex", "--room", "room-x", "--timeout", "0",
+                           ok=False)
+        self.assertIn("--timeout", doc["error"])
+        room = self.room()
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room, "--model",
+                           "--dangerously-skip-permissions", ok=False)
+        self.assertIn("cannot start with '-'", doc["error"])
+        doc = self.run_cli("discuss", "--tools", "codex", "--context", "x", ok=False)
+        self.assertIn("two tools", doc["error"])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
