@@ -326,6 +326,27 @@ class RelayTest(unittest.TestCase):
         self.assertIn("signature", doc["error"])
         self.assertNotIn("fake", self.bob.contents(self.room))
 
+    def test_9_invite_in_a_public_room_posts_as_the_ai_peer(self):
+        self.join_bob()
+        fake_dir = os.path.join(self.tmp, "fake")
+        os.makedirs(fake_dir, exist_ok=True)
+        with open(os.path.join(fake_dir, "claude.answer"), "w") as f:
+            f.write("claude's answer through the relay")
+        erin = User(os.path.join(self.tmp, "e"), "erin", self.relay.url)
+        erin.env["PATH"] = os.path.join(SRC, "tests", "fake") + ":" + erin.env.get("PATH", "")
+        erin.env["FAKE_AI_DIR"] = fake_dir
+        try:
+            erin.ok("room", "join", self.cs)
+            data = erin.ok("invite", "--tool", "claude", "--room", self.room)
+            self.assertIn("claude's answer", data["response"])
+            msg = wait_for("bob to get claude's answer",
+                           lambda: [m for m in self.bob.messages(self.room)
+                                    if m["content"] == "claude's answer through the relay"])
+            self.assertTrue(msg[0]["peer_id"].endswith("-claude"), msg[0])
+            self.assertEqual(msg[0]["peer_type"], "ai")
+        finally:
+            erin.run("daemon", "stop")
+
 
 class HostileRelay(http.server.ThreadingHTTPServer):
     """A relay that answers with garbage: relayd must survive and keep what is valid."""
