@@ -19,4 +19,5 @@
     X(adapter)           \
     X(prompt)            \
     X(spawner)           \
-    X(relay)
+    X(relay)             \
+    X(relay_ws)

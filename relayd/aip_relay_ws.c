@@ -326,3 +326,40 @@ aip_relay_ws_close (aip_relay_ws_t *self, const char *room_id)
     zstr_sendx (self->actor, "CLOSE", room_id, NULL);
     lws_cancel_service (self->context);
 }
+
+//  ---------------------------------------------------------------------
+//  Self-test: a connection to a port nobody listens on reports DOWN; a
+//  close of a room that never connected is harmless; destroy is clean.
+
+void
+aip_relay_ws_test (bool verbose)
+{
+    printf (" * aip_relay_ws: ");
+    //  A port that was free a moment ago
+    zsock_t *probe = zsock_new (ZMQ_PUSH);
+    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    zsock_destroy (&probe);
+    char url [64];
+    snprintf (url, sizeof url, "http://127.0.0.1:%d", port);
+
+    aip_relay_ws_t *ws = aip_relay_ws_new ();
+    assert (ws);
+    aip_relay_ws_close (ws, "room-never-opened");
+    aip_relay_ws_open (ws, "room-000000000001", url, "t0k");
+    zsock_set_rcvtimeo (aip_relay_ws_sock (ws), 10000);
+    zmsg_t *msg = zmsg_recv (aip_relay_ws_sock (ws));
+    assert (msg);
+    char *event = zmsg_popstr (msg);
+    char *room = zmsg_popstr (msg);
+    char *why = zmsg_popstr (msg);
+    assert (streq (event, "DOWN") && streq (room, "room-000000000001"));
+    if (verbose)
+        printf ("(%s) ", why);
+    free (event), free (room), free (why);
+    zmsg_destroy (&msg);
+    aip_relay_ws_destroy (&ws);
+    aip_relay_ws_destroy (&ws);
+    assert (!ws);
+    printf ("OK\n");
+}

@@ -28,4 +28,6 @@ void aip_relay_ws_open (aip_relay_ws_t *self, const char *room_id, const char *r
 //  Close a room's connection (no DOWN follows)
 void aip_relay_ws_close (aip_relay_ws_t *self, const char *room_id);
 
+void aip_relay_ws_test (bool verbose);
+
 #endif
