@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
 src=$(pwd)
 work=$(mktemp -d /tmp/aiprb.XXXXXX)
-trap 'for u in a b; do AI_PEERS_HOME=$work/$u "$build/ai-peer" daemon stop >/dev/null 2>&1 || true; done
-      [ -n "${relay_pid:-}" ] && kill -- -"$relay_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'for u in alice bob; do AI_PEERS_HOME=$work/$u "$build/ai-peer" daemon stop >/dev/null 2>&1 || true; done
+      rm -rf "$work"' EXIT
 
 [ -x relayd/worker/node_modules/.bin/wrangler ] || (cd relayd/worker && npm ci --no-audit --no-fund >&2)
 
@@ -32,7 +32,7 @@ echo "- relay: relayd/worker under wrangler dev (workerd) on 127.0.0.1; $(date -
 echo
 
 BUILD=$build SRC=$src WORK=$work python3 - <<'EOF'
-import hashlib, hmac, http.client, json, os, signal, socket, sqlite3, statistics
+import atexit, hashlib, hmac, http.client, json, os, signal, socket, sqlite3, statistics
 import subprocess, time
 
 build, src, work = os.environ["BUILD"], os.environ["SRC"], os.environ["WORK"]
@@ -63,6 +63,13 @@ def relay_start():
     relay = subprocess.Popen([os.path.join(src, "relayd/worker/start-dev.sh"), str(port), persist],
                              stdout=log, stderr=log, start_new_session=True)
     wait(healthy)
+
+def relay_kill():
+    if relay and relay.poll() is None:
+        os.killpg(relay.pid, signal.SIGTERM)
+        relay.wait()
+
+atexit.register(relay_kill)     # even when a measurement fails
 
 def relay_stop():
     os.killpg(relay.pid, signal.SIGTERM); relay.wait()
