@@ -1226,6 +1226,17 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
             //  storaged only, not for four spawnd competing for the CPUs
             c->start_at = 0;
         }
+        //  relayd keeps public rooms in sync; a build without it has no
+        //  public rooms (relay.* requests then fail as unavailable)
+        char relayd [AIP_PATH_MAX];
+        snprintf (relayd, sizeof relayd, "%s/relayd", args->bin_dir);
+        if (access (relayd, X_OK) == 0) {
+            c = &self->children [self->child_count++];
+            c->name = "relayd";
+            c->svc = AIP_SVC_RELAY;
+            c->backoff_ms = AIP_RESTART_MIN_MS;
+            c->start_at = 1;
+        }
     }
     return self;
 }

@@ -54,6 +54,8 @@ uint64_t cli_request (cli_t *cli, aip_op_t op, size_t nargs);
 //  Send cli->pk and wait; on success *data is the reply data as JSON (the
 //  caller owns it). On an error reply or no reply, -1 with cli->err set.
 int cli_call (cli_t *cli, uint64_t id, json_t **data);
+//  Same, waiting at most timeout_ms for the reply
+int cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data);
 
 //  The local identity (identity.json), loaded once
 int cli_identity (cli_t *cli, const aip_identity_t **identity);
@@ -78,6 +80,7 @@ int cli_check_room_id (cli_t *cli, const char *room_id);
 typedef struct {
     bool encrypted;             //  a password room
     aip_roomkey_t key;          //  its key, when encrypted
+    bool public;                //  synced with a relay by relayd
 } cli_room_t;
 
 //  Look a room up (not found: the error says how to list rooms)
@@ -117,9 +120,17 @@ int cmd_jobs (cli_t *cli, int argc, char **argv);
 int cmd_wait (cli_t *cli, int argc, char **argv);
 int cmd_cancel (cli_t *cli, int argc, char **argv);
 
+//  Public rooms (cmd_room.c): how long chat waits for the relay
+//  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)
+int cli_relay_wait_ms (void);
+//  Is a public room in sync? Asks relayd briefly; false when it cannot say
+bool cli_relay_ok (cli_t *cli, const char *room_id);
+
 //  Send cli->pk and wait; on success *rep holds the ok reply (free it with
 //  aip_reply_free). On an error reply or no reply, -1 with cli->err set.
 int cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep);
+//  Same, waiting at most timeout_ms
+int cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep);
 
 //  Every message of a room in order, as the pages of msg.list replies
 //  (kept as msgpack: a large export never builds a JSON tree it does not print)

@@ -52,6 +52,7 @@ cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room)
     aip_reply_t rep;
     if (cli_call_reply (cli, id, &rep))
         return -1;
+    room->public = aip_obj_streq (aip_obj_get (rep.data, "mode"), "public");
     char stored [AIP_ROOMKEY_MAX];
     const char *key = aip_obj_get_str (rep.data, "key", stored, sizeof stored, NULL);
     int rc = 0;
@@ -127,6 +128,8 @@ cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_pee
         return -1;
     //  The sender sees what it wrote, not the ciphertext
     json_object_set_new (stored, "content", json_stringn_nocheck (text, len));
+    //  storaged's note that a public room's message waits for relayd
+    json_object_del (stored, "queued");
     if (sent)
         *sent = stored;
     else

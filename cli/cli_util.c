@@ -101,10 +101,16 @@ cli_request (cli_t *cli, aip_op_t op, size_t nargs)
 int
 cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep)
 {
+    return cli_call_reply_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, rep);
+}
+
+int
+cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep)
+{
     if (!cli->client)
         return -1;              //  cli_request recorded why
     char err [1024];
-    if (aip_client_call (cli->client, cli->pk, id, AIP_CLIENT_TIMEOUT_MS, rep, err, sizeof err))
+    if (aip_client_call (cli->client, cli->pk, id, timeout_ms, rep, err, sizeof err))
         return cli_fail (cli, "%s", err);
     if (!rep->ok) {
         cli_fail (cli, "%s", rep->message);
@@ -115,15 +121,21 @@ cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep)
 }
 
 int
-cli_call (cli_t *cli, uint64_t id, json_t **data)
+cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data)
 {
     aip_reply_t rep;
-    if (cli_call_reply (cli, id, &rep))
+    if (cli_call_reply_timeout (cli, id, timeout_ms, &rep))
         return -1;
     if (data)
         *data = aip_json_from_obj (rep.data);
     aip_reply_free (&rep);
     return 0;
+}
+
+int
+cli_call (cli_t *cli, uint64_t id, json_t **data)
+{
+    return cli_call_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, data);
 }
 
 int

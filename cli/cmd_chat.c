@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -60,12 +61,57 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
     if (!all)
         all = json_array ();
     cli_room_reveal_json (&room, all);
+    bool public = room.public;
     sodium_memzero (&room, sizeof room);
+    //  Local rooms have no relay: the local copy is the whole truth. A
+    //  public room is as good as relayd's sync of it.
+    bool relay_ok = public ? cli_relay_ok (cli, room_id) : true;
     cli->data = json_object ();
     json_object_set_new (cli->data, "messages", all);
-    //  Local rooms have no relay: the local copy is the whole truth
-    json_object_set_new (cli->data, "relay_ok", json_true ());
+    json_object_set_new (cli->data, "relay_ok", json_boolean (relay_ok));
     return 0;
+}
+
+//  The result of a send: {sent, warning?}
+static int
+s_sent (cli_t *cli, json_t *sent, const char *warning)
+{
+    cli->data = json_object ();
+    json_object_set_new (cli->data, "sent", sent);
+    if (warning) {
+        json_object_set_new (cli->data, "warning", json_string (warning));
+        fprintf (stderr, "⚠ %s\n", warning);
+    }
+    return 0;
+}
+
+//  A public room: the message is committed here and queued; relayd
+//  delivers it. Wait a bounded time for the relay's answer.
+static int
+s_relay_wait (cli_t *cli, const char *room_id, json_t *sent)
+{
+    const char *msg_id = json_string_value (json_object_get (sent, "id"));
+    if (!msg_id)
+        return s_sent (cli, sent, NULL);
+    int wait_ms = cli_relay_wait_ms ();
+    uint64_t id = cli_request (cli, AIP_OP_RELAY_PUSH, 3);
+    aip_pack_kstr (cli->pk, "room_id", room_id);
+    aip_pack_kstr (cli->pk, "id", msg_id);
+    aip_pack_kint (cli->pk, "wait_ms", wait_ms);
+    json_t *push = NULL;
+    bool delivered = cli_call_timeout (cli, id, wait_ms + 2000, &push) == 0
+                  && json_is_true (json_object_get (push, "delivered"));
+    cli->err [0] = 0;
+    if (!delivered && push && json_is_true (json_object_get (push, "refused"))) {
+        const char *why = json_string_value (json_object_get (push, "error"));
+        cli_fail (cli, "%s. The message %s is kept in your local copy only.",
+                  why ? why : "the relay refused the message", msg_id);
+        json_decref (push);
+        json_decref (sent);
+        return -1;
+    }
+    json_decref (push);
+    return s_sent (cli, sent, delivered ? NULL : "Relay unreachable — message saved locally only");
 }
 
 //  Join the words of a message as the original does (one space)
@@ -153,11 +199,9 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         cli_room_t room;
         json_t *sent;
         if (cli_room_open (cli, room_id, &room) == 0
-        &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0) {
-            cli->data = json_object ();
-            json_object_set_new (cli->data, "sent", sent);
-            rc = 0;
-        }
+        &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0)
+            rc = room.public ? s_relay_wait (cli, room_id, sent)
+                             : s_sent (cli, sent, NULL);
         sodium_memzero (&room, sizeof room);
     }
 cleanup:

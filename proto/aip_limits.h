@@ -102,4 +102,35 @@
 //  Hops 'discuss --follow-mentions N' may take from one turn (a loop guard)
 #define AIP_MAX_FOLLOW_MENTIONS 5
 
+//  Public rooms (relayd)
+//  Room tokens: 32 random bytes as 64 hex chars
+#define AIP_RELAY_TOKEN_HEX     64
+//  A relay's HTTP answer (a page of up to AIP_RELAY_PAGE messages)
+#define AIP_RELAY_MAX_BODY      (16 * 1024 * 1024)
+//  One WebSocket message from a relay (one message event)
+#define AIP_RELAY_MAX_WS_MESSAGE (1024 * 1024)
+//  Messages asked for per catch-up request (the relay caps at 1000)
+#define AIP_RELAY_PAGE          200
+//  HTTP requests to relays in flight at once
+#define AIP_RELAY_MAX_INFLIGHT  16
+//  Public rooms one relayd keeps in sync
+#define AIP_RELAY_MAX_ROOMS     1000
+//  Messages relayd holds in memory from the outbox at once
+#define AIP_RELAY_OUTBOX_BATCH  1000
+//  Timing (milliseconds)
+#define AIP_RELAY_HTTP_TIMEOUT_MS   10000   //  one HTTP request to a relay
+#define AIP_RELAY_CONNECT_TIMEOUT_MS 5000   //  its TCP/TLS connect
+#define AIP_RELAY_WAIT_MS       3000    //  chat waits this long for delivery (default)
+#define AIP_RELAY_MAX_WAIT_MS   60000   //  and at most this long
+#define AIP_RELAY_POLL_MS       2000    //  polling while the WebSocket is down
+#define AIP_RELAY_SAFETY_POLL_MS 10000  //  and while it is up (a silent socket)
+#define AIP_RELAY_RESCAN_MS     5000    //  outbox and rooms rescanned this often
+#define AIP_RELAY_RETRY_MIN_MS  250     //  delivery retry backoff (x2 each, jittered)
+#define AIP_RELAY_RETRY_MAX_MS  30000
+#define AIP_RELAY_WS_RETRY_MIN_MS 500   //  WebSocket reconnect backoff
+#define AIP_RELAY_WS_RETRY_MAX_MS 30000
+#define AIP_RELAY_STORE_TIMEOUT_MS 5000 //  relayd waits this long for storaged
+//  The default relay (AI_PEER_RELAY overrides it)
+#define AIP_RELAY_DEFAULT_URL   "https://relay.ai-peer.chat"
+
 #endif

@@ -64,6 +64,50 @@ static const aip_field_t s_msg_send_fields [] = {
     { "metadata",   AIP_T_STR, false, AIP_MAX_METADATA, NULL, NULL },
     { "created_at", AIP_T_STR, false, AIP_MAX_TIME,     NULL, NULL },
     { "peer",       AIP_T_MAP, true,  0,                NULL, s_peer_fields },
+    //  true when relayd inserts a message that came from the relay: it is
+    //  not queued for delivery, and a new member is not announced locally
+    { "remote",     AIP_T_BOOL, false, 0,               NULL, NULL },
+    F_END
+};
+
+//  Messages waiting for delivery to the relay (oldest first)
+static const aip_field_t s_outbox_list_fields [] = {
+    { "limit",   AIP_T_INT, false, AIP_MAX_PAGE, NULL, NULL },
+    //  only entries queued after this seq (0: all)
+    { "after",   AIP_T_INT, false, INT64_MAX,    NULL, NULL },
+    F_END
+};
+
+static const aip_field_t s_outbox_done_fields [] = {
+    { "id", AIP_T_ID, true, AIP_MAX_ID, NULL, NULL },
+    F_END
+};
+
+//  The newest relay created_at seen in a room (only moves forward)
+static const aip_field_t s_sync_cursor_fields [] = {
+    { "room_id", AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
+    { "cursor",  AIP_T_STR, true, AIP_MAX_TIME, NULL, NULL },
+    F_END
+};
+
+//  Join a public room on its relay; with name, also create the local room
+//  (only once the relay accepted the join: nothing half-written)
+static const aip_field_t s_relay_join_fields [] = {
+    { "room_id",   AIP_T_ID,   true,  AIP_MAX_ID,   NULL, NULL },
+    { "relay_url", AIP_T_STR,  true,  AIP_MAX_URL,  NULL, NULL },
+    { "token",     AIP_T_STR,  true,  AIP_MAX_NAME, NULL, NULL },
+    { "name",      AIP_T_STR,  false, AIP_MAX_NAME, NULL, NULL },
+    { "probe",     AIP_T_BOOL, false, 0,            NULL, NULL },
+    { "peer",      AIP_T_MAP,  true,  0,            NULL, s_peer_fields },
+    F_END
+};
+
+//  Deliver a queued message now; answer when the relay took it or wait_ms
+//  passed, whichever is first
+static const aip_field_t s_relay_push_fields [] = {
+    { "room_id", AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
+    { "id",      AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
+    { "wait_ms", AIP_T_INT, false, AIP_RELAY_MAX_WAIT_MS, NULL, NULL },
     F_END
 };
 

@@ -80,7 +80,14 @@ struct aip_field_s {
     X (SPAWN_DISCOVER,"spawn.discover",AIP_SVC_SPAWN,  s_no_fields) \
     X (JOB_LIST,      "job.list",      AIP_SVC_BROKER, s_no_fields) \
     X (JOB_WAIT,      "job.wait",      AIP_SVC_BROKER, s_job_id_fields) \
-    X (JOB_CANCEL,    "job.cancel",    AIP_SVC_BROKER, s_job_id_fields)
+    X (JOB_CANCEL,    "job.cancel",    AIP_SVC_BROKER, s_job_id_fields) \
+    X (OUTBOX_LIST,   "outbox.list",   AIP_SVC_STORE,  s_outbox_list_fields) \
+    X (OUTBOX_DONE,   "outbox.done",   AIP_SVC_STORE,  s_outbox_done_fields) \
+    X (SYNC_ROOMS,    "sync.rooms",    AIP_SVC_STORE,  s_no_fields) \
+    X (SYNC_CURSOR,   "sync.cursor",   AIP_SVC_STORE,  s_sync_cursor_fields) \
+    X (RELAY_JOIN,    "relay.join",    AIP_SVC_RELAY,  s_relay_join_fields) \
+    X (RELAY_PUSH,    "relay.push",    AIP_SVC_RELAY,  s_relay_push_fields) \
+    X (RELAY_STATUS,  "relay.status",  AIP_SVC_RELAY,  s_room_id_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,

@@ -9,6 +9,7 @@
     X(identity)          \
     X(crypto)            \
     X(roomkey)           \
+    X(peerurl)           \
     X(client)            \
     X(worker)            \
     X(schema)            \
@@ -17,4 +18,6 @@
     X(proc)              \
     X(adapter)           \
     X(prompt)            \
-    X(spawner)
+    X(spawner)           \
+    X(relay)             \
+    X(relay_ws)

@@ -123,11 +123,33 @@ s_step_v3 (sqlite3 *db, char **errmsg)
     return rc;
 }
 
+//  Version 4 (relay): the outbox of public rooms, local messages the relay
+//  has not acknowledged yet (delivered in insertion order, kept across
+//  restarts; seq never goes back, so relayd can read only what is new), and
+//  per-room relay cursors: the newest relay created_at seen,
+//  where catch-up resumes.
+static int
+s_step_relay (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS outbox (\n"
+        "    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+        "    msg_id TEXT NOT NULL UNIQUE,\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    queued_at TEXT NOT NULL\n"
+        ");\n"
+        "CREATE TABLE IF NOT EXISTS relay_cursors (\n"
+        "    room_id TEXT PRIMARY KEY,\n"
+        "    since TEXT NOT NULL\n"
+        ");\n", NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
     s_step_v2,
     s_step_v3,
+    s_step_relay,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 

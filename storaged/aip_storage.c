@@ -22,6 +22,8 @@
                     " FROM rooms WHERE id = ?1") \
     X (ROOM_LIST,   "SELECT id, name, mode, relay_url, created_at, token, password" \
                     " FROM rooms ORDER BY created_at DESC") \
+    X (ROOM_DEL_OUTBOX,  "DELETE FROM outbox WHERE room_id = ?1") \
+    X (ROOM_DEL_CURSOR,  "DELETE FROM relay_cursors WHERE room_id = ?1") \
     X (ROOM_DEL_MSGS,    "DELETE FROM messages WHERE room_id = ?1") \
     X (ROOM_DEL_MEMBERS, "DELETE FROM room_peers WHERE room_id = ?1") \
     X (ROOM_DEL,         "DELETE FROM rooms WHERE id = ?1") \
@@ -59,6 +61,21 @@
     X (TX_RELEASE,  "RELEASE req") \
     X (TX_ROLLBACK_TO, "ROLLBACK TO req")
 
+#define OUTBOX_STMTS(X) \
+    X (OUTBOX_ADD,  "INSERT OR IGNORE INTO outbox (msg_id, room_id, queued_at) VALUES (?1, ?2, ?3)") \
+    X (OUTBOX_LIST, "SELECT o.msg_id, o.room_id, r.relay_url, r.token, m.peer_id, p.name, p.tool," \
+                    " p.type, m.content, m.type, m.created_at, o.seq FROM outbox o" \
+                    " JOIN messages m ON m.id = o.msg_id JOIN rooms r ON r.id = o.room_id" \
+                    " LEFT JOIN peers p ON p.id = m.peer_id WHERE o.seq > ?2" \
+                    " ORDER BY o.seq LIMIT ?1") \
+    X (OUTBOX_DONE, "DELETE FROM outbox WHERE msg_id = ?1") \
+    X (SYNC_ROOMS,  "SELECT r.id, r.relay_url, r.token, c.since FROM rooms r" \
+                    " LEFT JOIN relay_cursors c ON c.room_id = r.id" \
+                    " WHERE r.mode = 'public' AND r.relay_url IS NOT NULL AND r.token IS NOT NULL") \
+    X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) VALUES (?1, ?2)" \
+                    " ON CONFLICT(room_id) DO UPDATE SET since = max(since, excluded.since)") \
+    X (ROOM_MODE,   "SELECT mode FROM rooms WHERE id = ?1")
+
 #define MSG_SELECT "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
                    " m.created_at, p.name, p.tool, p.type" \
                    " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
@@ -66,6 +83,7 @@
 typedef enum {
 #define STMT_ENUM(e, sql) STMT_##e,
     STMTS (STMT_ENUM)
+    OUTBOX_STMTS (STMT_ENUM)
 #undef STMT_ENUM
     STMT_COUNT
 } s_stmt_id_t;
@@ -73,6 +91,7 @@ typedef enum {
 static const char *s_stmt_sql [STMT_COUNT] = {
 #define STMT_SQL(e, sql) sql,
     STMTS (STMT_SQL)
+    OUTBOX_STMTS (STMT_SQL)
 #undef STMT_SQL
 };
 
@@ -238,6 +257,34 @@ s_queue_event (s_storage_t *self, const char *room_id, const void *msg, size_t m
     aip_pack_raw (pk, msg, msg_size);
     s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
     o->topic = zsys_sprintf ("room.%s", room_id);
+    o->data = aip_pack_steal (pk, &o->size);
+    zlistx_add_end (self->out, o);
+    aip_pack_destroy (&pk);
+}
+
+//  The room's mode into mode ("" if the room does not exist)
+static void
+s_room_mode (s_storage_t *self, const char *room_id, char *mode, size_t size)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_MODE);
+    s_bind_str (stmt, 1, room_id);
+    const char *value = sqlite3_step (stmt) == SQLITE_ROW
+                      ? (const char *) sqlite3_column_text (stmt, 0) : NULL;
+    snprintf (mode, size, "%s", value ? value : "");
+}
+
+//  Tell relayd that a message waits in the outbox (topic "outbox")
+static void
+s_queue_outbox_event (s_storage_t *self, const char *room_id, const char *msg_id)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map (pk, 4);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kstr (pk, "type", "outbox");
+    aip_pack_kstr (pk, "room_id", room_id);
+    aip_pack_kstr (pk, "id", msg_id);
+    s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
+    o->topic = strdup ("outbox");
     o->data = aip_pack_steal (pk, &o->size);
     zlistx_add_end (self->out, o);
     aip_pack_destroy (&pk);
@@ -413,6 +460,16 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
                 return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
                            room_id, AIP_MAX_ROOM_PEERS);
         }
+        //  In a public room the relay announces members (to everyone, once):
+        //  a local announcement would be a second copy
+        char mode [16];
+        s_room_mode (self, room_id, mode, sizeof mode);
+        if (streq (mode, "public")) {
+            zhashx_insert (self->member_cache, key, "");
+            if (new_member)
+                *new_member = true;
+            return 0;
+        }
         char id [AIP_MSG_ID_LEN + 1];
         aip_msg_id_new (id);
         bool inserted;
@@ -541,8 +598,9 @@ s_op_room_delete (s_storage_t *self, const aip_request_t *req)
     const char *s = aip_obj_str (id, &len);
     if (!s_room_exists (self, s, len))
         return s_room_not_found (self, id);
-    s_stmt_id_t steps [] = { STMT_ROOM_DEL_MSGS, STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
-    for (size_t i = 0; i < 3; i++) {
+    s_stmt_id_t steps [] = { STMT_ROOM_DEL_OUTBOX, STMT_ROOM_DEL_CURSOR, STMT_ROOM_DEL_MSGS,
+                             STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
+    for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++) {
         sqlite3_stmt *stmt = s_stmt (self, steps [i]);
         s_bind_obj (stmt, 1, id);
         if (sqlite3_step (stmt) != SQLITE_DONE)
@@ -664,13 +722,115 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
         s_pack_row (self->reply, stmt, s_msg_keys, 10);
         return 0;
     }
+    //  A local message of a public room goes to the relay through the
+    //  outbox, committed in the same transaction as the message itself
+    bool remote = aip_obj_get_bool (req->args, "remote", false);
+    char mode [16];
+    s_room_mode (self, room_id, mode, sizeof mode);
+    bool queued = !remote && streq (mode, "public") && !streq (type, "system");
+    if (queued) {
+        sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_ADD);
+        s_bind_str (stmt, 1, id);
+        s_bind_str (stmt, 2, room_id);
+        s_bind_str (stmt, 3, created_at);
+        if (sqlite3_step (stmt) != SQLITE_DONE)
+            return s_db_fail (self, "queueing a message for the relay");
+    }
     aip_pack_t *pk = self->scratch;
     aip_pack_reset (pk);
     s_pack_new_message (pk, id, room_id, peer, content, clen, type, metadata, created_at);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
+    if (queued) {
+        //  The message map with one more key: {..., queued: true}
+        const unsigned char *bytes = (const unsigned char *) data;
+        assert (bytes [0] == 0x8a);         //  fixmap of 10
+        unsigned char header = 0x8b;
+        aip_pack_raw (self->reply, &header, 1);
+        aip_pack_raw (self->reply, bytes + 1, size - 1);
+        aip_pack_kbool (self->reply, "queued", true);
+        s_queue_outbox_event (self, room_id, id);
+    }
+    else
+        aip_pack_raw (self->reply, data, size);
     s_queue_event (self, room_id, data, size);
+    return 0;
+}
+
+static int
+s_op_outbox_list (s_storage_t *self, const aip_request_t *req)
+{
+    static const char *keys [] = { "id", "room_id", "relay_url", "token", "peer_id", "peer_name",
+                                   "peer_tool", "peer_type", "content", "type", "created_at",
+                                   "seq" };
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_LIST);
+    sqlite3_bind_int64 (stmt, 1, aip_obj_get_int (req->args, "limit", AIP_RELAY_OUTBOX_BATCH));
+    sqlite3_bind_int64 (stmt, 2, aip_obj_get_int (req->args, "after", 0));
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        s_pack_row (pk, stmt, keys, 12);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, "reading the outbox");
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "messages");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    return 0;
+}
+
+static int
+s_op_outbox_done (s_storage_t *self, const aip_request_t *req)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_DONE);
+    s_bind_obj (stmt, 1, aip_req_arg (req, "id"));
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "updating the outbox");
+    aip_pack_map (self->reply, 1);
+    aip_pack_kbool (self->reply, "done", sqlite3_changes (self->db) > 0);
+    return 0;
+}
+
+static int
+s_op_sync_rooms (s_storage_t *self, const aip_request_t *req)
+{
+    static const char *keys [] = { "id", "relay_url", "token", "cursor" };
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_SYNC_ROOMS);
+    size_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        s_pack_row (pk, stmt, keys, 4);
+        count++;
+    }
+    if (rc != SQLITE_DONE)
+        return s_db_fail (self, "listing public rooms");
+    aip_pack_map (self->reply, 1);
+    aip_pack_key (self->reply, "rooms");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    return 0;
+}
+
+static int
+s_op_sync_cursor (s_storage_t *self, const aip_request_t *req)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_SYNC_CURSOR);
+    s_bind_obj (stmt, 1, aip_req_arg (req, "room_id"));
+    s_bind_obj (stmt, 2, aip_req_arg (req, "cursor"));
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "saving a relay cursor");
+    aip_pack_map (self->reply, 1);
+    aip_pack_kbool (self->reply, "saved", true);
     return 0;
 }
 
@@ -795,6 +955,10 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_PEER_LIST]     = s_op_peer_list,
     [AIP_OP_MSG_SEND]      = s_op_msg_send,
     [AIP_OP_MSG_LIST]      = s_op_msg_list,
+    [AIP_OP_OUTBOX_LIST]   = s_op_outbox_list,
+    [AIP_OP_OUTBOX_DONE]   = s_op_outbox_done,
+    [AIP_OP_SYNC_ROOMS]    = s_op_sync_rooms,
+    [AIP_OP_SYNC_CURSOR]   = s_op_sync_cursor,
 };
 
 //  ---------------------------------------------------------------------
@@ -1224,6 +1388,87 @@ aip_storage_test (bool verbose)
     msgs = aip_obj_get (rep.data, "messages");
     assert (aip_obj_size (msgs) == 2);
     assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "content"), "m8"));
+    aip_reply_free (&rep);
+
+    //  Public rooms: a local message is queued for the relay in the same
+    //  transaction; a remote one is not; members are not announced locally
+    aip_request_begin (pk, 50, AIP_OP_ROOM_CREATE, 6);
+    aip_pack_kstr (pk, "id", "room-00000000public");
+    aip_pack_kstr (pk, "name", "pub");
+    aip_pack_kstr (pk, "mode", "public");
+    aip_pack_kstr (pk, "relay_url", "http://127.0.0.1:1");
+    aip_pack_kstr (pk, "token", "t0k");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 51, AIP_OP_MSG_SEND, 3);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    aip_pack_kstr (pk, "content", "out");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "queued", false));
+    char queued_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (rep.data, "id", queued_id, sizeof queued_id, "");
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 52, AIP_OP_MSG_SEND, 5);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    aip_pack_kstr (pk, "id", "remote01");
+    aip_pack_kstr (pk, "content", "in");
+    aip_pack_kbool (pk, "remote", true);
+    s_pack_test_peer (pk, "far-peer", "far");
+    rep = s_call (client, pk);
+    assert (rep.ok && !aip_obj_get_bool (rep.data, "queued", false));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 53, AIP_OP_OUTBOX_LIST, 1);
+    aip_pack_kint (pk, "after", 0);
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "id"), queued_id));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (msgs, 0), "token"), "t0k"));
+    int64_t seq = aip_obj_get_int (aip_obj_at (msgs, 0), "seq", 0);
+    assert (seq > 0);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 54, AIP_OP_OUTBOX_LIST, 1);
+    aip_pack_kint (pk, "after", seq);
+    rep = s_call (client, pk);
+    assert (aip_obj_size (aip_obj_get (rep.data, "messages")) == 0);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 55, AIP_OP_OUTBOX_DONE, 1);
+    aip_pack_kstr (pk, "id", queued_id);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "done", false));
+    aip_reply_free (&rep);
+    //  Cursors only move forward
+    const char *cursors [] = { "2026-01-02T00:00:00.000Z", "2026-01-01T00:00:00.000Z" };
+    for (int i = 0; i < 2; i++) {
+        aip_request_begin (pk, 56 + i, AIP_OP_SYNC_CURSOR, 2);
+        aip_pack_kstr (pk, "room_id", "room-00000000public");
+        aip_pack_kstr (pk, "cursor", cursors [i]);
+        rep = s_call (client, pk);
+        assert (rep.ok);
+        aip_reply_free (&rep);
+    }
+    aip_request_begin (pk, 58, AIP_OP_SYNC_ROOMS, 0);
+    rep = s_call (client, pk);
+    const aip_obj_t *rooms = aip_obj_get (rep.data, "rooms");
+    assert (aip_obj_size (rooms) == 1);
+    assert (aip_obj_streq (aip_obj_get (aip_obj_at (rooms, 0), "cursor"), cursors [0]));
+    aip_reply_free (&rep);
+    //  No local "joined the room" in a public room (the relay announces)
+    aip_request_begin (pk, 59, AIP_OP_MSG_LIST, 1);
+    aip_pack_kstr (pk, "room_id", "room-00000000public");
+    rep = s_call (client, pk);
+    msgs = aip_obj_get (rep.data, "messages");
+    assert (aip_obj_size (msgs) == 2);
+    for (size_t i = 0; i < 2; i++)
+        assert (!aip_obj_streq (aip_obj_get (aip_obj_at (msgs, i), "type"), "system"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 60, AIP_OP_ROOM_DELETE, 1);
+    aip_pack_kstr (pk, "id", "room-00000000public");
+    rep = s_call (client, pk);
+    assert (rep.ok);
     aip_reply_free (&rep);
 
     //  Room list, members, delete

@@ -1,0 +1,38 @@
+/*  aip_peerurl.h — relay URLs and connection strings of public rooms.
+
+    A connection string is peer://<relay-host>[:port]/<room-id>?token=<token>
+    and means https://<relay-host>, or http:// for a loopback host
+    (localhost, 127.0.0.0/8, [::1]) so that a local relay works without TLS.
+    Parsing is strict: anything else is refused with a message saying what
+    is wrong. No network here: the CLI links it. */
+#ifndef AIP_PEERURL_H_INCLUDED
+#define AIP_PEERURL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aip_limits.h"
+
+typedef struct {
+    char relay_url [AIP_MAX_URL + 1];   //  http(s)://host[:port], no trailing '/'
+    char room_id [AIP_MAX_ID + 1];      //  the room on that relay
+    char token [AIP_MAX_NAME + 1];      //  the room token
+} aip_peerurl_t;
+
+//  Parse a connection string. 0, or -1 with err filled.
+int aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errlen);
+//  Format the connection string of a room on relay_url into buf.
+int aip_peerurl_format (const char *relay_url, const char *room_id, const char *token,
+                        char *buf, size_t size);
+//  Check and normalise a relay base URL (http:// or https://, a host, no
+//  query; trailing '/' removed) into out. 0, or -1 with err filled.
+int aip_relay_url_check (const char *url, char *out, size_t size, char *err, size_t errlen);
+//  True for localhost, 127.0.0.0/8 and [::1] (host without the port)
+bool aip_host_is_loopback (const char *host, size_t len);
+//  True if s is a room token we accept (1..AIP_MAX_NAME printable chars
+//  without spaces, '&', '#' or '?')
+bool aip_token_valid (const char *s);
+
+void aip_peerurl_test (bool verbose);
+
+#endif

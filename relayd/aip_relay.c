@@ -1,0 +1,1602 @@
+/*  aip_relay.c — relay-sync actor: outbox delivery, catch-up, WebSocket
+    push, and the relay.* operations (see aip_relay.h). */
+#include "aip_relay.h"
+#include "aip_relay_ws.h"
+
+#include "aip_client.h"
+#include "aip_crypto.h"
+#include "aip_home.h"
+#include "aip_identity.h"
+#include "aip_json.h"
+#include "aip_limits.h"
+#include "aip_peerurl.h"
+#include "aip_proto.h"
+#include "aip_util.h"
+#include "aip_worker.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+//  Requests relayd takes at once (relay.push waits, so many may be open)
+#define RELAY_SLOTS         256
+//  Ids of recently inserted remote messages kept per room (skip storaged)
+#define RECENT_IDS_MAX      4096
+//  Outcomes of delivered or refused messages remembered for relay.push
+#define OUTCOMES_MAX        4096
+//  Catch-up of a room that has no cursor yet starts here
+#define EPOCH_CURSOR        "1970-01-01T00:00:00.000Z"
+//  The loop wakes at least this often for timers
+#define TICK_MS             100
+//  A room's cursor is saved at most this often: after a crash the catch-up
+//  starts a little earlier, and ids remove the overlap
+#define CURSOR_SAVE_MS      1000
+//  relay.join waits at most this long for the room's history
+#define JOIN_HISTORY_WAIT_MS 10000
+
+typedef enum { WS_DOWN, WS_CONNECTING, WS_UP } s_ws_state_t;
+
+//  A public room kept in sync
+typedef struct {
+    char id [AIP_MAX_ID + 1];           //  room id (the same here and on the relay)
+    char url [AIP_MAX_URL + 1];         //  relay base URL
+    char token [AIP_MAX_NAME + 1];      //  room token
+    char cursor [AIP_MAX_TIME + 1];     //  newest relay created_at seen, "" if none
+    bool cursor_dirty;                  //  cursor not saved in storaged yet
+    int64_t cursor_save_at;             //  save it then (at most once a CURSOR_SAVE_MS)
+    s_ws_state_t ws_state;              //  push channel
+    int ws_backoff_ms;                  //  next reconnect delay
+    int64_t ws_retry_at;                //  when to reconnect
+    int64_t poll_at;                    //  next catch-up while the WebSocket is down
+    bool fetching;                      //  a catch-up GET is in flight
+    bool fetch_again;                   //  another catch-up is wanted after it
+    bool ok;                            //  the relay answered our last request
+    bool posting;                       //  a POST or peer join is in flight (order!)
+    bool listed;                        //  present in the last sync.rooms
+    zhashx_t *joined;                   //  peer ids joined on the relay by this run
+    zhashx_t *recent;                   //  ids inserted lately
+    zlistx_t *join_waiters;             //  relay.join requests waiting for history
+} s_room_t;
+
+//  A message of the outbox
+typedef struct {
+    char id [AIP_MAX_ID + 1];           //  local id = relay id
+    char room_id [AIP_MAX_ID + 1];
+    char peer_id [AIP_MAX_ID + 1];
+    char peer_name [AIP_MAX_NAME + 1];
+    char peer_tool [AIP_MAX_NAME + 1];
+    char peer_type [16];
+    char type [16];
+    char *content;                      //  the text
+    int backoff_ms;                     //  next retry delay
+    int64_t next_at;                    //  not before this
+    bool inflight;                      //  being posted
+    char error [256];                   //  why the last attempt failed
+} s_outmsg_t;
+
+//  A request that waits for something (relay.push, relay.join)
+typedef struct {
+    uint64_t tag;                       //  the broker's tag
+    uint64_t request_id;                //  the client's request id
+    char msg_id [AIP_MAX_ID + 1];       //  relay.push: the message awaited
+    int64_t deadline;                   //  answer by then at the latest
+    json_t *data;                       //  relay.join: the reply data
+} s_waiter_t;
+
+//  A relay.join in progress (probe, then join)
+typedef struct {
+    uint64_t tag;                       //  the broker's tag
+    uint64_t request_id;                //  the client's request id
+    char room_id [AIP_MAX_ID + 1];
+    char url [AIP_MAX_URL + 1];
+    char token [AIP_MAX_NAME + 1];
+    char name [AIP_MAX_NAME + 1];       //  local room name (create) or ""
+    bool create;                        //  create the local room on success
+    json_t *peer;                       //  {id, name, type, tool, machine}
+    json_t *info;                       //  /info answer (or null)
+} s_joinreq_t;
+
+typedef enum { HTTP_INFO, HTTP_JOIN, HTTP_PEER_JOIN, HTTP_POST, HTTP_FETCH } s_http_kind_t;
+
+//  One HTTP exchange with a relay
+typedef struct {
+    CURL *easy;
+    struct curl_slist *headers;
+    char *buf;                          //  the answer, capped
+    size_t len;
+    bool overflow;                      //  the answer passed AIP_RELAY_MAX_BODY
+    s_http_kind_t kind;
+    char room_id [AIP_MAX_ID + 1];
+    char msg_id [AIP_MAX_ID + 1];       //  POST / PEER_JOIN: the outbox message
+    s_joinreq_t *join;                  //  INFO / JOIN: the request
+    char errbuf [CURL_ERROR_SIZE];      //  libcurl's explanation
+} s_http_t;
+
+typedef struct {
+    zsock_t *pipe;                      //  actor pipe
+    char home [AIP_PATH_MAX];
+    aip_worker_t *worker;               //  serving "relay"
+    aip_client_t *store;                //  client of "store" (lazily connected)
+    zsock_t *events;                    //  SUB "outbox" from the broker
+    aip_relay_ws_t *ws;                 //  WebSocket thread
+    CURLM *multi;                       //  HTTP transfers
+    zlistx_t *transfers;                //  s_http_t running (owned)
+    int inflight;                       //  HTTP transfers running
+    aip_identity_t identity;            //  to sign as the human and its AI peers
+    bool identity_ok;
+    zhashx_t *rooms;                    //  room id -> s_room_t
+    zlistx_t *outbox;                   //  s_outmsg_t, oldest first
+    zhashx_t *outbox_ids;               //  id -> s_outmsg_t (borrowed)
+    zlistx_t *push_waiters;             //  s_waiter_t of relay.push
+    zhashx_t *outcomes;                 //  id -> error text ("" = delivered) of messages
+                                        //  that left the outbox lately: a relay.push
+                                        //  that comes late still gets the truth
+    bool outbox_dirty;                  //  read new outbox entries soon
+    int64_t outbox_seq;                 //  newest outbox seq read
+    int64_t rescan_at;                  //  next periodic reload
+    aip_pack_t *pk;                     //  scratch
+    bool terminated;
+} s_relay_t;
+
+static void s_fetch (s_relay_t *self, s_room_t *room);
+static void s_outbox_retry_now (s_relay_t *self, const char *room_id);
+
+//  ---------------------------------------------------------------------
+//  Small helpers
+
+static int
+s_jitter (int ms)
+{
+    //  ms * [0.5, 1.5): retries of many clients do not line up
+    uint32_t r;
+    aip_random_bytes (&r, sizeof r);
+    return ms / 2 + (int) (r % (uint32_t) (ms > 0 ? ms : 1));
+}
+
+static void
+s_room_free (void **item)
+{
+    s_room_t *r = (s_room_t *) *item;
+    if (r) {
+        zhashx_destroy (&r->joined);
+        zhashx_destroy (&r->recent);
+        zlistx_destroy (&r->join_waiters);
+        free (r);
+        *item = NULL;
+    }
+}
+
+static void
+s_outmsg_free (void **item)
+{
+    s_outmsg_t *m = (s_outmsg_t *) *item;
+    if (m) {
+        free (m->content);
+        free (m);
+        *item = NULL;
+    }
+}
+
+static void
+s_waiter_free (void **item)
+{
+    s_waiter_t *w = (s_waiter_t *) *item;
+    if (w) {
+        json_decref (w->data);
+        free (w);
+        *item = NULL;
+    }
+}
+
+static void
+s_joinreq_free (s_joinreq_t **join_p)
+{
+    s_joinreq_t *join = *join_p;
+    if (join) {
+        json_decref (join->peer);
+        json_decref (join->info);
+        free (join);
+        *join_p = NULL;
+    }
+}
+
+//  String member of a JSON object, or NULL
+static const char *
+s_jstr (const json_t *o, const char *key)
+{
+    return json_string_value (json_object_get (o, key));
+}
+
+//  ---------------------------------------------------------------------
+//  Replies to our own clients (through the broker)
+
+static void
+s_reply_json (s_relay_t *self, uint64_t tag, uint64_t request_id, const json_t *data)
+{
+    aip_pack_reset (self->pk);
+    aip_reply_ok_begin (self->pk, request_id);
+    aip_json_pack (self->pk, data);
+    size_t size;
+    const void *bytes = aip_pack_data (self->pk, &size);
+    aip_worker_reply (self->worker, tag, bytes, size);
+}
+
+static void
+s_reply_error (s_relay_t *self, uint64_t tag, uint64_t request_id, const char *code,
+               const char *message)
+{
+    aip_pack_reset (self->pk);
+    aip_reply_error (self->pk, request_id, code, message);
+    size_t size;
+    const void *bytes = aip_pack_data (self->pk, &size);
+    aip_worker_reply (self->worker, tag, bytes, size);
+}
+
+//  ---------------------------------------------------------------------
+//  storaged (synchronous: it is local and answers in about a millisecond)
+
+static aip_client_t *
+s_store (s_relay_t *self)
+{
+    if (!self->store) {
+        char err [512];
+        self->store = aip_client_new (self->home, false, err, sizeof err);
+        if (!self->store)
+            zsys_warning ("relay: cannot reach storaged yet: %s", err);
+    }
+    return self->store;
+}
+
+//  Send the request in self->pk and wait for its reply. 0 with rep filled
+//  (check rep->ok), or -1.
+static int
+s_store_call (s_relay_t *self, uint64_t id, aip_reply_t *rep)
+{
+    aip_client_t *store = s_store (self);
+    if (!store)
+        return -1;
+    char err [512];
+    if (aip_client_send (store, self->pk, err, sizeof err)
+    ||  aip_client_recv (store, id, AIP_RELAY_STORE_TIMEOUT_MS, rep, NULL, err, sizeof err)) {
+        zsys_warning ("relay: storaged: %s", err);
+        //  Reconnect next time (a restarted daemon set has a new broker)
+        aip_client_destroy (&self->store);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t
+s_store_begin (s_relay_t *self, aip_op_t op, size_t nargs)
+{
+    aip_client_t *store = s_store (self);
+    uint64_t id = store ? aip_client_next_id (store) : 1;
+    aip_pack_reset (self->pk);
+    aip_request_begin (self->pk, id, op, nargs);
+    return id;
+}
+
+//  ---------------------------------------------------------------------
+//  Signatures: the human's own, and those of its AI peers (DESIGN.md §7)
+
+static int
+s_signature (s_relay_t *self, const char *room_id, const char *peer_id, const char *tool,
+             char sig [AIP_CRYPTO_HEX_SIZE])
+{
+    if (!self->identity_ok)
+        return -1;
+    if (streq (peer_id, self->identity.id))
+        return aip_crypto_peer_signature (self->identity.secret, room_id, sig);
+    if (!tool || !*tool)
+        return -1;
+    char secret [AIP_CRYPTO_HEX_SIZE];
+    if (aip_crypto_ai_secret (self->identity.secret, tool, secret))
+        return -1;
+    int rc = aip_crypto_peer_signature (secret, room_id, sig);
+    sodium_memzero (secret, sizeof secret);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  HTTP
+
+static size_t
+s_http_write (char *data, size_t size, size_t nmemb, void *user)
+{
+    s_http_t *http = (s_http_t *) user;
+    size_t n = size * nmemb;
+    if (http->len + n > AIP_RELAY_MAX_BODY) {
+        http->overflow = true;
+        return 0;               //  aborts the transfer
+    }
+    char *grown = (char *) realloc (http->buf, http->len + n + 1);
+    if (!grown)
+        return 0;
+    http->buf = grown;
+    memcpy (http->buf + http->len, data, n);
+    http->len += n;
+    http->buf [http->len] = 0;
+    return n;
+}
+
+static void
+s_http_free (s_http_t **http_p)
+{
+    s_http_t *http = *http_p;
+    if (http) {
+        if (http->easy)
+            curl_easy_cleanup (http->easy);
+        curl_slist_free_all (http->headers);
+        free (http->buf);
+        s_joinreq_free (&http->join);
+        free (http);
+        *http_p = NULL;
+    }
+}
+
+//  Start a request: GET when body is NULL, else POST of body (JSON)
+static s_http_t *
+s_http_start (s_relay_t *self, s_http_kind_t kind, const char *url, const char *token,
+              const char *body)
+{
+    s_http_t *http = (s_http_t *) zmalloc (sizeof (s_http_t));
+    http->kind = kind;
+    http->easy = curl_easy_init ();
+    if (!http->easy) {
+        free (http);
+        return NULL;
+    }
+    CURL *e = http->easy;
+    curl_easy_setopt (e, CURLOPT_URL, url);
+    curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (e, CURLOPT_TIMEOUT_MS, (long) AIP_RELAY_HTTP_TIMEOUT_MS);
+    curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS, (long) AIP_RELAY_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, s_http_write);
+    curl_easy_setopt (e, CURLOPT_WRITEDATA, http);
+    curl_easy_setopt (e, CURLOPT_PRIVATE, http);
+    curl_easy_setopt (e, CURLOPT_ERRORBUFFER, http->errbuf);
+    curl_easy_setopt (e, CURLOPT_USERAGENT, "ai-peer-relayd/" AIP_VERSION_STRING);
+    curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
+    http->headers = curl_slist_append (http->headers, "Accept: application/json");
+    if (token) {
+        char auth [AIP_MAX_NAME + 32];
+        snprintf (auth, sizeof auth, "Authorization: Bearer %s", token);
+        http->headers = curl_slist_append (http->headers, auth);
+    }
+    if (body) {
+        http->headers = curl_slist_append (http->headers, "Content-Type: application/json");
+        curl_easy_setopt (e, CURLOPT_COPYPOSTFIELDS, body);
+    }
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, http->headers);
+    curl_multi_add_handle (self->multi, e);
+    zlistx_add_end (self->transfers, http);
+    self->inflight++;
+    return http;
+}
+
+//  The relay's error text from a JSON error answer, or a fallback
+static void
+s_http_error_text (s_http_t *http, long status, CURLcode code, char *out, size_t size)
+{
+    if (code != CURLE_OK) {
+        if (http->overflow)
+            snprintf (out, size, "the relay's answer is larger than %d bytes", AIP_RELAY_MAX_BODY);
+        else
+            snprintf (out, size, "%s", *http->errbuf ? http->errbuf : curl_easy_strerror (code));
+        return;
+    }
+    json_t *doc = http->buf ? json_loadb (http->buf, http->len, 0, NULL) : NULL;
+    const char *text = doc ? s_jstr (doc, "error") : NULL;
+    if (text)
+        snprintf (out, size, "%.200s (HTTP %ld)", text, status);
+    else
+        snprintf (out, size, "HTTP %ld", status);
+    json_decref (doc);
+}
+
+//  Statuses that retrying cannot fix
+static bool
+s_status_permanent (long status)
+{
+    return status >= 400 && status < 500 && status != 408 && status != 429;
+}
+
+//  ---------------------------------------------------------------------
+//  Rooms
+
+static s_room_t *
+s_room_add (s_relay_t *self, const char *id, const char *url, const char *token,
+            const char *cursor)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, id);
+    if (room) {
+        bool moved = !streq (room->url, url) || !streq (room->token, token);
+        snprintf (room->url, sizeof room->url, "%s", url);
+        snprintf (room->token, sizeof room->token, "%s", token);
+        if (cursor && strcmp (cursor, room->cursor) > 0)
+            snprintf (room->cursor, sizeof room->cursor, "%s", cursor);
+        if (moved) {
+            aip_relay_ws_close (self->ws, id);
+            room->ws_state = WS_DOWN;
+            room->ws_retry_at = 0;
+            zhashx_purge (room->joined);
+        }
+        room->listed = true;
+        return room;
+    }
+    if (zhashx_size (self->rooms) >= AIP_RELAY_MAX_ROOMS) {
+        zsys_warning ("relay: more than %d public rooms; room %s is not synced",
+                      AIP_RELAY_MAX_ROOMS, id);
+        return NULL;
+    }
+    room = (s_room_t *) zmalloc (sizeof (s_room_t));
+    snprintf (room->id, sizeof room->id, "%s", id);
+    snprintf (room->url, sizeof room->url, "%s", url);
+    snprintf (room->token, sizeof room->token, "%s", token);
+    snprintf (room->cursor, sizeof room->cursor, "%s", cursor ? cursor : "");
+    room->ws_backoff_ms = AIP_RELAY_WS_RETRY_MIN_MS;
+    //  relay_ok is earned: false until the relay answered
+    room->ok = false;
+    room->listed = true;
+    room->joined = zhashx_new ();
+    zhashx_set_destructor (room->joined, NULL);
+    zhashx_set_duplicator (room->joined, NULL);
+    room->recent = zhashx_new ();
+    zhashx_set_destructor (room->recent, NULL);
+    zhashx_set_duplicator (room->recent, NULL);
+    room->join_waiters = zlistx_new ();
+    zlistx_set_destructor (room->join_waiters, s_waiter_free);
+    zhashx_insert (self->rooms, id, room);
+    zsys_info ("relay: syncing room %s with %s", id, url);
+    return room;
+}
+
+//  (Re)load the public rooms from storaged; forget deleted ones
+static void
+s_rooms_load (s_relay_t *self)
+{
+    uint64_t id = s_store_begin (self, AIP_OP_SYNC_ROOMS, 0);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep))
+        return;
+    if (rep.ok) {
+        for (s_room_t *r = (s_room_t *) zhashx_first (self->rooms); r;
+             r = (s_room_t *) zhashx_next (self->rooms))
+            r->listed = false;
+        const aip_obj_t *rooms = aip_obj_get (rep.data, "rooms");
+        for (size_t i = 0; i < aip_obj_size (rooms); i++) {
+            const aip_obj_t *r = aip_obj_at (rooms, i);
+            char rid [AIP_MAX_ID + 1], url [AIP_MAX_URL + 1], token [AIP_MAX_NAME + 1];
+            char cursor [AIP_MAX_TIME + 1];
+            if (!aip_obj_get_str (r, "id", rid, sizeof rid, NULL)
+            ||  !aip_obj_get_str (r, "relay_url", url, sizeof url, NULL)
+            ||  !aip_obj_get_str (r, "token", token, sizeof token, NULL))
+                continue;
+            s_room_add (self, rid, url, token, aip_obj_get_str (r, "cursor", cursor,
+                                                                sizeof cursor, NULL));
+        }
+        //  Rooms deleted locally: stop syncing them
+        zlistx_t *gone = zlistx_new ();
+        for (s_room_t *r = (s_room_t *) zhashx_first (self->rooms); r;
+             r = (s_room_t *) zhashx_next (self->rooms))
+            if (!r->listed && !r->fetching && !r->posting && zlistx_size (r->join_waiters) == 0)
+                zlistx_add_end (gone, r->id);
+        for (char *rid = (char *) zlistx_first (gone); rid; rid = (char *) zlistx_next (gone)) {
+            zsys_info ("relay: room %s is gone; no longer synced", rid);
+            aip_relay_ws_close (self->ws, rid);
+            //  Its outbox went with it (storaged deleted the rows)
+            s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox);
+            while (om) {
+                if (streq (om->room_id, rid) && !om->inflight) {
+                    zhashx_delete (self->outbox_ids, om->id);
+                    zlistx_delete (self->outbox, zlistx_cursor (self->outbox));
+                    om = (s_outmsg_t *) zlistx_first (self->outbox);
+                    continue;
+                }
+                om = (s_outmsg_t *) zlistx_next (self->outbox);
+            }
+            zhashx_delete (self->rooms, rid);
+        }
+        zlistx_destroy (&gone);
+    }
+    aip_reply_free (&rep);
+}
+
+//  Answer the relay.join requests waiting for a room's history
+static void
+s_join_waiters_done (s_relay_t *self, s_room_t *room, const char *history_error)
+{
+    s_waiter_t *w;
+    while ((w = (s_waiter_t *) zlistx_first (room->join_waiters))) {
+        if (history_error)
+            json_object_set_new (w->data, "history_error", json_string (history_error));
+        s_reply_json (self, w->tag, w->request_id, w->data);
+        zlistx_delete (room->join_waiters, zlistx_cursor (room->join_waiters));
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Receiving: insert remote messages into storaged
+
+//  Pack a msg.send for one relay message; false if it is not acceptable
+static bool
+s_pack_remote (s_relay_t *self, s_room_t *room, const json_t *m, uint64_t id)
+{
+    const char *mid = s_jstr (m, "id");
+    const char *peer_id = s_jstr (m, "peer_id");
+    const char *content = s_jstr (m, "content");
+    const char *created_at = s_jstr (m, "created_at");
+    const char *peer_name = s_jstr (m, "peer_name");
+    const char *peer_tool = s_jstr (m, "peer_tool");
+    const char *type = s_jstr (m, "type");
+    if (!mid || !aip_id_valid (mid, strlen (mid))
+    ||  !peer_id || !aip_id_valid (peer_id, strlen (peer_id))
+    ||  !content || strlen (content) > AIP_MAX_CONTENT
+    ||  !created_at || strlen (created_at) > AIP_MAX_TIME || !*created_at)
+        return false;
+    if (!peer_name || !*peer_name || strlen (peer_name) > AIP_MAX_NAME)
+        peer_name = peer_id;
+    if (peer_tool && strlen (peer_tool) > AIP_MAX_NAME)
+        peer_tool = NULL;
+    if (!type || (!streq (type, "message") && !streq (type, "system") && !streq (type, "invite")))
+        type = "message";
+    //  The relay does not say whether a peer is a human: humans use "cli"
+    bool human = !peer_tool || !*peer_tool || streq (peer_tool, "cli");
+    aip_pack_reset (self->pk);
+    aip_request_begin (self->pk, id, AIP_OP_MSG_SEND, 7);
+    aip_pack_kstr (self->pk, "room_id", room->id);
+    aip_pack_kstr (self->pk, "id", mid);
+    aip_pack_kstr (self->pk, "content", content);
+    aip_pack_kstr (self->pk, "type", type);
+    aip_pack_kstr (self->pk, "created_at", created_at);
+    aip_pack_kbool (self->pk, "remote", true);
+    aip_pack_key (self->pk, "peer");
+    aip_pack_map (self->pk, peer_tool && *peer_tool ? 4 : 3);
+    aip_pack_kstr (self->pk, "id", peer_id);
+    aip_pack_kstr (self->pk, "name", peer_name);
+    aip_pack_kstr (self->pk, "type", human ? "human" : "ai");
+    if (peer_tool && *peer_tool)
+        aip_pack_kstr (self->pk, "tool", peer_tool);
+    return true;
+}
+
+//  Insert an array of relay messages (pipelined); advance the cursor when
+//  all of them are stored. Returns the number stored, -1 on storage failure.
+static int
+s_ingest (s_relay_t *self, s_room_t *room, const json_t *messages)
+{
+    aip_client_t *store = s_store (self);
+    if (!store)
+        return -1;
+    size_t count = json_array_size (messages);
+    uint64_t *ids = (uint64_t *) calloc (count + 1, sizeof (uint64_t));
+    char newest [AIP_MAX_TIME + 1];
+    snprintf (newest, sizeof newest, "%s", room->cursor);
+    char err [512];
+    int stored = 0, rc = 0;
+    size_t sent = 0;
+    for (size_t i = 0; i < count; i++) {
+        const json_t *m = json_array_get (messages, i);
+        const char *mid = s_jstr (m, "id");
+        const char *created_at = s_jstr (m, "created_at");
+        if (created_at && strlen (created_at) <= AIP_MAX_TIME && strcmp (created_at, newest) > 0)
+            snprintf (newest, sizeof newest, "%s", created_at);
+        if (mid && (zhashx_lookup (room->recent, mid) || zhashx_lookup (self->outbox_ids, mid)))
+            continue;               //  seen a moment ago (overlap), or our own (echo)
+        uint64_t id = aip_client_next_id (store);
+        if (!s_pack_remote (self, room, m, id)) {
+            zsys_warning ("relay: room %s: skipped a malformed message from the relay (id %.64s)",
+                          room->id, mid ? mid : "?");
+            continue;
+        }
+        if (aip_client_send (store, self->pk, err, sizeof err)) {
+            rc = -1;
+            break;
+        }
+        ids [sent++] = id;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        aip_reply_t rep;
+        if (aip_client_recv (store, ids [i], AIP_RELAY_STORE_TIMEOUT_MS, &rep, NULL, err,
+                             sizeof err)) {
+            zsys_warning ("relay: room %s: storaged: %s", room->id, err);
+            aip_client_destroy (&self->store);
+            rc = -1;
+            break;
+        }
+        if (rep.ok)
+            stored++;
+        else {
+            zsys_warning ("relay: room %s: a remote message was refused: %s", room->id,
+                          rep.message);
+            if (streq (rep.code, AIP_ERR_NOT_FOUND) || streq (rep.code, AIP_ERR_INTERNAL))
+                rc = -1;
+        }
+        aip_reply_free (&rep);
+    }
+    free (ids);
+    if (rc == 0) {
+        if (zhashx_size (room->recent) > RECENT_IDS_MAX)
+            zhashx_purge (room->recent);
+        for (size_t i = 0; i < count; i++) {
+            const char *mid = s_jstr (json_array_get (messages, i), "id");
+            if (mid && aip_id_valid (mid, strlen (mid)))
+                zhashx_insert (room->recent, mid, (void *) "");
+        }
+        if (strcmp (newest, room->cursor) > 0) {
+            snprintf (room->cursor, sizeof room->cursor, "%s", newest);
+            if (!room->cursor_dirty)
+                room->cursor_save_at = aip_clock_ms () + CURSOR_SAVE_MS;
+            room->cursor_dirty = true;
+        }
+    }
+    return rc ? -1 : stored;
+}
+
+//  Catch up: GET /messages?since=<cursor> (the relay includes messages at
+//  the cursor's own time: an overlap that ids de-duplicate)
+static void
+s_fetch (s_relay_t *self, s_room_t *room)
+{
+    if (room->fetching) {
+        room->fetch_again = true;
+        return;
+    }
+    char *since = curl_easy_escape (NULL, *room->cursor ? room->cursor : EPOCH_CURSOR, 0);
+    char url [AIP_MAX_URL + AIP_MAX_ID + 256];
+    snprintf (url, sizeof url, "%s/rooms/%s/messages?since=%s&limit=%d", room->url, room->id,
+              since ? since : "", AIP_RELAY_PAGE);
+    curl_free (since);
+    s_http_t *http = s_http_start (self, HTTP_FETCH, url, room->token, NULL);
+    if (!http)
+        return;
+    snprintf (http->room_id, sizeof http->room_id, "%s", room->id);
+    room->fetching = true;
+    room->fetch_again = false;
+}
+
+static void
+s_fetch_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, http->room_id);
+    if (!room)
+        return;
+    room->fetching = false;
+    room->poll_at = aip_clock_ms () + (room->ws_state == WS_UP ? AIP_RELAY_SAFETY_POLL_MS
+                                                               : AIP_RELAY_POLL_MS);
+    char why [300];
+    if (code != CURLE_OK || status != 200) {
+        s_http_error_text (http, status, code, why, sizeof why);
+        if (room->ok)
+            zsys_warning ("relay: room %s: catch-up from %s failed: %s", room->id, room->url, why);
+        room->ok = false;
+        room->fetch_again = false;      //  the next poll retries
+        s_join_waiters_done (self, room, why);
+        return;
+    }
+    json_t *doc = json_loadb (http->buf ? http->buf : "", http->len, 0, NULL);
+    json_t *messages = doc ? json_object_get (doc, "messages") : NULL;
+    if (!json_is_array (messages)) {
+        zsys_warning ("relay: room %s: the relay's answer to a catch-up is not "
+                      "{\"messages\": [...]}", room->id);
+        room->ok = false;
+        json_decref (doc);
+        s_join_waiters_done (self, room, "the relay's answer was malformed");
+        return;
+    }
+    if (!room->ok) {
+        zsys_info ("relay: room %s: relay %s reachable", room->id, room->url);
+        s_outbox_retry_now (self, room->id);
+    }
+    room->ok = true;
+    char before [AIP_MAX_TIME + 1];
+    snprintf (before, sizeof before, "%s", room->cursor);
+    int stored = s_ingest (self, room, messages);
+    bool full = json_array_size (messages) >= AIP_RELAY_PAGE;
+    bool advanced = strcmp (room->cursor, before) > 0;
+    json_decref (doc);
+    if (stored >= 0 && ((full && advanced) || room->fetch_again))
+        s_fetch (self, room);           //  more pages, or asked again meanwhile
+    else
+        s_join_waiters_done (self, room, stored < 0 ? "could not store the history" : NULL);
+}
+
+//  One WebSocket message: {"type":"message","data":{...}}
+static void
+s_ws_message (s_relay_t *self, const char *room_id, const char *text, size_t len)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, room_id);
+    if (!room)
+        return;
+    json_t *doc = json_loadb (text, len, 0, NULL);
+    if (!doc) {
+        //  The relay's "pong" and other non-JSON text are not messages
+        return;
+    }
+    const json_t *data = json_object_get (doc, "data");
+    if (streq (s_jstr (doc, "type") ? s_jstr (doc, "type") : "", "message") && json_is_object (data)) {
+        json_t *one = json_array ();
+        json_array_append (one, (json_t *) data);
+        if (s_ingest (self, room, one) < 0)
+            s_fetch (self, room);       //  not stored: the catch-up will bring it
+        json_decref (one);
+    }
+    json_decref (doc);
+}
+
+static void
+s_ws_event (s_relay_t *self)
+{
+    zmsg_t *msg = zmsg_recv (aip_relay_ws_sock (self->ws));
+    if (!msg)
+        return;
+    char *event = zmsg_popstr (msg);
+    char *room_id = zmsg_popstr (msg);
+    s_room_t *room = room_id ? (s_room_t *) zhashx_lookup (self->rooms, room_id) : NULL;
+    if (event && room) {
+        if (streq (event, "UP")) {
+            zsys_info ("relay: room %s: WebSocket connected", room->id);
+            room->ws_state = WS_UP;
+            room->ws_backoff_ms = AIP_RELAY_WS_RETRY_MIN_MS;
+            s_outbox_retry_now (self, room->id);
+            s_fetch (self, room);       //  catch up on what happened while away
+        }
+        else
+        if (streq (event, "DOWN")) {
+            char *why = zmsg_popstr (msg);
+            int delay = s_jitter (room->ws_backoff_ms);
+            if (room->ws_state == WS_UP || room->ws_backoff_ms == AIP_RELAY_WS_RETRY_MIN_MS)
+                zsys_info ("relay: room %s: WebSocket down (%s); polling, reconnect in %d ms",
+                           room->id, why ? why : "?", delay);
+            room->ws_state = WS_DOWN;
+            room->ws_retry_at = aip_clock_ms () + delay;
+            room->ws_backoff_ms = room->ws_backoff_ms * 2 > AIP_RELAY_WS_RETRY_MAX_MS
+                                ? AIP_RELAY_WS_RETRY_MAX_MS : room->ws_backoff_ms * 2;
+            room->poll_at = 0;
+            free (why);
+        }
+        else
+        if (streq (event, "MSG")) {
+            zframe_t *text = zmsg_pop (msg);
+            if (text)
+                s_ws_message (self, room->id, (const char *) zframe_data (text), zframe_size (text));
+            zframe_destroy (&text);
+        }
+    }
+    free (event);
+    free (room_id);
+    zmsg_destroy (&msg);
+}
+
+//  WebSocket reconnects and polling, per room
+//  Save a room's cursor (the reply is not awaited: a later call skips it)
+static void
+s_cursor_save (s_relay_t *self, s_room_t *room)
+{
+    if (!room->cursor_dirty || !s_store (self))
+        return;
+    s_store_begin (self, AIP_OP_SYNC_CURSOR, 2);
+    aip_pack_kstr (self->pk, "room_id", room->id);
+    aip_pack_kstr (self->pk, "cursor", room->cursor);
+    char err [512];
+    if (aip_client_send (self->store, self->pk, err, sizeof err) == 0)
+        room->cursor_dirty = false;
+}
+
+static void
+s_rooms_tick (s_relay_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
+         room = (s_room_t *) zhashx_next (self->rooms)) {
+        if (room->cursor_dirty && now >= room->cursor_save_at)
+            s_cursor_save (self, room);
+        if (room->ws_state == WS_DOWN && now >= room->ws_retry_at) {
+            room->ws_state = WS_CONNECTING;
+            aip_relay_ws_open (self->ws, room->id, room->url, room->token);
+        }
+        //  Polling: every AIP_RELAY_POLL_MS while the WebSocket is down, and
+        //  now and then while it is up, in case it went silent without
+        //  closing (the keep-alive takes up to 45 s to notice)
+        if (now >= room->poll_at && !room->fetching && self->inflight < AIP_RELAY_MAX_INFLIGHT) {
+            room->poll_at = now + (room->ws_state == WS_UP ? AIP_RELAY_SAFETY_POLL_MS
+                                                           : AIP_RELAY_POLL_MS);
+            s_fetch (self, room);
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Sending: the outbox
+
+//  Read the outbox: only entries newer than the last read, or (full) all
+//  of it, which also finds what an earlier read missed
+static void
+s_outbox_load (s_relay_t *self, bool full)
+{
+    self->outbox_dirty = false;
+    if (zlistx_size (self->outbox) >= AIP_RELAY_OUTBOX_BATCH)
+        return;                 //  enough in hand; the rest comes as these go
+    uint64_t id = s_store_begin (self, AIP_OP_OUTBOX_LIST, 2);
+    aip_pack_kint (self->pk, "limit", AIP_RELAY_OUTBOX_BATCH);
+    aip_pack_kint (self->pk, "after", full ? 0 : self->outbox_seq);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep))
+        return;
+    const aip_obj_t *messages = rep.ok ? aip_obj_get (rep.data, "messages") : NULL;
+    bool unknown_room = false;
+    for (size_t i = 0; i < aip_obj_size (messages); i++) {
+        const aip_obj_t *m = aip_obj_at (messages, i);
+        int64_t seq = aip_obj_get_int (m, "seq", 0);
+        if (seq > self->outbox_seq)
+            self->outbox_seq = seq;
+        char mid [AIP_MAX_ID + 1];
+        if (!aip_obj_get_str (m, "id", mid, sizeof mid, NULL) || zhashx_lookup (self->outbox_ids, mid))
+            continue;
+        s_outmsg_t *om = (s_outmsg_t *) zmalloc (sizeof (s_outmsg_t));
+        snprintf (om->id, sizeof om->id, "%s", mid);
+        aip_obj_get_str (m, "room_id", om->room_id, sizeof om->room_id, "");
+        aip_obj_get_str (m, "peer_id", om->peer_id, sizeof om->peer_id, "");
+        aip_obj_get_str (m, "peer_name", om->peer_name, sizeof om->peer_name, om->peer_id);
+        aip_obj_get_str (m, "peer_tool", om->peer_tool, sizeof om->peer_tool, "");
+        aip_obj_get_str (m, "peer_type", om->peer_type, sizeof om->peer_type, "human");
+        aip_obj_get_str (m, "type", om->type, sizeof om->type, "message");
+        om->content = aip_obj_strdup (aip_obj_get (m, "content"));
+        if (!om->content)
+            om->content = strdup ("");
+        om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+        zlistx_add_end (self->outbox, om);
+        zhashx_insert (self->outbox_ids, om->id, om);
+        if (!zhashx_lookup (self->rooms, om->room_id))
+            unknown_room = true;
+    }
+    aip_reply_free (&rep);
+    if (unknown_room)
+        s_rooms_load (self);
+}
+
+//  Answer the relay.push requests waiting for msg_id
+static void
+s_push_waiters_done (s_relay_t *self, const char *msg_id, bool delivered, bool refused,
+                     const char *error)
+{
+    s_waiter_t *w = (s_waiter_t *) zlistx_first (self->push_waiters);
+    while (w) {
+        if (streq (w->msg_id, msg_id)) {
+            json_t *data = json_pack ("{s:b}", "delivered", delivered);
+            if (refused)
+                json_object_set_new (data, "refused", json_true ());
+            if (error)
+                json_object_set_new (data, "error", json_string (error));
+            s_reply_json (self, w->tag, w->request_id, data);
+            json_decref (data);
+            zlistx_delete (self->push_waiters, zlistx_cursor (self->push_waiters));
+            w = (s_waiter_t *) zlistx_first (self->push_waiters);
+            continue;
+        }
+        w = (s_waiter_t *) zlistx_next (self->push_waiters);
+    }
+}
+
+//  Remove a message from the outbox (delivered, or refused for good)
+static void
+s_outmsg_finish (s_relay_t *self, s_outmsg_t *om, bool delivered, const char *error)
+{
+    char mid [AIP_MAX_ID + 1];
+    snprintf (mid, sizeof mid, "%s", om->id);
+    //  The waiting chat first: it only needs the relay's answer
+    s_push_waiters_done (self, mid, delivered, !delivered, error);
+    if (zhashx_size (self->outcomes) >= OUTCOMES_MAX)
+        zhashx_purge (self->outcomes);
+    zhashx_update (self->outcomes, mid, strdup (delivered ? "" : error ? error : "refused"));
+    //  Then the outbox, without waiting for storaged's answer (a later call
+    //  skips it). If storaged missed it, a full reload brings the message
+    //  back and the relay answers the re-post with its stored copy: still
+    //  delivered once.
+    s_store_begin (self, AIP_OP_OUTBOX_DONE, 1);
+    aip_pack_kstr (self->pk, "id", mid);
+    char err [512];
+    if (self->store && aip_client_send (self->store, self->pk, err, sizeof err))
+        zsys_warning ("relay: storaged: %s", err);
+    zhashx_delete (self->outbox_ids, mid);
+    void *handle = zlistx_find (self->outbox, om);
+    if (handle)
+        zlistx_delete (self->outbox, handle);
+}
+
+static void
+s_outmsg_retry_later (s_relay_t *self, s_outmsg_t *om, const char *why)
+{
+    if (!streq (om->error, why))
+        zsys_warning ("relay: message %s (room %s, peer %s) not delivered: %s; retrying",
+                      om->id, om->room_id, om->peer_id, why);
+    snprintf (om->error, sizeof om->error, "%s", why);
+    om->inflight = false;
+    om->next_at = aip_clock_ms () + s_jitter (om->backoff_ms);
+    om->backoff_ms = om->backoff_ms * 2 > AIP_RELAY_RETRY_MAX_MS ? AIP_RELAY_RETRY_MAX_MS
+                                                                 : om->backoff_ms * 2;
+}
+
+//  The relay is back: what waited for it goes now, backoff forgotten
+static void
+s_outbox_retry_now (s_relay_t *self, const char *room_id)
+{
+    for (s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox); om;
+         om = (s_outmsg_t *) zlistx_next (self->outbox))
+        if (streq (om->room_id, room_id)) {
+            om->next_at = 0;
+            om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+        }
+}
+
+//  JSON body of a join for a peer
+static char *
+s_join_body (s_relay_t *self, const char *room_id, const char *token, const char *peer_id,
+             const char *name, const char *type, const char *tool, const char *machine)
+{
+    char sig [AIP_CRYPTO_HEX_SIZE];
+    if (s_signature (self, room_id, peer_id, tool, sig))
+        return NULL;
+    json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", peer_id, "name", name,
+                              "type", type, "tool", tool ? tool : "", "machine",
+                              machine ? machine : "", "token", token, "peer_signature", sig);
+    char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+    json_decref (body);
+    return text;
+}
+
+static void
+s_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
+{
+    char url [AIP_MAX_URL + AIP_MAX_ID + 64];
+    char sig [AIP_CRYPTO_HEX_SIZE];
+    if (s_signature (self, room->id, om->peer_id, om->peer_tool, sig)) {
+        s_outmsg_finish (self, om, false, "this machine cannot sign for that peer (no secret "
+                         "for it in identity.json)");
+        return;
+    }
+    if (!zhashx_lookup (room->joined, om->peer_id)) {
+        //  Each peer joins the relay room with its own signature first
+        char host [AIP_MAX_NAME + 1];
+        aip_hostname (host, sizeof host);
+        char *body = s_join_body (self, room->id, room->token, om->peer_id, om->peer_name,
+                                  om->peer_type, om->peer_tool, host);
+        snprintf (url, sizeof url, "%s/rooms/%s/join", room->url, room->id);
+        s_http_t *http = body ? s_http_start (self, HTTP_PEER_JOIN, url, room->token, body) : NULL;
+        free (body);
+        if (!http)
+            return;
+        snprintf (http->room_id, sizeof http->room_id, "%s", room->id);
+        snprintf (http->msg_id, sizeof http->msg_id, "%s", om->id);
+    }
+    else {
+        json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", om->id,
+                                  "peer_id", om->peer_id, "peer_name", om->peer_name,
+                                  "peer_tool", om->peer_tool, "content", om->content,
+                                  "type", om->type, "peer_signature", sig);
+        char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+        json_decref (body);
+        snprintf (url, sizeof url, "%s/rooms/%s/messages", room->url, room->id);
+        s_http_t *http = text ? s_http_start (self, HTTP_POST, url, room->token, text) : NULL;
+        free (text);
+        if (!http)
+            return;
+        snprintf (http->room_id, sizeof http->room_id, "%s", room->id);
+        snprintf (http->msg_id, sizeof http->msg_id, "%s", om->id);
+    }
+    om->inflight = true;
+    room->posting = true;
+}
+
+//  Post what is due: in order, one message at a time per room
+static void
+s_outbox_flush (s_relay_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    zhashx_t *seen = zhashx_new ();             //  rooms whose head we passed
+    zhashx_set_destructor (seen, NULL);
+    zhashx_set_duplicator (seen, NULL);
+    zlistx_t *due = zlistx_new ();              //  borrowed s_outmsg_t
+    for (s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox); om;
+         om = (s_outmsg_t *) zlistx_next (self->outbox)) {
+        if (zhashx_lookup (seen, om->room_id))
+            continue;
+        zhashx_insert (seen, om->room_id, (void *) "");
+        s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, om->room_id);
+        if (room && !room->posting && !om->inflight && now >= om->next_at)
+            zlistx_add_end (due, om);
+    }
+    for (s_outmsg_t *om = (s_outmsg_t *) zlistx_first (due); om;
+         om = (s_outmsg_t *) zlistx_next (due)) {
+        if (self->inflight >= AIP_RELAY_MAX_INFLIGHT)
+            break;
+        s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, om->room_id);
+        s_deliver (self, room, om);
+    }
+    zlistx_destroy (&due);
+    zhashx_destroy (&seen);
+}
+
+static void
+s_post_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, http->room_id);
+    s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, http->msg_id);
+    if (room)
+        room->posting = false;
+    if (!om)
+        return;
+    om->inflight = false;
+    char why [300];
+    bool ok = code == CURLE_OK && status >= 200 && status < 300;
+    if (!ok)
+        s_http_error_text (http, status, code, why, sizeof why);
+    if (room)
+        room->ok = ok || (code == CURLE_OK && status < 500 && status != 429);
+    if (http->kind == HTTP_PEER_JOIN) {
+        if (ok) {
+            if (room)
+                zhashx_insert (room->joined, om->peer_id, (void *) "");
+            om->next_at = 0;
+            om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+        }
+        else
+        if (code == CURLE_OK && s_status_permanent (status)) {
+            char message [400];
+            snprintf (message, sizeof message, "the relay refused peer %s: %s", om->peer_id, why);
+            zsys_warning ("relay: message %s: %s; dropped from the outbox", om->id, message);
+            s_outmsg_finish (self, om, false, message);
+        }
+        else
+            s_outmsg_retry_later (self, om, why);
+        return;
+    }
+    if (ok) {
+        if (*om->error)
+            zsys_info ("relay: message %s delivered after retries", om->id);
+        if (room)
+            zhashx_insert (room->recent, om->id, (void *) "");
+        s_outmsg_finish (self, om, true, NULL);
+    }
+    else
+    if (code == CURLE_OK && status == 403 && http->buf && strstr (http->buf, "not registered")) {
+        //  The relay forgot the peer (or never knew it): join again
+        if (room)
+            zhashx_delete (room->joined, om->peer_id);
+        s_outmsg_retry_later (self, om, why);
+        om->next_at = 0;
+    }
+    else
+    if (code == CURLE_OK && s_status_permanent (status)) {
+        char message [400];
+        snprintf (message, sizeof message, "the relay refused the message: %s", why);
+        zsys_warning ("relay: message %s: %s; dropped from the outbox", om->id, message);
+        s_outmsg_finish (self, om, false, message);
+    }
+    else
+        s_outmsg_retry_later (self, om, why);
+}
+
+//  ---------------------------------------------------------------------
+//  relay.join: probe, join, create the local room, pull the history
+
+static void
+s_join_fail (s_relay_t *self, s_joinreq_t *join, const char *fmt, ...)
+{
+    char message [600];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (message, sizeof message, fmt, args);
+    va_end (args);
+    s_reply_error (self, join->tag, join->request_id, AIP_ERR_INVALID, message);
+}
+
+static void
+s_join_post (s_relay_t *self, s_joinreq_t *join)
+{
+    const json_t *p = join->peer;
+    char *body = s_join_body (self, join->room_id, join->token, s_jstr (p, "id"),
+                              s_jstr (p, "name"), s_jstr (p, "type"), s_jstr (p, "tool"),
+                              s_jstr (p, "machine"));
+    if (!body) {
+        s_join_fail (self, join, "cannot sign as peer %s: identity.json has no peer_secret",
+                     s_jstr (p, "id"));
+        s_joinreq_free (&join);
+        return;
+    }
+    char url [AIP_MAX_URL + AIP_MAX_ID + 64];
+    snprintf (url, sizeof url, "%s/rooms/%s/join", join->url, join->room_id);
+    s_http_t *http = s_http_start (self, HTTP_JOIN, url, NULL, body);
+    free (body);
+    if (!http) {
+        s_join_fail (self, join, "cannot start an HTTP request");
+        s_joinreq_free (&join);
+        return;
+    }
+    http->join = join;
+}
+
+static void
+s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
+{
+    s_joinreq_t *join = http->join;
+    http->join = NULL;
+    char why [300];
+    if (http->kind == HTTP_INFO) {
+        if (code != CURLE_OK) {
+            s_http_error_text (http, status, code, why, sizeof why);
+            s_join_fail (self, join, "cannot reach the relay at %s: %s", join->url, why);
+            s_joinreq_free (&join);
+            return;
+        }
+        json_t *doc = status == 200 && http->buf ? json_loadb (http->buf, http->len, 0, NULL) : NULL;
+        join->info = json_is_object (doc) ? doc : json_null ();
+        if (!json_is_object (doc))
+            json_decref (doc);
+        s_join_post (self, join);
+        return;
+    }
+    //  HTTP_JOIN
+    if (code != CURLE_OK || status < 200 || status >= 300) {
+        s_http_error_text (http, status, code, why, sizeof why);
+        if (code != CURLE_OK)
+            s_join_fail (self, join, "cannot reach the relay at %s: %s", join->url, why);
+        else
+            s_join_fail (self, join, "the relay %s refused to let %s join room %s: %s",
+                         join->url, s_jstr (join->peer, "id"), join->room_id, why);
+        s_joinreq_free (&join);
+        return;
+    }
+    json_t *data = json_object ();
+    if (join->create) {
+        //  Only now that the relay accepted us does the room exist here
+        uint64_t id = s_store_begin (self, AIP_OP_ROOM_CREATE, 6);
+        aip_pack_kstr (self->pk, "id", join->room_id);
+        aip_pack_kstr (self->pk, "name", *join->name ? join->name : join->room_id);
+        aip_pack_kstr (self->pk, "mode", "public");
+        aip_pack_kstr (self->pk, "relay_url", join->url);
+        aip_pack_kstr (self->pk, "token", join->token);
+        aip_pack_key (self->pk, "peer");
+        aip_json_pack (self->pk, join->peer);
+        aip_reply_t rep;
+        if (s_store_call (self, id, &rep)) {
+            s_join_fail (self, join, "joined on the relay, but storaged did not answer: the "
+                         "room was not created here; try again");
+            json_decref (data);
+            s_joinreq_free (&join);
+            return;
+        }
+        if (!rep.ok) {
+            s_join_fail (self, join, "joined on the relay, but the room could not be saved: %s",
+                         rep.message);
+            aip_reply_free (&rep);
+            json_decref (data);
+            s_joinreq_free (&join);
+            return;
+        }
+        json_object_set_new (data, "room", aip_json_from_obj (rep.data));
+        aip_reply_free (&rep);
+    }
+    json_object_set_new (data, "joined", json_string (join->room_id));
+    json_object_set_new (data, "relay", json_string (join->url));
+    json_object_set (data, "remote_info", join->info ? join->info : json_null ());
+    s_room_t *room = s_room_add (self, join->room_id, join->url, join->token, NULL);
+    if (!room) {
+        s_reply_json (self, join->tag, join->request_id, data);
+        json_decref (data);
+        s_joinreq_free (&join);
+        return;
+    }
+    zhashx_insert (room->joined, s_jstr (join->peer, "id"), (void *) "");
+    //  Answer once the history is in (or after a bounded wait)
+    s_waiter_t *w = (s_waiter_t *) zmalloc (sizeof (s_waiter_t));
+    w->tag = join->tag;
+    w->request_id = join->request_id;
+    w->deadline = aip_clock_ms () + JOIN_HISTORY_WAIT_MS;
+    w->data = data;
+    zlistx_add_end (room->join_waiters, w);
+    s_fetch (self, room);
+    if (room->ws_state == WS_DOWN)
+        room->ws_retry_at = 0;
+    s_joinreq_free (&join);
+}
+
+static void
+s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    s_joinreq_t *join = (s_joinreq_t *) zmalloc (sizeof (s_joinreq_t));
+    join->tag = tag;
+    join->request_id = req->id;
+    char err [300];
+    char url [AIP_MAX_URL + 1];
+    aip_obj_get_str (req->args, "room_id", join->room_id, sizeof join->room_id, "");
+    aip_obj_get_str (req->args, "relay_url", url, sizeof url, "");
+    aip_obj_get_str (req->args, "token", join->token, sizeof join->token, "");
+    join->create = aip_obj_get_str (req->args, "name", join->name, sizeof join->name, NULL) != NULL;
+    join->peer = aip_json_from_obj (aip_req_arg (req, "peer"));
+    if (aip_relay_url_check (url, join->url, sizeof join->url, err, sizeof err)) {
+        s_join_fail (self, join, "%s", err);
+        s_joinreq_free (&join);
+        return;
+    }
+    if (!aip_token_valid (join->token)) {
+        s_join_fail (self, join, "the room token is empty or has characters a token cannot have");
+        s_joinreq_free (&join);
+        return;
+    }
+    if (aip_obj_get_bool (req->args, "probe", false)) {
+        char info_url [AIP_MAX_URL + AIP_MAX_ID + 64];
+        snprintf (info_url, sizeof info_url, "%s/rooms/%s/info", join->url, join->room_id);
+        s_http_t *http = s_http_start (self, HTTP_INFO, info_url, NULL, NULL);
+        if (!http) {
+            s_join_fail (self, join, "cannot start an HTTP request");
+            s_joinreq_free (&join);
+            return;
+        }
+        http->join = join;
+    }
+    else
+        s_join_post (self, join);
+}
+
+//  ---------------------------------------------------------------------
+//  relay.push and relay.status
+
+static void
+s_op_push (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    char mid [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "id", mid, sizeof mid, "");
+    s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, mid);
+    if (!om) {
+        s_outbox_load (self, false);
+        om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, mid);
+    }
+    if (!om) {
+        //  No longer in the outbox: it left it a moment ago (delivered or
+        //  refused), or before this relayd started (delivered)
+        const char *error = (const char *) zhashx_lookup (self->outcomes, mid);
+        json_t *data = json_pack ("{s:b}", "delivered", !error || !*error);
+        if (error && *error) {
+            json_object_set_new (data, "refused", json_true ());
+            json_object_set_new (data, "error", json_string (error));
+        }
+        s_reply_json (self, tag, req->id, data);
+        json_decref (data);
+        return;
+    }
+    //  Someone is waiting: try now, whatever the backoff said
+    if (!om->inflight)
+        om->next_at = 0;
+    int64_t wait_ms = aip_obj_get_int (req->args, "wait_ms", AIP_RELAY_WAIT_MS);
+    s_waiter_t *w = (s_waiter_t *) zmalloc (sizeof (s_waiter_t));
+    w->tag = tag;
+    w->request_id = req->id;
+    snprintf (w->msg_id, sizeof w->msg_id, "%s", mid);
+    w->deadline = aip_clock_ms () + wait_ms;
+    zlistx_add_end (self->push_waiters, w);
+    s_outbox_flush (self);
+}
+
+static void
+s_op_status (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    char rid [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "id", rid, sizeof rid, "");
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, rid);
+    if (!room) {
+        s_rooms_load (self);
+        room = (s_room_t *) zhashx_lookup (self->rooms, rid);
+    }
+    if (!room) {
+        s_reply_error (self, tag, req->id, AIP_ERR_NOT_FOUND, "not a public room");
+        return;
+    }
+    size_t queued = 0;
+    for (s_outmsg_t *om = (s_outmsg_t *) zlistx_first (self->outbox); om;
+         om = (s_outmsg_t *) zlistx_next (self->outbox))
+        if (streq (om->room_id, rid))
+            queued++;
+    json_t *data = json_pack ("{s:b, s:b, s:I, s:s}", "ok", room->ok, "websocket",
+                              room->ws_state == WS_UP, "queued", (json_int_t) queued, "cursor",
+                              room->cursor);
+    s_reply_json (self, tag, req->id, data);
+    json_decref (data);
+}
+
+static void
+s_handle_request (s_relay_t *self, uint64_t tag, zframe_t *body)
+{
+    aip_request_t req;
+    uint64_t id;
+    char err [320];
+    if (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err, sizeof err)) {
+        char message [400];
+        snprintf (message, sizeof message, "malformed request: %s", err);
+        s_reply_error (self, tag, id, AIP_ERR_MALFORMED, message);
+        return;
+    }
+    switch (req.op) {
+        case AIP_OP_RELAY_JOIN:   s_op_join (self, tag, &req); break;
+        case AIP_OP_RELAY_PUSH:   s_op_push (self, tag, &req); break;
+        case AIP_OP_RELAY_STATUS: s_op_status (self, tag, &req); break;
+        default:
+            s_reply_error (self, tag, req.id, AIP_ERR_INVALID, "not a relay operation");
+    }
+    aip_request_free (&req);
+}
+
+//  ---------------------------------------------------------------------
+//  The loop
+
+static void
+s_http_completed (s_relay_t *self)
+{
+    int left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read (self->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode code = msg->data.result;
+        s_http_t *http = NULL;
+        curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **) &http);
+        long status = 0;
+        curl_easy_getinfo (easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_multi_remove_handle (self->multi, easy);
+        void *handle = zlistx_find (self->transfers, http);
+        if (handle)
+            zlistx_detach (self->transfers, handle);
+        self->inflight--;
+        switch (http->kind) {
+            case HTTP_INFO:
+            case HTTP_JOIN:       s_join_http_done (self, http, status, code); break;
+            case HTTP_PEER_JOIN:
+            case HTTP_POST:       s_post_done (self, http, status, code); break;
+            case HTTP_FETCH:      s_fetch_done (self, http, status, code); break;
+        }
+        s_http_free (&http);
+    }
+}
+
+static void
+s_waiters_expire (s_relay_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    s_waiter_t *w = (s_waiter_t *) zlistx_first (self->push_waiters);
+    while (w) {
+        if (now >= w->deadline) {
+            s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, w->msg_id);
+            json_t *data = json_pack ("{s:b, s:s}", "delivered", 0, "error",
+                                      om && *om->error ? om->error : "no answer from the relay yet");
+            s_reply_json (self, w->tag, w->request_id, data);
+            json_decref (data);
+            zlistx_delete (self->push_waiters, zlistx_cursor (self->push_waiters));
+            w = (s_waiter_t *) zlistx_first (self->push_waiters);
+            continue;
+        }
+        w = (s_waiter_t *) zlistx_next (self->push_waiters);
+    }
+    for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
+         room = (s_room_t *) zhashx_next (self->rooms)) {
+        s_waiter_t *jw = (s_waiter_t *) zlistx_first (room->join_waiters);
+        if (jw && now >= jw->deadline)
+            s_join_waiters_done (self, room, "the history is still being fetched");
+    }
+}
+
+static void
+s_relay_destroy (s_relay_t **self_p)
+{
+    s_relay_t *self = *self_p;
+    if (!self)
+        return;
+    aip_relay_ws_destroy (&self->ws);
+    if (self->transfers) {
+        s_http_t *http;
+        while ((http = (s_http_t *) zlistx_detach (self->transfers, NULL))) {
+            curl_multi_remove_handle (self->multi, http->easy);
+            s_http_free (&http);
+        }
+        zlistx_destroy (&self->transfers);
+    }
+    if (self->multi)
+        curl_multi_cleanup (self->multi);
+    aip_worker_destroy (&self->worker);
+    aip_client_destroy (&self->store);
+    zsock_destroy (&self->events);
+    zhashx_destroy (&self->rooms);
+    zhashx_destroy (&self->outbox_ids);
+    zlistx_destroy (&self->outbox);
+    zlistx_destroy (&self->push_waiters);
+    zhashx_destroy (&self->outcomes);
+    aip_pack_destroy (&self->pk);
+    sodium_memzero (&self->identity, sizeof self->identity);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+aip_relay (zsock_t *pipe, void *args)
+{
+    aip_relay_args_t *a = (aip_relay_args_t *) args;
+    s_relay_t *self = (s_relay_t *) zmalloc (sizeof (s_relay_t));
+    self->pipe = pipe;
+    snprintf (self->home, sizeof self->home, "%s", a->home);
+    self->pk = aip_pack_new ();
+    self->rooms = zhashx_new ();
+    zhashx_set_destructor (self->rooms, s_room_free);
+    self->outbox = zlistx_new ();
+    zlistx_set_destructor (self->outbox, s_outmsg_free);
+    self->outbox_ids = zhashx_new ();
+    zhashx_set_destructor (self->outbox_ids, NULL);
+    zhashx_set_duplicator (self->outbox_ids, NULL);
+    self->push_waiters = zlistx_new ();
+    zlistx_set_destructor (self->push_waiters, s_waiter_free);
+    self->transfers = zlistx_new ();
+    self->outcomes = zhashx_new ();
+    zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
+    char err [512];
+    if (aip_identity_load (self->home, &self->identity, err, sizeof err) == 0)
+        self->identity_ok = true;
+    else
+        zsys_error ("relay: %s: cannot sign for any peer", err);
+    self->multi = curl_multi_init ();
+    self->ws = aip_relay_ws_new ();
+    char events [AIP_PATH_MAX];
+    if (!self->multi || !self->ws
+    ||  aip_home_endpoint (self->home, "events", events, sizeof events, err, sizeof err)) {
+        zsys_error ("relay: cannot start (HTTP or WebSocket set-up failed)");
+        zsock_signal (pipe, 1);
+        s_relay_destroy (&self);
+        return;
+    }
+    curl_multi_setopt (self->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) AIP_RELAY_MAX_INFLIGHT);
+    self->events = zsock_new_sub (events, "outbox");
+    self->worker = aip_worker_new (a->endpoint, AIP_SVC_RELAY, RELAY_SLOTS, "relayd");
+    zsock_signal (pipe, 0);
+    zsys_info ("relay: serving (identity %s)", self->identity_ok ? self->identity.id : "none");
+    self->outbox_dirty = true;
+    self->rescan_at = 0;
+
+    while (!self->terminated) {
+        //  zmq sockets + libcurl's sockets in one poll
+        zmq_pollitem_t items [4 + FD_SETSIZE / 8];
+        int n = 0;
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (aip_worker_sock (self->worker)), 0, ZMQ_POLLIN, 0 };
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 };
+        items [n++] = (zmq_pollitem_t) { zsock_resolve (aip_relay_ws_sock (self->ws)), 0, ZMQ_POLLIN, 0 };
+        fd_set rd, wr, ex;
+        FD_ZERO (&rd);
+        FD_ZERO (&wr);
+        FD_ZERO (&ex);
+        int maxfd = -1;
+        curl_multi_fdset (self->multi, &rd, &wr, &ex, &maxfd);
+        for (int fd = 0; fd <= maxfd && n < (int) (sizeof items / sizeof items [0]); fd++) {
+            short events = (FD_ISSET (fd, &rd) ? ZMQ_POLLIN : 0) | (FD_ISSET (fd, &wr) ? ZMQ_POLLOUT : 0)
+                         | (FD_ISSET (fd, &ex) ? ZMQ_POLLERR : 0);
+            if (events)
+                items [n++] = (zmq_pollitem_t) { NULL, fd, events, 0 };
+        }
+        long curl_timeout = -1;
+        curl_multi_timeout (self->multi, &curl_timeout);
+        long timeout = aip_worker_timeout (self->worker);
+        if (timeout > TICK_MS)
+            timeout = TICK_MS;
+        if (curl_timeout >= 0 && curl_timeout < timeout)
+            timeout = curl_timeout;
+        if (self->inflight > 0 && maxfd < 0 && timeout > 10)
+            timeout = 10;           //  curl is resolving or waiting: look again soon
+        int rc = zmq_poll (items, n, timeout);
+        if (rc < 0) {
+            if (zmq_errno () == EINTR && !zsys_interrupted)
+                continue;
+            break;
+        }
+        if (items [0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM"))
+                self->terminated = true;
+            free (command);
+        }
+        if (items [2].revents & ZMQ_POLLIN) {
+            zmsg_t *event = zmsg_recv (self->events);
+            zmsg_destroy (&event);
+            self->outbox_dirty = true;
+        }
+        if (items [3].revents & ZMQ_POLLIN)
+            s_ws_event (self);
+        int running;
+        curl_multi_perform (self->multi, &running);
+        s_http_completed (self);
+        if (items [1].revents & ZMQ_POLLIN) {
+            while (zsock_events (aip_worker_sock (self->worker)) & ZMQ_POLLIN) {
+                uint64_t tag;
+                zframe_t *body = NULL;
+                int got = aip_worker_recv (self->worker, &tag, &body);
+                if (got < 0)
+                    break;
+                if (got == 1)
+                    s_handle_request (self, tag, body);
+                zframe_destroy (&body);
+            }
+        }
+        int64_t now = aip_clock_ms ();
+        if (now >= self->rescan_at) {
+            s_rooms_load (self);
+            s_outbox_load (self, true);
+            self->rescan_at = now + AIP_RELAY_RESCAN_MS;
+        }
+        if (self->outbox_dirty)
+            s_outbox_load (self, false);
+        s_rooms_tick (self);
+        s_outbox_flush (self);
+        s_waiters_expire (self);
+        aip_worker_tick (self->worker);
+    }
+    for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
+         room = (s_room_t *) zhashx_next (self->rooms))
+        s_cursor_save (self, room);
+    if (self->worker)
+        aip_worker_bye (self->worker);
+    s_relay_destroy (&self);
+}
+
+//  ---------------------------------------------------------------------
+//  Self-test: what can be tested without a relay (the system test in
+//  tests/test_relay.py drives the real thing under wrangler dev)
+
+void
+aip_relay_test (bool verbose)
+{
+    printf (" * aip_relay: ");
+    //  Jitter stays within [0.5, 1.5) of the delay
+    for (int i = 0; i < 1000; i++) {
+        int d = s_jitter (1000);
+        assert (d >= 500 && d < 1500);
+    }
+    assert (s_status_permanent (403) && s_status_permanent (400) && !s_status_permanent (429));
+    assert (!s_status_permanent (503) && !s_status_permanent (408));
+    //  Relay messages: only well-formed ones become msg.send requests
+    s_relay_t self;
+    memset (&self, 0, sizeof self);
+    self.pk = aip_pack_new ();
+    s_room_t room;
+    memset (&room, 0, sizeof room);
+    snprintf (room.id, sizeof room.id, "room-000000000001");
+    json_t *good = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", "ab12cd34", "peer_id",
+                              "h-claude", "peer_name", "claude", "peer_tool", "claude",
+                              "content", "hi", "created_at", "2026-01-01T00:00:00.000Z");
+    assert (s_pack_remote (&self, &room, good, 7));
+    size_t size;
+    const void *data = aip_pack_data (self.pk, &size);
+    aip_request_t req;
+    uint64_t id;
+    char err [256];
+    assert (aip_request_decode (data, size, &req, &id, err, sizeof err) == 0);
+    assert (req.op == AIP_OP_MSG_SEND && aip_obj_get_bool (req.args, "remote", false));
+    const aip_obj_t *peer = aip_req_arg (&req, "peer");
+    assert (aip_obj_streq (aip_obj_get (peer, "type"), "ai"));
+    aip_request_free (&req);
+    json_t *bad [] = {
+        json_pack ("{s:s}", "id", "x"),
+        json_pack ("{s:s, s:s, s:s, s:s}", "id", "bad id!", "peer_id", "p", "content", "c",
+                   "created_at", "t"),
+        json_pack ("{s:s, s:s, s:i, s:s}", "id", "a", "peer_id", "p", "content", 5,
+                   "created_at", "t"),
+        json_pack ("{s:s, s:s, s:s, s:s}", "id", "a", "peer_id", "../x", "content", "c",
+                   "created_at", "t"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        assert (!s_pack_remote (&self, &room, bad [i], 8));
+        json_decref (bad [i]);
+    }
+    json_decref (good);
+    aip_pack_destroy (&self.pk);
+    if (verbose)
+        printf ("(malformed relay messages are refused) ");
+    printf ("OK\n");
+}
