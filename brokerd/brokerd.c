@@ -4,6 +4,7 @@
 #include "aip_broker.h"
 #include "aip_client.h"
 #include "aip_home.h"
+#include "aip_worker.h"
 
 #include <fcntl.h>
 
@@ -71,7 +72,9 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logident ("brokerd");
     zsys_set_logstream (stdout);
+    aip_signals_block ();
     zactor_t *broker = zactor_new (aip_broker, &args);
+    aip_signals_unblock ();
     if (!broker)
         return 1;
     //  Wait for a signal (SIGTERM, SIGINT) or for the broker to stop itself

@@ -2,6 +2,8 @@
 #include "aip_worker.h"
 #include "aip_util.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 struct _aip_worker_t {
@@ -173,6 +175,28 @@ void
 aip_worker_bye (aip_worker_t *self)
 {
     zstr_send (self->sock, "BYE");
+}
+
+static void
+s_signals_mask (int how)
+{
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGTERM);
+    sigaddset (&set, SIGINT);
+    pthread_sigmask (how, &set, NULL);
+}
+
+void
+aip_signals_block (void)
+{
+    s_signals_mask (SIG_BLOCK);
+}
+
+void
+aip_signals_unblock (void)
+{
+    s_signals_mask (SIG_UNBLOCK);
 }
 
 void

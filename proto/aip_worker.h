@@ -37,6 +37,13 @@ int aip_worker_timeout (aip_worker_t *self);
 //  Say goodbye (on clean shutdown)
 void aip_worker_bye (aip_worker_t *self);
 
+//  Daemons: SIGTERM and SIGINT must reach the main thread, which waits for
+//  them; delivered to a busy actor thread they would be lost (the process
+//  would then ignore SIGTERM). Block them before creating actors (threads
+//  inherit the mask), unblock them in the main thread after.
+void aip_signals_block (void);
+void aip_signals_unblock (void);
+
 void aip_worker_test (bool verbose);
 
 #endif

@@ -2,6 +2,7 @@
     Keeps public rooms in sync with their relay. Started by brokerd. */
 #include "aip_home.h"
 #include "aip_relay.h"
+#include "aip_worker.h"
 
 #include <curl/curl.h>
 
@@ -44,7 +45,9 @@ main (int argc, char **argv)
     zsys_set_logident ("relayd");
     zsys_set_logstream (stdout);
     aip_relay_args_t args = { home, endpoint };
+    aip_signals_block ();
     zactor_t *relay = zactor_new (aip_relay, &args);
+    aip_signals_unblock ();
     if (!relay) {
         curl_global_cleanup ();
         return 1;           //  the actor logged why

@@ -3,6 +3,7 @@
     Started by brokerd, or by hand to add capacity:
       spawnd --home DIR [--endpoint ipc://.../workers] [--client-endpoint EP] */
 #include "aip_home.h"
+#include "aip_worker.h"
 #include "aip_spawner.h"
 
 int
@@ -52,7 +53,9 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logident ("spawnd");
     zsys_set_logstream (stdout);
+    aip_signals_block ();
     zactor_t *spawner = zactor_new (aip_spawner, &args);
+    aip_signals_unblock ();
     if (!spawner)
         return 1;
     //  Until SIGTERM (from brokerd, or because brokerd died); a running

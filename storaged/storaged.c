@@ -1,6 +1,7 @@
 /*  storaged — the ai-peer storage daemon: a thin main around aip_storage.
     The only process that opens peers.db. Started by brokerd. */
 #include "aip_home.h"
+#include "aip_worker.h"
 #include "aip_storage.h"
 
 int
@@ -55,7 +56,9 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logident ("storaged");
     zsys_set_logstream (stdout);
+    aip_signals_block ();
     zactor_t *storage = zactor_new (aip_storage, &args);
+    aip_signals_unblock ();
     if (!storage)
         return 1;           //  the actor logged why
     //  Until SIGTERM (from brokerd, or because brokerd died). The actor

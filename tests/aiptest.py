@@ -64,6 +64,15 @@ def proc_cmdline(pid):
         return []
 
 
+def proc_ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return int(stat[stat.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def proc_is_zombie(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -194,6 +203,9 @@ class AipTestCase(unittest.TestCase):
 
     def broker_pid(self):
         pids = [p for p, n in self.daemons().items() if n == "brokerd"]
+        #  A child brokerd forked but not yet exec'd (storaged, spawnd...)
+        #  still shows brokerd's command line: keep the parent
+        pids = [p for p in pids if proc_ppid(p) not in pids]
         return pids[0] if len(pids) == 1 else None
 
     def storaged_pid(self):
