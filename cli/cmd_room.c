@@ -61,9 +61,12 @@ s_relay_url (cli_t *cli, const char *value, char *out, size_t size)
 //  local room once the relay accepted the join (nothing half-written)
 static int
 s_relay_join (cli_t *cli, const char *room_id, const char *url, const char *token,
-              const char *name, bool probe, const cli_peer_t *me, json_t **data)
+              const char *name, bool probe, const char *key, const cli_peer_t *me,
+              json_t **data)
 {
-    uint64_t id = cli_request (cli, AIP_OP_RELAY_JOIN, 6);
+    uint64_t id = cli_request (cli, AIP_OP_RELAY_JOIN, key ? 7 : 6);
+    if (key)
+        aip_pack_kstr (cli->pk, "key", key);
     aip_pack_kstr (cli->pk, "room_id", room_id);
     aip_pack_kstr (cli->pk, "relay_url", url);
     aip_pack_kstr (cli->pk, "token", token);
@@ -74,7 +77,8 @@ s_relay_join (cli_t *cli, const char *room_id, const char *url, const char *toke
 }
 
 static int
-s_create_public (cli_t *cli, const char *name, const char *relay)
+s_create_public (cli_t *cli, const char *name, const char *relay, const char *password,
+                 const char *cipher)
 {
     char url [AIP_MAX_URL + 1];
     if (s_relay_url (cli, relay, url, sizeof url))
@@ -87,20 +91,70 @@ s_create_public (cli_t *cli, const char *name, const char *relay)
     char token [AIP_RELAY_TOKEN_HEX + 1];
     if (aip_crypto_random_hex (token, AIP_RELAY_TOKEN_HEX / 2))
         return cli_fail (cli, "cannot make a random room token");
+    //  An encrypted public room: the relay only ever sees ciphertext
+    char key [AIP_ROOMKEY_MAX] = "";
+    char err [256];
+    if (password && aip_roomkey_create (password, room_id, cipher, 0, 0, key, err, sizeof err))
+        return cli_fail (cli, "%s", err);
     json_t *data = NULL;
-    if (s_relay_join (cli, room_id, url, token, name, false, &me, &data)) {
+    int rc = s_relay_join (cli, room_id, url, token, name, false, *key ? key : NULL, &me, &data);
+    if (rc) {
         char why [sizeof cli->err];
         snprintf (why, sizeof why, "%s", cli->err);
+        sodium_memzero (key, sizeof key);
         return cli_fail (cli, "Failed to create the public room: %s. Nothing was created.", why);
     }
     json_t *room = json_incref (json_object_get (data, "room"));
     json_decref (data);
-    if (!room)
+    if (!room) {
+        sodium_memzero (key, sizeof key);
         return cli_fail (cli, "relayd answered without the room");
+    }
     char cs [AIP_MAX_URL * 2];
     aip_peerurl_format (url, room_id, token, cs, sizeof cs);
+    //  aip1 rooms carry their cipher and key parameters (not the key);
+    //  Fernet rooms stay in the original's form, which its clients can join
+    const char *kdf = aip_roomkey_kdf (key);
+    if (kdf)
+        aip_peerurl_add_cipher (cs, sizeof cs, "aip1", kdf);
+    sodium_memzero (key, sizeof key);
     json_object_set_new (room, "connection_string", json_string (cs));
+    if (password)
+        json_object_set_new (room, "encrypted", json_true ());
     cli->data = room;
+    return 0;
+}
+
+//  After joining an encrypted room: if what it holds does not decrypt, the
+//  password is wrong; the local room is removed again
+static int
+s_check_password (cli_t *cli, const char *room_id, bool was_new)
+{
+    json_t *messages = NULL;
+    if (cli_conversation (cli, room_id, &messages))
+        return -1;
+    size_t i, readable = 0, unreadable = 0;
+    json_t *m;
+    json_array_foreach (messages, i, m) {
+        if (json_is_string (json_object_get (m, "type"))
+        &&  strcmp (json_string_value (json_object_get (m, "type")), "system") == 0)
+            continue;
+        const char *content = json_string_value (json_object_get (m, "content"));
+        if (content && strcmp (content, AIP_ROOMKEY_UNREADABLE) == 0)
+            unreadable++;
+        else
+            readable++;
+    }
+    json_decref (messages);
+    if (unreadable && !readable) {
+        if (was_new) {
+            uint64_t id = cli_request (cli, AIP_OP_ROOM_DELETE, 1);
+            aip_pack_kstr (cli->pk, "id", room_id);
+            cli_call (cli, id, NULL);
+        }
+        return cli_fail (cli, "Wrong password for room %s: its messages do not decrypt with it%s",
+                         room_id, was_new ? "; nothing was saved" : "");
+    }
     return 0;
 }
 
@@ -110,6 +164,7 @@ s_join (cli_t *cli, int argc, char **argv)
     cli_opt_t opts [] = { { "--relay", NULL, true, NULL, false },
                           { "--token", NULL, true, NULL, false },
                           { "--password", NULL, true, NULL, false },
+                          { "--password-file", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -119,9 +174,6 @@ s_join (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "Usage: ai-peer room join <room-id|peer://relay/room?token=T> "
                          "[--relay URL] [--token T]  Example: ai-peer room join "
                          "peer://relay.ai-peer.chat/room-abc?token=xxx");
-    if (opts [2].present)
-        return cli_fail (cli, "encrypted rooms (--password) are not available in this build of "
-                         "ai-peer yet");
     aip_peerurl_t pu;
     char err [1024];
     if (strncmp (pos [0], "peer://", 7) == 0) {
@@ -152,6 +204,22 @@ s_join (cli_t *cli, int argc, char **argv)
     if (!*pu.token)
         return cli_fail (cli, "Missing room token. Use a full connection string: ai-peer room "
                          "join peer://<relay>/<room-id>?token=xxx (or --token T)");
+    //  The key of an encrypted room, derived here: the password goes nowhere
+    char *password;
+    if (cli_password (cli, &opts [2], &opts [3], &password))
+        return -1;
+    if (!password && *pu.cipher)
+        return cli_fail (cli, "room %s is encrypted (%s): give its password with --password, "
+                         "--password-file or AI_PEER_PASSWORD", pu.room_id, pu.cipher);
+    char key [AIP_ROOMKEY_MAX] = "";
+    if (password) {
+        char kerr [256];
+        int krc = aip_roomkey_join (password, pu.room_id, pu.cipher, pu.kdf, key, kerr, sizeof kerr);
+        sodium_memzero (password, strlen (password));
+        free (password);
+        if (krc)
+            return cli_fail (cli, "%s", kerr);
+    }
     cli_peer_t me;
     if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
         return -1;
@@ -161,7 +229,9 @@ s_join (cli_t *cli, int argc, char **argv)
     uint64_t id = cli_request (cli, AIP_OP_ROOM_GET, 1);
     aip_pack_kstr (cli->pk, "id", pu.room_id);
     json_t *existing = NULL;
+    bool was_new = true;
     if (cli_call (cli, id, &existing) == 0) {
+        was_new = false;
         const char *old = json_string_value (json_object_get (existing, "name"));
         if (old)
             snprintf (name, sizeof name, "%s", old);
@@ -172,7 +242,10 @@ s_join (cli_t *cli, int argc, char **argv)
         return -1;
     cli->err [0] = 0;
     json_t *data = NULL;
-    if (s_relay_join (cli, pu.room_id, pu.relay_url, pu.token, name, true, &me, &data)) {
+    int jrc = s_relay_join (cli, pu.room_id, pu.relay_url, pu.token, name, true,
+                            *key ? key : NULL, &me, &data);
+    sodium_memzero (key, sizeof key);
+    if (jrc) {
         char why [sizeof cli->err];
         snprintf (why, sizeof why, "%s", cli->err);
         return cli_fail (cli, "Failed to join room %s: %s", pu.room_id, why);
@@ -184,6 +257,10 @@ s_join (cli_t *cli, int argc, char **argv)
     if (history_error)
         fprintf (stderr, "⚠ The room's history is not complete yet (%s); it keeps syncing.\n",
                  history_error);
+    if (((opts [2].present || opts [3].present || getenv ("AI_PEER_PASSWORD")) && s_check_password (cli, pu.room_id, was_new))) {
+        json_decref (data);
+        return -1;
+    }
     cli->data = json_object ();
     json_object_set_new (cli->data, "joined", json_string (pu.room_id));
     json_object_set_new (cli->data, "relay", json_string (pu.relay_url));
@@ -214,12 +291,6 @@ s_create (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "a room name must be 1 to %d bytes and not blank", AIP_MAX_NAME);
     if (!aip_utf8_valid (name, len))
         return cli_fail (cli, "the room name is not valid UTF-8");
-    if (opts [1].present) {
-        if (opts [2].present || opts [3].present || opts [4].present || getenv ("AI_PEER_PASSWORD"))
-            return cli_fail (cli, "encrypted public rooms (--relay with a password) are not "
-                             "available in this build of ai-peer yet");
-        return s_create_public (cli, name, opts [1].value);
-    }
     const char *cipher = opts [4].value;
     if (cipher && strcmp (cipher, "aip1") != 0 && strcmp (cipher, "fernet") != 0)
         return cli_fail (cli, "--cipher must be 'aip1' (default) or 'fernet' (the original's "
@@ -231,6 +302,14 @@ s_create (cli_t *cli, int argc, char **argv)
         free (password);
         return cli_fail (cli, "--cipher needs a password (--password, --password-file or "
                          "AI_PEER_PASSWORD)");
+    }
+    if (opts [1].present) {
+        int rc = s_create_public (cli, name, opts [1].value, password, cipher);
+        if (password) {
+            sodium_memzero (password, strlen (password));
+            free (password);
+        }
+        return rc;
     }
     cli_peer_t me;
     if (cli_resolve_peer (cli, NULL, NULL, NULL, &me)) {

@@ -143,6 +143,21 @@ aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errl
         return s_fail (err, errlen, "the token in the connection string is empty or too long", text);
     memcpy (self->token, token, token_len);
     self->token [token_len] = 0;
+    //  An encrypted room names its cipher (none: the original's Fernet)
+    for (const char *p = amp; p && *p == '&'; p = strchr (p + 1, '&')) {
+        const char *value = strchr (p, '=');
+        const char *end = strchr (p + 1, '&');
+        size_t vlen = value ? (size_t) ((end ? end : p + strlen (p)) - value - 1) : 0;
+        if (value && strncmp (p, "&cipher=", 8) == 0 && vlen < sizeof self->cipher)
+            snprintf (self->cipher, sizeof self->cipher, "%.*s", (int) vlen, value + 1);
+        else
+        if (value && strncmp (p, "&kdf=", 5) == 0 && vlen < sizeof self->kdf)
+            snprintf (self->kdf, sizeof self->kdf, "%.*s", (int) vlen, value + 1);
+    }
+    if (*self->cipher && strcmp (self->cipher, "aip1") != 0 && strcmp (self->cipher, "fernet") != 0)
+        return s_fail (err, errlen, "the connection string names an unknown cipher", text);
+    if (strcmp (self->cipher, "aip1") == 0 && !*self->kdf)
+        return s_fail (err, errlen, "the connection string of an aip1 room has no kdf=", text);
     if (!aip_token_valid (self->token))
         return s_fail (err, errlen, "the token in the connection string has characters a token "
                        "cannot have", text);
@@ -179,6 +194,15 @@ aip_relay_url_check (const char *url, char *out, size_t size, char *err, size_t 
     }
     snprintf (out, size, "%.*s", (int) len, url);
     return 0;
+}
+
+int
+aip_peerurl_add_cipher (char *buf, size_t size, const char *cipher, const char *kdf)
+{
+    size_t len = strlen (buf);
+    int n = kdf && *kdf ? snprintf (buf + len, size - len, "&cipher=%s&kdf=%s", cipher, kdf)
+                        : snprintf (buf + len, size - len, "&cipher=%s", cipher);
+    return n < 0 || (size_t) n >= size - len ? -1 : 0;
 }
 
 int

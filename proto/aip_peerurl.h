@@ -17,10 +17,14 @@ typedef struct {
     char relay_url [AIP_MAX_URL + 1];   //  http(s)://host[:port], no trailing '/'
     char room_id [AIP_MAX_ID + 1];      //  the room on that relay
     char token [AIP_MAX_NAME + 1];      //  the room token
+    char cipher [16];                   //  "aip1" or "" (the original's Fernet)
+    char kdf [AIP_MAX_NAME + 1];        //  Argon2id parameters of an aip1 room
 } aip_peerurl_t;
 
 //  Parse a connection string. 0, or -1 with err filled.
 int aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errlen);
+//  Add "&cipher=aip1&kdf=..." of an encrypted room to a connection string
+int aip_peerurl_add_cipher (char *buf, size_t size, const char *cipher, const char *kdf);
 //  Format the connection string of a room on relay_url into buf.
 int aip_peerurl_format (const char *relay_url, const char *room_id, const char *token,
                         char *buf, size_t size);

@@ -98,6 +98,7 @@ static const aip_field_t s_relay_join_fields [] = {
     { "token",     AIP_T_STR,  true,  AIP_MAX_NAME, NULL, NULL },
     { "name",      AIP_T_STR,  false, AIP_MAX_NAME, NULL, NULL },
     { "probe",     AIP_T_BOOL, false, 0,            NULL, NULL },
+    { "key",       AIP_T_STR,  false, AIP_MAX_NAME, NULL, NULL },   //  encrypted room
     { "peer",      AIP_T_MAP,  true,  0,            NULL, s_peer_fields },
     F_END
 };

@@ -47,6 +47,43 @@ aip_roomkey_create (const char *password, const char *room_id, const char *ciphe
 }
 
 int
+aip_roomkey_join (const char *password, const char *room_id, const char *cipher,
+                  const char *kdf, char out [AIP_ROOMKEY_MAX], char *err, size_t errlen)
+{
+    if (!cipher || !*cipher || strcmp (cipher, "fernet") == 0)
+        return aip_roomkey_create (password, room_id, "fernet", 0, 0, out, err, errlen);
+    if (strcmp (cipher, "aip1") != 0) {
+        snprintf (err, errlen, "unknown cipher '%.32s'", cipher);
+        return -1;
+    }
+    aip_crypto_kdf_params_t params;
+    uint8_t key [AIP_CRYPTO_KEY_BYTES];
+    char b64 [AIP_CRYPTO_KEY_B64_SIZE], encoded [AIP_CRYPTO_KDF_PARAMS_SIZE];
+    if (!kdf || aip_crypto_kdf_params_decode (kdf, &params)
+    ||  aip_crypto_kdf_params_encode (&params, encoded)) {
+        snprintf (err, errlen, "the room's key parameters (kdf=) are not valid");
+        return -1;
+    }
+    if (!password || !*password || aip_crypto_key_derive (password, &params, key)
+    ||  aip_crypto_key_to_b64 (key, b64)) {
+        snprintf (err, errlen, "cannot derive the room key");
+        return -1;
+    }
+    snprintf (out, AIP_ROOMKEY_MAX, "key:aip1:%s:%s", b64, encoded);
+    sodium_memzero (key, sizeof key);
+    return 0;
+}
+
+const char *
+aip_roomkey_kdf (const char *stored)
+{
+    if (!stored || strncmp (stored, "key:aip1:", 9) != 0)
+        return NULL;
+    const char *colon = strchr (stored + 9, ':');
+    return colon ? colon + 1 : NULL;
+}
+
+int
 aip_roomkey_decode (const char *stored, aip_roomkey_t *self)
 {
     char b64 [AIP_CRYPTO_KEY_B64_SIZE];
@@ -204,6 +241,20 @@ aip_roomkey_test (bool verbose)
                                 strlen (token), &len);
     assert (strcmp (plain, "hello from the python client") == 0);
     free (plain);
+    //  Joining derives the same key from the password and the parameters
+    char created [AIP_ROOMKEY_MAX], joined [AIP_ROOMKEY_MAX];
+    assert (aip_roomkey_create ("pw", "room-9", "aip1", crypto_pwhash_OPSLIMIT_MIN,
+                                crypto_pwhash_MEMLIMIT_MIN, created, err, sizeof err) == 0);
+    assert (aip_roomkey_join ("pw", "room-9", "aip1", aip_roomkey_kdf (created), joined, err,
+                              sizeof err) == 0);
+    assert (strcmp (created, joined) == 0);
+    assert (aip_roomkey_join ("other", "room-9", "aip1", aip_roomkey_kdf (created), joined, err,
+                              sizeof err) == 0);
+    assert (strcmp (created, joined) != 0);
+    assert (aip_roomkey_join ("secret123", "room-0a1b2c3d4e5f", NULL, NULL, joined, err,
+                              sizeof err) == 0);
+    assert (strcmp (joined, "key:fernet:fbp6mRBFAWWDrnGhgEK6dOz1d5tto1ajA8HDnq46pzE=") == 0);
+    assert (aip_roomkey_kdf (joined) == NULL);
     assert (aip_roomkey_create ("", "r", NULL, 0, 0, stored, err, sizeof err) == -1);
     assert (aip_roomkey_create ("p", "r", "rot13", 0, 0, stored, err, sizeof err) == -1);
     assert (aip_roomkey_decode ("plaintext-password", &rk) == -1);

@@ -32,6 +32,14 @@ typedef struct {
 int aip_roomkey_create (const char *password, const char *room_id, const char *cipher,
                         uint64_t opslimit, uint64_t memlimit,
                         char out [AIP_ROOMKEY_MAX], char *err, size_t errlen);
+//  The key of a room joined with its password: cipher "aip1" with the
+//  room's Argon2id parameters (kdf, from its connection string), or
+//  NULL/"fernet" for the original's format. 0, or -1 with err filled.
+int aip_roomkey_join (const char *password, const char *room_id, const char *cipher,
+                      const char *kdf, char out [AIP_ROOMKEY_MAX], char *err, size_t errlen);
+//  The Argon2id parameters in a stored aip1 key (for connection strings),
+//  or NULL for a Fernet key. Points into stored.
+const char *aip_roomkey_kdf (const char *stored);
 //  Decode a stored key string. 0 or -1.
 int aip_roomkey_decode (const char *stored, aip_roomkey_t *self);
 //  Encrypt content of one message; *out_p is the caller's to free. 0 or -1.

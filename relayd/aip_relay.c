@@ -92,6 +92,7 @@ typedef struct {
     char token [AIP_MAX_NAME + 1];
     char name [AIP_MAX_NAME + 1];       //  local room name (create) or ""
     bool create;                        //  create the local room on success
+    char key [AIP_MAX_NAME + 1];        //  stored key of an encrypted room, or ""
     json_t *peer;                       //  {id, name, type, tool, machine}
     json_t *info;                       //  /info answer (or null)
 } s_joinreq_t;
@@ -1152,8 +1153,10 @@ s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
     json_t *data = json_object ();
     if (join->create) {
         //  Only now that the relay accepted us does the room exist here
-        uint64_t id = s_store_begin (self, AIP_OP_ROOM_CREATE, 6);
+        uint64_t id = s_store_begin (self, AIP_OP_ROOM_CREATE, *join->key ? 7 : 6);
         aip_pack_kstr (self->pk, "id", join->room_id);
+        if (*join->key)
+            aip_pack_kstr (self->pk, "key", join->key);
         aip_pack_kstr (self->pk, "name", *join->name ? join->name : join->room_id);
         aip_pack_kstr (self->pk, "mode", "public");
         aip_pack_kstr (self->pk, "relay_url", join->url);
@@ -1214,6 +1217,7 @@ s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
     aip_obj_get_str (req->args, "room_id", join->room_id, sizeof join->room_id, "");
     aip_obj_get_str (req->args, "relay_url", url, sizeof url, "");
     aip_obj_get_str (req->args, "token", join->token, sizeof join->token, "");
+    aip_obj_get_str (req->args, "key", join->key, sizeof join->key, "");
     join->create = aip_obj_get_str (req->args, "name", join->name, sizeof join->name, NULL) != NULL;
     join->peer = aip_json_from_obj (aip_req_arg (req, "peer"));
     if (aip_relay_url_check (url, join->url, sizeof join->url, err, sizeof err)) {

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 import unittest
 import urllib.error
 import urllib.request
@@ -346,6 +347,89 @@ class RelayTest(unittest.TestCase):
             self.assertEqual(msg[0]["peer_type"], "ai")
         finally:
             erin.run("daemon", "stop")
+
+
+class EncryptedPublicRoomTest(unittest.TestCase):
+    """A password room on the relay: the relay holds ciphertext only, the
+    other user reads plaintext with the password, a wrong one is refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        reason = worker_ready()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.tmp = tempfile.mkdtemp(prefix="aipe-", dir="/tmp")
+        cls.relay = Relay(free_port(), os.path.join(cls.tmp, "relay-state"),
+                          os.path.join(cls.tmp, "relay.log"))
+        try:
+            cls.relay.start()
+        except BaseException:
+            cls.relay.proc and cls.relay.proc.poll() is None and \
+                os.killpg(cls.relay.proc.pid, signal.SIGKILL)
+            raise
+        cls.alice = User(os.path.join(cls.tmp, "a"), "alice", cls.relay.url)
+        cls.bob = User(os.path.join(cls.tmp, "b"), "bob", cls.relay.url)
+        cls.eve = User(os.path.join(cls.tmp, "e"), "eve", cls.relay.url)
+
+    @classmethod
+    def tearDownClass(cls):
+        for user in (getattr(cls, "alice", None), getattr(cls, "bob", None),
+                     getattr(cls, "eve", None)):
+            if user:
+                user.run("daemon", "stop")
+        if getattr(cls, "relay", None):
+            cls.relay.stop()
+        if getattr(cls, "tmp", None) and not os.environ.get("AIP_KEEP_TMP"):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def relay_contents(self, room, token):
+        req = urllib.request.Request(f"{self.relay.url}/rooms/{room}/messages?limit=100",
+                                     headers={"Authorization": "Bearer " + token})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return [m["content"] for m in json.load(r)["messages"]]
+
+    def check_room(self, cipher_args, prefix):
+        room = self.alice.ok("room", "create", "sealed", "--relay", "default",
+                             "--password", "open sesame", *cipher_args)
+        self.assertTrue(room.get("encrypted"))
+        rid, cs = room["id"], room["connection_string"]
+        self.alice.ok("chat", rid, "the vault code is 5150")
+        wait_for("the message on the relay",
+                 lambda: any(c.startswith(prefix) for c in self.relay_contents(rid, room["token"])))
+        #  The relay holds ciphertext only
+        self.assertFalse(any("5150" in c for c in self.relay_contents(rid, room["token"])))
+        #  Without the password, or with a wrong one: refused, nothing saved
+        if cipher_args:
+            rc, doc, err = self.eve.run("room", "join", cs)
+        else:
+            rc, doc, err = self.eve.run("room", "join", cs, "--password", "wrong")
+        self.assertEqual(rc, 1, doc)
+        self.assertIn("password", doc["error"].lower())
+        self.assertNotIn(rid, [r["id"] for r in self.eve.ok("room", "list")["rooms"]])
+        #  With it: plaintext both ways
+        self.bob.ok("room", "join", cs, "--password", "open sesame")
+        self.assertIn("the vault code is 5150", self.bob.contents(rid))
+        self.bob.ok("chat", rid, "got it, 5150 noted")
+        wait_for("alice to read bob", lambda: "got it, 5150 noted" in self.alice.contents(rid))
+        self.assertFalse(any("5150" in c for c in self.relay_contents(rid, room["token"])))
+        return cs
+
+    def test_aip1_room(self):
+        cs = self.check_room(["--cipher", "aip1"], "aip1:")
+        self.assertIn("&cipher=aip1&kdf=argon2id13:", cs)
+
+    def test_fernet_room_keeps_the_original_connection_string(self):
+        room = self.alice.ok("room", "create", "sealed-f", "--relay", "default",
+                             "--password", "open sesame", "--cipher", "fernet")
+        self.assertNotIn("cipher=", room["connection_string"])
+        rid = room["id"]
+        self.alice.ok("chat", rid, "fernet 8080")
+        wait_for("the token on the relay",
+                 lambda: any(c.startswith("gAAAAA") for c in self.relay_contents(rid, room["token"])))
+        rc, doc, err = self.eve.run("room", "join", room["connection_string"], "--password", "wrong")
+        self.assertEqual(rc, 1, doc)
+        self.bob.ok("room", "join", room["connection_string"], "--password", "open sesame")
+        self.assertIn("fernet 8080", self.bob.contents(rid))
 
 
 class HostileRelay(http.server.ThreadingHTTPServer):
