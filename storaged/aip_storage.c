@@ -557,11 +557,13 @@ s_op_room_get (s_storage_t *self, const aip_request_t *req)
 }
 
 //  Reply {<key>: [rows]} with every row of a prepared, bound statement;
-//  rooms are packed as rooms (no password column), others with their keys
+//  rooms (keys NULL) are packed as rooms (no password column), other rows
+//  with the given keys
 static int
-s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms,
-              const char *what)
+s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key,
+              const char *const *keys, int nkeys, const char *what)
 {
+    bool rooms = keys == NULL;
     aip_pack_t *pk = self->scratch;
     aip_pack_reset (pk);
     size_t count = 0;
@@ -570,7 +572,7 @@ s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms
         if (rooms)
             s_pack_room (pk, stmt);
         else
-            s_pack_row (pk, stmt, s_peer_keys, 9);
+            s_pack_row (pk, stmt, keys, nkeys);
         count++;
     }
     if (rc != SQLITE_DONE)
@@ -587,7 +589,7 @@ s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key, bool rooms
 static int
 s_op_room_list (s_storage_t *self, const aip_request_t *req)
 {
-    return s_reply_rows (self, s_stmt (self, STMT_ROOM_LIST), "rooms", true, "listing rooms");
+    return s_reply_rows (self, s_stmt (self, STMT_ROOM_LIST), "rooms", NULL, 0, "listing rooms");
 }
 
 static int
@@ -624,7 +626,7 @@ s_op_room_peers (s_storage_t *self, const aip_request_t *req)
         return s_room_not_found (self, id);
     sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
     s_bind_obj (stmt, 1, id);
-    return s_reply_rows (self, stmt, "peers", false, "listing room members");
+    return s_reply_rows (self, stmt, "peers", s_peer_keys, 9, "listing room members");
 }
 
 static int
@@ -665,7 +667,7 @@ s_op_peer_register (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_peer_list (s_storage_t *self, const aip_request_t *req)
 {
-    return s_reply_rows (self, s_stmt (self, STMT_PEER_LIST), "peers", false, "listing peers");
+    return s_reply_rows (self, s_stmt (self, STMT_PEER_LIST), "peers", s_peer_keys, 9, "listing peers");
 }
 
 static int
@@ -763,26 +765,10 @@ s_op_outbox_list (s_storage_t *self, const aip_request_t *req)
     static const char *keys [] = { "id", "room_id", "relay_url", "token", "peer_id", "peer_name",
                                    "peer_tool", "peer_type", "content", "type", "created_at",
                                    "seq" };
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
     sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_LIST);
     sqlite3_bind_int64 (stmt, 1, aip_obj_get_int (req->args, "limit", AIP_RELAY_OUTBOX_BATCH));
     sqlite3_bind_int64 (stmt, 2, aip_obj_get_int (req->args, "after", 0));
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, keys, 12);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "reading the outbox");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "messages");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, stmt, "messages", keys, 12, "reading the outbox");
 }
 
 static int
@@ -801,24 +787,8 @@ static int
 s_op_sync_rooms (s_storage_t *self, const aip_request_t *req)
 {
     static const char *keys [] = { "id", "relay_url", "token", "cursor" };
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    sqlite3_stmt *stmt = s_stmt (self, STMT_SYNC_ROOMS);
-    size_t count = 0;
-    int rc;
-    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-        s_pack_row (pk, stmt, keys, 4);
-        count++;
-    }
-    if (rc != SQLITE_DONE)
-        return s_db_fail (self, "listing public rooms");
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, "rooms");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    return 0;
+    return s_reply_rows (self, s_stmt (self, STMT_SYNC_ROOMS), "rooms", keys, 4,
+                         "listing public rooms");
 }
 
 static int
