@@ -71,6 +71,13 @@ class Terminal(AipTestCase):
         self.keys("C-d")
         self.wait_screen("EXIT=0")
 
+    def test_ctrl_d_after_a_line_leaves(self):
+        self.keys("one line", "Enter")
+        wait_until(lambda: any(m["content"] == "one line" for m in self.read(self.room)),
+                   10, "the line in the room")
+        self.keys("C-d")
+        self.wait_screen("EXIT=0")
+
     def test_ctrl_c_leaves_when_nothing_is_pending(self):
         self.keys("C-c")
         self.wait_screen("EXIT=0")

@@ -54,7 +54,6 @@ typedef struct {
     int sent;                       //  lines sent
     bool quit;                      //  leave the loop
     unsigned ticks;                 //  seconds in the room
-    bool line_accepted;             //  no key typed since the last Enter
     char exe_dir [AIP_PATH_MAX];    //  where ai-peer lives
 } s_chat_t;
 
@@ -502,27 +501,12 @@ s_on_line (char *line)
     }
     s_line (s_chat, line);
     free (line);
-    s_chat->line_accepted = true;
-}
-
-//  Every key goes through here: Ctrl-D on an empty line leaves (libedit's
-//  callback mode would only redraw the prompt)
-static int
-s_getc (FILE *in)
-{
-    unsigned char c;
-    ssize_t n;
-    while ((n = read (fileno (in), &c, 1)) < 0 && errno == EINTR)
-        ;
-    //  libedit updates rl_end only when the next line starts: a line just
-    //  accepted counts as empty
-    bool empty = rl_end == 0 || s_chat->line_accepted;
-    if (n <= 0 || (c == 4 && empty)) {
-        s_chat->quit = true;
-        return '\n';
+    //  A fresh handler per line: libedit's callback mode reports Ctrl-D on
+    //  an empty line (EOF) only at the first prompt of an installed handler
+    if (!s_chat->quit) {
+        rl_callback_handler_remove ();
+        rl_callback_handler_install ("[You]: ", s_on_line);
     }
-    s_chat->line_accepted = false;
-    return c;
 }
 
 static void
@@ -627,7 +611,6 @@ main (int argc, char **argv)
     sa.sa_handler = s_on_sigint;
     sigaction (SIGINT, &sa, NULL);
     if (self.tty) {
-        rl_getc_function = s_getc;
         rl_callback_handler_install ("[You]: ", s_on_line);
     }
     //  Scripted input is read with read(2), not stdio: poll cannot see
