@@ -52,7 +52,9 @@ cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room)
     aip_reply_t rep;
     if (cli_call_reply (cli, id, &rep))
         return -1;
-    room->public = aip_obj_streq (aip_obj_get (rep.data, "mode"), "public");
+    //  An encrypted room answers {room, key}; a plain one the room itself
+    const aip_obj_t *row = aip_obj_get (rep.data, "room");
+    room->public = aip_obj_streq (aip_obj_get (row ? row : rep.data, "mode"), "public");
     char stored [AIP_ROOMKEY_MAX];
     const char *key = aip_obj_get_str (rep.data, "key", stored, sizeof stored, NULL);
     int rc = 0;

@@ -7,6 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  relay_ok: how long reading a public room asks relayd
+#define RELAY_STATUS_TIMEOUT_MS 500
+
+
+int
+cli_relay_wait_ms (void)
+{
+    const char *env = getenv ("AI_PEER_RELAY_WAIT_MS");
+    if (env && *env) {
+        char *end;
+        long ms = strtol (env, &end, 10);
+        if (*end == 0 && ms >= 0 && ms <= AIP_RELAY_MAX_WAIT_MS)
+            return (int) ms;
+    }
+    return AIP_RELAY_WAIT_MS;
+}
+
+bool
+cli_relay_ok (cli_t *cli, const char *room_id)
+{
+    uint64_t id = cli_request (cli, AIP_OP_RELAY_STATUS, 1);
+    aip_pack_kstr (cli->pk, "id", room_id);
+    json_t *data = NULL;
+    if (cli_call_timeout (cli, id, RELAY_STATUS_TIMEOUT_MS, &data)) {
+        cli->err [0] = 0;
+        return false;
+    }
+    bool ok = json_is_true (json_object_get (data, "ok"));
+    json_decref (data);
+    return ok;
+}
+
 int
 cli_fail (cli_t *cli, const char *fmt, ...)
 {

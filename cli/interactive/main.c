@@ -588,7 +588,10 @@ main (int argc, char **argv)
     self.ctx = zmq_ctx_new ();
     s_subscribe (&self);
     fprintf (stderr, "Room %s — %s%s. /help for commands, Ctrl-D to leave.\n", self.room_id,
-             self.room.encrypted ? "encrypted, " : "", "local (live push)");
+             self.room.encrypted ? "encrypted, " : "",
+             !self.room.public ? "local (live push)"
+             : cli_relay_ok (&cli, self.room_id) ? "public, relay in sync (live push)"
+             : "public, relay unreachable (messages queue here, delivered later)");
     if (s_fetch (&self, 20, false, true, true))
         goto done;
     if (npos > 1) {
