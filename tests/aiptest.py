@@ -132,6 +132,8 @@ class AipTestCase(unittest.TestCase):
         #  Daemon sanitizer reports go to daemon.log; keep going to see them all
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(SOURCE_DIR, "tests",
+                                                                           "lsan.supp"))
         self.addCleanup(self._cleanup)
 
     #  -- running the CLI ------------------------------------------------
