@@ -314,6 +314,21 @@ s_room_not_found (s_storage_t *self, const aip_obj_t *room_id)
                    "to see available rooms.", (int) len, id);
 }
 
+//  The room named by argument `name`: copied into room_id (AIP_MAX_ID + 1
+//  bytes) when it exists, else -1 with the not-found error. The room's row
+//  stays current in STMT_ROOM_GET (see s_room_encrypted).
+static int
+s_room_arg (s_storage_t *self, const aip_request_t *req, const char *name, char *room_id)
+{
+    const aip_obj_t *arg = aip_req_arg (req, name);
+    size_t len;
+    const char *id = aip_obj_str (arg, &len);
+    if (!s_room_exists (self, id, len))
+        return s_room_not_found (self, arg);
+    snprintf (room_id, AIP_MAX_ID + 1, "%.*s", (int) len, id);
+    return 0;
+}
+
 //  ---------------------------------------------------------------------
 //  Peers and membership
 
@@ -595,11 +610,10 @@ s_op_room_list (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_room_delete (s_storage_t *self, const aip_request_t *req)
 {
+    char room_id [AIP_MAX_ID + 1];
+    if (s_room_arg (self, req, "id", room_id))
+        return -1;
     const aip_obj_t *id = aip_req_arg (req, "id");
-    size_t len;
-    const char *s = aip_obj_str (id, &len);
-    if (!s_room_exists (self, s, len))
-        return s_room_not_found (self, id);
     s_stmt_id_t steps [] = { STMT_ROOM_DEL_OUTBOX, STMT_ROOM_DEL_CURSOR, STMT_ROOM_DEL_MSGS,
                              STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
     for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++) {
@@ -619,26 +633,20 @@ s_op_room_delete (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_room_peers (s_storage_t *self, const aip_request_t *req)
 {
-    const aip_obj_t *id = aip_req_arg (req, "id");
-    size_t len;
-    const char *s = aip_obj_str (id, &len);
-    if (!s_room_exists (self, s, len))
-        return s_room_not_found (self, id);
+    char room_id [AIP_MAX_ID + 1];
+    if (s_room_arg (self, req, "id", room_id))
+        return -1;
     sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_PEERS);
-    s_bind_obj (stmt, 1, id);
+    s_bind_str (stmt, 1, room_id);
     return s_reply_rows (self, stmt, "peers", s_peer_keys, 9, "listing room members");
 }
 
 static int
 s_op_room_join (s_storage_t *self, const aip_request_t *req)
 {
-    const aip_obj_t *room = aip_req_arg (req, "room_id");
-    size_t len;
-    const char *room_id = aip_obj_str (room, &len);
-    if (!s_room_exists (self, room_id, len))
-        return s_room_not_found (self, room);
     char rid [AIP_MAX_ID + 1];
-    snprintf (rid, sizeof rid, "%.*s", (int) len, room_id);
+    if (s_room_arg (self, req, "room_id", rid))
+        return -1;
     bool new_member;
     if (s_join (self, rid, aip_req_arg (req, "peer"), &new_member))
         return -1;
@@ -673,13 +681,9 @@ s_op_peer_list (s_storage_t *self, const aip_request_t *req)
 static int
 s_op_msg_send (s_storage_t *self, const aip_request_t *req)
 {
-    const aip_obj_t *room = aip_req_arg (req, "room_id");
-    size_t rlen;
-    const char *rstr = aip_obj_str (room, &rlen);
-    if (!s_room_exists (self, rstr, rlen))
-        return s_room_not_found (self, room);
     char room_id [AIP_MAX_ID + 1];
-    snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
     bool encrypted = s_room_encrypted (self);
     size_t clen;
     const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
@@ -831,13 +835,9 @@ s_nth_back (s_storage_t *self, const char *room_id, const char *before_ts, const
 static int
 s_op_msg_list (s_storage_t *self, const aip_request_t *req)
 {
-    const aip_obj_t *room = aip_req_arg (req, "room_id");
-    size_t rlen;
-    const char *rstr = aip_obj_str (room, &rlen);
-    if (!s_room_exists (self, rstr, rlen))
-        return s_room_not_found (self, room);
     char room_id [AIP_MAX_ID + 1];
-    snprintf (room_id, sizeof room_id, "%.*s", (int) rlen, rstr);
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
     const aip_obj_t *peer = aip_req_arg (req, "peer");
     if (peer && s_join (self, room_id, peer, NULL))
         return -1;
