@@ -133,4 +133,28 @@
 //  The default relay (AI_PEER_RELAY overrides it)
 #define AIP_RELAY_DEFAULT_URL   "https://relay.ai-peer.chat"
 
+//  LAN mode (brokerd's CURVE TCP endpoint, beacons; relayd's LAN links)
+#define AIP_LAN_DEFAULT_PORT    7899
+//  Beacon: sent this often; a peer not heard for AIP_LAN_GONE_MS is "gone",
+//  and forgotten after AIP_LAN_FORGET_MS
+#define AIP_LAN_BEACON_MS       1000
+#define AIP_LAN_GONE_MS         30000
+#define AIP_LAN_FORGET_MS       (10 * 60 * 1000)
+//  LAN peers remembered at once (a noisy network cannot grow the table)
+#define AIP_LAN_MAX_PEERS       256
+//  A zbeacon payload is one UDP frame of at most 255 bytes
+#define AIP_LAN_BEACON_MAX      255
+//  CURVE keys: 32 bytes, 64 hex chars in connection strings
+#define AIP_LAN_KEY_HEX         64
+//  lan.fetch: the hub holds an empty fetch at most this long (push); the
+//  joiner asks for AIP_LAN_FETCH_WAIT_MS and gives up on an answer after
+//  that plus AIP_LAN_TIMEOUT_MS
+#define AIP_LAN_MAX_WAIT_MS     60000
+#define AIP_LAN_FETCH_WAIT_MS   20000
+#define AIP_LAN_TIMEOUT_MS      5000
+//  Messages per lan.fetch answer
+#define AIP_LAN_PAGE            500
+//  A hub's answer (a page of messages)
+#define AIP_LAN_MAX_REPLY       (AIP_MAX_PAGE_BYTES + 1024 * 1024)
+
 #endif

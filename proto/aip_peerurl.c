@@ -5,9 +5,11 @@
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SCHEME "peer://"
+#define LAN_SCHEME "peer+lan://"
 #define streq(a, b) (strcmp ((a), (b)) == 0)
 
 static int
@@ -117,9 +119,12 @@ aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errl
     size_t total = strlen (text);
     if (total > AIP_MAX_URL)
         return s_fail (err, errlen, "the connection string is too long", "…");
-    if (strncmp (text, SCHEME, strlen (SCHEME)) != 0)
-        return s_fail (err, errlen, "a connection string starts with peer://", text);
-    const char *host = text + strlen (SCHEME);
+    bool lan = strncmp (text, LAN_SCHEME, strlen (LAN_SCHEME)) == 0;
+    if (!lan && strncmp (text, SCHEME, strlen (SCHEME)) != 0)
+        return s_fail (err, errlen, "a connection string starts with peer:// (a relay room) "
+                       "or peer+lan:// (a LAN room)", text);
+    self->lan = lan;
+    const char *host = text + strlen (lan ? LAN_SCHEME : SCHEME);
     const char *slash = strchr (host, '/');
     if (!slash)
         return s_fail (err, errlen, "the connection string has no room id", text);
@@ -153,6 +158,21 @@ aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errl
         else
         if (value && strncmp (p, "&kdf=", 5) == 0 && vlen < sizeof self->kdf)
             snprintf (self->kdf, sizeof self->kdf, "%.*s", (int) vlen, value + 1);
+        else
+        if (value && strncmp (p, "&key=", 5) == 0 && vlen < sizeof self->key)
+            snprintf (self->key, sizeof self->key, "%.*s", (int) vlen, value + 1);
+    }
+    if (lan) {
+        //  The hub's public key is what stops a man in the middle
+        if (!aip_lan_key_valid (self->key))
+            return s_fail (err, errlen, "a peer+lan:// connection string needs the hub's "
+                           "public key as key=<64 hex chars>", text);
+        size_t hlen = s_host_len (host, host_len);
+        int port = hlen < host_len ? atoi (host + hlen + 1) : AIP_LAN_DEFAULT_PORT;
+        if (port < 1 || port > 65535)
+            return s_fail (err, errlen, "the port in the connection string is not valid", text);
+        snprintf (self->relay_url, sizeof self->relay_url, LAN_SCHEME "%.*s:%d?key=%s",
+                  (int) hlen, host, port, self->key);
     }
     if (*self->cipher && strcmp (self->cipher, "aip1") != 0 && strcmp (self->cipher, "fernet") != 0)
         return s_fail (err, errlen, "the connection string names an unknown cipher", text);
@@ -162,11 +182,51 @@ aip_peerurl_parse (const char *text, aip_peerurl_t *self, char *err, size_t errl
         return s_fail (err, errlen, "the token in the connection string has characters a token "
                        "cannot have", text);
     bool loopback = aip_host_is_loopback (host, s_host_len (host, host_len));
-    snprintf (self->relay_url, sizeof self->relay_url, "%s://%.*s", loopback ? "http" : "https",
-              (int) host_len, host);
+    if (!lan)
+        snprintf (self->relay_url, sizeof self->relay_url, "%s://%.*s",
+                  loopback ? "http" : "https", (int) host_len, host);
     memcpy (self->room_id, room, room_len);
     self->room_id [room_len] = 0;
     return 0;
+}
+
+bool
+aip_lan_key_valid (const char *hex)
+{
+    if (strlen (hex) != AIP_LAN_KEY_HEX)
+        return false;
+    for (size_t i = 0; i < AIP_LAN_KEY_HEX; i++)
+        if (!isxdigit ((unsigned char) hex [i]))
+            return false;
+    return true;
+}
+
+bool
+aip_lan_url_is (const char *url)
+{
+    return url && strncmp (url, LAN_SCHEME, strlen (LAN_SCHEME)) == 0;
+}
+
+int
+aip_lan_url_format (const char *host, int port, const char *key_hex, char *buf, size_t size)
+{
+    int n = snprintf (buf, size, LAN_SCHEME "%s:%d?key=%s", host, port, key_hex);
+    return n < 0 || (size_t) n >= size ? -1 : 0;
+}
+
+int
+aip_lan_url_parse (const char *url, char *endpoint, size_t size, char key_hex [AIP_LAN_KEY_HEX + 1])
+{
+    if (!aip_lan_url_is (url))
+        return -1;
+    const char *host = url + strlen (LAN_SCHEME);
+    const char *query = strstr (host, "?key=");
+    if (!query || !s_host_valid (host, (size_t) (query - host))
+    ||  !aip_lan_key_valid (query + 5))
+        return -1;
+    memcpy (key_hex, query + 5, AIP_LAN_KEY_HEX + 1);
+    int n = snprintf (endpoint, size, "tcp://%.*s", (int) (query - host), host);
+    return n < 0 || (size_t) n >= size ? -1 : 0;
 }
 
 int
@@ -209,10 +269,21 @@ int
 aip_peerurl_format (const char *relay_url, const char *room_id, const char *token,
                     char *buf, size_t size)
 {
+    int n;
+    if (aip_lan_url_is (relay_url)) {
+        //  peer+lan://host:port?key=K -> peer+lan://host:port/ROOM?token=T&key=K
+        const char *host = relay_url + strlen (LAN_SCHEME);
+        const char *query = strstr (host, "?key=");
+        if (!query)
+            return -1;
+        n = snprintf (buf, size, LAN_SCHEME "%.*s/%s?token=%s&key=%s", (int) (query - host),
+                      host, room_id, token, query + 5);
+        return n < 0 || (size_t) n >= size ? -1 : 0;
+    }
     const char *host = strstr (relay_url, "://");
     host = host ? host + 3 : relay_url;
     size_t host_len = strcspn (host, "/");
-    int n = snprintf (buf, size, SCHEME "%.*s/%s?token=%s", (int) host_len, host, room_id, token);
+    n = snprintf (buf, size, SCHEME "%.*s/%s?token=%s", (int) host_len, host, room_id, token);
     return n < 0 || (size_t) n >= size ? -1 : 0;
 }
 
@@ -255,6 +326,23 @@ aip_peerurl_test (bool verbose)
     assert (aip_peerurl_parse (buf, &pu, err, sizeof err) == 0);
     assert (streq (pu.relay_url, "http://127.0.0.1:8787"));
     assert (aip_host_is_loopback ("127.1.2.3", 9) && !aip_host_is_loopback ("127.1.2", 7));
+
+    //  LAN rooms: the hub's key is required and survives the round trip
+    const char *key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    char lanurl [256], endpoint [256], khex [AIP_LAN_KEY_HEX + 1];
+    assert (aip_lan_url_format ("10.1.2.3", 7899, key, lanurl, sizeof lanurl) == 0);
+    assert (aip_peerurl_format (lanurl, "room-1", "tok", buf, sizeof buf) == 0);
+    assert (streq (buf, "peer+lan://10.1.2.3:7899/room-1?token=tok&key=" "00112233445566778899"
+                        "aabbccddeeff00112233445566778899aabbccddeeff"));
+    assert (aip_peerurl_parse (buf, &pu, err, sizeof err) == 0);
+    assert (pu.lan && streq (pu.relay_url, lanurl) && streq (pu.key, key));
+    assert (aip_lan_url_parse (pu.relay_url, endpoint, sizeof endpoint, khex) == 0);
+    assert (streq (endpoint, "tcp://10.1.2.3:7899") && streq (khex, key));
+    assert (aip_peerurl_parse ("peer+lan://10.1.2.3/room-1?token=tok&key=abc", &pu, err,
+                               sizeof err) == -1);
+    assert (aip_peerurl_parse ("peer+lan://10.1.2.3/room-1?token=tok", &pu, err, sizeof err) == -1);
+    assert (!aip_lan_url_is ("http://x") && aip_lan_url_parse ("http://x", endpoint,
+                                                               sizeof endpoint, khex) == -1);
     assert (!aip_host_is_loopback ("127.0.0.256", 11));
     printf ("OK\n");
 }

@@ -119,7 +119,56 @@ static const aip_field_t s_msg_list_fields [] = {
     { "before_id", AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
     { "after_ts",  AIP_T_STR, false, AIP_MAX_TIME, NULL, NULL },
     { "after_id",  AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
+    //  messages inserted after this seq (a LAN hub's order), each with its seq
+    { "after_seq", AIP_T_INT, false, INT64_MAX,    NULL, NULL },
     { "peer",      AIP_T_MAP, false, 0,            NULL, s_peer_fields },
+    F_END
+};
+
+//  LAN mode on a running broker (room create --lan, daemon start --lan)
+static const aip_field_t s_lan_start_fields [] = {
+    { "port", AIP_T_INT, false, 65535, NULL, NULL },
+    F_END
+};
+
+//  LAN hub operations, called by other machines over CURVE TCP: each one
+//  names the room and (but lan.info) carries its token
+static const aip_field_t s_lan_info_fields [] = {
+    { "room_id", AIP_T_ID, true, AIP_MAX_ID, NULL, NULL },
+    F_END
+};
+
+static const aip_field_t s_lan_join_fields [] = {
+    { "room_id", AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
+    { "token",   AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
+    { "peer",    AIP_T_MAP, true, 0,            NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_lan_message_fields [] = {
+    { "id",         AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
+    { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT_WIRE, NULL, NULL },
+    { "type",       AIP_T_STR, false, 8,                    "message|system|invite", NULL },
+    { "created_at", AIP_T_STR, true,  AIP_MAX_TIME,         NULL, NULL },
+    { "peer",       AIP_T_MAP, true,  0,                    NULL, s_peer_fields },
+    F_END
+};
+
+static const aip_field_t s_lan_post_fields [] = {
+    { "room_id", AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
+    { "token",   AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
+    { "message", AIP_T_MAP, true, 0,            NULL, s_lan_message_fields },
+    F_END
+};
+
+//  Messages after seq `after` (the hub's insertion order); with wait_ms the
+//  hub holds the request until there is one or wait_ms passed (push)
+static const aip_field_t s_lan_fetch_fields [] = {
+    { "room_id", AIP_T_ID,  true,  AIP_MAX_ID,       NULL, NULL },
+    { "token",   AIP_T_STR, true,  AIP_MAX_NAME,     NULL, NULL },
+    { "after",   AIP_T_INT, false, INT64_MAX,        NULL, NULL },
+    { "limit",   AIP_T_INT, false, AIP_MAX_PAGE,     NULL, NULL },
+    { "wait_ms", AIP_T_INT, false, AIP_LAN_MAX_WAIT_MS, NULL, NULL },
     F_END
 };
 
@@ -175,6 +224,13 @@ aip_op_fields (aip_op_t op)
 {
     assert (op < AIP_OP_COUNT);
     return s_ops [op].fields;
+}
+
+bool
+aip_op_remote (aip_op_t op)
+{
+    return op == AIP_OP_LAN_INFO || op == AIP_OP_LAN_JOIN || op == AIP_OP_LAN_POST
+        || op == AIP_OP_LAN_FETCH;
 }
 
 int
@@ -804,6 +860,22 @@ aip_request_begin (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs)
     aip_pack_map (pk, nargs);
 }
 
+void
+aip_request_begin_auth (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs, const char *auth)
+{
+    if (!auth || !*auth) {
+        aip_request_begin (pk, id, op, nargs);
+        return;
+    }
+    aip_pack_map (pk, 5);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kint (pk, "id", (int64_t) id);
+    aip_pack_kstr (pk, "op", aip_op_name (op));
+    aip_pack_kstr (pk, "auth", auth);
+    aip_pack_key (pk, "a");
+    aip_pack_map (pk, nargs);
+}
+
 static int
 s_check_envelope (const aip_obj_t *root, char *err, size_t errlen)
 {
@@ -867,6 +939,10 @@ aip_request_decode (const void *data, size_t size, aip_request_t *req, uint64_t 
     if (aip_schema_check (aip_op_fields (req->op), args, s_ops [op].name, err, errlen))
         goto malformed;
     req->args = args;
+    const aip_obj_t *auth = aip_obj_get (root, "auth");
+    size_t authlen;
+    if (aip_obj_str (auth, &authlen) && authlen <= AIP_MAX_NAME)
+        req->auth = auth;
     return 0;
 malformed:
     aip_request_free (req);

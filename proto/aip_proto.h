@@ -4,7 +4,7 @@
     (names, types, limits) are listed in AIP_OPS below. Bodies are msgpack
     maps with string keys:
 
-      request  {v:1, id:<uint>, op:"room.create", a:{...}}
+      request  {v:1, id:<uint>, op:"room.create", a:{...}[, auth:<token>]}
       reply    {v:1, id:<uint>, ok:true,  data:<any>}
                {v:1, id:<uint>, ok:false, error:{code, message}}
       event    {v:1, type:"message", room_id, data:<message>}
@@ -87,7 +87,13 @@ struct aip_field_s {
     X (SYNC_CURSOR,   "sync.cursor",   AIP_SVC_STORE,  s_sync_cursor_fields) \
     X (RELAY_JOIN,    "relay.join",    AIP_SVC_RELAY,  s_relay_join_fields) \
     X (RELAY_PUSH,    "relay.push",    AIP_SVC_RELAY,  s_relay_push_fields) \
-    X (RELAY_STATUS,  "relay.status",  AIP_SVC_RELAY,  s_room_id_fields)
+    X (RELAY_STATUS,  "relay.status",  AIP_SVC_RELAY,  s_room_id_fields) \
+    X (LAN_START,     "lan.start",     AIP_SVC_BROKER, s_lan_start_fields) \
+    X (LAN_PEERS,     "lan.peers",     AIP_SVC_BROKER, s_no_fields) \
+    X (LAN_INFO,      "lan.info",      AIP_SVC_RELAY,  s_lan_info_fields) \
+    X (LAN_JOIN,      "lan.join",      AIP_SVC_RELAY,  s_lan_join_fields) \
+    X (LAN_POST,      "lan.post",      AIP_SVC_RELAY,  s_lan_post_fields) \
+    X (LAN_FETCH,     "lan.fetch",     AIP_SVC_RELAY,  s_lan_fetch_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,
@@ -109,6 +115,10 @@ typedef enum {
 const char *aip_op_name (aip_op_t op);
 aip_svc_t aip_op_service (aip_op_t op);
 const aip_field_t *aip_op_fields (aip_op_t op);
+//  True for the operations another machine may call on a LAN hub without
+//  the worker token (lan.info, lan.join, lan.post, lan.fetch): each checks
+//  the room token itself
+bool aip_op_remote (aip_op_t op);
 //  Op by name, or -1
 int aip_op_lookup (const char *name, size_t len);
 //  Service names ("broker", "store", "spawn", "relay") and lookup (-1)
@@ -201,11 +211,17 @@ typedef struct {
     uint64_t id;                //  request id chosen by the client
     aip_op_t op;                //  operation
     const aip_obj_t *args;      //  validated argument map (never NULL)
+    const aip_obj_t *auth;      //  "auth" of the envelope (a string), or NULL
 } aip_request_t;
 
 //  Start a request: packs {v, id, op, a: map of nargs}; the caller then
 //  packs nargs key/value pairs.
 void aip_request_begin (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs);
+//  The same with {auth: token} in the envelope (a remote spawn worker's
+//  requests to a LAN hub carry the hub's worker token); auth NULL or ""
+//  is aip_request_begin
+void aip_request_begin_auth (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs,
+                             const char *auth);
 
 //  Decode and validate a request. Returns 0, or -1 with err filled; then
 //  *id_out holds the request id when it could be read (else 0) so that the

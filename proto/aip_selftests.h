@@ -10,6 +10,7 @@
     X(crypto)            \
     X(roomkey)           \
     X(peerurl)           \
+    X(lan)               \
     X(client)            \
     X(worker)            \
     X(schema)            \
