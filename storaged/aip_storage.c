@@ -53,6 +53,8 @@
                     " ORDER BY m.created_at, m.id LIMIT ?4") \
     X (MSG_AFTER,   MSG_SELECT " WHERE m.room_id = ?1 AND (m.created_at, m.id) > (?2, ?3)" \
                     " ORDER BY m.created_at, m.id LIMIT ?4") \
+    X (MSG_AFTER_SEQ, MSG_SELECT_SEQ " WHERE m.room_id = ?1 AND m.rowid > ?2" \
+                    " ORDER BY m.rowid LIMIT ?4") \
     X (MSG_NTH_BEFORE, "SELECT created_at, id FROM messages WHERE room_id = ?1" \
                     " AND (created_at, id) < (?2, ?3)" \
                     " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?4") \
@@ -71,13 +73,19 @@
     X (OUTBOX_DONE, "DELETE FROM outbox WHERE msg_id = ?1") \
     X (SYNC_ROOMS,  "SELECT r.id, r.relay_url, r.token, c.since FROM rooms r" \
                     " LEFT JOIN relay_cursors c ON c.room_id = r.id" \
-                    " WHERE r.mode = 'public' AND r.relay_url IS NOT NULL AND r.token IS NOT NULL") \
+                    " WHERE r.mode IN ('public', 'lan') AND r.relay_url IS NOT NULL" \
+                    " AND r.token IS NOT NULL") \
     X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) VALUES (?1, ?2)" \
                     " ON CONFLICT(room_id) DO UPDATE SET since = max(since, excluded.since)") \
-    X (ROOM_MODE,   "SELECT mode FROM rooms WHERE id = ?1")
+    X (ROOM_SYNCED, "SELECT mode IN ('public', 'lan') AND relay_url IS NOT NULL FROM rooms" \
+                    " WHERE id = ?1")
 
 #define MSG_SELECT "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
                    " m.created_at, p.name, p.tool, p.type" \
+                   " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
+//  The same with the hub's insertion order (rowid) as an 11th column, seq
+#define MSG_SELECT_SEQ "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
+                   " m.created_at, p.name, p.tool, p.type, m.rowid" \
                    " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
 
 typedef enum {
@@ -215,7 +223,7 @@ s_pack_row (aip_pack_t *pk, sqlite3_stmt *stmt, const char *const *keys, int cou
 static const char *s_peer_keys [] = { "id", "name", "type", "tool", "machine", "host", "port",
                                       "last_seen", "capabilities" };
 static const char *s_msg_keys [] = { "id", "room_id", "peer_id", "content", "type", "metadata",
-                                     "created_at", "peer_name", "peer_tool", "peer_type" };
+                                     "created_at", "peer_name", "peer_tool", "peer_type", "seq" };
 
 //  Room row: id, name, mode, relay_url, created_at, token (+ encrypted).
 //  The password column is never sent anywhere.
@@ -262,15 +270,15 @@ s_queue_event (s_storage_t *self, const char *room_id, const void *msg, size_t m
     aip_pack_destroy (&pk);
 }
 
-//  The room's mode into mode ("" if the room does not exist)
-static void
-s_room_mode (s_storage_t *self, const char *room_id, char *mode, size_t size)
+//  True if the room is kept in sync with a hub elsewhere: a public room
+//  (the relay) or a LAN room joined on another machine. Its local messages
+//  go out through the outbox, and the hub announces new members.
+static bool
+s_room_synced (s_storage_t *self, const char *room_id)
 {
-    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_MODE);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_ROOM_SYNCED);
     s_bind_str (stmt, 1, room_id);
-    const char *value = sqlite3_step (stmt) == SQLITE_ROW
-                      ? (const char *) sqlite3_column_text (stmt, 0) : NULL;
-    snprintf (mode, size, "%s", value ? value : "");
+    return sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) == 1;
 }
 
 //  Tell relayd that a message waits in the outbox (topic "outbox")
@@ -475,11 +483,10 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
                 return s_fail (self, AIP_ERR_INVALID, "room %s is full (%d participants at most)",
                            room_id, AIP_MAX_ROOM_PEERS);
         }
-        //  In a public room the relay announces members (to everyone, once):
-        //  a local announcement would be a second copy
-        char mode [16];
-        s_room_mode (self, room_id, mode, sizeof mode);
-        if (streq (mode, "public")) {
+        //  In a public room the relay announces members (to everyone, once),
+        //  in a joined LAN room its hub: a local announcement would be a
+        //  second copy
+        if (s_room_synced (self, room_id)) {
             zhashx_insert (self->member_cache, key, "");
             if (new_member)
                 *new_member = true;
@@ -728,12 +735,11 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
         s_pack_row (self->reply, stmt, s_msg_keys, 10);
         return 0;
     }
-    //  A local message of a public room goes to the relay through the
-    //  outbox, committed in the same transaction as the message itself
+    //  A local message of a public room goes to the relay (of a joined LAN
+    //  room to its hub) through the outbox, committed in the same
+    //  transaction as the message itself
     bool remote = aip_obj_get_bool (req->args, "remote", false);
-    char mode [16];
-    s_room_mode (self, room_id, mode, sizeof mode);
-    bool queued = !remote && streq (mode, "public") && !streq (type, "system");
+    bool queued = !remote && !streq (type, "system") && s_room_synced (self, room_id);
     if (queued) {
         sqlite3_stmt *stmt = s_stmt (self, STMT_OUTBOX_ADD);
         s_bind_str (stmt, 1, id);
@@ -854,6 +860,14 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
     aip_obj_get_str (req->args, "before_id", before_id, sizeof before_id, "");
 
     sqlite3_stmt *stmt;
+    const aip_obj_t *after_seq = aip_req_arg (req, "after_seq");
+    if (after_seq) {
+        //  A LAN hub's order: each message with its seq
+        stmt = s_stmt (self, STMT_MSG_AFTER_SEQ);
+        sqlite3_bind_int64 (stmt, 2, aip_obj_int (after_seq));
+        a_ts = b_ts = NULL;
+    }
+    else
     if (a_ts) {
         stmt = s_stmt (self, STMT_MSG_AFTER);
         s_bind_str (stmt, 2, a_ts);
@@ -895,7 +909,7 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
             truncated = true;
             break;
         }
-        s_pack_row (pk, stmt, s_msg_keys, 10);
+        s_pack_row (pk, stmt, s_msg_keys, after_seq ? 11 : 10);
         count++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
