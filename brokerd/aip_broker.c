@@ -1,7 +1,10 @@
 /*  aip_broker.c — routing broker actor: clients, workers, events and the
     supervision of the worker daemons. */
 #include "aip_broker.h"
+#include "aip_adapter.h"
+#include "aip_crypto.h"
 #include "aip_home.h"
+#include "aip_lan.h"
 #include "aip_proto.h"
 #include "aip_util.h"
 #include "aip_worker.h"
@@ -15,6 +18,8 @@
 typedef struct {
     char *key;                  //  hex of its routing id
     zframe_t *routing_id;       //  where to send
+    zsock_t *sock;              //  on which socket (ipc workers, or the LAN one)
+    bool remote;                //  came in over the LAN socket
     aip_svc_t svc;              //  service it serves
     int slots;                  //  requests it takes at once
     int inflight;               //  requests it holds now
@@ -78,6 +83,18 @@ typedef struct {
     int64_t started_at;         //  when it last started
 } s_child_t;
 
+//  A LAN peer heard by beacon
+typedef struct {
+    aip_lan_beacon_t beacon;    //  what it says about itself
+    char address [64];          //  where its beacon came from
+    int64_t heard_ms;           //  when we last heard it (monotonic)
+    char heard_at [AIP_TIME_LEN + 1];   //  the same as UTC time
+} s_lanpeer_t;
+
+//  Routing ids of clients on the LAN socket carry this first byte, so that
+//  their replies go out there (ZeroMQ's own routing ids start with 0)
+#define REMOTE_MARK 0xFF
+
 #define CHILD_MAX (2 + AIP_MAX_SPAWN_WORKERS)
 //  A child that ran this long gets its backoff reset
 #define CHILD_HEALTHY_MS 30000
@@ -106,6 +123,13 @@ typedef struct {
     zhashx_t *jobs;             //  id -> s_job_t
     zlistx_t *job_order;        //  s_job_t in creation order (borrowed)
     size_t waiter_count;        //  clients blocked in job.wait
+    zsock_t *lan;               //  LAN mode: ROUTER on tcp://*:port with CURVE
+    zactor_t *beacon;           //  LAN mode: zbeacon (presence and discovery)
+    zcert_t *cert;              //  LAN mode: our long-term key pair
+    char lan_address [64];      //  LAN mode: our address on the network
+    char key_hex [AIP_LAN_KEY_HEX + 1];             //  our public key
+    char worker_token [AIP_RELAY_TOKEN_HEX + 1];    //  remote spawn workers show it
+    zhashx_t *lan_peers;        //  public key hex -> s_lanpeer_t
 } s_broker_t;
 
 //  ---------------------------------------------------------------------
@@ -187,11 +211,18 @@ s_tag_compare (const void *a, const void *b)
 static void
 s_send_client (s_broker_t *self, zframe_t *client, const void *data, size_t size)
 {
+    const byte *id = zframe_data (client);
+    bool remote = zframe_size (client) > 1 && id [0] == REMOTE_MARK;
+    if (remote && !self->lan)
+        return;                 //  LAN mode went away with its clients
     zmsg_t *msg = zmsg_new ();
-    zmsg_add (msg, zframe_dup (client));
+    if (remote)
+        zmsg_addmem (msg, id + 1, zframe_size (client) - 1);
+    else
+        zmsg_add (msg, zframe_dup (client));
     zmsg_addmem (msg, data, size);
     //  A client that went away is no reason to block or fail
-    zmsg_send (&msg, self->clients);
+    zmsg_send (&msg, remote ? self->lan : self->clients);
 }
 
 static void
@@ -285,7 +316,7 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
     zmsg_addmem (msg, &p->tag, sizeof p->tag);
     zmsg_add (msg, *body_p);
     *body_p = NULL;
-    zmsg_send (&msg, self->workers);
+    zmsg_send (&msg, worker->sock);
 }
 
 //  Hand queued requests of svc to workers with free slots
@@ -331,7 +362,8 @@ s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
 }
 
 static void
-s_worker_ready (s_broker_t *self, zframe_t *routing_id, const char *key, zframe_t *body)
+s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const char *key,
+                zframe_t *body, bool remote)
 {
     char err [256];
     aip_doc_t *doc = body ? aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err) : NULL;
@@ -349,12 +381,25 @@ s_worker_ready (s_broker_t *self, zframe_t *routing_id, const char *key, zframe_
         aip_doc_destroy (&doc);
         return;
     }
+    //  Another machine may only serve spawn, and only with the worker token
+    char token [AIP_MAX_NAME + 1];
+    if (remote && (svc != AIP_SVC_SPAWN
+                   || !aip_obj_get_str (root, "token", token, sizeof token, NULL)
+                   || aip_crypto_compare_str (token, self->worker_token) != 0)) {
+        zsys_warning ("broker: a remote %s worker was refused: %s", aip_svc_name ((aip_svc_t) svc),
+                      svc != AIP_SVC_SPAWN ? "only spawn workers may connect over the LAN"
+                                           : "wrong or missing worker token");
+        aip_doc_destroy (&doc);
+        return;
+    }
     s_worker_t *old = (s_worker_t *) zhashx_lookup (self->worker_map, key);
     if (old)
         s_worker_drop (self, old, "registered again");
     s_worker_t *w = (s_worker_t *) zmalloc (sizeof (s_worker_t));
     w->key = strdup (key);
     w->routing_id = zframe_dup (routing_id);
+    w->sock = sock;
+    w->remote = remote;
     w->svc = (aip_svc_t) svc;
     w->slots = (int) slots;
     char name [64];
@@ -363,8 +408,8 @@ s_worker_ready (s_broker_t *self, zframe_t *routing_id, const char *key, zframe_
     w->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
     zhashx_insert (self->worker_map, key, w);
     zlistx_add_end (self->worker_list [svc], w);
-    zsys_info ("broker: %s worker %s (pid %d) ready with %d slot(s)", aip_svc_name (w->svc),
-               w->name, w->pid, w->slots);
+    zsys_info ("broker: %s%s worker %s (pid %d) ready with %d slot(s)", remote ? "remote " : "",
+               aip_svc_name (w->svc), w->name, w->pid, w->slots);
     aip_doc_destroy (&doc);
     s_drain_queue (self, w->svc);
 
@@ -411,24 +456,24 @@ cleanup:
     zframe_destroy (&body);
 }
 
-//  Handle one message from a worker; false when none was waiting
-static bool
-s_handle_worker (s_broker_t *self)
+//  Handle one message from a worker on sock (destroys it)
+static void
+s_worker_message (s_broker_t *self, zsock_t *sock, zmsg_t *msg, bool remote)
 {
-    zmsg_t *msg = zmsg_recv_nowait (self->workers);
-    if (!msg)
-        return false;
     zframe_t *routing_id = zmsg_pop (msg);
     char *command = zmsg_popstr (msg);
     if (!routing_id || !command) {
         zsys_warning ("broker: empty message on the worker socket");
         goto cleanup;
     }
-    char *key = zframe_strhex (routing_id);
+    //  Routing ids of the two sockets may coincide: keys tell them apart
+    char *hex = zframe_strhex (routing_id);
+    char *key = zsys_sprintf ("%s%s", remote ? "L" : "", hex);
+    free (hex);
     s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->worker_map, key);
     if (streq (command, "READY")) {
         zframe_t *body = zmsg_pop (msg);
-        s_worker_ready (self, routing_id, key, body);
+        s_worker_ready (self, sock, routing_id, key, body, remote);
         zframe_destroy (&body);
     }
     else
@@ -438,7 +483,7 @@ s_handle_worker (s_broker_t *self)
         zmsg_t *bye = zmsg_new ();
         zmsg_add (bye, zframe_dup (routing_id));
         zmsg_addstr (bye, "BYE");
-        zmsg_send (&bye, self->workers);
+        zmsg_send (&bye, sock);
     }
     else {
         worker->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
@@ -462,6 +507,16 @@ cleanup:
     free (command);
     zframe_destroy (&routing_id);
     zmsg_destroy (&msg);
+}
+
+//  Handle one message from a local worker; false when none was waiting
+static bool
+s_handle_worker (s_broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv_nowait (self->workers);
+    if (!msg)
+        return false;
+    s_worker_message (self, self->workers, msg, false);
     return true;
 }
 
@@ -624,7 +679,7 @@ s_job_cancel (s_broker_t *self, zframe_t *client, const aip_request_t *req)
             zmsg_add (msg, zframe_dup (p->worker->routing_id));
             zmsg_addstr (msg, "CANCEL");
             zmsg_addmem (msg, &p->tag, sizeof p->tag);
-            zmsg_send (&msg, self->workers);
+            zmsg_send (&msg, p->worker->sock);
             job->cancel_requested = true;
             job->state = "cancelling";
             cancelled = true;
@@ -664,8 +719,17 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     aip_pack_t *pk = self->pk;
     aip_pack_reset (pk);
     aip_reply_ok_begin (pk, request_id);
-    aip_pack_map (pk, 6);
+    aip_pack_map (pk, self->lan ? 7 : 6);
     aip_pack_kbool (pk, "running", true);
+    if (self->lan) {
+        aip_pack_key (pk, "lan");
+        aip_pack_map (pk, 5);
+        aip_pack_kstr (pk, "address", self->lan_address);
+        aip_pack_kint (pk, "port", self->args.port);
+        aip_pack_kstr (pk, "public_key", self->key_hex);
+        aip_pack_kstr (pk, "worker_token", self->worker_token);
+        aip_pack_kint (pk, "peers_heard", (int64_t) zhashx_size (self->lan_peers));
+    }
     aip_pack_kint (pk, "pid", getpid ());
     aip_pack_kstr (pk, "mode", self->args.lan ? "lan" : "local");
     aip_pack_kint (pk, "uptime_s", (aip_clock_ms () - self->started_ms) / 1000);
@@ -743,6 +807,258 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     s_send_client (self, client, data, size);
 }
 
+//  ---------------------------------------------------------------------
+//  LAN mode: CURVE TCP endpoint, beacons, the peers heard
+
+static int s_write_files (s_broker_t *self);
+static void s_client_message (s_broker_t *self, zmsg_t *msg, bool remote);
+
+//  The AI tools installed here, "a,b,c", for our beacon
+static void
+s_installed_tools (s_broker_t *self, char *buf, size_t size)
+{
+    *buf = 0;
+    char warning [256];
+    aip_adapter_t *adapter = aip_adapter_new (self->home, warning, sizeof warning);
+    if (!adapter)
+        return;
+    for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
+        const aip_tool_t *tool = aip_adapter_at (adapter, i);
+        char path [AIP_PATH_MAX];
+        if (aip_which (tool->argv [0], path, sizeof path) == 0) {
+            size_t len = strlen (buf);
+            snprintf (buf + len, size - len, "%s%s", len ? "," : "", tool->name);
+        }
+    }
+    aip_adapter_destroy (&adapter);
+}
+
+//  Our address on the network: AI_PEER_LAN_ADDRESS, else the address of
+//  the interface zbeacon broadcasts on
+static int
+s_lan_beacon_start (s_broker_t *self, char *err, size_t errlen)
+{
+    self->beacon = zactor_new (zbeacon, NULL);
+    if (!self->beacon) {
+        snprintf (err, errlen, "cannot start LAN discovery (zbeacon)");
+        return -1;
+    }
+    zsock_send (self->beacon, "si", "CONFIGURE", AIP_LAN_BEACON_PORT);
+    char *hostname = zstr_recv (self->beacon);
+    const char *fixed = getenv ("AI_PEER_LAN_ADDRESS");
+    if (fixed && *fixed)
+        snprintf (self->lan_address, sizeof self->lan_address, "%s", fixed);
+    else
+    if (hostname && *hostname)
+        snprintf (self->lan_address, sizeof self->lan_address, "%s", hostname);
+    bool can_beacon = hostname && *hostname;
+    free (hostname);
+    if (!*self->lan_address) {
+        snprintf (err, errlen, "no network interface that can broadcast was found: LAN mode "
+                  "needs one (set ZSYS_INTERFACE=<interface> to choose it, or "
+                  "AI_PEER_LAN_ADDRESS=<address> to skip discovery)");
+        zactor_destroy (&self->beacon);
+        return -1;
+    }
+    if (!can_beacon) {
+        zsys_warning ("broker: no broadcast interface: LAN discovery is off");
+        zactor_destroy (&self->beacon);
+        return 0;
+    }
+    aip_lan_beacon_t beacon = { 0 };
+    beacon.version = AIP_PROTO_VERSION;
+    char host [64];
+    aip_hostname (host, sizeof host);
+    snprintf (beacon.machine, sizeof beacon.machine, "%s", host);
+    snprintf (beacon.user, sizeof beacon.user, "%s", aip_username ());
+    beacon.port = self->args.port;
+    memcpy (beacon.key, zcert_public_key (self->cert), 32);
+    s_installed_tools (self, beacon.tools, sizeof beacon.tools);
+    uint8_t buf [AIP_LAN_BEACON_MAX];
+    size_t size = aip_lan_beacon_pack (&beacon, buf);
+    zsock_send (self->beacon, "sbi", "PUBLISH", buf, size, AIP_LAN_BEACON_MS);
+    zsock_send (self->beacon, "sb", "SUBSCRIBE", AIP_LAN_BEACON_PREFIX,
+                strlen (AIP_LAN_BEACON_PREFIX));
+    return 0;
+}
+
+//  Turn LAN mode on: bind tcp://*:port with CURVE, beacon, remember it
+static int
+s_lan_start (s_broker_t *self, int port, char *err, size_t errlen)
+{
+    if (self->lan) {
+        if (port == self->args.port)
+            return 0;
+        snprintf (err, errlen, "LAN mode is already on, on port %d: stop the daemons "
+                  "('ai-peer daemon stop') to change the port", self->args.port);
+        return -1;
+    }
+    if (!zsys_has_curve ()) {
+        snprintf (err, errlen, "this libzmq has no CURVE security: LAN mode needs it");
+        return -1;
+    }
+    if (!self->cert && !(self->cert = aip_lan_cert_load (self->home, err, errlen)))
+        return -1;
+    if (aip_lan_worker_token (self->home, self->worker_token, err, errlen))
+        return -1;
+    aip_lan_key_to_hex (zcert_public_key (self->cert), self->key_hex);
+    zsock_t *sock = zsock_new (ZMQ_ROUTER);
+    assert (sock);
+    zsock_set_linger (sock, 0);
+    zsock_set_maxmsgsize (sock, AIP_MAX_REQUEST);
+    zsock_set_router_mandatory (sock, 0);
+    zcert_apply (self->cert, sock);
+    zsock_set_curve_server (sock, 1);
+    if (zsock_bind (sock, "tcp://*:%d", port) < 0) {
+        snprintf (err, errlen, "cannot listen on TCP port %d: %s (is another ai-peer in LAN "
+                  "mode using it? choose another with --port)", port, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return -1;
+    }
+    self->lan = sock;
+    self->args.port = port;
+    if (s_lan_beacon_start (self, err, errlen)) {
+        zsock_destroy (&self->lan);
+        return -1;
+    }
+    self->args.lan = true;
+    if (aip_lan_mode_set (self->home, port))
+        zsys_warning ("broker: cannot remember LAN mode in %s/lan/mode", self->home);
+    if (self->args.write_files && s_write_files (self))
+        zsys_warning ("broker: cannot update daemon.json");
+    zsys_info ("broker: LAN mode on tcp://%s:%d (CURVE key %s)", self->lan_address, port,
+               self->key_hex);
+    return 0;
+}
+
+static void
+s_lanpeer_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+//  One beacon heard
+static void
+s_beacon_heard (s_broker_t *self)
+{
+    char *address = zstr_recv (self->beacon);
+    zframe_t *content = address ? zframe_recv (self->beacon) : NULL;
+    aip_lan_beacon_t beacon;
+    if (content && aip_lan_beacon_decode (zframe_data (content), zframe_size (content), &beacon) == 0
+    &&  !streq (beacon.key_hex, self->key_hex)) {
+        s_lanpeer_t *peer = (s_lanpeer_t *) zhashx_lookup (self->lan_peers, beacon.key_hex);
+        if (!peer && zhashx_size (self->lan_peers) < AIP_LAN_MAX_PEERS) {
+            peer = (s_lanpeer_t *) zmalloc (sizeof (s_lanpeer_t));
+            zhashx_insert (self->lan_peers, beacon.key_hex, peer);
+            zsys_info ("broker: LAN peer %s@%s heard at %s", beacon.user, beacon.machine, address);
+        }
+        if (peer) {
+            peer->beacon = beacon;
+            snprintf (peer->address, sizeof peer->address, "%s", address);
+            peer->heard_ms = aip_clock_ms ();
+            aip_time_now (peer->heard_at);
+        }
+    }
+    zframe_destroy (&content);
+    free (address);
+}
+
+//  Forget peers silent for long
+static void
+s_lan_peers_expire (s_broker_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    zlistx_t *gone = zlistx_new ();
+    for (s_lanpeer_t *p = (s_lanpeer_t *) zhashx_first (self->lan_peers); p;
+         p = (s_lanpeer_t *) zhashx_next (self->lan_peers))
+        if (now - p->heard_ms > AIP_LAN_FORGET_MS)
+            zlistx_add_end (gone, (void *) zhashx_cursor (self->lan_peers));
+    for (const char *key = (const char *) zlistx_first (gone); key;
+         key = (const char *) zlistx_next (gone))
+        zhashx_delete (self->lan_peers, key);
+    zlistx_destroy (&gone);
+}
+
+static void
+s_lan_peers_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
+{
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, request_id);
+    aip_pack_map (pk, 2);
+    aip_pack_kbool (pk, "lan", self->lan != NULL);
+    aip_pack_key (pk, "peers");
+    aip_pack_array (pk, zhashx_size (self->lan_peers));
+    int64_t now = aip_clock_ms ();
+    for (s_lanpeer_t *p = (s_lanpeer_t *) zhashx_first (self->lan_peers); p;
+         p = (s_lanpeer_t *) zhashx_next (self->lan_peers)) {
+        aip_pack_map (pk, 10);
+        char id [AIP_MAX_ID + 1];
+        snprintf (id, sizeof id, "%s-lan-%s", p->beacon.machine, p->beacon.user);
+        aip_id_sanitize (id);
+        aip_pack_kstr (pk, "id", id);
+        aip_pack_kstr (pk, "machine", p->beacon.machine);
+        aip_pack_kstr (pk, "user", p->beacon.user);
+        aip_pack_kstr (pk, "address", p->address);
+        aip_pack_kint (pk, "port", p->beacon.port);
+        aip_pack_kstr (pk, "public_key", p->beacon.key_hex);
+        aip_pack_kstr (pk, "tools", p->beacon.tools);
+        aip_pack_kint (pk, "version", p->beacon.version);
+        aip_pack_kstr (pk, "last_seen", p->heard_at);
+        aip_pack_kstr (pk, "status", now - p->heard_ms > AIP_LAN_GONE_MS ? "gone" : "active");
+    }
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+//  lan.start: LAN mode on a running broker (room create --lan)
+static void
+s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    int port = (int) aip_obj_get_int (req->args, "port", self->lan ? self->args.port
+                                                                  : AIP_LAN_DEFAULT_PORT);
+    char err [512];
+    if (s_lan_start (self, port, err, sizeof err)) {
+        s_reply_error (self, client, req->id, AIP_ERR_INVALID, err);
+        return;
+    }
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, req->id);
+    aip_pack_map (pk, 4);
+    aip_pack_kstr (pk, "mode", "lan");
+    aip_pack_kstr (pk, "address", self->lan_address);
+    aip_pack_kint (pk, "port", self->args.port);
+    aip_pack_kstr (pk, "public_key", self->key_hex);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+//  Handle one message on the LAN socket: a remote spawn worker's, or a
+//  request from another machine; false when none was waiting
+static bool
+s_handle_lan (s_broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv_nowait (self->lan);
+    if (!msg)
+        return false;
+    zframe_t *first = zmsg_first (msg);
+    zframe_t *second = first ? zmsg_next (msg) : NULL;
+    static const char *commands [] = { "READY", "HB", "REPLY", "EVENT", "BYE" };
+    bool worker = false;
+    for (size_t i = 0; second && i < sizeof commands / sizeof commands [0]; i++)
+        if (zframe_streq (second, commands [i]))
+            worker = true;
+    if (worker)
+        s_worker_message (self, self->lan, msg, true);
+    else
+        s_client_message (self, msg, true);
+    return true;
+}
+
 static void
 s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
@@ -762,6 +1078,14 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
         s_job_cancel (self, client, req);
         return;
     }
+    if (req->op == AIP_OP_LAN_START) {
+        s_lan_start_reply (self, client, req);
+        return;
+    }
+    if (req->op == AIP_OP_LAN_PEERS) {
+        s_lan_peers_reply (self, client, req->id);
+        return;
+    }
     aip_pack_reset (self->pk);
     aip_reply_ok_begin (self->pk, req->id);
     if (req->op == AIP_OP_DAEMON_STOP) {
@@ -779,14 +1103,20 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     s_send_client (self, client, data, size);
 }
 
-//  Handle one request from a client; false when none was waiting
-static bool
-s_handle_client (s_broker_t *self)
+//  Handle one request from a client (destroys msg). A remote one (on the
+//  LAN socket) may call only the lan.* operations, unless it shows the
+//  worker token (a remote spawn worker reading and answering in rooms).
+static void
+s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
 {
-    zmsg_t *msg = zmsg_recv_nowait (self->clients);
-    if (!msg)
-        return false;
     zframe_t *client = zmsg_pop (msg);
+    if (client && remote) {
+        zframe_t *marked = zframe_new (NULL, zframe_size (client) + 1);
+        zframe_data (marked) [0] = REMOTE_MARK;
+        memcpy (zframe_data (marked) + 1, zframe_data (client), zframe_size (client));
+        zframe_destroy (&client);
+        client = marked;
+    }
     zframe_t *body = zmsg_pop (msg);
     if (!client || !body || zmsg_size (msg) != 0) {
         //  Not our framing: answer if we can, never crash
@@ -806,6 +1136,23 @@ s_handle_client (s_broker_t *self)
         snprintf (message, sizeof message, "malformed request: %s", err);
         s_reply_error (self, client, id, AIP_ERR_MALFORMED, message);
         goto cleanup;
+    }
+    if (remote && !aip_op_remote (req.op)) {
+        size_t alen = 0;
+        const char *auth = req.auth ? aip_obj_str (req.auth, &alen) : NULL;
+        bool worker = auth && self->lan && alen == AIP_RELAY_TOKEN_HEX
+                   && aip_crypto_compare (auth, self->worker_token, alen) == 0
+                   && (req.op == AIP_OP_ROOM_GET || req.op == AIP_OP_MSG_LIST
+                       || req.op == AIP_OP_MSG_SEND || req.op == AIP_OP_PING);
+        if (!worker) {
+            zsys_warning ("broker: '%s' from another machine refused", aip_op_name (req.op));
+            char message [256];
+            snprintf (message, sizeof message, "'%s' is not allowed from another machine",
+                      aip_op_name (req.op));
+            s_reply_error (self, client, req.id, AIP_ERR_INVALID, message);
+            aip_request_free (&req);
+            goto cleanup;
+        }
     }
     aip_svc_t svc = aip_op_service (req.op);
     aip_op_t op = req.op;
@@ -883,6 +1230,16 @@ cleanup:
     zframe_destroy (&client);
     zframe_destroy (&body);
     zmsg_destroy (&msg);
+}
+
+//  Handle one request from a local client; false when none was waiting
+static bool
+s_handle_client (s_broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv_nowait (self->clients);
+    if (!msg)
+        return false;
+    s_client_message (self, msg, false);
     return true;
 }
 
@@ -1065,7 +1422,7 @@ s_tick (s_broker_t *self)
                 zmsg_t *hb = zmsg_new ();
                 zmsg_add (hb, zframe_dup (w->routing_id));
                 zmsg_addstr (hb, "HB");
-                zmsg_send (&hb, self->workers);
+                zmsg_send (&hb, w->sock);
             }
         }
         for (s_worker_t *w = (s_worker_t *) zlistx_first (dead); w;
@@ -1088,6 +1445,7 @@ s_tick (s_broker_t *self)
         }
     }
     s_children_check (self);
+    s_lan_peers_expire (self);
 }
 
 static int
@@ -1117,8 +1475,9 @@ s_write_files (s_broker_t *self)
     aip_home_path (self->home, "daemon.pid", path, sizeof path);
     if (aip_file_write_atomic (path, text, strlen (text), 0600))
         return -1;
-    snprintf (text, sizeof text, "{\n  \"host\": \"%s\",\n  \"port\": %d\n}",
-              self->args.lan ? "0.0.0.0" : "127.0.0.1", self->args.port);
+    snprintf (text, sizeof text, "{\n  \"host\": \"%s\",\n  \"port\": %d,\n  \"mode\": \"%s\"\n}",
+              self->lan ? self->lan_address : "127.0.0.1", self->args.port,
+              self->lan ? "lan" : "local");
     aip_home_path (self->home, "daemon.json", path, sizeof path);
     return aip_file_write_atomic (path, text, strlen (text), 0600);
 }
@@ -1206,6 +1565,8 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
     self->jobs = zhashx_new ();
     zhashx_set_destructor (self->jobs, s_job_free);
     self->job_order = zlistx_new ();
+    self->lan_peers = zhashx_new ();
+    zhashx_set_destructor (self->lan_peers, s_lanpeer_free);
     self->started_ms = aip_clock_ms ();
     self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
@@ -1259,6 +1620,10 @@ s_broker_destroy (s_broker_t **self_p)
     zsock_destroy (&self->clients);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->events);
+    zactor_destroy (&self->beacon);
+    zsock_destroy (&self->lan);
+    zcert_destroy (&self->cert);
+    zhashx_destroy (&self->lan_peers);
     if (self->args.write_files)
         s_remove_files (self);
     if (self->ready_fd >= 0)
@@ -1289,18 +1654,32 @@ aip_broker (zsock_t *pipe, void *args)
         s_broker_destroy (&self);
         return;
     }
+    if (self->args.lan) {
+        char err [512];
+        self->args.lan = false;
+        if (s_lan_start (self, self->args.port, err, sizeof err)) {
+            s_signal_failure (self, err);
+            zsock_signal (pipe, 1);
+            s_broker_destroy (&self);
+            return;
+        }
+    }
     zsock_signal (pipe, 0);
     zsys_info ("broker: serving %s (pid %d, %s mode)", self->home, (int) getpid (),
                self->args.lan ? "lan" : "local");
 
-    zmq_pollitem_t items [] = {
-        { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 },
-    };
     while (!self->terminated) {
         s_tick (self);
-        int rc = zmq_poll (items, 3, s_next_timeout (self));
+        //  LAN mode may start at any time: the poll set follows
+        zmq_pollitem_t items [] = {
+            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 },
+            { self->lan ? zsock_resolve (self->lan) : NULL, 0, ZMQ_POLLIN, 0 },
+            { self->beacon ? zsock_resolve (self->beacon) : NULL, 0, ZMQ_POLLIN, 0 },
+        };
+        int count = self->beacon ? 5 : self->lan ? 4 : 3;
+        int rc = zmq_poll (items, count, s_next_timeout (self));
         if (rc < 0) {
             if (zmq_errno () == EINTR && !zsys_interrupted)
                 continue;
@@ -1318,6 +1697,10 @@ aip_broker (zsock_t *pipe, void *args)
             ;
         for (int n = 0; n < 1000 && s_handle_client (self); n++)
             ;
+        for (int n = 0; self->lan && n < 1000 && s_handle_lan (self); n++)
+            ;
+        if (count == 5 && (items [4].revents & ZMQ_POLLIN))
+            s_beacon_heard (self);
         if (self->stopping && !self->terminated) {
             zsys_info ("broker: stop requested");
             zstr_send (pipe, "STOPPED");

@@ -4,6 +4,7 @@
 #include "aip_broker.h"
 #include "aip_client.h"
 #include "aip_home.h"
+#include "aip_lan.h"
 #include "aip_worker.h"
 
 #include <fcntl.h>
@@ -11,7 +12,9 @@
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan] [--port N] [--workers N]\n");
+    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan | --local] [--port N] "
+             "[--workers N]\n"
+             "  without --lan or --local, LAN mode is on if it was on last time (lan/mode)\n");
 }
 
 int
@@ -19,6 +22,7 @@ main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
     const char *home_arg = NULL;
+    bool local = false;
     aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS };
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--home") && i + 1 < argc)
@@ -32,6 +36,9 @@ main (int argc, char **argv)
         else
         if (streq (argv [i], "--lan"))
             args.lan = true;
+        else
+        if (streq (argv [i], "--local"))
+            local = true;
         else
         if (streq (argv [i], "--workers") && i + 1 < argc) {
             args.spawn_workers = atoi (argv [++i]);
@@ -66,6 +73,15 @@ main (int argc, char **argv)
     }
     args.home = home;
     args.bin_dir = bin_dir;
+    //  LAN mode comes back as it was, so the rooms this machine hubs stay
+    //  reachable after any restart; an explicit local start forgets it
+    if (local)
+        aip_lan_mode_set (home, 0);
+    else
+    if (!args.lan && aip_lan_mode_get (home)) {
+        args.lan = true;
+        args.port = aip_lan_mode_get (home);
+    }
 
     //  Everything these daemons create is the owner's alone
     umask (077);

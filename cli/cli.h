@@ -104,6 +104,10 @@ int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli
 int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
 
 //  Command groups
+//  Turn LAN mode on in the daemon set (starting it if needed); *info gets
+//  {mode, address, port, public_key}. port 0: the running one, or 7899.
+int cli_lan_start (cli_t *cli, int port, json_t **info);
+
 int cmd_daemon (cli_t *cli, int argc, char **argv);
 int cmd_room (cli_t *cli, int argc, char **argv);
 int cmd_chat (cli_t *cli, int argc, char **argv);

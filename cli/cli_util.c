@@ -308,3 +308,12 @@ cli_pages_free (cli_pages_t *pages)
     free (pages->pages);
     memset (pages, 0, sizeof *pages);
 }
+
+int
+cli_lan_start (cli_t *cli, int port, json_t **info)
+{
+    uint64_t id = cli_request (cli, AIP_OP_LAN_START, port ? 1 : 0);
+    if (port)
+        aip_pack_kint (cli->pk, "port", port);
+    return cli_call (cli, id, info);
+}

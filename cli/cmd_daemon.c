@@ -82,6 +82,26 @@ s_wait_gone (pid_t pid, int timeout_ms)
     return s_process_gone (pid);
 }
 
+//  LAN mode on (lan), or just its details if it is on; *info NULL if it is off
+static int
+s_lan_start_or_query (cli_t *cli, bool lan, int port, json_t **info)
+{
+    *info = NULL;
+    if (lan)
+        return cli_lan_start (cli, port, info);
+    uint64_t id = cli_request (cli, AIP_OP_DAEMON_STATUS, 0);
+    json_t *status;
+    if (cli_call (cli, id, &status))
+        return -1;
+    json_t *detail = json_object_get (status, "lan");
+    if (json_is_object (detail)) {
+        *info = json_deep_copy (detail);
+        json_object_del (*info, "worker_token");
+    }
+    json_decref (status);
+    return 0;
+}
+
 static int
 s_start (cli_t *cli, int argc, char **argv)
 {
@@ -99,19 +119,30 @@ s_start (cli_t *cli, int argc, char **argv)
     long port = 7899;
     if (opts [1].present && cli_opt_int (cli, &opts [1], 1, 65535, &port))
         return -1;
-    if (opts [0].present)
-        return cli_fail (cli, "LAN mode (--lan) is not available in this build of ai-peer yet; "
-                         "local rooms work without it");
+    bool lan = opts [0].present;
     //  0 workers is asked for explicitly: no invites on this machine
-    aip_daemon_opts_t dopts = { false, (int) port, workers ? (int) workers : -1 };
+    aip_daemon_opts_t dopts = { lan ? AIP_DAEMON_LAN : AIP_DAEMON_LOCAL, (int) port,
+                                workers ? (int) workers : -1 };
     bool started;
     char err [1024];
     if (aip_daemon_start (cli->home, &dopts, &started, err, sizeof err))
         return cli_fail (cli, "%s", err);
     pid_t pid = 0;
     aip_daemon_running (cli->home, &pid);
-    cli->data = json_pack ("{s:s, s:i, s:s, s:i}", "status", "started", "port", (int) port,
-                           "mode", "local (127.0.0.1)", "pid", (int) pid);
+    json_t *info = NULL;
+    //  A running local daemon set switches to LAN mode; a LAN one says where
+    if ((lan || !started) && s_lan_start_or_query (cli, lan, (int) port, &info))
+        return -1;
+    if (info) {
+        cli->data = json_pack ("{s:s, s:O, s:s, s:i, s:O, s:O}", "status", "started",
+                               "port", json_object_get (info, "port"), "mode", "lan",
+                               "pid", (int) pid, "address", json_object_get (info, "address"),
+                               "public_key", json_object_get (info, "public_key"));
+        json_decref (info);
+    }
+    else
+        cli->data = json_pack ("{s:s, s:i, s:s, s:i}", "status", "started", "port", (int) port,
+                               "mode", "local (127.0.0.1)", "pid", (int) pid);
     if (!started)
         json_object_set_new (cli->data, "already_running", json_true ());
     return 0;
@@ -175,6 +206,8 @@ s_status (cli_t *cli)
             json_object_set (cli->data, "uptime_s", json_object_get (detail, "uptime_s"));
             json_object_set (cli->data, "requests", json_object_get (detail, "requests"));
             json_object_set (cli->data, "daemons", json_object_get (detail, "daemons"));
+            if (json_object_get (detail, "lan"))
+                json_object_set (cli->data, "lan", json_object_get (detail, "lan"));
             json_decref (detail);
         }
         aip_reply_free (&rep);

@@ -177,7 +177,8 @@ s_spawn_brokerd (const char *home, const aip_daemon_opts_t *opts, char *err, siz
             _exit (grandchild < 0 ? 1 : 0);
         const char *argv [] = { exe, "--home", home, "--ready-fd", fdarg,
                                 "--port", portarg, "--workers", workersarg,
-                                opts && opts->lan ? "--lan" : NULL, NULL };
+                                !opts || opts->mode == AIP_DAEMON_AUTO ? NULL
+                                : opts->mode == AIP_DAEMON_LAN ? "--lan" : "--local", NULL };
         execv (exe, (char *const *) argv);
         dprintf (3, "error: cannot exec %s: %s\n", exe, strerror (errno));
         _exit (127);
@@ -285,7 +286,7 @@ s_connect (aip_client_t *self, char *err, size_t errlen)
                       "'ai-peer daemon start')");
             return -1;
         }
-        aip_daemon_opts_t opts = { false, 7899, 0 };
+        aip_daemon_opts_t opts = { AIP_DAEMON_AUTO, 7899, 0 };
         if (aip_daemon_start (self->home, &opts, NULL, err, errlen))
             return -1;
         if (!aip_daemon_running (self->home, &self->broker_pid)) {

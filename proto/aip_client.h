@@ -20,8 +20,15 @@
 
 typedef struct _aip_client_t aip_client_t;
 
+//  Modes of a daemon set being started
+typedef enum {
+    AIP_DAEMON_AUTO,        //  as it was last (LAN mode is remembered in lan/mode)
+    AIP_DAEMON_LOCAL,       //  local only (and forget LAN mode)
+    AIP_DAEMON_LAN          //  bind TCP with CURVE and beacon (LAN mode)
+} aip_daemon_mode_t;
+
 typedef struct {
-    bool lan;               //  bind TCP and beacon (LAN mode)
+    aip_daemon_mode_t mode; //  local, LAN, or as last time
     int port;               //  TCP port in LAN mode (7899)
     int workers;            //  spawnd workers (0: the default, AIP_SPAWN_WORKERS; -1: none)
 } aip_daemon_opts_t;
