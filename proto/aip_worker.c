@@ -3,6 +3,7 @@
 #include "aip_util.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,18 +16,23 @@ struct _aip_worker_t {
     int64_t heartbeat_at;       //  when to send our next heartbeat
     int64_t broker_expiry;      //  when the broker counts as gone
     uint64_t cancel_tag;        //  last request the broker asked to cancel, or 0
+    bool curve;                 //  a remote worker: CURVE client of a LAN hub
+    uint8_t server_key [32];    //  ... the hub's public key, pinned
+    char *token;                //  ... the hub's worker token, sent in READY
 };
 
 static void
 s_send_ready (aip_worker_t *self)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 5);
+    aip_pack_map (pk, self->token ? 6 : 5);
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "svc", aip_svc_name (self->svc));
     aip_pack_kint (pk, "slots", self->slots);
     aip_pack_kstr (pk, "name", self->name);
     aip_pack_kint (pk, "pid", getpid ());
+    if (self->token)
+        aip_pack_kstr (pk, "token", self->token);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zmsg_t *msg = zmsg_new ();
@@ -46,6 +52,10 @@ s_connect (aip_worker_t *self)
     zsock_set_maxmsgsize (self->sock, AIP_MAX_REPLY);
     //  A worker must never block on a slow broker: drop rather than hang
     zsock_set_sndhwm (self->sock, 100000);
+    //  A fresh key pair per connection: nothing to keep on disk, and the
+    //  hub knows us by the token in READY
+    if (self->curve)
+        aip_curve_client_apply (self->sock, self->server_key);
     if (zsock_connect (self->sock, "%s", self->endpoint) != 0)
         zsys_error ("worker %s: cannot connect to %s", self->name, self->endpoint);
     s_send_ready (self);
@@ -53,16 +63,55 @@ s_connect (aip_worker_t *self)
     self->broker_expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
 }
 
-aip_worker_t *
-aip_worker_new (const char *endpoint, aip_svc_t svc, int slots, const char *name)
+static aip_worker_t *
+s_worker_new (const char *endpoint, aip_svc_t svc, int slots, const char *name,
+              const uint8_t *server_key, const char *token)
 {
     aip_worker_t *self = (aip_worker_t *) zmalloc (sizeof (aip_worker_t));
     self->endpoint = strdup (endpoint);
     self->svc = svc;
     self->slots = slots;
     self->name = strdup (name);
+    if (server_key) {
+        self->curve = true;
+        memcpy (self->server_key, server_key, sizeof self->server_key);
+    }
+    if (token)
+        self->token = strdup (token);
     s_connect (self);
     return self;
+}
+
+aip_worker_t *
+aip_worker_new (const char *endpoint, aip_svc_t svc, int slots, const char *name)
+{
+    return s_worker_new (endpoint, svc, slots, name, NULL, NULL);
+}
+
+aip_worker_t *
+aip_worker_new_remote (const char *endpoint, aip_svc_t svc, int slots, const char *name,
+                       const uint8_t server_key [32], const char *token)
+{
+    assert (server_key && token);
+    if (!zsys_has_curve ()) {
+        zsys_error ("worker %s: this libzmq has no CURVE: cannot reach %s", name, endpoint);
+        return NULL;
+    }
+    return s_worker_new (endpoint, svc, slots, name, server_key, token);
+}
+
+int
+aip_curve_client_apply (zsock_t *sock, const uint8_t server_key [32])
+{
+    if (!zsys_has_curve ())
+        return -1;
+    zcert_t *cert = zcert_new ();
+    if (!cert)
+        return -1;
+    zcert_apply (cert, sock);
+    zsock_set_curve_serverkey_bin (sock, server_key);
+    zcert_destroy (&cert);
+    return 0;
 }
 
 void
@@ -73,6 +122,9 @@ aip_worker_destroy (aip_worker_t **self_p)
         zsock_destroy (&self->sock);
         free (self->endpoint);
         free (self->name);
+        if (self->token)
+            sodium_memzero (self->token, strlen (self->token));
+        free (self->token);
         free (self);
         *self_p = NULL;
     }
@@ -152,8 +204,11 @@ aip_worker_tick (aip_worker_t *self)
 {
     int64_t now = aip_clock_ms ();
     if (now >= self->broker_expiry) {
-        zsys_warning ("worker %s: broker silent for %d ms, reconnecting", self->name,
-                      AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS);
+        //  Over CURVE a wrong hub key fails the handshake without a word:
+        //  it looks exactly like a hub that is down
+        zsys_warning ("worker %s: broker %s silent for %d ms, reconnecting%s", self->name,
+                      self->endpoint, AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS,
+                      self->curve ? " (is it up, and is the hub key its public key?)" : "");
         s_connect (self);
         return;
     }
@@ -197,6 +252,134 @@ void
 aip_signals_unblock (void)
 {
     s_signals_mask (SIG_UNBLOCK);
+}
+
+//  Next READY the fake hub gets within timeout_ms (heartbeats skipped,
+//  the worker ticked meanwhile), as its decoded body; the sender's
+//  routing id in *identity
+static aip_doc_t *
+s_test_next_ready (zsock_t *router, aip_worker_t *worker, int timeout_ms, zframe_t **identity)
+{
+    zpoller_t *poller = zpoller_new (router, NULL);
+    int64_t deadline = aip_clock_ms () + timeout_ms;
+    aip_doc_t *doc = NULL;
+    while (!doc && aip_clock_ms () < deadline) {
+        int wait = (int) (deadline - aip_clock_ms ());
+        if (worker && aip_worker_timeout (worker) < wait)
+            wait = aip_worker_timeout (worker);
+        if (zpoller_wait (poller, wait) == router) {
+            zmsg_t *msg = zmsg_recv (router);
+            zframe_t *from = zmsg_pop (msg);
+            char *command = zmsg_popstr (msg);
+            if (command && streq (command, "READY") && zmsg_size (msg) == 1) {
+                char err [128];
+                zframe_t *body = zmsg_first (msg);
+                doc = aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+                assert (doc);
+                zframe_destroy (identity);
+                *identity = from;
+                from = NULL;
+            }
+            free (command);
+            zframe_destroy (&from);
+            zmsg_destroy (&msg);
+        }
+        if (worker)
+            aip_worker_tick (worker);
+    }
+    zpoller_destroy (&poller);
+    return doc;
+}
+
+static void
+s_test_remote (bool verbose)
+{
+    const char *token = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    zcert_t *hub_cert = zcert_new ();
+    assert (hub_cert);
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router);
+    zsock_set_linger (router, 0);
+    zcert_apply (hub_cert, router);
+    zsock_set_curve_server (router, 1);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+
+    //  The wrong hub key first: its handshake fails, nothing reaches the hub
+    uint8_t wrong_key [32];
+    memcpy (wrong_key, zcert_public_key (hub_cert), 32);
+    wrong_key [0] ^= 1;
+    aip_worker_t *impostor = aip_worker_new_remote (endpoint, AIP_SVC_SPAWN, 1, "wrong-key",
+                                                    wrong_key, token);
+    assert (impostor);
+    aip_worker_t *worker = aip_worker_new_remote (endpoint, AIP_SVC_SPAWN, 1, "remote",
+                                                  zcert_public_key (hub_cert), token);
+    assert (worker);
+    zframe_t *identity = NULL;
+    aip_doc_t *doc = s_test_next_ready (router, NULL, 5000, &identity);
+    assert (doc);
+    const aip_obj_t *root = aip_doc_root (doc);
+    assert (aip_obj_streq (aip_obj_get (root, "name"), "remote"));
+    assert (aip_obj_streq (aip_obj_get (root, "svc"), "spawn"));
+    assert (aip_obj_streq (aip_obj_get (root, "token"), token));
+    aip_doc_destroy (&doc);
+
+    //  Requests and replies go through the encrypted link as through ipc
+    uint64_t tag = 5;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_add (msg, zframe_dup (identity));
+    zmsg_addstr (msg, "REQ");
+    zmsg_addmem (msg, &tag, sizeof tag);
+    zmsg_addstr (msg, "job");
+    zmsg_send (&msg, router);
+    zpoller_t *poller = zpoller_new (aip_worker_sock (worker), NULL);
+    assert (zpoller_wait (poller, 5000) == aip_worker_sock (worker));
+    zpoller_destroy (&poller);
+    uint64_t got_tag = 0;
+    zframe_t *body = NULL;
+    assert (aip_worker_recv (worker, &got_tag, &body) == 1);
+    assert (got_tag == 5 && zframe_streq (body, "job"));
+    zframe_destroy (&body);
+    assert (aip_worker_reply (worker, got_tag, "done", 4) == 0);
+    poller = zpoller_new (router, NULL);
+    assert (zpoller_wait (poller, 5000) == router);
+    zpoller_destroy (&poller);
+    msg = zmsg_recv (router);
+    zframe_t *from = zmsg_pop (msg);
+    assert (zframe_eq (from, identity));
+    zframe_destroy (&from);
+    char *command = zmsg_popstr (msg);
+    assert (streq (command, "REPLY"));
+    free (command);
+    zmsg_destroy (&msg);
+
+    //  The hub stays silent: the worker reconnects (a new connection, so a
+    //  new routing id) and announces itself again with the same token. The
+    //  impostor, ticked all along, never gets through.
+    doc = NULL;
+    int64_t deadline = aip_clock_ms () + AIP_HEARTBEAT_MS * (AIP_HEARTBEAT_LIVENESS + 3);
+    zframe_t *old_identity = zframe_dup (identity);
+    while (!doc && aip_clock_ms () < deadline) {
+        doc = s_test_next_ready (router, worker, 100, &identity);
+        aip_worker_tick (impostor);
+    }
+    assert (doc);
+    root = aip_doc_root (doc);
+    assert (aip_obj_streq (aip_obj_get (root, "name"), "remote"));
+    assert (aip_obj_streq (aip_obj_get (root, "token"), token));
+    assert (!zframe_eq (identity, old_identity));
+    aip_doc_destroy (&doc);
+    if (verbose)
+        zsys_info ("aip_worker: remote worker reconnected over CURVE to %s", endpoint);
+
+    zframe_destroy (&old_identity);
+    zframe_destroy (&identity);
+    aip_worker_destroy (&impostor);
+    aip_worker_destroy (&worker);
+    zsock_destroy (&router);
+    zcert_destroy (&hub_cert);
 }
 
 void
@@ -248,5 +431,11 @@ aip_worker_test (bool verbose)
     aip_worker_destroy (&worker);
     aip_worker_destroy (&worker);
     zsock_destroy (&router);
+
+    //  A remote worker: a fake LAN hub (CURVE server over TCP) gets READY
+    //  with the token; a worker with the wrong hub key is never heard; a
+    //  reconnect keeps the key and the token
+    if (zsys_has_curve ())
+        s_test_remote (verbose);
     printf ("OK\n");
 }

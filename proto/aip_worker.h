@@ -4,7 +4,12 @@
     relayd: "relay") owns one aip_worker_t. It connects a DEALER to the
     broker's worker endpoint, announces its service and how many requests
     it takes at once (slots), exchanges heartbeats, and reconnects when the
-    broker goes silent (a restarted broker forgets its workers). */
+    broker goes silent (a restarted broker forgets its workers).
+
+    A remote worker (spawnd --hub) connects over TCP to a LAN hub's CURVE
+    ROUTER instead: it pins the hub's public key, uses a key pair of its
+    own made at start (the hub trusts the worker token, not the key), and
+    its READY carries the token. Every reconnect keeps those settings. */
 #ifndef AIP_WORKER_H_INCLUDED
 #define AIP_WORKER_H_INCLUDED
 
@@ -16,6 +21,12 @@ typedef struct _aip_worker_t aip_worker_t;
 
 //  Connect and announce. name is shown by 'daemon status'.
 aip_worker_t *aip_worker_new (const char *endpoint, aip_svc_t svc, int slots, const char *name);
+//  Connect to a LAN hub (tcp://HOST:PORT) with CURVE: server_key is the
+//  hub's public key, token its worker token (sent in READY). NULL if this
+//  libzmq was built without CURVE.
+aip_worker_t *aip_worker_new_remote (const char *endpoint, aip_svc_t svc, int slots,
+                                     const char *name, const uint8_t server_key [32],
+                                     const char *token);
 void aip_worker_destroy (aip_worker_t **self_p);
 //  The socket to poll for input (changes after a reconnect: fetch it again)
 zsock_t *aip_worker_sock (aip_worker_t *self);
@@ -36,6 +47,11 @@ void aip_worker_tick (aip_worker_t *self);
 int aip_worker_timeout (aip_worker_t *self);
 //  Say goodbye (on clean shutdown)
 void aip_worker_bye (aip_worker_t *self);
+
+//  Make sock a CURVE client of the server with this public key, with a
+//  fresh key pair of its own (call before connecting). -1 if this libzmq
+//  has no CURVE.
+int aip_curve_client_apply (zsock_t *sock, const uint8_t server_key [32]);
 
 //  Daemons: SIGTERM and SIGINT must reach the main thread, which waits for
 //  them; delivered to a busy actor thread they would be lost (the process
