@@ -16,6 +16,7 @@ struct _aip_worker_t {
     int64_t heartbeat_at;       //  when to send our next heartbeat
     int64_t broker_expiry;      //  when the broker counts as gone
     uint64_t cancel_tag;        //  last request the broker asked to cancel, or 0
+    int byes_in_a_row;          //  BYEs with nothing else between: READY refused
     bool curve;                 //  a remote worker: CURVE client of a LAN hub
     uint8_t server_key [32];    //  ... the hub's public key, pinned
     char *token;                //  ... the hub's worker token, sent in READY
@@ -145,6 +146,8 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
     self->broker_expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
     int rc = 0;
     char *command = zmsg_popstr (msg);
+    if (command && !streq (command, "BYE"))
+        self->byes_in_a_row = 0;
     if (command && streq (command, "REQ") && zmsg_size (msg) == 2) {
         zframe_t *tagf = zmsg_pop (msg);
         if (zframe_size (tagf) == sizeof (uint64_t)) {
@@ -160,8 +163,15 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
         memcpy (&self->cancel_tag, zframe_data (zmsg_first (msg)), sizeof (uint64_t));
     else
     if (command && streq (command, "BYE")) {
-        //  The broker does not know us (it restarted): announce again
-        zsys_info ("worker %s: broker asked us to register again", self->name);
+        //  The broker does not know us (it restarted): announce again. A
+        //  broker that forgets us again at once refused the READY (a LAN
+        //  hub does so for a wrong token): say so once, keep trying
+        if (++self->byes_in_a_row == 2)
+            zsys_warning ("worker %s: broker %s does not accept us%s", self->name,
+                          self->endpoint, self->token ? " (is the token its worker token?)" : "");
+        else
+        if (self->byes_in_a_row == 1)
+            zsys_info ("worker %s: broker asked us to register again", self->name);
         s_send_ready (self);
     }
     //  "HB" and anything unknown: liveness only
@@ -354,6 +364,25 @@ s_test_remote (bool verbose)
     assert (streq (command, "REPLY"));
     free (command);
     zmsg_destroy (&msg);
+
+    //  A hub that answers BYE (it restarted, or refused a READY) gets
+    //  READY again, token included, on the same connection
+    for (int bye = 0; bye < 2; bye++) {
+        msg = zmsg_new ();
+        zmsg_add (msg, zframe_dup (identity));
+        zmsg_addstr (msg, "BYE");
+        zmsg_send (&msg, router);
+        poller = zpoller_new (aip_worker_sock (worker), NULL);
+        assert (zpoller_wait (poller, 5000) == aip_worker_sock (worker));
+        zpoller_destroy (&poller);
+        assert (aip_worker_recv (worker, &got_tag, &body) == 0);
+        zframe_t *again = NULL;
+        doc = s_test_next_ready (router, NULL, 5000, &again);
+        assert (doc && zframe_eq (again, identity));
+        assert (aip_obj_streq (aip_obj_get (aip_doc_root (doc), "token"), token));
+        aip_doc_destroy (&doc);
+        zframe_destroy (&again);
+    }
 
     //  The hub stays silent: the worker reconnects (a new connection, so a
     //  new routing id) and announces itself again with the same token. The
