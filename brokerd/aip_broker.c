@@ -995,7 +995,9 @@ s_lan_peers_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
          p = (s_lanpeer_t *) zhashx_next (self->lan_peers)) {
         aip_pack_map (pk, 10);
         char id [AIP_MAX_ID + 1];
-        snprintf (id, sizeof id, "%s-lan-%s", p->beacon.machine, p->beacon.user);
+        //  Several daemon sets may run on one machine: the key tells them apart
+        snprintf (id, sizeof id, "%s-lan-%s-%.8s", p->beacon.machine, p->beacon.user,
+                  p->beacon.key_hex);
         aip_id_sanitize (id);
         aip_pack_kstr (pk, "id", id);
         aip_pack_kstr (pk, "machine", p->beacon.machine);

@@ -80,7 +80,8 @@ int cli_check_room_id (cli_t *cli, const char *room_id);
 typedef struct {
     bool encrypted;             //  a password room
     aip_roomkey_t key;          //  its key, when encrypted
-    bool public;                //  synced with a relay by relayd
+    bool public;                //  synced by relayd with a relay (or a LAN hub)
+    bool lan;                   //  a LAN room (here or on its hub)
 } cli_room_t;
 
 //  Look a room up (not found: the error says how to list rooms)
@@ -96,6 +97,12 @@ int cli_password (cli_t *cli, const cli_opt_t *password, const cli_opt_t *file, 
 //  the new id; *room (optional, caller owns) the room as stored.
 int cli_room_create (cli_t *cli, const char *name, const char *password, const char *cipher,
                      const cli_peer_t *me, char room_id [AIP_ROOM_ID_LEN + 1], json_t **room);
+//  The same; with lan_token a LAN room this machine hubs (mode "lan");
+//  kdf (optional) receives an aip1 room's key parameters ("" otherwise)
+int cli_room_create_hub (cli_t *cli, const char *name, const char *password, const char *cipher,
+                         const char *lan_token, const cli_peer_t *me,
+                         char room_id [AIP_ROOM_ID_LEN + 1], json_t **room, char *kdf,
+                         size_t kdfsize);
 //  Send text as me, encrypted first in an encrypted room; *sent (optional,
 //  caller owns) is the stored message with the plaintext as its content
 int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_peer_t *me,
@@ -107,6 +114,11 @@ int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
 //  Turn LAN mode on in the daemon set (starting it if needed); *info gets
 //  {mode, address, port, public_key}. port 0: the running one, or 7899.
 int cli_lan_start (cli_t *cli, int port, json_t **info);
+
+//  The LAN peers the broker heard (beacons): [{id, machine, user, address,
+//  port, public_key, tools: [...], last_seen, status}] (caller owns; empty
+//  when LAN mode is off)
+json_t *cli_lan_peers (cli_t *cli);
 
 int cmd_daemon (cli_t *cli, int argc, char **argv);
 int cmd_room (cli_t *cli, int argc, char **argv);

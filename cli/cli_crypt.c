@@ -54,7 +54,12 @@ cli_room_open (cli_t *cli, const char *room_id, cli_room_t *room)
         return -1;
     //  An encrypted room answers {room, key}; a plain one the room itself
     const aip_obj_t *row = aip_obj_get (rep.data, "room");
-    room->public = aip_obj_streq (aip_obj_get (row ? row : rep.data, "mode"), "public");
+    //  A LAN room joined from another machine syncs with its hub like a
+    //  public room with its relay (the hub's own copy has no hub URL)
+    const aip_obj_t *fields = row ? row : rep.data;
+    room->lan = aip_obj_streq (aip_obj_get (fields, "mode"), "lan");
+    room->public = aip_obj_streq (aip_obj_get (fields, "mode"), "public")
+                || (room->lan && aip_obj_is_str (aip_obj_get (fields, "relay_url")));
     char stored [AIP_ROOMKEY_MAX];
     const char *key = aip_obj_get_str (rep.data, "key", stored, sizeof stored, NULL);
     int rc = 0;
@@ -79,6 +84,14 @@ int
 cli_room_create (cli_t *cli, const char *name, const char *password, const char *cipher,
                  const cli_peer_t *me, char room_id [AIP_ROOM_ID_LEN + 1], json_t **room)
 {
+    return cli_room_create_hub (cli, name, password, cipher, NULL, me, room_id, room, NULL, 0);
+}
+
+int
+cli_room_create_hub (cli_t *cli, const char *name, const char *password, const char *cipher,
+                     const char *lan_token, const cli_peer_t *me,
+                     char room_id [AIP_ROOM_ID_LEN + 1], json_t **room, char *kdf, size_t kdfsize)
+{
     //  The id is chosen here so that a retry after a daemon crash is
     //  idempotent (and so that the Fernet key can be derived with it as salt)
     aip_room_id_new (room_id);
@@ -87,11 +100,15 @@ cli_room_create (cli_t *cli, const char *name, const char *password, const char 
         char err [256];
         if (aip_roomkey_create (password, room_id, cipher, 0, 0, key, err, sizeof err))
             return cli_fail (cli, "%s", err);
+        if (kdf && aip_roomkey_kdf (key))
+            snprintf (kdf, kdfsize, "%s", aip_roomkey_kdf (key));
     }
-    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, password ? 5 : 4);
+    uint64_t id = cli_request (cli, AIP_OP_ROOM_CREATE, (password ? 5 : 4) + (lan_token ? 1 : 0));
     aip_pack_kstr (cli->pk, "id", room_id);
     aip_pack_kstr (cli->pk, "name", name);
-    aip_pack_kstr (cli->pk, "mode", "local");
+    aip_pack_kstr (cli->pk, "mode", lan_token ? "lan" : "local");
+    if (lan_token)
+        aip_pack_kstr (cli->pk, "token", lan_token);
     if (password)
         aip_pack_kstr (cli->pk, "key", key);
     cli_pack_peer (cli, me);

@@ -317,3 +317,33 @@ cli_lan_start (cli_t *cli, int port, json_t **info)
         aip_pack_kint (cli->pk, "port", port);
     return cli_call (cli, id, info);
 }
+
+json_t *
+cli_lan_peers (cli_t *cli)
+{
+    uint64_t id = cli_request (cli, AIP_OP_LAN_PEERS, 0);
+    json_t *data = NULL;
+    if (cli_call (cli, id, &data)) {
+        cli->err [0] = 0;
+        return json_array ();
+    }
+    json_t *peers = json_incref (json_object_get (data, "peers"));
+    json_decref (data);
+    if (!json_is_array (peers)) {
+        json_decref (peers);
+        return json_array ();
+    }
+    //  tools as a list
+    size_t i;
+    json_t *p;
+    json_array_foreach (peers, i, p) {
+        const char *tools = json_string_value (json_object_get (p, "tools"));
+        json_t *list = json_array ();
+        char buf [256];
+        snprintf (buf, sizeof buf, "%s", tools ? tools : "");
+        for (char *save = NULL, *t = strtok_r (buf, ",", &save); t; t = strtok_r (NULL, ",", &save))
+            json_array_append_new (list, json_string (t));
+        json_object_set_new (p, "tools", list);
+    }
+    return peers;
+}

@@ -689,6 +689,8 @@ cmd_discover (cli_t *cli, int argc, char **argv)
         registered++;
     }
     json_object_set_new (data, "registered", json_integer (registered));
+    //  Other machines running ai-peer in LAN mode, heard by beacon
+    json_object_set_new (data, "lan_peers", cli_lan_peers (cli));
     cli->data = data;
     return 0;
 }

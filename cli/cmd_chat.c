@@ -88,7 +88,7 @@ s_sent (cli_t *cli, json_t *sent, const char *warning)
 //  A public room: the message is committed here and queued; relayd
 //  delivers it. Wait a bounded time for the relay's answer.
 static int
-s_relay_wait (cli_t *cli, const char *room_id, json_t *sent)
+s_relay_wait (cli_t *cli, const char *room_id, bool lan, json_t *sent)
 {
     const char *msg_id = json_string_value (json_object_get (sent, "id"));
     if (!msg_id)
@@ -111,7 +111,9 @@ s_relay_wait (cli_t *cli, const char *room_id, json_t *sent)
         return -1;
     }
     json_decref (push);
-    return s_sent (cli, sent, delivered ? NULL : "Relay unreachable — message saved locally only");
+    return s_sent (cli, sent, delivered ? NULL
+                              : lan ? "LAN hub unreachable — message saved locally only"
+                                    : "Relay unreachable — message saved locally only");
 }
 
 //  Join the words of a message as the original does (one space)
@@ -200,7 +202,7 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         json_t *sent;
         if (cli_room_open (cli, room_id, &room) == 0
         &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0)
-            rc = room.public ? s_relay_wait (cli, room_id, sent)
+            rc = room.public ? s_relay_wait (cli, room_id, room.lan, sent)
                              : s_sent (cli, sent, NULL);
         sodium_memzero (&room, sizeof room);
     }

@@ -27,7 +27,30 @@ cmd_list (cli_t *cli, int argc, char **argv)
     if (cli_parse (cli, "list", argc, argv, NULL, pos, 0, &npos))
         return -1;
     uint64_t id = cli_request (cli, AIP_OP_PEER_LIST, 0);
-    return cli_call (cli, id, &cli->data);
+    if (cli_call (cli, id, &cli->data))
+        return -1;
+    //  LAN peers heard by beacon come after the registered ones
+    json_t *peers = json_object_get (cli->data, "peers");
+    json_t *lan = cli_lan_peers (cli);
+    size_t i;
+    json_t *p;
+    json_array_foreach (lan, i, p) {
+        json_t *entry = json_pack ("{s:O, s:O, s:s, s:s, s:O, s:O, s:O, s:O, s:O, s:O}",
+                                   "id", json_object_get (p, "id"),
+                                   "name", json_object_get (p, "user"), "type", "lan",
+                                   "tool", "ai-peer", "machine", json_object_get (p, "machine"),
+                                   "last_seen", json_object_get (p, "last_seen"),
+                                   "address", json_object_get (p, "address"),
+                                   "port", json_object_get (p, "port"),
+                                   "tools", json_object_get (p, "tools"),
+                                   "status", json_object_get (p, "status"));
+        if (entry && json_is_array (peers))
+            json_array_append_new (peers, entry);
+        else
+            json_decref (entry);
+    }
+    json_decref (lan);
+    return 0;
 }
 
 int

@@ -3,6 +3,8 @@
 #include "aip_crypto.h"
 #include "aip_peerurl.h"
 
+#include <time.h>
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +96,113 @@ s_create_public (cli_t *cli, const char *name, const char *relay, const char *pa
     return 0;
 }
 
+//  A LAN room this machine hubs: LAN mode on, a token, and a connection
+//  string that pins this machine's public key
+static int
+s_create_lan (cli_t *cli, const char *name, const char *password, const char *cipher)
+{
+    json_t *lan;
+    if (cli_lan_start (cli, 0, &lan))
+        return cli_fail (cli, "cannot start LAN mode: %s", cli->err);
+    char hub [AIP_MAX_URL + 1];
+    const char *address = json_string_value (json_object_get (lan, "address"));
+    const char *key = json_string_value (json_object_get (lan, "public_key"));
+    int port = (int) json_integer_value (json_object_get (lan, "port"));
+    int hrc = address && key ? aip_lan_url_format (address, port, key, hub, sizeof hub) : -1;
+    json_decref (lan);
+    if (hrc)
+        return cli_fail (cli, "brokerd did not say where LAN mode listens");
+    cli_peer_t me;
+    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
+        return -1;
+    char token [AIP_RELAY_TOKEN_HEX + 1];
+    if (aip_crypto_random_hex (token, AIP_RELAY_TOKEN_HEX / 2))
+        return cli_fail (cli, "cannot make a random room token");
+    char room_id [AIP_ROOM_ID_LEN + 1], kdf [AIP_MAX_NAME + 1] = "";
+    json_t *room = NULL;
+    if (cli_room_create_hub (cli, name, password, cipher, token, &me, room_id, &room, kdf,
+                             sizeof kdf))
+        return -1;
+    char cs [AIP_MAX_URL * 2];
+    aip_peerurl_format (hub, room_id, token, cs, sizeof cs);
+    if (*kdf)
+        aip_peerurl_add_cipher (cs, sizeof cs, "aip1", kdf);
+    json_object_set_new (room, "connection_string", json_string (cs));
+    if (password)
+        json_object_set_new (room, "encrypted", json_true ());
+    cli->data = room;
+    return 0;
+}
+
+//  room join ROOM --lan: find the hub among the LAN peers heard (beacons
+//  come every second: a peer that just started is waited for a little)
+static int
+s_lan_find (cli_t *cli, aip_peerurl_t *pu, const cli_peer_t *me)
+{
+    json_t *lan;
+    if (cli_lan_start (cli, 0, &lan))
+        return cli_fail (cli, "cannot start LAN mode to discover the room: %s", cli->err);
+    json_decref (lan);
+    json_t *asked = json_object ();          //  hubs already asked
+    int64_t deadline = aip_clock_ms () + 3 * AIP_LAN_BEACON_MS + 500;
+    bool found = false;
+    char machine [AIP_MAX_NAME + 1] = "";
+    while (!found) {
+        uint64_t id = cli_request (cli, AIP_OP_LAN_PEERS, 0);
+        json_t *peers = NULL;
+        if (cli_call (cli, id, &peers))
+            break;
+        size_t i;
+        json_t *p;
+        json_array_foreach (json_object_get (peers, "peers"), i, p) {
+            const char *address = json_string_value (json_object_get (p, "address"));
+            const char *key = json_string_value (json_object_get (p, "public_key"));
+            const char *status = json_string_value (json_object_get (p, "status"));
+            char hub [AIP_MAX_URL + 1];
+            if (!address || !key || !status || strcmp (status, "active") != 0
+            ||  aip_lan_url_format (address, (int) json_integer_value (json_object_get (p, "port")),
+                                    key, hub, sizeof hub)
+            ||  json_object_get (asked, hub))
+                continue;
+            json_object_set_new (asked, hub, json_true ());
+            json_t *data = NULL;
+            uint64_t jid = cli_request (cli, AIP_OP_RELAY_JOIN, 6);
+            aip_pack_kstr (cli->pk, "room_id", pu->room_id);
+            aip_pack_kstr (cli->pk, "relay_url", hub);
+            aip_pack_kstr (cli->pk, "token", "-");
+            aip_pack_kbool (cli->pk, "probe", true);
+            aip_pack_kbool (cli->pk, "info_only", true);
+            cli_pack_peer (cli, me);
+            if (cli_call_timeout (cli, jid, AIP_LAN_TIMEOUT_MS + 2000, &data) == 0) {
+                snprintf (pu->relay_url, sizeof pu->relay_url, "%s", hub);
+                snprintf (machine, sizeof machine, "%s",
+                          json_string_value (json_object_get (p, "machine")) ?: "?");
+                found = true;
+                json_decref (data);
+                break;
+            }
+        }
+        json_decref (peers);
+        if (found || aip_clock_ms () > deadline)
+            break;
+        struct timespec pause = { 0, 200 * 1000000 };
+        nanosleep (&pause, NULL);
+    }
+    json_decref (asked);
+    cli->err [0] = 0;
+    if (!found)
+        return cli_fail (cli, "no LAN peer heard on this network has room %s: check that its "
+                         "machine runs 'ai-peer daemon start --lan' ('ai-peer discover' lists "
+                         "the peers heard), or join with its connection string "
+                         "(peer+lan://...)", pu->room_id);
+    if (!*pu->token)
+        return cli_fail (cli, "room %s is on %s, but joining it needs its token: ask for the "
+                         "connection string (peer+lan://...) or pass --token T", pu->room_id,
+                         machine);
+    pu->lan = true;
+    return 0;
+}
+
 //  After joining an encrypted room: if what it holds does not decrypt, the
 //  password is wrong; the local room is removed again
 static int
@@ -134,31 +243,36 @@ s_join (cli_t *cli, int argc, char **argv)
                           { "--token", NULL, true, NULL, false },
                           { "--password", NULL, true, NULL, false },
                           { "--password-file", NULL, true, NULL, false },
+                          { "--lan", NULL, false, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "room", argc, argv, opts, pos, 1, &npos))
         return -1;
     if (npos < 1)
-        return cli_fail (cli, "Usage: ai-peer room join <room-id|peer://relay/room?token=T> "
-                         "[--relay URL] [--token T]  Example: ai-peer room join "
+        return cli_fail (cli, "Usage: ai-peer room join <room-id|peer://relay/room?token=T|"
+                         "peer+lan://host:port/room?token=T&key=K> [--relay URL] [--token T] "
+                         "[--lan]  Example: ai-peer room join "
                          "peer://relay.ai-peer.chat/room-abc?token=xxx");
     aip_peerurl_t pu;
     char err [1024];
-    if (strncmp (pos [0], "peer://", 7) == 0) {
+    if (strncmp (pos [0], "peer://", 7) == 0 || strncmp (pos [0], "peer+lan://", 11) == 0) {
         if (aip_peerurl_parse (pos [0], &pu, err, sizeof err))
             return cli_fail (cli, "Invalid connection string: %s", err);
     }
     else
     if (strstr (pos [0], "://"))
-        return cli_fail (cli, "Invalid connection string '%.200s': it must start with peer://",
-                         pos [0]);
+        return cli_fail (cli, "Invalid connection string '%.200s': it must start with peer:// "
+                         "or peer+lan://", pos [0]);
     else {
         memset (&pu, 0, sizeof pu);
         if (cli_check_room_id (cli, pos [0]))
             return -1;
         snprintf (pu.room_id, sizeof pu.room_id, "%s", pos [0]);
     }
+    if (opts [0].present && opts [4].present)
+        return cli_fail (cli, "--relay and --lan do not go together: a room is on a relay or "
+                         "on the LAN");
     if (opts [0].present && s_relay_url (cli, opts [0].value, pu.relay_url, sizeof pu.relay_url))
         return -1;
     if (opts [1].present) {
@@ -167,9 +281,15 @@ s_join (cli_t *cli, int argc, char **argv)
                              AIP_MAX_NAME);
         snprintf (pu.token, sizeof pu.token, "%s", opts [1].value);
     }
+    cli_peer_t me;
+    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
+        return -1;
+    if (!*pu.relay_url && opts [4].present && s_lan_find (cli, &pu, &me))
+        return -1;
     if (!*pu.relay_url)
-        return cli_fail (cli, "--relay <url> is required to join a remote room. Or use a "
-                         "connection string: ai-peer room join peer://<relay>/<room-id>?token=xxx");
+        return cli_fail (cli, "--relay <url> is required to join a remote room (or --lan for a "
+                         "room on this network). Or use a connection string: ai-peer room join "
+                         "peer://<relay>/<room-id>?token=xxx");
     if (!*pu.token)
         return cli_fail (cli, "Missing room token. Use a full connection string: ai-peer room "
                          "join peer://<relay>/<room-id>?token=xxx (or --token T)");
@@ -189,9 +309,6 @@ s_join (cli_t *cli, int argc, char **argv)
         if (krc)
             return cli_fail (cli, "%s", kerr);
     }
-    cli_peer_t me;
-    if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
-        return -1;
     //  Joining again keeps the room's name and messages
     char name [AIP_MAX_NAME + 1];
     snprintf (name, sizeof name, "%s", pu.room_id);
@@ -220,7 +337,7 @@ s_join (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "Failed to join room %s: %s", pu.room_id, why);
     }
     json_t *info = json_object_get (data, "remote_info");
-    if (!json_is_object (info) || !json_is_true (json_object_get (info, "has_token")))
+    if (!pu.lan && (!json_is_object (info) || !json_is_true (json_object_get (info, "has_token"))))
         fprintf (stderr, "⚠ Room '%s' not yet active on relay. Joining anyway.\n", pu.room_id);
     const char *history_error = json_string_value (json_object_get (data, "history_error"));
     if (history_error)
@@ -251,8 +368,9 @@ s_create (cli_t *cli, int argc, char **argv)
     int npos;
     if (cli_parse (cli, "room", argc, argv, opts, pos, 1, &npos))
         return -1;
-    if (opts [0].present)
-        return cli_fail (cli, "LAN rooms (--lan) are not available in this build of ai-peer yet");
+    if (opts [0].present && opts [1].present)
+        return cli_fail (cli, "--lan and --relay do not go together: a room is on the LAN or "
+                         "on a relay");
     //  As the original: a room without a name is called "default"
     const char *name = npos ? pos [0] : "default";
     size_t len = strlen (name);
@@ -272,8 +390,9 @@ s_create (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "--cipher needs a password (--password, --password-file or "
                          "AI_PEER_PASSWORD)");
     }
-    if (opts [1].present) {
-        int rc = s_create_public (cli, name, opts [1].value, password, cipher);
+    if (opts [0].present || opts [1].present) {
+        int rc = opts [0].present ? s_create_lan (cli, name, password, cipher)
+                                  : s_create_public (cli, name, opts [1].value, password, cipher);
         if (password) {
             sodium_memzero (password, strlen (password));
             free (password);

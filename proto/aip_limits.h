@@ -135,6 +135,9 @@
 
 //  LAN mode (brokerd's CURVE TCP endpoint, beacons; relayd's LAN links)
 #define AIP_LAN_DEFAULT_PORT    7899
+//  Beacons use this UDP port whatever the TCP port, so hubs on other TCP
+//  ports still hear each other
+#define AIP_LAN_BEACON_PORT     7899
 //  Beacon: sent this often; a peer not heard for AIP_LAN_GONE_MS is "gone",
 //  and forgotten after AIP_LAN_FORGET_MS
 #define AIP_LAN_BEACON_MS       1000

@@ -100,6 +100,8 @@ static const aip_field_t s_relay_join_fields [] = {
     { "probe",     AIP_T_BOOL, false, 0,            NULL, NULL },
     { "key",       AIP_T_STR,  false, AIP_MAX_NAME, NULL, NULL },   //  encrypted room
     { "peer",      AIP_T_MAP,  true,  0,            NULL, s_peer_fields },
+    //  only ask whether the hub has the room (a LAN hub found by discovery)
+    { "info_only", AIP_T_BOOL, false, 0,            NULL, NULL },
     F_END
 };
 

@@ -8,6 +8,7 @@
 #include "aip_home.h"
 #include "aip_identity.h"
 #include "aip_json.h"
+#include "aip_lan.h"
 #include "aip_limits.h"
 #include "aip_peerurl.h"
 #include "aip_proto.h"
@@ -19,7 +20,7 @@
 #include <sodium.h>
 
 //  Requests relayd takes at once (relay.push waits, so many may be open)
-#define RELAY_SLOTS         256
+#define RELAY_SLOTS         1024
 //  Ids of recently inserted remote messages kept per room (skip storaged)
 #define RECENT_IDS_MAX      4096
 //  Outcomes of delivered or refused messages remembered for relay.push
@@ -33,6 +34,8 @@
 #define CURSOR_SAVE_MS      1000
 //  relay.join waits at most this long for the room's history
 #define JOIN_HISTORY_WAIT_MS 10000
+//  LAN hubs one relayd talks to at once
+#define LAN_MAX_LINKS       64
 
 typedef enum { WS_DOWN, WS_CONNECTING, WS_UP } s_ws_state_t;
 
@@ -56,6 +59,8 @@ typedef struct {
     zhashx_t *joined;                   //  peer ids joined on the relay by this run
     zhashx_t *recent;                   //  ids inserted lately
     zlistx_t *join_waiters;             //  relay.join requests waiting for history
+    bool lan;                           //  a LAN room: url is its hub (peer+lan://)
+    uint64_t fetch_id;                  //  LAN: the lan.fetch in flight (others are stale)
 } s_room_t;
 
 //  A message of the outbox
@@ -67,6 +72,7 @@ typedef struct {
     char peer_tool [AIP_MAX_NAME + 1];
     char peer_type [16];
     char type [16];
+    char created_at [AIP_MAX_TIME + 1]; //  LAN hubs keep the sender's time
     char *content;                      //  the text
     int backoff_ms;                     //  next retry delay
     int64_t next_at;                    //  not before this
@@ -84,7 +90,8 @@ typedef struct {
 } s_waiter_t;
 
 //  A relay.join in progress (probe, then join)
-typedef struct {
+typedef struct _s_joinreq_t s_joinreq_t;
+struct _s_joinreq_t {
     uint64_t tag;                       //  the broker's tag
     uint64_t request_id;                //  the client's request id
     char room_id [AIP_MAX_ID + 1];
@@ -95,9 +102,43 @@ typedef struct {
     char key [AIP_MAX_NAME + 1];        //  stored key of an encrypted room, or ""
     json_t *peer;                       //  {id, name, type, tool, machine}
     json_t *info;                       //  /info answer (or null)
-} s_joinreq_t;
+    bool lan;                           //  a LAN hub (url is peer+lan://)
+    bool info_only;                     //  LAN: answer with lan.info, do not join
+};
 
 typedef enum { HTTP_INFO, HTTP_JOIN, HTTP_PEER_JOIN, HTTP_POST, HTTP_FETCH } s_http_kind_t;
+typedef enum { LAN_INFO, LAN_JOIN, LAN_PEER_JOIN, LAN_POST, LAN_FETCH } s_lan_kind_t;
+
+//  A connection to a LAN hub, shared by the rooms it hubs
+typedef struct {
+    char url [AIP_MAX_URL + 1];         //  peer+lan://host:port?key=hex
+    char endpoint [AIP_MAX_URL + 1];    //  tcp://host:port
+    zsock_t *sock;                      //  DEALER, CURVE client pinned to the hub's key
+    zactor_t *monitor;                  //  its connection events
+    bool up;                            //  handshake done, not disconnected since
+    bool lost;                          //  disconnected since the last handshake
+} s_lanlink_t;
+
+//  A request to a hub waiting for its answer
+typedef struct {
+    uint64_t id;                        //  request id (unique in this relayd)
+    s_lan_kind_t kind;
+    char link [AIP_MAX_URL + 1];        //  the hub's URL
+    char room_id [AIP_MAX_ID + 1];
+    char msg_id [AIP_MAX_ID + 1];       //  POST / PEER_JOIN: the outbox message
+    struct _s_joinreq_t *join;          //  INFO / JOIN: the relay.join
+    int64_t deadline;                   //  give up then
+} s_lanreq_t;
+
+//  A lan.fetch held by this hub until something new comes
+typedef struct {
+    uint64_t tag;                       //  the broker's tag
+    uint64_t request_id;                //  the remote client's request id
+    char room_id [AIP_MAX_ID + 1];
+    int64_t after;                      //  its cursor
+    int64_t limit;                      //  page size
+    int64_t deadline;                   //  answer (empty) by then
+} s_hubwait_t;
 
 //  One HTTP exchange with a relay
 typedef struct {
@@ -137,9 +178,18 @@ typedef struct {
     int64_t rescan_at;                  //  next periodic reload
     aip_pack_t *pk;                     //  scratch
     bool terminated;
+    zhashx_t *links;                    //  LAN hub URL -> s_lanlink_t
+    zlistx_t *lan_pending;              //  s_lanreq_t sent to hubs
+    zcert_t *lan_cert;                  //  our CURVE client key pair (per run)
+    uint64_t lan_next_id;               //  ids of requests to hubs
+    zlistx_t *hub_waiters;              //  s_hubwait_t: fetches we hold as a hub
 } s_relay_t;
 
 static void s_fetch (s_relay_t *self, s_room_t *room);
+static void s_join_accepted (s_relay_t *self, s_joinreq_t *join);
+static void s_lan_join_send (s_relay_t *self, s_joinreq_t *join, s_lan_kind_t kind);
+static void s_lan_fetch (s_relay_t *self, s_room_t *room);
+static void s_lan_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om);
 static void s_outbox_retry_now (s_relay_t *self, const char *room_id);
 
 //  ---------------------------------------------------------------------
@@ -418,6 +468,7 @@ s_room_add (s_relay_t *self, const char *id, const char *url, const char *token,
         snprintf (room->token, sizeof room->token, "%s", token);
         if (cursor && strcmp (cursor, room->cursor) > 0)
             snprintf (room->cursor, sizeof room->cursor, "%s", cursor);
+        room->lan = aip_lan_url_is (url);
         if (moved) {
             aip_relay_ws_close (self->ws, id);
             room->ws_state = WS_DOWN;
@@ -449,6 +500,7 @@ s_room_add (s_relay_t *self, const char *id, const char *url, const char *token,
     zhashx_set_duplicator (room->recent, NULL);
     room->join_waiters = zlistx_new ();
     zlistx_set_destructor (room->join_waiters, s_waiter_free);
+    room->lan = aip_lan_url_is (url);
     zhashx_insert (self->rooms, id, room);
     zsys_info ("relay: syncing room %s with %s", id, url);
     return room;
@@ -534,7 +586,7 @@ s_pack_remote (s_relay_t *self, s_room_t *room, const json_t *m, uint64_t id)
     const char *type = s_jstr (m, "type");
     if (!mid || !aip_id_valid (mid, strlen (mid))
     ||  !peer_id || !aip_id_valid (peer_id, strlen (peer_id))
-    ||  !content || strlen (content) > AIP_MAX_CONTENT
+    ||  !content || strlen (content) > AIP_MAX_CONTENT_WIRE
     ||  !created_at || strlen (created_at) > AIP_MAX_TIME || !*created_at)
         return false;
     if (!peer_name || !*peer_name || strlen (peer_name) > AIP_MAX_NAME)
@@ -544,7 +596,10 @@ s_pack_remote (s_relay_t *self, s_room_t *room, const json_t *m, uint64_t id)
     if (!type || (!streq (type, "message") && !streq (type, "system") && !streq (type, "invite")))
         type = "message";
     //  The relay does not say whether a peer is a human: humans use "cli"
-    bool human = !peer_tool || !*peer_tool || streq (peer_tool, "cli");
+    //  (a LAN hub does say)
+    const char *peer_type = s_jstr (m, "peer_type");
+    bool human = peer_type ? !streq (peer_type, "ai")
+                           : !peer_tool || !*peer_tool || streq (peer_tool, "cli");
     aip_pack_reset (self->pk);
     aip_request_begin (self->pk, id, AIP_OP_MSG_SEND, 7);
     aip_pack_kstr (self->pk, "room_id", room->id);
@@ -581,9 +636,20 @@ s_ingest (s_relay_t *self, s_room_t *room, const json_t *messages)
     for (size_t i = 0; i < count; i++) {
         const json_t *m = json_array_get (messages, i);
         const char *mid = s_jstr (m, "id");
-        const char *created_at = s_jstr (m, "created_at");
-        if (created_at && strlen (created_at) <= AIP_MAX_TIME && strcmp (created_at, newest) > 0)
-            snprintf (newest, sizeof newest, "%s", created_at);
+        //  The cursor: the relay's time, or a LAN hub's seq (zero-padded,
+        //  so that it compares as a string like the times do)
+        const char *mark = s_jstr (m, "created_at");
+        char seq [32];
+        if (room->lan) {
+            const json_t *value = json_object_get (m, "seq");
+            mark = NULL;
+            if (json_is_integer (value) && json_integer_value (value) > 0) {
+                snprintf (seq, sizeof seq, "%020" JSON_INTEGER_FORMAT, json_integer_value (value));
+                mark = seq;
+            }
+        }
+        if (mark && strlen (mark) <= AIP_MAX_TIME && strcmp (mark, newest) > 0)
+            snprintf (newest, sizeof newest, "%s", mark);
         if (mid && (zhashx_lookup (room->recent, mid) || zhashx_lookup (self->outbox_ids, mid)))
             continue;               //  seen a moment ago (overlap), or our own (echo)
         uint64_t id = aip_client_next_id (store);
@@ -643,6 +709,10 @@ s_fetch (s_relay_t *self, s_room_t *room)
 {
     if (room->fetching) {
         room->fetch_again = true;
+        return;
+    }
+    if (room->lan) {
+        s_lan_fetch (self, room);
         return;
     }
     char *since = curl_easy_escape (NULL, *room->cursor ? room->cursor : EPOCH_CURSOR, 0);
@@ -794,6 +864,12 @@ s_rooms_tick (s_relay_t *self)
          room = (s_room_t *) zhashx_next (self->rooms)) {
         if (room->cursor_dirty && now >= room->cursor_save_at)
             s_cursor_save (self, room);
+        if (room->lan) {
+            //  Its held lan.fetch is the push channel: restart it after a failure
+            if (!room->fetching && now >= room->poll_at)
+                s_fetch (self, room);
+            continue;
+        }
         if (room->ws_state == WS_DOWN && now >= room->ws_retry_at) {
             room->ws_state = WS_CONNECTING;
             aip_relay_ws_open (self->ws, room->id, room->url, room->token);
@@ -844,6 +920,7 @@ s_outbox_load (s_relay_t *self, bool full)
         aip_obj_get_str (m, "peer_tool", om->peer_tool, sizeof om->peer_tool, "");
         aip_obj_get_str (m, "peer_type", om->peer_type, sizeof om->peer_type, "human");
         aip_obj_get_str (m, "type", om->type, sizeof om->type, "message");
+        aip_obj_get_str (m, "created_at", om->created_at, sizeof om->created_at, "");
         om->content = aip_obj_strdup (aip_obj_get (m, "content"));
         if (!om->content)
             om->content = strdup ("");
@@ -951,6 +1028,10 @@ s_join_body (s_relay_t *self, const char *room_id, const char *token, const char
 static void
 s_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
 {
+    if (room->lan) {
+        s_lan_deliver (self, room, om);
+        return;
+    }
     char url [AIP_MAX_URL + AIP_MAX_ID + 64];
     char sig [AIP_CRYPTO_HEX_SIZE];
     if (s_signature (self, room->id, om->peer_id, om->peer_tool, sig)) {
@@ -1150,6 +1231,14 @@ s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
         s_joinreq_free (&join);
         return;
     }
+    s_join_accepted (self, join);
+}
+
+//  The hub (relay or LAN) let us in: create the local room (relay.join with
+//  a name), start syncing it, answer once its history is in. Frees join.
+static void
+s_join_accepted (s_relay_t *self, s_joinreq_t *join)
+{
     json_t *data = json_object ();
     if (join->create) {
         //  Only now that the relay accepted us does the room exist here
@@ -1158,22 +1247,22 @@ s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
         if (*join->key)
             aip_pack_kstr (self->pk, "key", join->key);
         aip_pack_kstr (self->pk, "name", *join->name ? join->name : join->room_id);
-        aip_pack_kstr (self->pk, "mode", "public");
+        aip_pack_kstr (self->pk, "mode", join->lan ? "lan" : "public");
         aip_pack_kstr (self->pk, "relay_url", join->url);
         aip_pack_kstr (self->pk, "token", join->token);
         aip_pack_key (self->pk, "peer");
         aip_json_pack (self->pk, join->peer);
         aip_reply_t rep;
         if (s_store_call (self, id, &rep)) {
-            s_join_fail (self, join, "joined on the relay, but storaged did not answer: the "
-                         "room was not created here; try again");
+            s_join_fail (self, join, "joined on the %s, but storaged did not answer: the "
+                         "room was not created here; try again", join->lan ? "hub" : "relay");
             json_decref (data);
             s_joinreq_free (&join);
             return;
         }
         if (!rep.ok) {
-            s_join_fail (self, join, "joined on the relay, but the room could not be saved: %s",
-                         rep.message);
+            s_join_fail (self, join, "joined on the %s, but the room could not be saved: %s",
+                         join->lan ? "hub" : "relay", rep.message);
             aip_reply_free (&rep);
             json_decref (data);
             s_joinreq_free (&join);
@@ -1220,6 +1309,19 @@ s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
     aip_obj_get_str (req->args, "key", join->key, sizeof join->key, "");
     join->create = aip_obj_get_str (req->args, "name", join->name, sizeof join->name, NULL) != NULL;
     join->peer = aip_json_from_obj (aip_req_arg (req, "peer"));
+    join->lan = aip_lan_url_is (url);
+    join->info_only = aip_obj_get_bool (req->args, "info_only", false);
+    if (join->lan) {
+        char endpoint [AIP_MAX_URL + 1], key [AIP_LAN_KEY_HEX + 1];
+        if (aip_lan_url_parse (url, endpoint, sizeof endpoint, key)) {
+            s_join_fail (self, join, "'%.200s' is not a LAN hub (peer+lan://host:port?key=<64 "
+                         "hex>)", url);
+            s_joinreq_free (&join);
+            return;
+        }
+        snprintf (join->url, sizeof join->url, "%s", url);
+    }
+    else
     if (aip_relay_url_check (url, join->url, sizeof join->url, err, sizeof err)) {
         s_join_fail (self, join, "%s", err);
         s_joinreq_free (&join);
@@ -1230,6 +1332,10 @@ s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
         s_joinreq_free (&join);
         return;
     }
+    if (join->lan)
+        s_lan_join_send (self, join, aip_obj_get_bool (req->args, "probe", false)
+                                     || join->info_only ? LAN_INFO : LAN_JOIN);
+    else
     if (aip_obj_get_bool (req->args, "probe", false)) {
         char info_url [AIP_MAX_URL + AIP_MAX_ID + 64];
         snprintf (info_url, sizeof info_url, "%s/rooms/%s/info", join->url, join->room_id);
@@ -1243,6 +1349,710 @@ s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
     }
     else
         s_join_post (self, join);
+}
+
+//  ---------------------------------------------------------------------
+//  LAN rooms, joiner side: a CURVE DEALER per hub (the hub's key pinned
+//  from the connection string), requests matched to answers by id, each
+//  with a deadline. The hub pushes by holding a lan.fetch until there is
+//  something new; every reconnect catches up from the cursor (the hub's
+//  seq) and retries what was in flight (ids make that harmless).
+
+static s_lanlink_t *
+s_lan_link (s_relay_t *self, const char *url)
+{
+    s_lanlink_t *link = (s_lanlink_t *) zhashx_lookup (self->links, url);
+    if (link)
+        return link;
+    char endpoint [AIP_MAX_URL + 1], key_hex [AIP_LAN_KEY_HEX + 1];
+    uint8_t key [32];
+    if (aip_lan_url_parse (url, endpoint, sizeof endpoint, key_hex)
+    ||  aip_lan_key_from_hex (key_hex, key)) {
+        zsys_warning ("relay: '%.200s' is not a LAN hub URL", url);
+        return NULL;
+    }
+    if (zhashx_size (self->links) >= LAN_MAX_LINKS) {
+        zsys_warning ("relay: more than %d LAN hubs; %s is not synced", LAN_MAX_LINKS, url);
+        return NULL;
+    }
+    //  One client key pair per run: the hub authorises by room token
+    if (!self->lan_cert && !(self->lan_cert = zcert_new ()))
+        return NULL;
+    link = (s_lanlink_t *) zmalloc (sizeof (s_lanlink_t));
+    snprintf (link->url, sizeof link->url, "%s", url);
+    snprintf (link->endpoint, sizeof link->endpoint, "%s", endpoint);
+    link->sock = zsock_new (ZMQ_DEALER);
+    assert (link->sock);
+    zsock_set_linger (link->sock, 0);
+    zsock_set_maxmsgsize (link->sock, AIP_LAN_MAX_REPLY);
+    zcert_apply (self->lan_cert, link->sock);
+    zsock_set_curve_serverkey_bin (link->sock, key);
+    zsock_set_reconnect_ivl (link->sock, 250);
+    zsock_set_reconnect_ivl_max (link->sock, 5000);
+    //  ZMTP heartbeats notice a hub that vanished without closing
+    zsock_set_heartbeat_ivl (link->sock, 2000);
+    zsock_set_heartbeat_timeout (link->sock, 6000);
+    link->monitor = zactor_new (zmonitor, link->sock);
+    zstr_sendx (link->monitor, "LISTEN", "HANDSHAKE_SUCCEEDED", "DISCONNECTED", NULL);
+    zstr_sendx (link->monitor, "START", NULL);
+    zsock_wait (link->monitor);
+    if (zsock_connect (link->sock, "%s", endpoint))
+        zsys_warning ("relay: cannot connect to LAN hub %s", endpoint);
+    zhashx_insert (self->links, url, link);
+    return link;
+}
+
+static void
+s_lanlink_free (void **item)
+{
+    s_lanlink_t *link = (s_lanlink_t *) *item;
+    if (link) {
+        zactor_destroy (&link->monitor);
+        zsock_destroy (&link->sock);
+        free (link);
+        *item = NULL;
+    }
+}
+
+static void
+s_hubwait_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_lanreq_free (void **item)
+{
+    s_lanreq_t *r = (s_lanreq_t *) *item;
+    if (r) {
+        s_joinreq_free (&r->join);
+        free (r);
+        *item = NULL;
+    }
+}
+
+//  Start a request to a hub in self->pk; returns its id
+static uint64_t
+s_lan_begin (s_relay_t *self, aip_op_t op, size_t nargs)
+{
+    uint64_t id = ++self->lan_next_id;
+    aip_pack_reset (self->pk);
+    aip_request_begin (self->pk, id, op, nargs);
+    return id;
+}
+
+//  Send the request in self->pk to the hub of url; NULL if it cannot go
+static s_lanreq_t *
+s_lan_send (s_relay_t *self, const char *url, s_lan_kind_t kind, uint64_t id, int timeout_ms)
+{
+    s_lanlink_t *link = s_lan_link (self, url);
+    if (!link)
+        return NULL;
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    zframe_t *frame = zframe_new (data, size);
+    if (zframe_send (&frame, link->sock, ZFRAME_DONTWAIT)) {
+        zframe_destroy (&frame);
+        return NULL;
+    }
+    s_lanreq_t *r = (s_lanreq_t *) zmalloc (sizeof (s_lanreq_t));
+    r->id = id;
+    r->kind = kind;
+    snprintf (r->link, sizeof r->link, "%s", url);
+    r->deadline = aip_clock_ms () + timeout_ms;
+    zlistx_add_end (self->lan_pending, r);
+    return r;
+}
+
+//  The peer map of an outbox message, for the hub
+static void
+s_lan_pack_peer (s_relay_t *self, const s_outmsg_t *om)
+{
+    char host [AIP_MAX_NAME + 1];
+    aip_hostname (host, sizeof host);
+    aip_pack_map (self->pk, *om->peer_tool ? 5 : 4);
+    aip_pack_kstr (self->pk, "id", om->peer_id);
+    aip_pack_kstr (self->pk, "name", *om->peer_name ? om->peer_name : om->peer_id);
+    aip_pack_kstr (self->pk, "type", streq (om->peer_type, "ai") ? "ai" : "human");
+    aip_pack_kstr (self->pk, "machine", host);
+    if (*om->peer_tool)
+        aip_pack_kstr (self->pk, "tool", om->peer_tool);
+}
+
+//  Post an outbox message to its hub (its peer joins first, once)
+static void
+s_lan_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
+{
+    bool join = !zhashx_lookup (room->joined, om->peer_id);
+    uint64_t id = s_lan_begin (self, join ? AIP_OP_LAN_JOIN : AIP_OP_LAN_POST, 3);
+    aip_pack_kstr (self->pk, "room_id", room->id);
+    aip_pack_kstr (self->pk, "token", room->token);
+    if (join) {
+        aip_pack_key (self->pk, "peer");
+        s_lan_pack_peer (self, om);
+    }
+    else {
+        aip_pack_key (self->pk, "message");
+        aip_pack_map (self->pk, 5);
+        aip_pack_kstr (self->pk, "id", om->id);
+        aip_pack_kstr (self->pk, "content", om->content);
+        aip_pack_kstr (self->pk, "type", om->type);
+        aip_pack_kstr (self->pk, "created_at", om->created_at);
+        aip_pack_key (self->pk, "peer");
+        s_lan_pack_peer (self, om);
+    }
+    s_lanreq_t *r = s_lan_send (self, room->url, join ? LAN_PEER_JOIN : LAN_POST, id,
+                                AIP_LAN_TIMEOUT_MS);
+    if (!r) {
+        s_outmsg_retry_later (self, om, "the LAN hub's connection is full");
+        return;
+    }
+    snprintf (r->room_id, sizeof r->room_id, "%s", room->id);
+    snprintf (r->msg_id, sizeof r->msg_id, "%s", om->id);
+    om->inflight = true;
+    room->posting = true;
+}
+
+//  Catch up and wait for more: lan.fetch after the cursor. The hub holds
+//  it while there is nothing new, which makes it the push channel too.
+static void
+s_lan_fetch (s_relay_t *self, s_room_t *room)
+{
+    //  A join waits for its history: nothing to hold then
+    int wait_ms = zlistx_size (room->join_waiters) || room->fetch_again ? 0
+                                                                         : AIP_LAN_FETCH_WAIT_MS;
+    uint64_t id = s_lan_begin (self, AIP_OP_LAN_FETCH, 5);
+    aip_pack_kstr (self->pk, "room_id", room->id);
+    aip_pack_kstr (self->pk, "token", room->token);
+    aip_pack_kint (self->pk, "after", *room->cursor ? strtoll (room->cursor, NULL, 10) : 0);
+    aip_pack_kint (self->pk, "limit", AIP_LAN_PAGE);
+    aip_pack_kint (self->pk, "wait_ms", wait_ms);
+    s_lanreq_t *r = s_lan_send (self, room->url, LAN_FETCH, id, wait_ms + AIP_LAN_TIMEOUT_MS);
+    if (!r) {
+        room->poll_at = aip_clock_ms () + AIP_RELAY_POLL_MS;
+        return;
+    }
+    snprintf (r->room_id, sizeof r->room_id, "%s", room->id);
+    room->fetch_id = id;
+    room->fetching = true;
+    room->fetch_again = false;
+}
+
+static void
+s_lan_fetch_done (s_relay_t *self, s_lanreq_t *r, aip_reply_t *rep, const char *why)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, r->room_id);
+    if (!room || room->fetch_id != r->id)
+        return;                 //  a fetch we gave up on
+    room->fetching = false;
+    if (!rep || !rep->ok) {
+        const char *reason = rep ? rep->message : why;
+        if (room->ok)
+            zsys_warning ("relay: room %s: catch-up from LAN hub %s failed: %s", room->id,
+                          room->url, reason);
+        room->ok = false;
+        room->poll_at = aip_clock_ms () + AIP_RELAY_POLL_MS;
+        s_join_waiters_done (self, room, reason);
+        return;
+    }
+    json_t *messages = aip_json_from_obj (aip_obj_get (rep->data, "messages"));
+    if (!json_is_array (messages)) {
+        zsys_warning ("relay: room %s: the LAN hub's answer to a catch-up has no messages",
+                      room->id);
+        json_decref (messages);
+        room->ok = false;
+        room->poll_at = aip_clock_ms () + AIP_RELAY_POLL_MS;
+        s_join_waiters_done (self, room, "the LAN hub's answer was malformed");
+        return;
+    }
+    if (!room->ok) {
+        zsys_info ("relay: room %s: LAN hub %s reachable", room->id, room->url);
+        s_outbox_retry_now (self, room->id);
+    }
+    room->ok = true;
+    int stored = s_ingest (self, room, messages);
+    bool full = json_array_size (messages) >= AIP_LAN_PAGE;
+    json_decref (messages);
+    if (stored < 0) {
+        room->poll_at = aip_clock_ms () + AIP_RELAY_POLL_MS;
+        s_join_waiters_done (self, room, "could not store the history");
+        return;
+    }
+    if (full)
+        room->fetch_again = true;       //  more pages: do not wait for them
+    else
+        s_join_waiters_done (self, room, NULL);
+    s_fetch (self, room);
+}
+
+//  True for a hub's answers that will not change on a retry
+static bool
+s_lan_permanent (const aip_reply_t *rep)
+{
+    return streq (rep->code, AIP_ERR_INVALID) || streq (rep->code, AIP_ERR_NOT_FOUND)
+        || streq (rep->code, AIP_ERR_MALFORMED);
+}
+
+static void
+s_lan_post_done (s_relay_t *self, s_lanreq_t *r, aip_reply_t *rep, const char *why)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, r->room_id);
+    s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, r->msg_id);
+    if (room) {
+        room->posting = false;
+        room->ok = rep != NULL;
+    }
+    if (!om)
+        return;
+    om->inflight = false;
+    if (!rep) {
+        s_outmsg_retry_later (self, om, why);
+        return;
+    }
+    char message [400];
+    if (rep->ok) {
+        if (r->kind == LAN_PEER_JOIN) {
+            if (room)
+                zhashx_insert (room->joined, om->peer_id, (void *) "");
+            om->next_at = 0;
+            om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+            return;
+        }
+        if (*om->error)
+            zsys_info ("relay: message %s delivered to the LAN hub after retries", om->id);
+        if (room)
+            zhashx_insert (room->recent, om->id, (void *) "");
+        s_outmsg_finish (self, om, true, NULL);
+    }
+    else
+    if (s_lan_permanent (rep)) {
+        if (r->kind == LAN_PEER_JOIN)
+            snprintf (message, sizeof message, "the LAN hub refused peer %s: %s", om->peer_id,
+                      rep->message);
+        else
+            snprintf (message, sizeof message, "the LAN hub refused the message: %s", rep->message);
+        zsys_warning ("relay: message %s: %s; dropped from the outbox", om->id, message);
+        s_outmsg_finish (self, om, false, message);
+    }
+    else
+        s_outmsg_retry_later (self, om, rep->message);
+}
+
+//  relay.join of a LAN room: lan.info (probe), then lan.join
+static void
+s_lan_join_send (s_relay_t *self, s_joinreq_t *join, s_lan_kind_t kind)
+{
+    uint64_t id;
+    if (kind == LAN_INFO) {
+        id = s_lan_begin (self, AIP_OP_LAN_INFO, 1);
+        aip_pack_kstr (self->pk, "room_id", join->room_id);
+    }
+    else {
+        id = s_lan_begin (self, AIP_OP_LAN_JOIN, 3);
+        aip_pack_kstr (self->pk, "room_id", join->room_id);
+        aip_pack_kstr (self->pk, "token", join->token);
+        aip_pack_key (self->pk, "peer");
+        aip_json_pack (self->pk, join->peer);
+    }
+    s_lanreq_t *r = s_lan_send (self, join->url, kind, id, AIP_LAN_TIMEOUT_MS);
+    if (!r) {
+        s_join_fail (self, join, "cannot talk to the LAN hub %s", join->url);
+        s_joinreq_free (&join);
+        return;
+    }
+    r->join = join;
+}
+
+static void
+s_lan_join_done (s_relay_t *self, s_lanreq_t *r, aip_reply_t *rep, const char *why)
+{
+    s_joinreq_t *join = r->join;
+    r->join = NULL;
+    char endpoint [AIP_MAX_URL + 1], key [AIP_LAN_KEY_HEX + 1];
+    aip_lan_url_parse (join->url, endpoint, sizeof endpoint, key);
+    if (!rep) {
+        s_join_fail (self, join, "the LAN hub at %s did not answer (%s): is its daemon running "
+                     "in LAN mode there, and are the address and key of the connection string "
+                     "right?", endpoint, why);
+        s_joinreq_free (&join);
+        return;
+    }
+    if (!rep->ok) {
+        if (r->kind == LAN_INFO)
+            s_join_fail (self, join, "the LAN hub at %s has no room %s: %s", endpoint,
+                         join->room_id, rep->message);
+        else
+            s_join_fail (self, join, "the LAN hub at %s refused to let %s join room %s: %s",
+                         endpoint, s_jstr (join->peer, "id"), join->room_id, rep->message);
+        s_joinreq_free (&join);
+        return;
+    }
+    if (r->kind == LAN_INFO) {
+        join->info = aip_json_from_obj (rep->data);
+        if (join->info_only) {
+            json_t *data = json_pack ("{s:O}", "remote_info", join->info);
+            s_reply_json (self, join->tag, join->request_id, data);
+            json_decref (data);
+            s_joinreq_free (&join);
+            return;
+        }
+        s_lan_join_send (self, join, LAN_JOIN);
+        return;
+    }
+    s_join_accepted (self, join);
+}
+
+static void
+s_lan_done (s_relay_t *self, s_lanreq_t *r, aip_reply_t *rep, const char *why)
+{
+    switch (r->kind) {
+        case LAN_INFO:
+        case LAN_JOIN:      s_lan_join_done (self, r, rep, why); break;
+        case LAN_PEER_JOIN:
+        case LAN_POST:      s_lan_post_done (self, r, rep, why); break;
+        case LAN_FETCH:     s_lan_fetch_done (self, r, rep, why); break;
+    }
+}
+
+//  Take a pending request off the list (the caller frees it)
+static s_lanreq_t *
+s_lan_take (s_relay_t *self, uint64_t id, const char *link)
+{
+    for (s_lanreq_t *r = (s_lanreq_t *) zlistx_first (self->lan_pending); r;
+         r = (s_lanreq_t *) zlistx_next (self->lan_pending))
+        if (r->id == id && streq (r->link, link))
+            return (s_lanreq_t *) zlistx_detach_cur (self->lan_pending);
+    return NULL;
+}
+
+//  Answers from a hub
+static void
+s_lan_input (s_relay_t *self, s_lanlink_t *link)
+{
+    while (zsock_events (link->sock) & ZMQ_POLLIN) {
+        zframe_t *frame = zframe_recv (link->sock);
+        if (!frame)
+            break;
+        aip_reply_t rep;
+        char err [256];
+        if (aip_reply_decode (zframe_data (frame), zframe_size (frame), &rep, err, sizeof err))
+            zsys_warning ("relay: a malformed answer from LAN hub %s: %s", link->endpoint, err);
+        else {
+            s_lanreq_t *r = s_lan_take (self, rep.id, link->url);
+            if (r) {
+                s_lan_done (self, r, &rep, NULL);
+                s_lanreq_free ((void **) &r);
+            }
+            aip_reply_free (&rep);
+        }
+        zframe_destroy (&frame);
+    }
+}
+
+//  Connection events of a hub: after a reconnect, what was in flight may
+//  be lost with the old connection: ask again at once
+static void
+s_lan_monitor (s_relay_t *self, s_lanlink_t *link)
+{
+    zmsg_t *msg = zmsg_recv (link->monitor);
+    char *event = msg ? zmsg_popstr (msg) : NULL;
+    if (event && streq (event, "DISCONNECTED")) {
+        if (link->up)
+            zsys_info ("relay: LAN hub %s: connection lost", link->endpoint);
+        link->up = false;
+        link->lost = true;
+    }
+    else
+    if (event && streq (event, "HANDSHAKE_SUCCEEDED")) {
+        link->up = true;
+        if (link->lost) {
+            link->lost = false;
+            zsys_info ("relay: LAN hub %s: connected again; catching up", link->endpoint);
+            s_lanreq_t *r = (s_lanreq_t *) zlistx_first (self->lan_pending);
+            while (r) {
+                if (streq (r->link, link->url) && r->kind != LAN_INFO && r->kind != LAN_JOIN) {
+                    zlistx_detach_cur (self->lan_pending);
+                    s_lan_done (self, r, NULL, "the connection to the LAN hub was lost");
+                    s_lanreq_free ((void **) &r);
+                    r = (s_lanreq_t *) zlistx_first (self->lan_pending);
+                    continue;
+                }
+                r = (s_lanreq_t *) zlistx_next (self->lan_pending);
+            }
+            for (s_room_t *room = (s_room_t *) zhashx_first (self->rooms); room;
+                 room = (s_room_t *) zhashx_next (self->rooms))
+                if (room->lan && streq (room->url, link->url)) {
+                    room->poll_at = 0;
+                    s_outbox_retry_now (self, room->id);
+                }
+        }
+    }
+    free (event);
+    zmsg_destroy (&msg);
+}
+
+//  Requests a hub did not answer in time
+static void
+s_lan_expire (s_relay_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    s_lanreq_t *r = (s_lanreq_t *) zlistx_first (self->lan_pending);
+    while (r) {
+        if (now >= r->deadline) {
+            zlistx_detach_cur (self->lan_pending);
+            char why [128];
+            snprintf (why, sizeof why, "no answer within %d s",
+                      (int) ((AIP_LAN_TIMEOUT_MS + 999) / 1000));
+            s_lan_done (self, r, NULL, why);
+            s_lanreq_free ((void **) &r);
+            r = (s_lanreq_t *) zlistx_first (self->lan_pending);
+            continue;
+        }
+        r = (s_lanreq_t *) zlistx_next (self->lan_pending);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  LAN rooms, hub side: lan.info, lan.join, lan.post and lan.fetch from
+//  other machines (the broker lets only these through from its LAN socket)
+
+//  The room must be a LAN room this machine hubs, and (need_token) the
+//  caller must know its token. 0 with its row in rep, or -1 once answered.
+static int
+s_hub_room (s_relay_t *self, uint64_t tag, const aip_request_t *req, bool need_token,
+            aip_reply_t *rep)
+{
+    char rid [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "room_id", rid, sizeof rid, "");
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 1);
+    aip_pack_kstr (self->pk, "id", rid);
+    if (s_store_call (self, id, rep)) {
+        s_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        return -1;
+    }
+    char mode [16], token [AIP_MAX_NAME + 1], given [AIP_MAX_NAME + 1];
+    bool hub = rep->ok && aip_obj_get_str (rep->data, "mode", mode, sizeof mode, NULL)
+            && streq (mode, "lan") && !aip_obj_is_str (aip_obj_get (rep->data, "relay_url"));
+    if (!hub) {
+        aip_reply_free (rep);
+        char message [200];
+        snprintf (message, sizeof message, "room %s is not a LAN room of this machine", rid);
+        s_reply_error (self, tag, req->id, AIP_ERR_NOT_FOUND, message);
+        return -1;
+    }
+    if (need_token
+    &&  (!aip_obj_get_str (rep->data, "token", token, sizeof token, NULL)
+         || !aip_obj_get_str (req->args, "token", given, sizeof given, NULL)
+         || aip_crypto_compare_str (token, given) != 0)) {
+        aip_reply_free (rep);
+        zsys_warning ("relay: room %s: a LAN request with a wrong token refused", rid);
+        s_reply_error (self, tag, req->id, AIP_ERR_INVALID, "Invalid join token");
+        return -1;
+    }
+    return 0;
+}
+
+//  {id, name, created_at, encrypted} of a room row
+static json_t *
+s_hub_room_json (const aip_obj_t *row)
+{
+    char id [AIP_MAX_ID + 1], name [AIP_MAX_NAME + 1], created [AIP_MAX_TIME + 1];
+    return json_pack ("{s:s, s:s, s:s, s:b}",
+                      "id", aip_obj_get_str (row, "id", id, sizeof id, ""),
+                      "name", aip_obj_get_str (row, "name", name, sizeof name, ""),
+                      "created_at", aip_obj_get_str (row, "created_at", created, sizeof created, ""),
+                      "encrypted", aip_obj_get_bool (row, "encrypted", false));
+}
+
+static void
+s_hub_info (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    aip_reply_t rep;
+    if (s_hub_room (self, tag, req, false, &rep))
+        return;
+    json_t *room = s_hub_room_json (rep.data);
+    json_t *data = json_pack ("{s:O, s:O, s:O, s:b, s:b}", "room_id", json_object_get (room, "id"),
+                              "name", json_object_get (room, "name"),
+                              "created_at", json_object_get (room, "created_at"),
+                              "encrypted", json_is_true (json_object_get (room, "encrypted")),
+                              "has_token", true);
+    s_reply_json (self, tag, req->id, data);
+    json_decref (data);
+    json_decref (room);
+    aip_reply_free (&rep);
+}
+
+//  Forward a request to storaged with the args packed by the caller after
+//  s_store_begin; answer with its data (or its error)
+static void
+s_hub_forward (s_relay_t *self, uint64_t tag, uint64_t request_id, uint64_t store_id,
+               json_t *extra)
+{
+    aip_reply_t rep;
+    if (s_store_call (self, store_id, &rep)) {
+        s_reply_error (self, tag, request_id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        json_decref (extra);
+        return;
+    }
+    if (!rep.ok)
+        s_reply_error (self, tag, request_id, rep.code, rep.message);
+    else {
+        json_t *data = aip_json_from_obj (rep.data);
+        if (extra && json_is_object (data))
+            json_object_update (data, extra);
+        s_reply_json (self, tag, request_id, data);
+        json_decref (data);
+    }
+    json_decref (extra);
+    aip_reply_free (&rep);
+}
+
+static void
+s_hub_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    aip_reply_t rep;
+    if (s_hub_room (self, tag, req, true, &rep))
+        return;
+    json_t *extra = json_pack ("{s:o}", "room", s_hub_room_json (rep.data));
+    aip_reply_free (&rep);
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_JOIN, 2);
+    aip_pack_key (self->pk, "room_id");
+    aip_pack_obj (self->pk, aip_req_arg (req, "room_id"));
+    aip_pack_key (self->pk, "peer");
+    aip_pack_obj (self->pk, aip_req_arg (req, "peer"));
+    s_hub_forward (self, tag, req->id, id, extra);
+}
+
+static void
+s_hub_post (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    aip_reply_t rep;
+    if (s_hub_room (self, tag, req, true, &rep))
+        return;
+    aip_reply_free (&rep);
+    const aip_obj_t *m = aip_req_arg (req, "message");
+    uint64_t id = s_store_begin (self, AIP_OP_MSG_SEND, 7);
+    aip_pack_key (self->pk, "room_id");
+    aip_pack_obj (self->pk, aip_req_arg (req, "room_id"));
+    const char *keys [] = { "id", "content", "created_at", "peer" };
+    for (size_t i = 0; i < 4; i++) {
+        aip_pack_key (self->pk, keys [i]);
+        aip_pack_obj (self->pk, aip_obj_get (m, keys [i]));
+    }
+    char type [16];
+    aip_pack_kstr (self->pk, "type", aip_obj_get_str (m, "type", type, sizeof type, "message"));
+    aip_pack_kbool (self->pk, "remote", true);
+    s_hub_forward (self, tag, req->id, id, NULL);
+}
+
+//  Messages of a room after seq, or none; -1 if storaged failed
+static int
+s_hub_messages (s_relay_t *self, const char *room_id, int64_t after, int64_t limit,
+                json_t **messages)
+{
+    uint64_t id = s_store_begin (self, AIP_OP_MSG_LIST, 3);
+    aip_pack_kstr (self->pk, "room_id", room_id);
+    aip_pack_kint (self->pk, "after_seq", after);
+    aip_pack_kint (self->pk, "limit", limit);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep))
+        return -1;
+    *messages = rep.ok ? aip_json_from_obj (aip_obj_get (rep.data, "messages")) : NULL;
+    aip_reply_free (&rep);
+    if (!json_is_array (*messages)) {
+        json_decref (*messages);
+        *messages = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+//  Answer a fetch with messages (empty: the wait ran out)
+static void
+s_hub_fetch_answer (s_relay_t *self, uint64_t tag, uint64_t request_id, json_t *messages,
+                    int64_t after)
+{
+    size_t count = json_array_size (messages);
+    json_t *last = count ? json_object_get (json_array_get (messages, count - 1), "seq") : NULL;
+    json_t *data = json_pack ("{s:o, s:I}", "messages", messages ? messages : json_array (),
+                              "seq", (json_int_t) (json_is_integer (last)
+                                                   ? json_integer_value (last) : after));
+    s_reply_json (self, tag, request_id, data);
+    json_decref (data);
+}
+
+static void
+s_hub_fetch (s_relay_t *self, uint64_t tag, const aip_request_t *req)
+{
+    aip_reply_t rep;
+    if (s_hub_room (self, tag, req, true, &rep))
+        return;
+    aip_reply_free (&rep);
+    char rid [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "room_id", rid, sizeof rid, "");
+    int64_t after = aip_obj_get_int (req->args, "after", 0);
+    int64_t limit = aip_obj_get_int (req->args, "limit", AIP_LAN_PAGE);
+    int64_t wait_ms = aip_obj_get_int (req->args, "wait_ms", 0);
+    json_t *messages;
+    if (s_hub_messages (self, rid, after, limit < 1 ? 1 : limit, &messages)) {
+        s_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        return;
+    }
+    if (json_array_size (messages) || wait_ms <= 0) {
+        s_hub_fetch_answer (self, tag, req->id, messages, after);
+        return;
+    }
+    json_decref (messages);
+    //  Nothing new: hold it until a message comes (push) or wait_ms passes
+    s_hubwait_t *w = (s_hubwait_t *) zmalloc (sizeof (s_hubwait_t));
+    w->tag = tag;
+    w->request_id = req->id;
+    snprintf (w->room_id, sizeof w->room_id, "%s", rid);
+    w->after = after;
+    w->limit = limit < 1 ? 1 : limit;
+    w->deadline = aip_clock_ms () + wait_ms;
+    zlistx_add_end (self->hub_waiters, w);
+}
+
+//  A message was committed in room_id: answer the fetches held for it
+static void
+s_hub_wake (s_relay_t *self, const char *room_id)
+{
+    s_hubwait_t *w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
+    while (w) {
+        json_t *messages;
+        if (streq (w->room_id, room_id)
+        &&  s_hub_messages (self, w->room_id, w->after, w->limit, &messages) == 0) {
+            if (json_array_size (messages)) {
+                s_hub_fetch_answer (self, w->tag, w->request_id, messages, w->after);
+                zlistx_delete (self->hub_waiters, zlistx_cursor (self->hub_waiters));
+                w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
+                continue;
+            }
+            json_decref (messages);
+        }
+        w = (s_hubwait_t *) zlistx_next (self->hub_waiters);
+    }
+}
+
+static void
+s_hub_expire (s_relay_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    s_hubwait_t *w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
+    while (w) {
+        if (now >= w->deadline) {
+            s_hub_fetch_answer (self, w->tag, w->request_id, NULL, w->after);
+            zlistx_delete (self->hub_waiters, zlistx_cursor (self->hub_waiters));
+            w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
+            continue;
+        }
+        w = (s_hubwait_t *) zlistx_next (self->hub_waiters);
+    }
 }
 
 //  ---------------------------------------------------------------------
@@ -1303,9 +2113,9 @@ s_op_status (s_relay_t *self, uint64_t tag, const aip_request_t *req)
          om = (s_outmsg_t *) zlistx_next (self->outbox))
         if (streq (om->room_id, rid))
             queued++;
-    json_t *data = json_pack ("{s:b, s:b, s:I, s:s}", "ok", room->ok, "websocket",
+    json_t *data = json_pack ("{s:b, s:b, s:I, s:s, s:b}", "ok", room->ok, "websocket",
                               room->ws_state == WS_UP, "queued", (json_int_t) queued, "cursor",
-                              room->cursor);
+                              room->cursor, "lan", room->lan);
     s_reply_json (self, tag, req->id, data);
     json_decref (data);
 }
@@ -1326,6 +2136,10 @@ s_handle_request (s_relay_t *self, uint64_t tag, zframe_t *body)
         case AIP_OP_RELAY_JOIN:   s_op_join (self, tag, &req); break;
         case AIP_OP_RELAY_PUSH:   s_op_push (self, tag, &req); break;
         case AIP_OP_RELAY_STATUS: s_op_status (self, tag, &req); break;
+        case AIP_OP_LAN_INFO:     s_hub_info (self, tag, &req); break;
+        case AIP_OP_LAN_JOIN:     s_hub_join (self, tag, &req); break;
+        case AIP_OP_LAN_POST:     s_hub_post (self, tag, &req); break;
+        case AIP_OP_LAN_FETCH:    s_hub_fetch (self, tag, &req); break;
         default:
             s_reply_error (self, tag, req.id, AIP_ERR_INVALID, "not a relay operation");
     }
@@ -1389,6 +2203,8 @@ s_waiters_expire (s_relay_t *self)
         if (jw && now >= jw->deadline)
             s_join_waiters_done (self, room, "the history is still being fetched");
     }
+    s_lan_expire (self);
+    s_hub_expire (self);
 }
 
 static void
@@ -1416,6 +2232,10 @@ s_relay_destroy (s_relay_t **self_p)
     zlistx_destroy (&self->outbox);
     zlistx_destroy (&self->push_waiters);
     zhashx_destroy (&self->outcomes);
+    zlistx_destroy (&self->lan_pending);
+    zlistx_destroy (&self->hub_waiters);
+    zhashx_destroy (&self->links);
+    zcert_destroy (&self->lan_cert);
     aip_pack_destroy (&self->pk);
     sodium_memzero (&self->identity, sizeof self->identity);
     free (self);
@@ -1442,6 +2262,12 @@ aip_relay (zsock_t *pipe, void *args)
     self->transfers = zlistx_new ();
     self->outcomes = zhashx_new ();
     zhashx_set_destructor (self->outcomes, (zhashx_destructor_fn *) zstr_free);
+    self->links = zhashx_new ();
+    zhashx_set_destructor (self->links, s_lanlink_free);
+    self->lan_pending = zlistx_new ();
+    zlistx_set_destructor (self->lan_pending, s_lanreq_free);
+    self->hub_waiters = zlistx_new ();
+    zlistx_set_destructor (self->hub_waiters, s_hubwait_free);
     char err [512];
     if (aip_identity_load (self->home, &self->identity, err, sizeof err) == 0)
         self->identity_ok = true;
@@ -1458,7 +2284,11 @@ aip_relay (zsock_t *pipe, void *args)
         return;
     }
     curl_multi_setopt (self->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) AIP_RELAY_MAX_INFLIGHT);
+    //  "outbox": new local messages to deliver; "room.": messages committed
+    //  here, which wake the lan.fetch requests this machine holds as a hub
     self->events = zsock_new_sub (events, "outbox");
+    if (self->events)
+        zsock_set_subscribe (self->events, "room.");
     self->worker = aip_worker_new (a->endpoint, AIP_SVC_RELAY, RELAY_SLOTS, "relayd");
     zsock_signal (pipe, 0);
     zsys_info ("relay: serving (identity %s)", self->identity_ok ? self->identity.id : "none");
@@ -1467,12 +2297,20 @@ aip_relay (zsock_t *pipe, void *args)
 
     while (!self->terminated) {
         //  zmq sockets + libcurl's sockets in one poll
-        zmq_pollitem_t items [4 + FD_SETSIZE / 8];
+        zmq_pollitem_t items [4 + 2 * LAN_MAX_LINKS + FD_SETSIZE / 8];
+        s_lanlink_t *polled [LAN_MAX_LINKS];
         int n = 0;
         items [n++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         items [n++] = (zmq_pollitem_t) { zsock_resolve (aip_worker_sock (self->worker)), 0, ZMQ_POLLIN, 0 };
         items [n++] = (zmq_pollitem_t) { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 };
         items [n++] = (zmq_pollitem_t) { zsock_resolve (aip_relay_ws_sock (self->ws)), 0, ZMQ_POLLIN, 0 };
+        int nlinks = 0;
+        for (s_lanlink_t *link = (s_lanlink_t *) zhashx_first (self->links);
+             link && nlinks < LAN_MAX_LINKS; link = (s_lanlink_t *) zhashx_next (self->links)) {
+            polled [nlinks++] = link;
+            items [n++] = (zmq_pollitem_t) { zsock_resolve (link->sock), 0, ZMQ_POLLIN, 0 };
+            items [n++] = (zmq_pollitem_t) { zsock_resolve (link->monitor), 0, ZMQ_POLLIN, 0 };
+        }
         fd_set rd, wr, ex;
         FD_ZERO (&rd);
         FD_ZERO (&wr);
@@ -1508,8 +2346,21 @@ aip_relay (zsock_t *pipe, void *args)
         }
         if (items [2].revents & ZMQ_POLLIN) {
             zmsg_t *event = zmsg_recv (self->events);
+            char *topic = event ? zmsg_popstr (event) : NULL;
+            if (topic && strncmp (topic, "room.", 5) == 0) {
+                if (zlistx_size (self->hub_waiters))
+                    s_hub_wake (self, topic + 5);
+            }
+            else
+                self->outbox_dirty = true;
+            free (topic);
             zmsg_destroy (&event);
-            self->outbox_dirty = true;
+        }
+        for (int i = 0; i < nlinks; i++) {
+            if (items [4 + 2 * i].revents & ZMQ_POLLIN)
+                s_lan_input (self, polled [i]);
+            if (items [5 + 2 * i].revents & ZMQ_POLLIN)
+                s_lan_monitor (self, polled [i]);
         }
         if (items [3].revents & ZMQ_POLLIN)
             s_ws_event (self);

@@ -589,7 +589,10 @@ main (int argc, char **argv)
     s_subscribe (&self);
     fprintf (stderr, "Room %s — %s%s. /help for commands, Ctrl-D to leave.\n", self.room_id,
              self.room.encrypted ? "encrypted, " : "",
-             !self.room.public ? "local (live push)"
+             !self.room.public ? (self.room.lan ? "LAN hub (live push)" : "local (live push)")
+             : self.room.lan ? (cli_relay_ok (&cli, self.room_id)
+                                ? "LAN, hub in sync (live push)"
+                                : "LAN, hub unreachable (messages queue here, delivered later)")
              : cli_relay_ok (&cli, self.room_id) ? "public, relay in sync (live push)"
              : "public, relay unreachable (messages queue here, delivered later)");
     if (s_fetch (&self, 20, false, true, true))
