@@ -26,7 +26,7 @@ typedef struct {
     zsock_t *pipe;                  //  actor pipe
     aip_spawner_args_t args;        //  configuration (strings borrowed)
     aip_worker_t *worker;           //  our side of the spawn service
-    zsock_t *store;                 //  DEALER to the broker's client socket
+    zsock_t *store;                 //  DEALER to the broker's client socket (or the hub's)
     aip_pack_t *pk;                 //  scratch packer
     uint64_t next_id;               //  ids of our store requests
     char host [AIP_MAX_NAME + 1];   //  this machine, for the AI peer
@@ -185,7 +185,8 @@ s_store_begin (s_spawner_t *self, aip_op_t op, size_t nargs)
 {
     uint64_t id = ++self->next_id;
     aip_pack_reset (self->pk);
-    aip_request_begin (self->pk, id, op, nargs);
+    //  A LAN hub serves a remote worker's store requests only with its token
+    aip_request_begin_auth (self->pk, id, op, nargs, self->args.token);
     return id;
 }
 
@@ -796,15 +797,32 @@ aip_spawner (zsock_t *pipe, void *args)
     assert (self->store);
     zsock_set_linger (self->store, 0);
     zsock_set_maxmsgsize (self->store, AIP_MAX_REPLY);
+    if (self->args.hub_key && aip_curve_client_apply (self->store, self->args.hub_key)) {
+        zsys_error ("spawner: this libzmq has no CURVE: cannot reach the hub %s",
+                    self->args.client_endpoint);
+        zsock_signal (pipe, 1);
+        goto cleanup;
+    }
     if (zsock_connect (self->store, "%s", self->args.client_endpoint)) {
         zsys_error ("spawner: cannot connect to %s", self->args.client_endpoint);
         zsock_signal (pipe, 1);
         goto cleanup;
     }
-    self->worker = aip_worker_new (self->args.worker_endpoint, AIP_SVC_SPAWN, 1,
-                                   self->args.name);
+    if (self->args.hub_key)
+        self->worker = aip_worker_new_remote (self->args.worker_endpoint, AIP_SVC_SPAWN, 1,
+                                              self->args.name, self->args.hub_key,
+                                              self->args.token);
+    else
+        self->worker = aip_worker_new (self->args.worker_endpoint, AIP_SVC_SPAWN, 1,
+                                       self->args.name);
+    if (!self->worker) {
+        zsock_signal (pipe, 1);
+        goto cleanup;
+    }
     zsock_signal (pipe, 0);
-    zsys_info ("spawner: %s ready (pid %d)", self->args.name, (int) getpid ());
+    zsys_info ("spawner: %s ready (pid %d)%s%s", self->args.name, (int) getpid (),
+               self->args.hub_key ? ", serving the LAN hub " : "",
+               self->args.hub_key ? self->args.worker_endpoint : "");
     while (!self->terminated)
         s_poll (self, NULL, 0, -1);
     aip_worker_bye (self->worker);

@@ -1,17 +1,61 @@
 /*  spawnd — the ai-peer AI tool runner: a thin main around aip_spawner.
     One job at a time; brokerd starts several (daemon start --workers N).
     Started by brokerd, or by hand to add capacity:
-      spawnd --home DIR [--endpoint ipc://.../workers] [--client-endpoint EP] */
+      spawnd --home DIR [--endpoint ipc://.../workers] [--client-endpoint EP]
+    or on another machine, to run the invites of a LAN hub with this
+    machine's AI tools (docs/lan.md, "Remote spawn workers"):
+      spawnd --hub tcp://HOST:PORT --hub-key <64 hex> --token <64 hex> [--home DIR]
+    The hub's key and worker token are in 'ai-peer daemon status' on the hub
+    (lan.public_key, lan.worker_token). */
 #include "aip_home.h"
+#include "aip_lan.h"
 #include "aip_worker.h"
 #include "aip_spawner.h"
+
+#include <ctype.h>
+
+#define SPAWND_USAGE \
+    "usage: spawnd [--home DIR] [--endpoint EP] [--client-endpoint EP]\n" \
+    "       spawnd --hub tcp://HOST:PORT --hub-key KEY --token TOKEN [--home DIR]\n" \
+    "  --hub      serve the invites of a LAN hub (its 'daemon start --lan' address)\n" \
+    "  --hub-key  the hub's public key, 64 hex chars (hub: daemon status, lan.public_key)\n" \
+    "  --token    the hub's worker token, 64 hex chars (hub: daemon status, lan.worker_token)\n"
+
+//  True if s is exactly len hex digits
+static bool
+s_is_hex (const char *s, size_t len)
+{
+    if (strlen (s) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit ((unsigned char) s [i]))
+            return false;
+    return true;
+}
+
+//  A TCP endpoint with a host and a port: tcp://HOST:PORT
+static bool
+s_hub_endpoint_valid (const char *endpoint)
+{
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    const char *colon = strrchr (host, ':');
+    if (!colon || colon == host || !colon [1])
+        return false;
+    char *end;
+    long port = strtol (colon + 1, &end, 10);
+    return *end == 0 && port > 0 && port < 65536;
+}
 
 int
 main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], endpoint [AIP_PATH_MAX], client [AIP_PATH_MAX];
-    char name [64];
+    char name [64], host [AIP_MAX_NAME + 1];
     const char *home_arg = NULL, *endpoint_arg = NULL, *client_arg = NULL;
+    const char *hub_arg = NULL, *hub_key_arg = NULL, *token_arg = NULL;
+    uint8_t hub_key [32];
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--home") && i + 1 < argc)
             home_arg = argv [++i];
@@ -21,8 +65,58 @@ main (int argc, char **argv)
         else
         if (streq (argv [i], "--client-endpoint") && i + 1 < argc)
             client_arg = argv [++i];
+        else
+        if (streq (argv [i], "--hub") && i + 1 < argc)
+            hub_arg = argv [++i];
+        else
+        if (streq (argv [i], "--hub-key") && i + 1 < argc)
+            hub_key_arg = argv [++i];
+        else
+        if (streq (argv [i], "--token") && i + 1 < argc)
+            token_arg = argv [++i];
         else {
-            fprintf (stderr, "usage: spawnd [--home DIR] [--endpoint EP] [--client-endpoint EP]\n");
+            fprintf (stderr, SPAWND_USAGE);
+            return 1;
+        }
+    }
+    //  Remote mode: everything goes to the hub, which must be pinned by its
+    //  key, and the hub serves us only with its worker token
+    if (hub_arg || hub_key_arg || token_arg) {
+        if (!hub_arg) {
+            fprintf (stderr, "spawnd: --hub-key and --token go with --hub tcp://HOST:PORT\n");
+            return 1;
+        }
+        if (endpoint_arg || client_arg) {
+            fprintf (stderr, "spawnd: --hub replaces --endpoint and --client-endpoint\n");
+            return 1;
+        }
+        if (!s_hub_endpoint_valid (hub_arg)) {
+            fprintf (stderr, "spawnd: --hub '%s' is not tcp://HOST:PORT\n", hub_arg);
+            return 1;
+        }
+        if (!hub_key_arg) {
+            fprintf (stderr, "spawnd: --hub needs --hub-key, the hub's public key (on the hub: "
+                     "ai-peer daemon status, lan.public_key)\n");
+            return 1;
+        }
+        if (aip_lan_key_from_hex (hub_key_arg, hub_key)) {
+            fprintf (stderr, "spawnd: --hub-key must be the hub's public key: %d hex "
+                     "characters (got '%.80s')\n", AIP_LAN_KEY_HEX, hub_key_arg);
+            return 1;
+        }
+        if (!token_arg) {
+            fprintf (stderr, "spawnd: --hub needs --token, the hub's worker token (on the hub: "
+                     "ai-peer daemon status, lan.worker_token)\n");
+            return 1;
+        }
+        if (!s_is_hex (token_arg, AIP_RELAY_TOKEN_HEX)) {
+            fprintf (stderr, "spawnd: --token must be the hub's worker token: %d hex "
+                     "characters\n", AIP_RELAY_TOKEN_HEX);
+            return 1;
+        }
+        if (!zsys_has_curve ()) {
+            fprintf (stderr, "spawnd: this libzmq was built without CURVE: it cannot reach a "
+                     "LAN hub\n");
             return 1;
         }
     }
@@ -33,22 +127,41 @@ main (int argc, char **argv)
         fprintf (stderr, "spawnd: %s\n", err);
         return 1;
     }
-    if (endpoint_arg)
-        snprintf (endpoint, sizeof endpoint, "%s", endpoint_arg);
-    else
-    if (aip_home_endpoint (home, "workers", endpoint, sizeof endpoint, err, sizeof err)) {
-        fprintf (stderr, "spawnd: %s\n", err);
-        return 1;
+    if (hub_arg) {
+        //  No local brokerd prepared this home: prompt files and the
+        //  running tool's pgid go in its run/ directory
+        if (aip_home_prepare (home, err, sizeof err)) {
+            fprintf (stderr, "spawnd: %s\n", err);
+            return 1;
+        }
+        snprintf (endpoint, sizeof endpoint, "%s", hub_arg);
+        snprintf (client, sizeof client, "%s", hub_arg);
     }
-    if (client_arg)
-        snprintf (client, sizeof client, "%s", client_arg);
-    else
-    if (aip_home_endpoint (home, "broker", client, sizeof client, err, sizeof err)) {
-        fprintf (stderr, "spawnd: %s\n", err);
-        return 1;
+    else {
+        if (endpoint_arg)
+            snprintf (endpoint, sizeof endpoint, "%s", endpoint_arg);
+        else
+        if (aip_home_endpoint (home, "workers", endpoint, sizeof endpoint, err, sizeof err)) {
+            fprintf (stderr, "spawnd: %s\n", err);
+            return 1;
+        }
+        if (client_arg)
+            snprintf (client, sizeof client, "%s", client_arg);
+        else
+        if (aip_home_endpoint (home, "broker", client, sizeof client, err, sizeof err)) {
+            fprintf (stderr, "spawnd: %s\n", err);
+            return 1;
+        }
     }
-    snprintf (name, sizeof name, "spawnd-%d", (int) getpid ());
-    aip_spawner_args_t args = { home, endpoint, client, name };
+    //  The hub's daemon status lists workers of many machines: say which
+    if (hub_arg) {
+        aip_hostname (host, sizeof host);
+        snprintf (name, sizeof name, "spawnd-%s-%d", host, (int) getpid ());
+    }
+    else
+        snprintf (name, sizeof name, "spawnd-%d", (int) getpid ());
+    aip_spawner_args_t args = { home, endpoint, client, name, hub_arg ? hub_key : NULL,
+                                hub_arg ? token_arg : NULL };
 
     zsys_init ();
     zsys_set_logident ("spawnd");
