@@ -1,10 +1,16 @@
 /*  fuzz_proto.c — libFuzzer target for the decoders that face the wire:
-    every frame a client, worker or peer sends goes through one of these. */
+    every frame a client, worker or peer sends goes through one of these,
+    every beacon heard on the LAN through aip_lan_beacon_decode, and every
+    connection string a user pastes through aip_peerurl_parse. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "aip_json.h"
+#include "aip_lan.h"
+#include "aip_peerurl.h"
 #include "aip_proto.h"
+
+#include <string.h>
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -34,6 +40,31 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         aip_pack_destroy (&pk);
         json_decref (json);
         aip_doc_destroy (&doc);
+    }
+    //  A beacon (UDP, anyone on the network can send one)
+    aip_lan_beacon_t beacon;
+    if (aip_lan_beacon_decode (data, size, &beacon) == 0
+    &&  (strlen (beacon.key_hex) != AIP_LAN_KEY_HEX || beacon.port < 1 || beacon.port > 65535))
+        abort ();
+    //  The same bytes with the beacon prefix, so the fuzzer reaches its map
+    uint8_t framed [AIP_LAN_BEACON_MAX];
+    if (size + 4 <= sizeof framed) {
+        memcpy (framed, AIP_LAN_BEACON_PREFIX, 4);
+        memcpy (framed + 4, data, size);
+        aip_lan_beacon_decode (framed, size + 4, &beacon);
+    }
+    //  A connection string
+    if (size < 4096) {
+        char *text = (char *) malloc (size + 1);
+        memcpy (text, data, size);
+        text [size] = 0;
+        aip_peerurl_t pu;
+        if (aip_peerurl_parse (text, &pu, err, sizeof err) == 0 && pu.lan) {
+            char endpoint [AIP_MAX_URL + 1], key [AIP_LAN_KEY_HEX + 1];
+            if (aip_lan_url_parse (pu.relay_url, endpoint, sizeof endpoint, key))
+                abort ();
+        }
+        free (text);
     }
     return 0;
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""bench_lan.py — LAN mode across two hosts (network namespaces, as in tests).
+
+Measures, on real separate daemon sets joined by veth through a bridge:
+  discovery  time from `daemon start --lan` on host B returning until host A
+             has heard B's beacon (A polls its broker's lan.peers)
+  latency    a message sent on one host (msg.send on its broker) until it is
+             committed in the other host's local copy (the event storaged
+             publishes after the commit, read on that host's PUB socket):
+             B -> A (joiner to hub: outbox, lan.post) and A -> B (hub to
+             joiner: the held lan.fetch)
+
+Needs root and `ip netns` (like tests/test_lan.py). Prints a Markdown table.
+Usage: bench/bench_lan.py [messages] [discovery rounds]
+"""
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+os.environ.setdefault("AIP_BIN_DIR", os.path.join(HERE, "..", "build"))
+
+import msgpack  # noqa: E402
+import zmq  # noqa: E402
+
+import aiptest  # noqa: E402
+import lanhosts  # noqa: E402
+
+
+def peers_heard(host):
+    c = aiptest.ProtoClient(host.home)
+    try:
+        rep = c.call("lan.peers", {}, timeout_ms=2000)
+        return [p["machine"] for p in (rep or {}).get("data", {}).get("peers", [])]
+    finally:
+        c.close()
+
+
+def discovery(net, rounds):
+    a, b = net.hosts
+    times = []
+    for _ in range(rounds):
+        a.stop_daemons()
+        b.stop_daemons()
+        a.ok("daemon", "start", "--lan")
+        b.ok("daemon", "start", "--lan")
+        t0 = time.monotonic()
+        aiptest.wait_until(lambda: b.name in peers_heard(a), timeout=10,
+                           what="A hears B", interval=0.01)
+        times.append((time.monotonic() - t0) * 1000)
+    return times
+
+
+def latency(sender, receiver, room_id, count):
+    """ms from msg.send on sender to the commit event on receiver."""
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.connect("ipc://%s/run/events.ipc" % receiver.home)
+    sub.setsockopt(zmq.SUBSCRIBE, ("room." + room_id).encode())
+    time.sleep(0.3)                 # the subscription reaches the PUB socket
+    client = aiptest.ProtoClient(sender.home)
+    peer = {"id": sender.identity_id, "name": sender.user, "type": "human", "tool": "cli"}
+    samples = []
+    try:
+        for i in range(count):
+            content = "bench %s->%s %d" % (sender.letter, receiver.letter, i)
+            t0 = time.monotonic()
+            rep = client.call("msg.send", {"room_id": room_id, "content": content,
+                                           "peer": peer})
+            assert rep and rep.get("ok"), rep
+            while True:
+                if not sub.poll(10000):
+                    raise AssertionError("message %d never reached %s" % (i, receiver.name))
+                _topic, body = sub.recv_multipart()
+                event = msgpack.unpackb(body, raw=False)
+                if event.get("data", {}).get("content") == content:
+                    samples.append((time.monotonic() - t0) * 1000)
+                    break
+            time.sleep(0.02)
+    finally:
+        client.close()
+        sub.close(0)
+    return samples
+
+
+def row(name, samples, target):
+    samples = sorted(samples)
+    p90 = samples[int(len(samples) * 0.9) - 1] if len(samples) >= 10 else samples[-1]
+    return "| %s | %d | %.1f | %.1f | %.1f | %s |" % (
+        name, len(samples), statistics.median(samples), p90, samples[-1], target)
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    why = lanhosts.unavailable()
+    if why:
+        sys.exit("bench_lan: %s" % why)
+    net = lanhosts.LanNet("AB").up()
+    try:
+        a, b = net.hosts
+        found = discovery(net, rounds)
+        room = a.ok("room", "create", "bench", "--lan")
+        b.ok("room", "join", room["connection_string"])
+        b_to_a = latency(b, a, room["id"], count)
+        a_to_b = latency(a, b, room["id"], count)
+    finally:
+        net.down()
+    print("| measure | n | median ms | p90 ms | max ms | target |")
+    print("|---|---|---|---|---|---|")
+    print(row("peer discovered after its daemon started", found, "≤ 2000 ms"))
+    print(row("LAN message B→A (joiner to hub), in A's copy", b_to_a, "≤ 20 ms median"))
+    print(row("LAN message A→B (hub to joiner), in B's copy", a_to_b, "≤ 20 ms median"))
+
+
+if __name__ == "__main__":
+    main()
