@@ -130,6 +130,7 @@ typedef struct {
     char key_hex [AIP_LAN_KEY_HEX + 1];             //  our public key
     char worker_token [AIP_RELAY_TOKEN_HEX + 1];    //  remote spawn workers show it
     zhashx_t *lan_peers;        //  public key hex -> s_lanpeer_t
+    int64_t refused_log_at;     //  next time a refused remote worker is logged
 } s_broker_t;
 
 //  ---------------------------------------------------------------------
@@ -386,9 +387,14 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
     if (remote && (svc != AIP_SVC_SPAWN
                    || !aip_obj_get_str (root, "token", token, sizeof token, NULL)
                    || aip_crypto_compare_str (token, self->worker_token) != 0)) {
-        zsys_warning ("broker: a remote %s worker was refused: %s", aip_svc_name ((aip_svc_t) svc),
-                      svc != AIP_SVC_SPAWN ? "only spawn workers may connect over the LAN"
-                                           : "wrong or missing worker token");
+        //  A refused worker asks again every second: say it now and then
+        if (aip_clock_ms () >= self->refused_log_at) {
+            zsys_warning ("broker: a remote %s worker was refused: %s",
+                          aip_svc_name ((aip_svc_t) svc),
+                          svc != AIP_SVC_SPAWN ? "only spawn workers may connect over the LAN"
+                                               : "wrong or missing worker token");
+            self->refused_log_at = aip_clock_ms () + 30000;
+        }
         aip_doc_destroy (&doc);
         return;
     }
@@ -794,9 +800,10 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
                 ours = true;
         if (ours)
             continue;
-        aip_pack_map (pk, 6);
+        aip_pack_map (pk, 7);
         aip_pack_kstr (pk, "name", w->name);
         aip_pack_kint (pk, "pid", w->pid);
+        aip_pack_kbool (pk, "remote", w->remote);
         aip_pack_kstr (pk, "service", aip_svc_name (w->svc));
         aip_pack_kstr (pk, "state", "ready");
         aip_pack_kint (pk, "inflight", w->inflight);
