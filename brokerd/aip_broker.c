@@ -1666,7 +1666,11 @@ aip_broker (zsock_t *pipe, void *args)
     if (self->args.lan) {
         char err [512];
         self->args.lan = false;
-        if (s_lan_start (self, self->args.port, err, sizeof err)) {
+        if (s_lan_start (self, self->args.port, err, sizeof err) && self->args.lan_optional)
+            zsys_warning ("broker: LAN mode (on last time) cannot start: %s; serving this "
+                          "machine only ('ai-peer daemon start --lan' to retry)", err);
+        else
+        if (!self->args.lan) {
             s_signal_failure (self, err);
             zsock_signal (pipe, 1);
             s_broker_destroy (&self);
@@ -1816,7 +1820,7 @@ aip_broker_test (bool verbose)
     assert (mkdtemp (home));
     char err [256];
     assert (aip_home_prepare (home, err, sizeof err) == 0);
-    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0 };
+    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0, false };
     zactor_t *broker = zactor_new (aip_broker, &args);
     assert (broker);
     zsock_t *client = s_test_client (home);

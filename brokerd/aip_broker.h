@@ -22,6 +22,8 @@ typedef struct {
     bool write_files;           //  write daemon.pid / daemon.json
     int queue_wait_ms;          //  how long a request waits for a worker (0: default)
     int spawn_workers;          //  spawnd processes to run (0: none)
+    bool lan_optional;          //  LAN mode only remembered: if it cannot start, serve
+                                //  locally (and log why) rather than not at all
 } aip_broker_args_t;
 
 //  zactor body: zactor_new (aip_broker, &args). The actor sends "STOPPED"

@@ -23,7 +23,7 @@ main (int argc, char **argv)
     char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
     const char *home_arg = NULL;
     bool local = false;
-    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS };
+    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS, false };
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--home") && i + 1 < argc)
             home_arg = argv [++i];
@@ -80,6 +80,7 @@ main (int argc, char **argv)
     else
     if (!args.lan && aip_lan_mode_get (home)) {
         args.lan = true;
+        args.lan_optional = true;
         args.port = aip_lan_mode_get (home);
     }
 

@@ -150,7 +150,8 @@ static const aip_field_t s_lan_join_fields [] = {
 static const aip_field_t s_lan_message_fields [] = {
     { "id",         AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
     { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT_WIRE, NULL, NULL },
-    { "type",       AIP_T_STR, false, 8,                    "message|system|invite", NULL },
+    //  no "system": only a hub announces members
+    { "type",       AIP_T_STR, false, 8,                    "message|invite", NULL },
     { "created_at", AIP_T_STR, true,  AIP_MAX_TIME,         NULL, NULL },
     { "peer",       AIP_T_MAP, true,  0,                    NULL, s_peer_fields },
     F_END
