@@ -10,7 +10,8 @@ shift || true
 packages=(build-essential cmake pkg-config clang
           libczmq-dev libzmq3-dev libsqlite3-dev libmsgpack-dev libsodium-dev libssl-dev
           libjansson-dev libcurl4-openssl-dev libwebsockets-dev libedit-dev
-          python3 python3-zmq python3-msgpack sqlite3 procps iproute2 tmux)
+          python3 python3-zmq python3-msgpack sqlite3 procps iproute2 tmux
+          tcpdump)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
