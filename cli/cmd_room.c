@@ -47,6 +47,23 @@ s_relay_join (cli_t *cli, const char *room_id, const char *url, const char *toke
     return cli_call_timeout (cli, id, RELAY_JOIN_TIMEOUT_MS, data);
 }
 
+//  A room others join (public or LAN) is answered with its connection string
+static void
+s_shared_room (cli_t *cli, json_t *room, const char *url, const char *room_id, const char *token,
+               const char *kdf, bool encrypted)
+{
+    char cs [AIP_MAX_URL * 2];
+    aip_peerurl_format (url, room_id, token, cs, sizeof cs);
+    //  aip1 rooms carry their cipher and key parameters (not the key);
+    //  Fernet rooms stay in the original's form, which its clients can join
+    if (kdf && *kdf)
+        aip_peerurl_add_cipher (cs, sizeof cs, "aip1", kdf);
+    json_object_set_new (room, "connection_string", json_string (cs));
+    if (encrypted)
+        json_object_set_new (room, "encrypted", json_true ());
+    cli->data = room;
+}
+
 static int
 s_create_public (cli_t *cli, const char *name, const char *relay, const char *password,
                  const char *cipher)
@@ -81,18 +98,8 @@ s_create_public (cli_t *cli, const char *name, const char *relay, const char *pa
         sodium_memzero (key, sizeof key);
         return cli_fail (cli, "relayd answered without the room");
     }
-    char cs [AIP_MAX_URL * 2];
-    aip_peerurl_format (url, room_id, token, cs, sizeof cs);
-    //  aip1 rooms carry their cipher and key parameters (not the key);
-    //  Fernet rooms stay in the original's form, which its clients can join
-    const char *kdf = aip_roomkey_kdf (key);
-    if (kdf)
-        aip_peerurl_add_cipher (cs, sizeof cs, "aip1", kdf);
+    s_shared_room (cli, room, url, room_id, token, aip_roomkey_kdf (key), password != NULL);
     sodium_memzero (key, sizeof key);
-    json_object_set_new (room, "connection_string", json_string (cs));
-    if (password)
-        json_object_set_new (room, "encrypted", json_true ());
-    cli->data = room;
     return 0;
 }
 
@@ -123,14 +130,7 @@ s_create_lan (cli_t *cli, const char *name, const char *password, const char *ci
     if (cli_room_create_hub (cli, name, password, cipher, token, &me, room_id, &room, kdf,
                              sizeof kdf))
         return -1;
-    char cs [AIP_MAX_URL * 2];
-    aip_peerurl_format (hub, room_id, token, cs, sizeof cs);
-    if (*kdf)
-        aip_peerurl_add_cipher (cs, sizeof cs, "aip1", kdf);
-    json_object_set_new (room, "connection_string", json_string (cs));
-    if (password)
-        json_object_set_new (room, "encrypted", json_true ());
-    cli->data = room;
+    s_shared_room (cli, room, hub, room_id, token, kdf, password != NULL);
     return 0;
 }
 
