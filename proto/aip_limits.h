@@ -115,6 +115,10 @@
 #define AIP_RELAY_MAX_INFLIGHT  16
 //  Public rooms one relayd keeps in sync
 #define AIP_RELAY_MAX_ROOMS     1000
+//  Messages of one peer posted in one POST /rooms/{id}/batch (our relay
+//  takes 100), and the content bytes of one batch (its body may be 4 MiB)
+#define AIP_RELAY_BATCH         100
+#define AIP_RELAY_BATCH_BYTES   (1024 * 1024)
 //  Messages relayd holds in memory from the outbox at once
 #define AIP_RELAY_OUTBOX_BATCH  1000
 //  Timing (milliseconds)

@@ -59,6 +59,8 @@ typedef struct {
     zhashx_t *joined;                   //  peer ids joined on the relay by this run
     zhashx_t *recent;                   //  ids inserted lately
     zlistx_t *join_waiters;             //  relay.join requests waiting for history
+    bool no_batch;                      //  the relay has no batch endpoint (the original's)
+    int singles;                        //  post this many one by one (a batch was refused)
     bool lan;                           //  a LAN room: url is its hub (peer+lan://)
     uint64_t fetch_id;                  //  LAN: the lan.fetch in flight (others are stale)
 } s_room_t;
@@ -106,7 +108,7 @@ struct _s_joinreq_t {
     bool info_only;                     //  LAN: answer with lan.info, do not join
 };
 
-typedef enum { HTTP_INFO, HTTP_JOIN, HTTP_PEER_JOIN, HTTP_POST, HTTP_FETCH } s_http_kind_t;
+typedef enum { HTTP_INFO, HTTP_JOIN, HTTP_PEER_JOIN, HTTP_POST, HTTP_BATCH, HTTP_FETCH } s_http_kind_t;
 typedef enum { LAN_INFO, LAN_JOIN, LAN_PEER_JOIN, LAN_POST, LAN_FETCH } s_lan_kind_t;
 
 //  A connection to a LAN hub, shared by the rooms it hubs
@@ -151,6 +153,7 @@ typedef struct {
     char room_id [AIP_MAX_ID + 1];
     char msg_id [AIP_MAX_ID + 1];       //  POST / PEER_JOIN: the outbox message
     s_joinreq_t *join;                  //  INFO / JOIN: the request
+    zlistx_t *batch;                    //  BATCH: ids of the messages posted, in order
     char errbuf [CURL_ERROR_SIZE];      //  libcurl's explanation
 } s_http_t;
 
@@ -380,6 +383,7 @@ s_http_free (s_http_t **http_p)
         curl_slist_free_all (http->headers);
         free (http->buf);
         s_joinreq_free (&http->join);
+        zlistx_destroy (&http->batch);
         free (http);
         *http_p = NULL;
     }
@@ -1025,6 +1029,71 @@ s_join_body (s_relay_t *self, const char *room_id, const char *token, const char
     return text;
 }
 
+//  The outbox drains in order, one message at a time per room; a run of
+//  messages of one peer goes in one POST /rooms/{id}/batch when the relay
+//  has it (ours does; the original's answers 404, and then singles go).
+//  True if a batch went (or the run is one message: false).
+static bool
+s_deliver_batch (s_relay_t *self, s_room_t *room, s_outmsg_t *head, const char *sig)
+{
+    if (room->no_batch || room->singles > 0) {
+        if (room->singles > 0)
+            room->singles--;
+        return false;
+    }
+    json_t *items = json_array ();
+    zlistx_t *ids = zlistx_new ();
+    zlistx_set_destructor (ids, (zlistx_destructor_fn *) zstr_free);
+    size_t bytes = 0;
+    //  zlistx_find puts the outbox's cursor on head: walk on from there
+    zlistx_find (self->outbox, head);
+    for (s_outmsg_t *om = head; om && json_array_size (items) < AIP_RELAY_BATCH;
+         om = (s_outmsg_t *) zlistx_next (self->outbox)) {
+        if (!streq (om->room_id, room->id))
+            continue;
+        //  Another peer's message: the order is kept, it goes next
+        if (!streq (om->peer_id, head->peer_id) || om->inflight)
+            break;
+        bytes += strlen (om->content);
+        if (json_array_size (items) && bytes > AIP_RELAY_BATCH_BYTES)
+            break;
+        json_array_append_new (items, json_pack ("{s:s, s:s, s:s, s:s, s:s}", "id", om->id,
+                                                 "peer_name", om->peer_name, "peer_tool",
+                                                 om->peer_tool, "content", om->content,
+                                                 "type", om->type));
+        zlistx_add_end (ids, strdup (om->id));
+    }
+    bool batch = json_array_size (items) > 1;
+    char *text = NULL;
+    if (batch) {
+        json_t *body = json_pack ("{s:s, s:s, s:o}", "peer_id", head->peer_id,
+                                  "peer_signature", sig, "messages", items);
+        items = NULL;
+        text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+        json_decref (body);
+    }
+    json_decref (items);
+    char url [AIP_MAX_URL + AIP_MAX_ID + 64];
+    snprintf (url, sizeof url, "%s/rooms/%s/batch", room->url, room->id);
+    s_http_t *http = text ? s_http_start (self, HTTP_BATCH, url, room->token, text) : NULL;
+    free (text);
+    if (!http) {
+        zlistx_destroy (&ids);
+        return false;
+    }
+    snprintf (http->room_id, sizeof http->room_id, "%s", room->id);
+    snprintf (http->msg_id, sizeof http->msg_id, "%s", head->id);
+    http->batch = ids;
+    for (const char *id = (const char *) zlistx_first (ids); id;
+         id = (const char *) zlistx_next (ids)) {
+        s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, id);
+        if (om)
+            om->inflight = true;
+    }
+    room->posting = true;
+    return true;
+}
+
 static void
 s_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
 {
@@ -1053,6 +1122,9 @@ s_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
         snprintf (http->room_id, sizeof http->room_id, "%s", room->id);
         snprintf (http->msg_id, sizeof http->msg_id, "%s", om->id);
     }
+    else
+    if (s_deliver_batch (self, room, om, sig))
+        return;
     else {
         json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", om->id,
                                   "peer_id", om->peer_id, "peer_name", om->peer_name,
@@ -1159,6 +1231,85 @@ s_post_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
     }
     else
         s_outmsg_retry_later (self, om, why);
+}
+
+//  The answer to a batch: {results: [{status, message | error}]} in order
+static void
+s_batch_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, http->room_id);
+    if (room)
+        room->posting = false;
+    size_t count = zlistx_size (http->batch);
+    s_outmsg_t *head = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, http->msg_id);
+    for (const char *id = (const char *) zlistx_first (http->batch); id;
+         id = (const char *) zlistx_next (http->batch)) {
+        s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, id);
+        if (om)
+            om->inflight = false;
+    }
+    char why [300];
+    bool ok = code == CURLE_OK && status == 200;
+    if (!ok)
+        s_http_error_text (http, status, code, why, sizeof why);
+    if (room)
+        room->ok = ok || (code == CURLE_OK && status < 500 && status != 429);
+    if (code == CURLE_OK && (status == 404 || status == 405)) {
+        //  The original's relay: no batches there, singles from now on
+        zsys_info ("relay: room %s: %s has no batch endpoint; posting one by one",
+                   http->room_id, room ? room->url : "the relay");
+        if (room)
+            room->no_batch = true;
+        if (head)
+            head->next_at = 0;
+        return;
+    }
+    json_t *doc = ok && http->buf ? json_loadb (http->buf, http->len, 0, NULL) : NULL;
+    json_t *results = json_object_get (doc, "results");
+    if (!ok || !json_is_array (results)) {
+        if (ok)
+            snprintf (why, sizeof why, "the relay's answer to a batch has no results");
+        if (room && code == CURLE_OK && status == 403 && http->buf
+        &&  strstr (http->buf, "not registered") && head)
+            zhashx_delete (room->joined, head->peer_id);
+        else
+        if (room && code == CURLE_OK && s_status_permanent (status))
+            room->singles = (int) count;    //  one of them is refused: find which
+        if (head)
+            s_outmsg_retry_later (self, head, why);
+        json_decref (doc);
+        return;
+    }
+    size_t i = 0;
+    for (const char *id = (const char *) zlistx_first (http->batch); id;
+         id = (const char *) zlistx_next (http->batch), i++) {
+        s_outmsg_t *om = (s_outmsg_t *) zhashx_lookup (self->outbox_ids, id);
+        const json_t *result = json_array_get (results, i);
+        long item_status = (long) json_integer_value (json_object_get (result, "status"));
+        if (!om)
+            continue;
+        if (item_status >= 200 && item_status < 300) {
+            if (room)
+                zhashx_insert (room->recent, om->id, (void *) "");
+            s_outmsg_finish (self, om, true, NULL);
+        }
+        else
+        if (item_status >= 400 && item_status < 500 && item_status != 429) {
+            const char *error = json_string_value (json_object_get (result, "error"));
+            char message [400];
+            snprintf (message, sizeof message, "the relay refused the message: %s (HTTP %ld)",
+                      error ? error : "refused", item_status);
+            zsys_warning ("relay: message %s: %s; dropped from the outbox", om->id, message);
+            s_outmsg_finish (self, om, false, message);
+        }
+        else {
+            //  Rate-limited or missing: it and what follows go again later
+            const char *error = json_string_value (json_object_get (result, "error"));
+            s_outmsg_retry_later (self, om, error ? error : "the relay did not take it yet");
+            break;
+        }
+    }
+    json_decref (doc);
 }
 
 //  ---------------------------------------------------------------------
@@ -2173,6 +2324,7 @@ s_http_completed (s_relay_t *self)
             case HTTP_JOIN:       s_join_http_done (self, http, status, code); break;
             case HTTP_PEER_JOIN:
             case HTTP_POST:       s_post_done (self, http, status, code); break;
+            case HTTP_BATCH:      s_batch_done (self, http, status, code); break;
             case HTTP_FETCH:      s_fetch_done (self, http, status, code); break;
         }
         s_http_free (&http);

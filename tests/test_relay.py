@@ -441,6 +441,8 @@ class HostileRelay(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), HostileHandler)
         self.fetches = 0
         self.posts = []
+        self.batches = 0            # POST /batch tried (the original's relay has none)
+        self.down = False           # POST /messages answers 503
         self.lock = threading.Lock()
 
     def handle_error(self, request, client_address):
@@ -493,12 +495,17 @@ class HostileHandler(http.server.BaseHTTPRequestHandler):
         if self.path.endswith("/join"):
             return self.reply(201, json.dumps({"id": "x"}))
         if self.path.endswith("/messages"):
+            if self.server.down:
+                return self.reply(503, "{\"error\": \"down for a moment\"}")
             with self.server.lock:
                 self.server.posts.append(json.loads(body))
                 first = len(self.server.posts) == 1
             if first:
                 return self.reply(500, "{\"error\": \"try later\"}")
             return self.reply(201, body)
+        if self.path.endswith("/batch"):
+            with self.server.lock:
+                self.server.batches += 1
         return self.reply(404, "{}")
 
 
@@ -529,6 +536,18 @@ class HostileRelayTest(unittest.TestCase):
             ids = [p.get("id") for p in relay.posts]
             self.assertEqual(ids, [sent["sent"]["id"]] * 2)
             self.assertEqual(dave.relayd_pid(), pid)
+            # A relay without the batch endpoint (the original's): a backlog
+            # still drains, one by one, in order
+            relay.down = True
+            fast = {"AI_PEER_RELAY_WAIT_MS": "100"}
+            queued = [dave.ok("chat", "room-hostile0001", f"backlog {i}", env=fast)["sent"]["id"]
+                      for i in range(4)]
+            relay.down = False
+            wait_for("the backlog posted", lambda: all(
+                i in [p.get("id") for p in relay.posts] for i in queued), timeout=60)
+            posted = [p.get("id") for p in relay.posts if p.get("id") in queued]
+            self.assertEqual(posted, queued, "each once, in order")
+            self.assertGreaterEqual(relay.batches, 1, "a batch was tried first")
         finally:
             dave.run("daemon", "stop")
             relay.shutdown()
