@@ -148,15 +148,14 @@ int cli_call_reply (cli_t *cli, uint64_t id, aip_reply_t *rep);
 //  Same, waiting at most timeout_ms
 int cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep);
 
-//  Every message of a room in order, as the pages of msg.list replies
-//  (kept as msgpack: a large export never builds a JSON tree it does not print)
-typedef struct {
-    aip_reply_t *pages;         //  replies; data.messages of each in order
-    size_t count;               //  pages
-    size_t messages;            //  messages in all pages
-} cli_pages_t;
-
-int cli_fetch_pages (cli_t *cli, const char *room_id, cli_pages_t *pages);
-void cli_pages_free (cli_pages_t *pages);
+//  Every message of a room in order, a page of msg.list at a time: fn gets
+//  each page's messages (msgpack, valid during the call: a large export
+//  never holds the whole room, nor builds a JSON tree it does not print).
+//  fn returns 0, or -1 to stop (then this returns -1). *total (optional)
+//  counts the messages.
+typedef int (cli_page_fn) (cli_t *cli, const aip_obj_t *messages, void *arg);
+int cli_each_page (cli_t *cli, const char *room_id, cli_page_fn *fn, void *arg, size_t *total);
+//  Every message of a room as one JSON array (as stored: not decrypted)
+int cli_messages_json (cli_t *cli, const char *room_id, json_t **messages, size_t *total);
 
 #endif

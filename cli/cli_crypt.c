@@ -156,26 +156,38 @@ cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_pee
     return 0;
 }
 
+//  Append a page of messages (as JSON) to the array arg
+static int
+s_append_page (cli_t *cli, const aip_obj_t *messages, void *arg)
+{
+    json_t *page = aip_json_from_obj (messages);
+    if (json_is_array (page))
+        json_array_extend ((json_t *) arg, page);
+    json_decref (page);
+    return 0;
+}
+
+int
+cli_messages_json (cli_t *cli, const char *room_id, json_t **messages, size_t *total)
+{
+    *messages = json_array ();
+    if (cli_each_page (cli, room_id, s_append_page, *messages, total)) {
+        json_decref (*messages);
+        *messages = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int
 cli_conversation (cli_t *cli, const char *room_id, json_t **messages)
 {
     cli_room_t room;
-    cli_pages_t pages;
     if (cli_room_open (cli, room_id, &room))
         return -1;
-    if (cli_fetch_pages (cli, room_id, &pages)) {
-        sodium_memzero (&room, sizeof room);
-        return -1;
-    }
-    *messages = json_array ();
-    for (size_t i = 0; i < pages.count; i++) {
-        json_t *page = aip_json_from_obj (aip_obj_get (pages.pages [i].data, "messages"));
-        if (json_is_array (page))
-            json_array_extend (*messages, page);
-        json_decref (page);
-    }
-    cli_pages_free (&pages);
-    cli_room_reveal_json (&room, *messages);
+    int rc = cli_messages_json (cli, room_id, messages, NULL);
+    if (rc == 0)
+        cli_room_reveal_json (&room, *messages);
     sodium_memzero (&room, sizeof room);
-    return 0;
+    return rc;
 }

@@ -113,6 +113,11 @@ cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value)
     return 0;
 }
 
+//  Messages per msg.list page when reading a whole room: small enough that
+//  each page's memory is reused by the next (page faults dominated exports
+//  of whole rooms), large enough that round trips do not
+#define CLI_PAGE 1000
+
 uint64_t
 cli_request (cli_t *cli, aip_op_t op, size_t nargs)
 {
@@ -261,52 +266,38 @@ cli_check_room_id (cli_t *cli, const char *room_id)
 }
 
 int
-cli_fetch_pages (cli_t *cli, const char *room_id, cli_pages_t *pages)
+cli_each_page (cli_t *cli, const char *room_id, cli_page_fn *fn, void *arg, size_t *total)
 {
-    memset (pages, 0, sizeof *pages);
+    if (total)
+        *total = 0;
     char after_ts [AIP_MAX_TIME + 1] = "", after_id [AIP_MAX_ID + 1] = "";
     while (true) {
         //  ("", "") sorts before every message: the first page starts there
         uint64_t id = cli_request (cli, AIP_OP_MSG_LIST, 4);
         aip_pack_kstr (cli->pk, "room_id", room_id);
-        aip_pack_kint (cli->pk, "limit", AIP_MAX_PAGE);
+        aip_pack_kint (cli->pk, "limit", CLI_PAGE);
         aip_pack_kstr (cli->pk, "after_ts", after_ts);
         aip_pack_kstr (cli->pk, "after_id", after_id);
-        aip_reply_t *grown = (aip_reply_t *) realloc (pages->pages,
-                                                      (pages->count + 1) * sizeof (aip_reply_t));
-        if (!grown) {
-            cli_pages_free (pages);
-            return cli_fail (cli, "out of memory reading the room");
-        }
-        pages->pages = grown;
-        aip_reply_t *rep = &pages->pages [pages->count];
-        if (cli_call_reply (cli, id, rep)) {
-            cli_pages_free (pages);
+        aip_reply_t rep;
+        if (cli_call_reply (cli, id, &rep))
             return -1;
-        }
-        pages->count++;
-        const aip_obj_t *page = aip_obj_get (rep->data, "messages");
+        const aip_obj_t *page = aip_obj_get (rep.data, "messages");
         size_t count = aip_obj_size (page);
-        pages->messages += count;
+        if (total)
+            *total += count;
         if (count > 0) {
             const aip_obj_t *last = aip_obj_at (page, count - 1);
             aip_obj_get_str (last, "created_at", after_ts, sizeof after_ts, "");
             aip_obj_get_str (last, "id", after_id, sizeof after_id, "");
         }
-        bool more = count == AIP_MAX_PAGE || aip_obj_get_bool (rep->data, "truncated", false);
+        bool more = count == CLI_PAGE || aip_obj_get_bool (rep.data, "truncated", false);
+        int rc = count ? fn (cli, page, arg) : 0;
+        aip_reply_free (&rep);
+        if (rc)
+            return -1;
         if (!more || count == 0)
-            break;
+            return 0;
     }
-    return 0;
-}
-
-void
-cli_pages_free (cli_pages_t *pages)
-{
-    for (size_t i = 0; i < pages->count; i++)
-        aip_reply_free (&pages->pages [i]);
-    free (pages->pages);
-    memset (pages, 0, sizeof *pages);
 }
 
 int

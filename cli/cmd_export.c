@@ -30,8 +30,74 @@ s_field (const aip_obj_t *m, const char *key, const char *dflt, int *len)
     return s;
 }
 
+//  The Markdown being written, page by page
+typedef struct {
+    FILE *out;                  //  memstream
+    json_t *room;               //  the room row
+    cli_room_t *keys;           //  its key, if encrypted
+} s_render_t;
+
+static int
+s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
+{
+    s_render_t *r = (s_render_t *) arg;
+    FILE *out = r->out;
+    json_t *room = r->room;
+    cli_room_t *keys = r->keys;
+    for (size_t k = 0; k < aip_obj_size (page); k++) {
+        const aip_obj_t *m = aip_obj_at (page, k);
+        int id_len, name_len, tool_len, time_len, text_len, type_len;
+        const char *peer_id = s_field (m, "peer_id", "?", &id_len);
+        const char *name = s_field (m, "peer_name", "", &name_len);
+        if (!aip_obj_is_str (aip_obj_get (m, "peer_name"))) {
+            name = peer_id;
+            name_len = id_len;
+        }
+        const char *tool = s_field (m, "peer_tool", "", &tool_len);
+        const char *ts = s_field (m, "created_at", "", &time_len);
+        const char *content = s_field (m, "content", "", &text_len);
+        const char *type = s_field (m, "type", "message", &type_len);
+        //  Encrypted rooms export plaintext: what a reader sees
+        char *revealed = NULL;
+        if (keys->encrypted) {
+            char mid [AIP_MAX_ID + 1], sender [AIP_MAX_ID + 1], kind [16];
+            size_t rlen;
+            aip_obj_get_str (m, "id", mid, sizeof mid, "");
+            aip_obj_get_str (m, "peer_id", sender, sizeof sender, "");
+            aip_obj_get_str (m, "type", kind, sizeof kind, "message");
+            revealed = aip_roomkey_reveal (&keys->key, s_str (room, "id", ""), mid, sender,
+                                           kind, content, (size_t) text_len, &rlen);
+            if (revealed) {
+                content = revealed;
+                text_len = (int) rlen;
+            }
+        }
+        //  "2026-11-23T21:29:49.953123+00:00" -> "2026-11-23 21:29:49"
+        char when [20];
+        snprintf (when, sizeof when, "%.*s", time_len < 19 ? time_len : 19, ts);
+        char *t = strchr (when, 'T');
+        if (t)
+            *t = ' ';
+        if (type_len == 6 && memcmp (type, "system", 6) == 0)
+            fprintf (out, "*%.*s %.*s* — %s\n", name_len, name, text_len, content, when);
+        else {
+            if (tool_len)
+                fprintf (out, "**%.*s (%.*s)** [%s]:\n\n", name_len, name, tool_len, tool, when);
+            else
+                fprintf (out, "**%.*s** [%s]:\n\n", name_len, name, when);
+            fwrite (content, 1, (size_t) text_len, out);
+            fputc ('\n', out);
+        }
+        fputc ('\n', out);
+        free (revealed);
+    }
+    return 0;
+}
+
+//  The whole room as Markdown (the original's layout); *count messages
 static char *
-s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, cli_room_t *keys, size_t *size)
+s_markdown (cli_t *cli, json_t *room, json_t *peers, cli_room_t *keys, size_t *size,
+            size_t *count)
 {
     char *text = NULL;
     FILE *out = open_memstream (&text, size);
@@ -50,57 +116,9 @@ s_markdown (json_t *room, json_t *peers, cli_pages_t *pages, cli_room_t *keys, s
                  tool && *tool ? tool : s_str (p, "type", "?"));
     }
     fprintf (out, "\n\n---\n\n");
-    for (size_t pg = 0; pg < pages->count; pg++) {
-        const aip_obj_t *page = aip_obj_get (pages->pages [pg].data, "messages");
-        for (size_t k = 0; k < aip_obj_size (page); k++) {
-            const aip_obj_t *m = aip_obj_at (page, k);
-            int id_len, name_len, tool_len, time_len, text_len, type_len;
-            const char *peer_id = s_field (m, "peer_id", "?", &id_len);
-            const char *name = s_field (m, "peer_name", "", &name_len);
-            if (!aip_obj_is_str (aip_obj_get (m, "peer_name"))) {
-                name = peer_id;
-                name_len = id_len;
-            }
-            const char *tool = s_field (m, "peer_tool", "", &tool_len);
-            const char *ts = s_field (m, "created_at", "", &time_len);
-            const char *content = s_field (m, "content", "", &text_len);
-            const char *type = s_field (m, "type", "message", &type_len);
-            //  Encrypted rooms export plaintext: what a reader sees
-            char *revealed = NULL;
-            if (keys->encrypted) {
-                char mid [AIP_MAX_ID + 1], sender [AIP_MAX_ID + 1], kind [16];
-                size_t rlen;
-                aip_obj_get_str (m, "id", mid, sizeof mid, "");
-                aip_obj_get_str (m, "peer_id", sender, sizeof sender, "");
-                aip_obj_get_str (m, "type", kind, sizeof kind, "message");
-                revealed = aip_roomkey_reveal (&keys->key, s_str (room, "id", ""), mid, sender,
-                                               kind, content, (size_t) text_len, &rlen);
-                if (revealed) {
-                    content = revealed;
-                    text_len = (int) rlen;
-                }
-            }
-            //  "2026-11-23T21:29:49.953123+00:00" -> "2026-11-23 21:29:49"
-            char when [20];
-            snprintf (when, sizeof when, "%.*s", time_len < 19 ? time_len : 19, ts);
-            char *t = strchr (when, 'T');
-            if (t)
-                *t = ' ';
-            if (type_len == 6 && memcmp (type, "system", 6) == 0)
-                fprintf (out, "*%.*s %.*s* — %s\n", name_len, name, text_len, content, when);
-            else {
-                if (tool_len)
-                    fprintf (out, "**%.*s (%.*s)** [%s]:\n\n", name_len, name, tool_len, tool, when);
-                else
-                    fprintf (out, "**%.*s** [%s]:\n\n", name_len, name, when);
-                fwrite (content, 1, (size_t) text_len, out);
-                fputc ('\n', out);
-            }
-            fputc ('\n', out);
-            free (revealed);
-        }
-    }
-    if (fclose (out) != 0) {
+    s_render_t render = { out, room, keys };
+    int rc = cli_each_page (cli, s_str (room, "id", ""), s_markdown_page, &render, count);
+    if (fclose (out) != 0 || rc) {
         free (text);
         return NULL;
     }
@@ -130,7 +148,6 @@ cmd_export (cli_t *cli, int argc, char **argv)
         return -1;
 
     json_t *room = NULL, *peers = NULL, *data = NULL;
-    cli_pages_t pages = { NULL, 0, 0 };
     cli_room_t keys;
     int rc = -1;
     if (cli_room_open (cli, room_id, &keys))
@@ -144,28 +161,24 @@ cmd_export (cli_t *cli, int argc, char **argv)
     if (cli_call (cli, id, &data))
         goto cleanup;
     peers = json_incref (json_object_get (data, "peers"));
-    if (cli_fetch_pages (cli, room_id, &pages))
-        goto cleanup;
-    size_t count = pages.messages;
 
+    size_t count = 0;
     char *text = NULL;
     size_t size = 0;
     json_t *document = NULL;
     if (strcmp (format, "md") == 0) {
-        text = s_markdown (room, peers, &pages, &keys, &size);
+        text = s_markdown (cli, room, peers, &keys, &size, &count);
         if (!text) {
-            cli_fail (cli, "out of memory rendering the export");
+            if (!*cli->err)
+                cli_fail (cli, "out of memory rendering the export");
             goto cleanup;
         }
     }
     else {
-        json_t *messages = json_array ();
-        for (size_t pg = 0; pg < pages.count; pg++) {
-            json_t *page = aip_json_from_obj (aip_obj_get (pages.pages [pg].data, "messages"));
-            cli_room_reveal_json (&keys, page);
-            json_array_extend (messages, page);
-            json_decref (page);
-        }
+        json_t *messages;
+        if (cli_messages_json (cli, room_id, &messages, &count))
+            goto cleanup;
+        cli_room_reveal_json (&keys, messages);
         document = json_pack ("{s:O, s:O, s:o}", "room", room, "peers", peers,
                               "messages", messages);
     }
@@ -198,7 +211,6 @@ cmd_export (cli_t *cli, int argc, char **argv)
 cleanup:
     json_decref (room);
     json_decref (peers);
-    cli_pages_free (&pages);
     json_decref (data);
     return rc;
 }

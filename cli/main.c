@@ -123,12 +123,9 @@ s_print_envelope (bool ok, json_t *data, const char *error)
         json_object_set (root, "data", data ? data : json_null ());
     else
         json_object_set_new (root, "error", s_error_string (error));
-    char *text = aip_json_dumps (root);
-    if (text) {
-        fputs (text, stdout);
+    //  Straight into stdout's buffer: a large export is not built twice
+    if (aip_json_dumpf (root, stdout) == 0)
         fputc ('\n', stdout);
-        free (text);
-    }
     fflush (stdout);
     json_decref (root);
 }

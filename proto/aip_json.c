@@ -92,6 +92,12 @@ aip_json_dumps (const json_t *json)
     return json_dumps (json, JSON_INDENT (2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION (15));
 }
 
+int
+aip_json_dumpf (const json_t *json, FILE *out)
+{
+    return json_dumpf (json, out, JSON_INDENT (2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION (15));
+}
+
 void
 aip_json_test (bool verbose)
 {

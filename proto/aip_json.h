@@ -4,6 +4,7 @@
 #define AIP_JSON_H_INCLUDED
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdbool.h>
 
 #include "aip_proto.h"
@@ -16,6 +17,8 @@ void aip_json_pack (aip_pack_t *pk, const json_t *json);
 //  Dump with the original CLI's formatting (2-space indent, raw UTF-8);
 //  caller frees
 char *aip_json_dumps (const json_t *json);
+//  The same written to out; 0, or -1 on failure
+int aip_json_dumpf (const json_t *json, FILE *out);
 
 void aip_json_test (bool verbose);
 
