@@ -140,10 +140,23 @@ static const aip_field_t s_lan_info_fields [] = {
     F_END
 };
 
+//  peer_signature: as on the relay, hex(HMAC-SHA256(peer secret, room id));
+//  the hub keeps its digest from the peer's first join and holds every
+//  later join and post of that peer id to it
 static const aip_field_t s_lan_join_fields [] = {
-    { "room_id", AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
-    { "token",   AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
-    { "peer",    AIP_T_MAP, true, 0,            NULL, s_peer_fields },
+    { "room_id",        AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
+    { "token",          AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
+    { "peer",           AIP_T_MAP, true, 0,            NULL, s_peer_fields },
+    { "peer_signature", AIP_T_STR, true, 128,          NULL, NULL },
+    F_END
+};
+
+//  A LAN hub lets peer_id in with this signature: the first claim of a peer
+//  id that is not already a member here registers it, later ones must match
+static const aip_field_t s_member_claim_fields [] = {
+    { "room_id",   AIP_T_ID,  true, AIP_MAX_ID, NULL, NULL },
+    { "peer_id",   AIP_T_ID,  true, AIP_MAX_ID, NULL, NULL },
+    { "signature", AIP_T_STR, true, 128,        NULL, NULL },
     F_END
 };
 
@@ -158,9 +171,10 @@ static const aip_field_t s_lan_message_fields [] = {
 };
 
 static const aip_field_t s_lan_post_fields [] = {
-    { "room_id", AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
-    { "token",   AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
-    { "message", AIP_T_MAP, true, 0,            NULL, s_lan_message_fields },
+    { "room_id",        AIP_T_ID,  true, AIP_MAX_ID,   NULL, NULL },
+    { "token",          AIP_T_STR, true, AIP_MAX_NAME, NULL, NULL },
+    { "message",        AIP_T_MAP, true, 0,            NULL, s_lan_message_fields },
+    { "peer_signature", AIP_T_STR, true, 128,          NULL, NULL },
     F_END
 };
 

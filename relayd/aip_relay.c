@@ -1635,10 +1635,18 @@ s_lan_pack_peer (s_relay_t *self, const s_outmsg_t *om)
 static void
 s_lan_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
 {
+    //  The hub holds each peer id to the signature it first joined with
+    char sig [AIP_CRYPTO_HEX_SIZE];
+    if (s_signature (self, room->id, om->peer_id, om->peer_tool, sig)) {
+        s_outmsg_finish (self, om, false, "this machine cannot sign for that peer (no secret "
+                         "for it in identity.json)");
+        return;
+    }
     bool join = !zhashx_lookup (room->joined, om->peer_id);
-    uint64_t id = s_lan_begin (self, join ? AIP_OP_LAN_JOIN : AIP_OP_LAN_POST, 3);
+    uint64_t id = s_lan_begin (self, join ? AIP_OP_LAN_JOIN : AIP_OP_LAN_POST, 4);
     aip_pack_kstr (self->pk, "room_id", room->id);
     aip_pack_kstr (self->pk, "token", room->token);
+    aip_pack_kstr (self->pk, "peer_signature", sig);
     if (join) {
         aip_pack_key (self->pk, "peer");
         s_lan_pack_peer (self, om);
@@ -1800,9 +1808,18 @@ s_lan_join_send (s_relay_t *self, s_joinreq_t *join, s_lan_kind_t kind)
         aip_pack_kstr (self->pk, "room_id", join->room_id);
     }
     else {
-        id = s_lan_begin (self, AIP_OP_LAN_JOIN, 3);
+        char sig [AIP_CRYPTO_HEX_SIZE];
+        if (s_signature (self, join->room_id, s_jstr (join->peer, "id"),
+                         s_jstr (join->peer, "tool"), sig)) {
+            s_join_fail (self, join, "cannot sign as peer %s: identity.json has no peer_secret",
+                         s_jstr (join->peer, "id"));
+            s_joinreq_free (&join);
+            return;
+        }
+        id = s_lan_begin (self, AIP_OP_LAN_JOIN, 4);
         aip_pack_kstr (self->pk, "room_id", join->room_id);
         aip_pack_kstr (self->pk, "token", join->token);
+        aip_pack_kstr (self->pk, "peer_signature", sig);
         aip_pack_key (self->pk, "peer");
         aip_json_pack (self->pk, join->peer);
     }
@@ -2061,12 +2078,46 @@ s_hub_forward (s_relay_t *self, uint64_t tag, uint64_t request_id, uint64_t stor
     aip_reply_free (&rep);
 }
 
+//  The peer of a LAN request must be who it was when it first joined (its
+//  signature), and not one of the hub's own members. 0, or -1 once answered.
+static int
+s_hub_claim (s_relay_t *self, uint64_t tag, const aip_request_t *req, const aip_obj_t *peer)
+{
+    uint64_t id = s_store_begin (self, AIP_OP_MEMBER_CLAIM, 3);
+    aip_pack_key (self->pk, "room_id");
+    aip_pack_obj (self->pk, aip_req_arg (req, "room_id"));
+    aip_pack_key (self->pk, "peer_id");
+    aip_pack_obj (self->pk, aip_obj_get (peer, "id"));
+    aip_pack_key (self->pk, "signature");
+    aip_pack_obj (self->pk, aip_req_arg (req, "peer_signature"));
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep)) {
+        s_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        return -1;
+    }
+    int rc = 0;
+    if (!rep.ok) {
+        char rid [AIP_MAX_ID + 1];
+        zsys_warning ("relay: room %s: a LAN request refused: %s",
+                      aip_obj_get_str (req->args, "room_id", rid, sizeof rid, "?"), rep.message);
+        s_reply_error (self, tag, req->id, rep.code, rep.message);
+        rc = -1;
+    }
+    aip_reply_free (&rep);
+    return rc;
+}
+
 static void
 s_hub_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
 {
     aip_reply_t rep;
     if (s_hub_room (self, tag, req, true, &rep))
         return;
+    if (s_hub_claim (self, tag, req, aip_req_arg (req, "peer"))) {
+        aip_reply_free (&rep);
+        return;
+    }
     json_t *extra = json_pack ("{s:o}", "room", s_hub_room_json (rep.data));
     aip_reply_free (&rep);
     uint64_t id = s_store_begin (self, AIP_OP_ROOM_JOIN, 2);
@@ -2085,6 +2136,8 @@ s_hub_post (s_relay_t *self, uint64_t tag, const aip_request_t *req)
         return;
     aip_reply_free (&rep);
     const aip_obj_t *m = aip_req_arg (req, "message");
+    if (s_hub_claim (self, tag, req, aip_obj_get (m, "peer")))
+        return;
     uint64_t id = s_store_begin (self, AIP_OP_MSG_SEND, 7);
     aip_pack_key (self->pk, "room_id");
     aip_pack_obj (self->pk, aip_req_arg (req, "room_id"));

@@ -144,12 +144,28 @@ s_step_relay (sqlite3 *db, char **errmsg)
         ");\n", NULL, NULL, errmsg);
 }
 
+//  Version 5 (LAN): the members a LAN hub let in from other machines, each
+//  with the digest of its peer signature (as the relay keeps them), so that
+//  nobody with the room token can speak as somebody else
+static int
+s_step_lan (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS lan_members (\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    peer_id TEXT NOT NULL,\n"
+        "    sig_hash TEXT NOT NULL,\n"
+        "    PRIMARY KEY (room_id, peer_id)\n"
+        ");\n", NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
     s_step_v2,
     s_step_v3,
     s_step_relay,
+    s_step_lan,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 

@@ -8,6 +8,7 @@
 #include "aip_util.h"
 #include "aip_worker.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -77,6 +78,10 @@
                     " AND r.token IS NOT NULL") \
     X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) VALUES (?1, ?2)" \
                     " ON CONFLICT(room_id) DO UPDATE SET since = max(since, excluded.since)") \
+    X (CLAIM_GET,   "SELECT sig_hash FROM lan_members WHERE room_id = ?1 AND peer_id = ?2") \
+    X (CLAIM_ADD,   "INSERT INTO lan_members (room_id, peer_id, sig_hash) VALUES (?1, ?2, ?3)") \
+    X (CLAIM_MEMBER, "SELECT 1 FROM room_peers WHERE room_id = ?1 AND peer_id = ?2") \
+    X (ROOM_DEL_CLAIMS, "DELETE FROM lan_members WHERE room_id = ?1") \
     X (ROOM_SYNCED, "SELECT mode IN ('public', 'lan') AND relay_url IS NOT NULL FROM rooms" \
                     " WHERE id = ?1")
 
@@ -621,7 +626,8 @@ s_op_room_delete (s_storage_t *self, const aip_request_t *req)
     if (s_room_arg (self, req, "id", room_id))
         return -1;
     const aip_obj_t *id = aip_req_arg (req, "id");
-    s_stmt_id_t steps [] = { STMT_ROOM_DEL_OUTBOX, STMT_ROOM_DEL_CURSOR, STMT_ROOM_DEL_MSGS,
+    s_stmt_id_t steps [] = { STMT_ROOM_DEL_OUTBOX, STMT_ROOM_DEL_CURSOR, STMT_ROOM_DEL_CLAIMS,
+                             STMT_ROOM_DEL_MSGS,
                              STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
     for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++) {
         sqlite3_stmt *stmt = s_stmt (self, steps [i]);
@@ -802,6 +808,54 @@ s_op_sync_rooms (s_storage_t *self, const aip_request_t *req)
 }
 
 static int
+s_op_member_claim (s_storage_t *self, const aip_request_t *req)
+{
+    char room_id [AIP_MAX_ID + 1];
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
+    char peer_id [AIP_MAX_ID + 1], signature [129];
+    aip_obj_get_str (req->args, "peer_id", peer_id, sizeof peer_id, "");
+    aip_obj_get_str (req->args, "signature", signature, sizeof signature, "");
+    //  Only a digest is kept: peers.db never holds a usable signature
+    uint8_t digest [crypto_hash_sha256_BYTES];
+    crypto_hash_sha256 (digest, (const uint8_t *) signature, strlen (signature));
+    char hash [crypto_hash_sha256_BYTES * 2 + 1];
+    sodium_bin2hex (hash, sizeof hash, digest, sizeof digest);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_CLAIM_GET);
+    s_bind_str (stmt, 1, room_id);
+    s_bind_str (stmt, 2, peer_id);
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+        const char *stored = (const char *) sqlite3_column_text (stmt, 0);
+        if (!stored || aip_crypto_compare_str (stored, hash) != 0)
+            return s_fail (self, AIP_ERR_INVALID, "invalid peer signature — identity mismatch "
+                           "(peer %s)", peer_id);
+    }
+    else
+    if (rc == SQLITE_DONE) {
+        //  A member who joined here (the hub's own people and tools) has no
+        //  claim from another machine: nobody elsewhere may take its id
+        stmt = s_stmt (self, STMT_CLAIM_MEMBER);
+        s_bind_str (stmt, 1, room_id);
+        s_bind_str (stmt, 2, peer_id);
+        if (sqlite3_step (stmt) == SQLITE_ROW)
+            return s_fail (self, AIP_ERR_INVALID, "peer %s is a member of this room on its "
+                           "hub: another machine cannot speak as it", peer_id);
+        stmt = s_stmt (self, STMT_CLAIM_ADD);
+        s_bind_str (stmt, 1, room_id);
+        s_bind_str (stmt, 2, peer_id);
+        s_bind_str (stmt, 3, hash);
+        if (sqlite3_step (stmt) != SQLITE_DONE)
+            return s_db_fail (self, "registering a LAN member");
+    }
+    else
+        return s_db_fail (self, "reading LAN members");
+    aip_pack_map (self->reply, 1);
+    aip_pack_kbool (self->reply, "ok", true);
+    return 0;
+}
+
+static int
 s_op_sync_cursor (s_storage_t *self, const aip_request_t *req)
 {
     sqlite3_stmt *stmt = s_stmt (self, STMT_SYNC_CURSOR);
@@ -943,6 +997,7 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_OUTBOX_DONE]   = s_op_outbox_done,
     [AIP_OP_SYNC_ROOMS]    = s_op_sync_rooms,
     [AIP_OP_SYNC_CURSOR]   = s_op_sync_cursor,
+    [AIP_OP_MEMBER_CLAIM]  = s_op_member_claim,
 };
 
 //  ---------------------------------------------------------------------

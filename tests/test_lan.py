@@ -18,6 +18,7 @@ AIP_KEEP_TMP=1 keeps the hosts' homes (daemon.log, peers.db) for a look.
 
     sudo AIP_BIN_DIR=build AIP_SOURCE_DIR=. /usr/bin/python3 tests/test_lan.py -v
 """
+import json
 import os
 import re
 import secrets
@@ -506,6 +507,103 @@ class LanTest(LanCase):
 
         missing = "room-%s" % secrets.token_hex(6)
         self.B.fail("room", "join", missing, "--lan", "--token", token, timeout=40)
+
+    # -- 7. a member with the token, misbehaving ------------------------------
+
+    def test_7_a_hostile_client_with_the_token_gets_nothing_more(self):
+        """A raw CURVE client on C that knows r1's token and the hub's key: it
+        may not speak as anyone who joined before it, nor call anything but
+        the lan.* operations, nor pass the size limits."""
+        A, B = self.A, self.B
+        r1 = self.shared_room()
+        rid = r1["id"]
+        _, _, _, q = parse_cs(r1["connection_string"])
+        marker = "B speaks first " + secrets.token_hex(3)
+        B.ok("chat", rid, marker)            # B's own signature is on the hub now
+        self.assert_arrives(A, rid, marker)
+        before = self.contents(A, rid)
+        now = "2026-11-24T00:00:00.000000+00:00"
+
+        def post(peer_id, text, signature="00" * 32, token=q["token"]):
+            return {"op": "lan.post", "a": {
+                "room_id": rid, "token": token, "peer_signature": signature,
+                "message": {"id": "msg-" + secrets.token_hex(8), "content": text,
+                            "created_at": now, "type": "message",
+                            "peer": {"id": peer_id, "name": peer_id, "type": "human"}}}}
+        requests = [
+            post(B.identity_id, "forged as B"),
+            post(A.identity_id, "forged as the hub's own user"),
+            post("hostC-human-carol", "x" * (300 * 1024)),
+            {"op": "msg.list", "a": {"room_id": rid}},
+            {"op": "room.list", "a": {}},
+            {"op": "lan.fetch", "a": {"room_id": rid, "token": other_hex64(q["token"])}},
+            {"op": "lan.info", "a": {"room_id": rid}},
+        ]
+        replies = self.raw_client(self.C, q["key"], requests)
+        errors = [r.get("error", {}).get("message", "") if r else None for r in replies]
+        self.assertIn("identity mismatch", errors[0], replies[0])
+        self.assertIn("member of this room on its hub", errors[1], replies[1])
+        self.assertTrue(replies[2] and not replies[2]["ok"], replies[2])
+        self.assertIn("limit", errors[2])
+        self.assertIn("not allowed from another machine", errors[3], replies[3])
+        self.assertIn("not allowed from another machine", errors[4], replies[4])
+        self.assertIn("Invalid join token", errors[5], replies[5])
+        self.assertTrue(replies[6] and replies[6]["ok"], replies[6])
+        self.assertEqual(set(replies[6]["data"]), {"room_id", "name", "created_at",
+                                                   "encrypted", "has_token"},
+                         "lan.info says nothing more (no token)")
+        #  nothing got in, and the hub still serves its members
+        self.assertEqual(self.contents(A, rid), before)
+        after = "B still welcome " + secrets.token_hex(3)
+        B.ok("chat", rid, after)
+        self.assert_arrives(A, rid, after)
+
+    def raw_client(self, host, key_hex, requests):
+        """Send requests from host through a CURVE DEALER of its own to the
+        hub; the decoded replies (None: no answer)."""
+        script = r'''
+import json, sys, zmq, zmq.utils.z85, msgpack
+key, requests = sys.argv[1], json.load(sys.stdin)
+ctx = zmq.Context()
+s = ctx.socket(zmq.DEALER)
+pub, sec = zmq.curve_keypair()
+s.curve_publickey, s.curve_secretkey = pub, sec
+s.curve_serverkey = zmq.utils.z85.encode(bytes.fromhex(key))
+s.linger = 0
+s.connect("tcp://%s:%d" % (sys.argv[3], int(sys.argv[4])))   # argv[2]: "-", stdin
+out = []
+for i, r in enumerate(requests):
+    body = {"v": 1, "id": i + 1, "op": r["op"], "a": r["a"]}
+    s.send(msgpack.packb(body, use_bin_type=True))
+    got = None
+    while s.poll(10000):
+        rep = msgpack.unpackb(s.recv(), raw=False)
+        if rep.get("id") == i + 1:
+            got = rep
+            break
+    out.append(got)
+print(json.dumps(out))
+'''
+        p = host.run("/usr/bin/python3", "-c", script, key_hex, "-", self.A.addr, str(PORT),
+                     input=json.dumps(requests).encode(), timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        return json.loads(p.stdout)
+
+    # -- 8. a peer that went quiet ---------------------------------------------
+
+    def test_8_a_silent_peer_is_marked_gone(self):
+        self.lan_on(self.A, self.C)
+        self.assertEqual(self.lan_peer(self.A, "hostC").get("status"), "active")
+        self.C.stop_daemons()
+        #  ~30 s without a beacon (AIP_LAN_GONE_MS)
+        gone = wait_for("A to mark C gone", lambda: next(
+            (p for p in self.A.ok("discover")["lan_peers"]
+             if p.get("machine") == "hostC" and p.get("status") == "gone"), None),
+            timeout=60, interval=1.0)
+        self.assertEqual(gone.get("address"), self.C.addr)
+        peers = self.A.ok("list")["peers"]
+        self.assertIn("gone", [p.get("status") for p in peers
+                               if p.get("type") == "lan" and p.get("machine") == "hostC"])
 
 
 if __name__ == "__main__":
