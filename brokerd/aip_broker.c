@@ -27,6 +27,7 @@ typedef struct {
     int pid;                    //  its process
     int64_t expiry;             //  silent past this: dead
     uint64_t processed;         //  requests answered
+    char *tools;                //  spawn: ",a,b," the AI tools it has, or NULL (unknown)
 } s_worker_t;
 
 //  A request handed to a worker, waiting for its reply
@@ -50,6 +51,7 @@ typedef struct {
     int64_t expiry;             //  give up past this
     char job [160];             //  what it does, for daemon status
     char job_id [AIP_MAX_ID + 1];   //  async job, or ""
+    char tool [AIP_MAX_NAME + 1];   //  spawn.run: the tool it needs, or ""
 } s_queued_t;
 
 //  A client blocked in job.wait
@@ -144,6 +146,7 @@ s_worker_free (void **item)
         zframe_destroy (&w->routing_id);
         free (w->key);
         free (w->name);
+        free (w->tools);
         free (w);
         *item = NULL;
     }
@@ -275,13 +278,34 @@ s_svc_daemon (aip_svc_t svc)
 //  ---------------------------------------------------------------------
 //  Workers
 
+//  Does the worker have the tool? (a worker that did not say might)
+static bool
+s_worker_has (s_worker_t *w, const char *tool)
+{
+    if (!tool || !*tool || !w->tools)
+        return true;
+    char needle [AIP_MAX_NAME + 3];
+    snprintf (needle, sizeof needle, ",%s,", tool);
+    return strstr (w->tools, needle) != NULL;
+}
+
+//  The worker of svc with the most free slots; for an invite (tool), only
+//  workers that have the tool, as long as any has it (remote spawn workers
+//  run on other machines, with other tools): then a busy one is waited for
 static s_worker_t *
-s_worker_pick (s_broker_t *self, aip_svc_t svc)
+s_worker_pick (s_broker_t *self, aip_svc_t svc, const char *tool)
 {
     s_worker_t *best = NULL;
+    bool anyone_has = false;
+    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [svc]); w;
+         w = (s_worker_t *) zlistx_next (self->worker_list [svc]))
+        if (w->tools && s_worker_has (w, tool))
+            anyone_has = true;
     for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [svc]); w;
          w = (s_worker_t *) zlistx_next (self->worker_list [svc])) {
         int free_slots = w->slots - w->inflight;
+        if (anyone_has && !s_worker_has (w, tool))
+            continue;
         if (free_slots > 0 && (!best || free_slots > best->slots - best->inflight))
             best = w;
     }
@@ -320,17 +344,23 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
     zmsg_send (&msg, worker->sock);
 }
 
-//  Hand queued requests of svc to workers with free slots
+//  Hand queued requests of svc to workers with free slots, in order; an
+//  invite waiting for a tool's worker does not hold up one for another tool
 static void
 s_drain_queue (s_broker_t *self, aip_svc_t svc)
 {
-    s_queued_t *q;
-    while ((q = (s_queued_t *) zlistx_first (self->queue [svc]))) {
-        s_worker_t *worker = s_worker_pick (self, svc);
-        if (!worker)
-            break;
+    s_queued_t *q = (s_queued_t *) zlistx_first (self->queue [svc]);
+    while (q) {
+        s_worker_t *worker = s_worker_pick (self, svc, q->tool);
+        if (!worker) {
+            if (!*q->tool)
+                break;
+            q = (s_queued_t *) zlistx_next (self->queue [svc]);
+            continue;
+        }
         s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id);
         zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
+        q = (s_queued_t *) zlistx_first (self->queue [svc]);
     }
 }
 
@@ -398,10 +428,26 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
         aip_doc_destroy (&doc);
         return;
     }
+    //  The AI tools a spawn worker has: ",a,b," for an exact match
+    char tools [1024];
+    const char *said = aip_obj_get_str (root, "tools", tools + 1, sizeof tools - 2, NULL);
+    if (said) {
+        tools [0] = ',';
+        strcat (tools, ",");
+    }
     s_worker_t *old = (s_worker_t *) zhashx_lookup (self->worker_map, key);
-    if (old)
-        s_worker_drop (self, old, "registered again");
+    if (old) {
+        //  The same connection says more about itself: what it holds stays
+        old->slots = (int) slots;
+        free (old->tools);
+        old->tools = said ? strdup (tools) : NULL;
+        old->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
+        aip_doc_destroy (&doc);
+        s_drain_queue (self, old->svc);
+        return;
+    }
     s_worker_t *w = (s_worker_t *) zmalloc (sizeof (s_worker_t));
+    w->tools = said ? strdup (tools) : NULL;
     w->key = strdup (key);
     w->routing_id = zframe_dup (routing_id);
     w->sock = sock;
@@ -827,16 +873,8 @@ s_installed_tools (s_broker_t *self, char *buf, size_t size)
     *buf = 0;
     char warning [256];
     aip_adapter_t *adapter = aip_adapter_new (self->home, warning, sizeof warning);
-    if (!adapter)
-        return;
-    for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
-        const aip_tool_t *tool = aip_adapter_at (adapter, i);
-        char path [AIP_PATH_MAX];
-        if (aip_which (tool->argv [0], path, sizeof path) == 0) {
-            size_t len = strlen (buf);
-            snprintf (buf + len, size - len, "%s%s", len ? "," : "", tool->name);
-        }
-    }
+    if (adapter)
+        aip_adapter_installed (adapter, buf, size);
     aip_adapter_destroy (&adapter);
 }
 
@@ -1167,11 +1205,11 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     aip_op_t op = req.op;
     uint64_t request_id = req.id;
     //  A spawn job is described in daemon status
-    char job [160] = "";
+    char job [160] = "", tool [AIP_MAX_NAME + 1] = "";
     if (op == AIP_OP_SPAWN_RUN) {
-        char tool [64], room [AIP_MAX_ID + 1];
-        snprintf (job, sizeof job, "%s in %s",
-                  aip_obj_get_str (req.args, "tool", tool, sizeof tool, "?"),
+        char room [AIP_MAX_ID + 1];
+        aip_obj_get_str (req.args, "tool", tool, sizeof tool, "");
+        snprintf (job, sizeof job, "%.64s in %s", *tool ? tool : "?",
                   aip_obj_get_str (req.args, "room_id", room, sizeof room, "?"));
     }
     else
@@ -1210,7 +1248,7 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         s_send_client (self, client, data, size);
         zframe_destroy (&client);
     }
-    s_worker_t *worker = s_worker_pick (self, svc);
+    s_worker_t *worker = s_worker_pick (self, svc, tool);
     if (worker && zlistx_size (self->queue [svc]) == 0)
         s_dispatch (self, worker, &client, &body, request_id, op, job, job_id);
     else
@@ -1229,11 +1267,15 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         q->op = op;
         snprintf (q->job, sizeof q->job, "%s", job);
         snprintf (q->job_id, sizeof q->job_id, "%s", job_id);
+        snprintf (q->tool, sizeof q->tool, "%s", tool);
         //  Invites last minutes: a spawn request waits longer for a worker
         q->expiry = aip_clock_ms () + (svc == AIP_SVC_SPAWN && self->args.queue_wait_ms
                                        == AIP_QUEUE_WAIT_MS ? AIP_SPAWN_QUEUE_WAIT_MS
                                                             : self->args.queue_wait_ms);
         zlistx_add_end (self->queue [svc], q);
+        //  Queued behind invites that wait for another tool's worker, it
+        //  may still go at once
+        s_drain_queue (self, svc);
     }
 cleanup:
     zframe_destroy (&client);

@@ -20,13 +20,14 @@ struct _aip_worker_t {
     bool curve;                 //  a remote worker: CURVE client of a LAN hub
     uint8_t server_key [32];    //  ... the hub's public key, pinned
     char *token;                //  ... the hub's worker token, sent in READY
+    char *tools;                //  spawn: the AI tools installed here, sent in READY
 };
 
 static void
 s_send_ready (aip_worker_t *self)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, self->token ? 6 : 5);
+    aip_pack_map (pk, 5 + (self->token ? 1 : 0) + (self->tools ? 1 : 0));
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "svc", aip_svc_name (self->svc));
     aip_pack_kint (pk, "slots", self->slots);
@@ -34,6 +35,8 @@ s_send_ready (aip_worker_t *self)
     aip_pack_kint (pk, "pid", getpid ());
     if (self->token)
         aip_pack_kstr (pk, "token", self->token);
+    if (self->tools)
+        aip_pack_kstr (pk, "tools", self->tools);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zmsg_t *msg = zmsg_new ();
@@ -101,6 +104,14 @@ aip_worker_new_remote (const char *endpoint, aip_svc_t svc, int slots, const cha
     return s_worker_new (endpoint, svc, slots, name, server_key, token);
 }
 
+void
+aip_worker_set_tools (aip_worker_t *self, const char *tools)
+{
+    free (self->tools);
+    self->tools = strdup (tools);
+    s_send_ready (self);
+}
+
 int
 aip_curve_client_apply (zsock_t *sock, const uint8_t server_key [32])
 {
@@ -126,6 +137,7 @@ aip_worker_destroy (aip_worker_t **self_p)
         if (self->token)
             sodium_memzero (self->token, strlen (self->token));
         free (self->token);
+        free (self->tools);
         free (self);
         *self_p = NULL;
     }

@@ -45,6 +45,9 @@ int aip_worker_event (aip_worker_t *self, const char *topic, const void *data, s
 void aip_worker_tick (aip_worker_t *self);
 //  Milliseconds until the next tick is due
 int aip_worker_timeout (aip_worker_t *self);
+//  A spawn worker tells the broker which AI tools it has ("a,b,c"): an
+//  invite goes to a worker that has its tool (READY is sent again)
+void aip_worker_set_tools (aip_worker_t *self, const char *tools);
 //  Say goodbye (on clean shutdown)
 void aip_worker_bye (aip_worker_t *self);
 

@@ -361,6 +361,21 @@ aip_adapter_at (aip_adapter_t *self, size_t index)
     return index < self->count ? self->tools [index] : NULL;
 }
 
+void
+aip_adapter_installed (aip_adapter_t *self, char *buf, size_t size)
+{
+    *buf = 0;
+    size_t len = 0;
+    for (size_t i = 0; i < aip_adapter_count (self); i++) {
+        const aip_tool_t *tool = aip_adapter_at (self, i);
+        char path [AIP_PATH_MAX];
+        if (aip_which (tool->argv [0], path, sizeof path) == 0
+        &&  len + strlen (tool->name) + 2 < size) {
+            len += (size_t) snprintf (buf + len, size - len, "%s%s", len ? "," : "", tool->name);
+        }
+    }
+}
+
 //  ---------------------------------------------------------------------
 //  Building the command
 

@@ -56,6 +56,8 @@ void aip_adapter_destroy (aip_adapter_t **self_p);
 const aip_tool_t *aip_adapter_find (aip_adapter_t *self, const char *name);
 size_t aip_adapter_count (aip_adapter_t *self);
 const aip_tool_t *aip_adapter_at (aip_adapter_t *self, size_t index);
+//  The names of the tools whose binary is on PATH, "a,b,c" (cut to size)
+void aip_adapter_installed (aip_adapter_t *self, char *buf, size_t size);
 
 //  Find a binary on $PATH (or check an absolute path); 0 with its path
 int aip_which (const char *binary, char *path, size_t size);

@@ -819,6 +819,15 @@ aip_spawner (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         goto cleanup;
     }
+    //  Invites for a tool go to the workers that have it (a remote spawnd
+    //  is on another machine, with other tools)
+    char warning [256], tools [1000];
+    aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
+    if (adapter) {
+        aip_adapter_installed (adapter, tools, sizeof tools);
+        aip_worker_set_tools (self->worker, tools);
+    }
+    aip_adapter_destroy (&adapter);
     zsock_signal (pipe, 0);
     zsys_info ("spawner: %s ready (pid %d)%s%s", self->args.name, (int) getpid (),
                self->args.hub_key ? ", serving the LAN hub " : "",

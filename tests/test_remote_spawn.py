@@ -117,6 +117,31 @@ class RemoteSpawnTest(AipTestCase):
         self.assertEqual(p.returncode, 0)
         self.assertEqual(self.spawn_workers(), [])
 
+    def test_an_invite_goes_to_a_worker_that_has_the_tool(self):
+        #  The hub has a spawn worker of its own, but no AI tools on its PATH;
+        #  the remote machine has them
+        self.port = free_tcp_port()
+        bare = {"PATH": "/usr/bin:/bin"}
+        self.ok("daemon", "start", "--lan", "--port", str(self.port), "--workers", "1", env=bare)
+        lan = self.ok("daemon", "status")["lan"]
+        wait_until(lambda: len(self.spawn_workers()) == 1, 15, "the hub's own spawn worker")
+        p, log = self.start_spawnd("--hub", "tcp://127.0.0.1:%d" % self.port,
+                                   "--hub-key", lan["public_key"], "--token", lan["worker_token"])
+        remote = wait_until(lambda: [w for w in self.spawn_workers() if w.get("pid") == p.pid],
+                            10, "the remote worker to register")[0]
+        self.assertTrue(remote.get("remote"), remote)
+        room = self.new_room("routed")
+        self.ok("chat", room, "which machine answers?")
+        for _ in range(3):
+            data = self.ok("invite", "--tool", "codex", "--room", room)
+            self.assertTrue(data["response"].startswith("codex answers"), data)
+        with open(os.path.join(self.fake_dir, "codex.calls.jsonl")) as f:
+            self.assertEqual(len(f.readlines()), 3, "every invite ran where codex is")
+        self.assertEqual(self.log_of(log).count("codex (pid"), 3)
+        #  A tool nobody has still fails with the tool's own explanation
+        r = self.run_cli("invite", "--tool", "nosuchtool", "--room", room)
+        self.assertEqual(r.rc, 1, r)
+
     def test_wrong_token_is_refused_and_said(self):
         key, token = self.start_hub()
         wrong = ("0" if token[0] != "0" else "1") + token[1:]
