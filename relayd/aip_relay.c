@@ -36,6 +36,9 @@
 #define JOIN_HISTORY_WAIT_MS 10000
 //  LAN hubs one relayd talks to at once
 #define LAN_MAX_LINKS       64
+//  lan.fetch requests a hub holds at once: each holds one of our slots, and
+//  the local work needs some (past this, joiners are told to poll)
+#define HUB_MAX_HELD        768
 
 typedef enum { WS_DOWN, WS_CONNECTING, WS_UP } s_ws_state_t;
 
@@ -2211,6 +2214,11 @@ s_hub_fetch (s_relay_t *self, uint64_t tag, const aip_request_t *req)
         return;
     }
     json_decref (messages);
+    if (zlistx_size (self->hub_waiters) >= HUB_MAX_HELD) {
+        s_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE, "this hub holds too many "
+                       "waiting fetches: poll again later");
+        return;
+    }
     //  Nothing new: hold it until a message comes (push) or wait_ms passes
     s_hubwait_t *w = (s_hubwait_t *) zmalloc (sizeof (s_hubwait_t));
     w->tag = tag;
