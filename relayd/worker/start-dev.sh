@@ -36,6 +36,15 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false   # do not fetch the Request.cf placeho
 export WRANGLER_HIDE_BANNER=true
 export CI=${CI:-true}                      # no interactive hotkeys, no prompts
 
+# The devtools inspector listens too, on 9229 unless told otherwise: two relays
+# started at once (the test suite runs in parallel) would collide there.
+inspector=()
+if [[ " $* " != *" --inspector-port"* ]]; then
+  inspector=(--inspector-port "$(node -e '
+    const s = require("net").createServer ();
+    s.listen (0, "127.0.0.1", () => { console.log (s.address ().port); s.close (); });')")
+fi
+
 echo "ai-peer relay: state in $PERSIST" >&2
 exec node_modules/.bin/wrangler dev --port "$PORT" --ip 127.0.0.1 --persist-to "$PERSIST" \
-  --local --show-interactive-dev-session=false "$@"
+  --local --show-interactive-dev-session=false "${inspector[@]}" "$@"
