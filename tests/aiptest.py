@@ -246,7 +246,9 @@ class AipTestCase(unittest.TestCase):
             self.stop_daemons()
         finally:
             log = self.daemon_log()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            #  AIP_KEEP_TMP=1 keeps the home (daemon.log, peers.db) for a look
+            if not os.environ.get("AIP_KEEP_TMP"):
+                shutil.rmtree(self.tmp, ignore_errors=True)
         for mark in SANITIZER_MARKS:
             if mark in log:
                 raise AssertionError("sanitizer report in daemon.log:\n%s" % log[-20000:])
