@@ -52,10 +52,11 @@ main (int argc, char **argv)
             return 1;
         }
     }
-    if (home_arg)
-        snprintf (home, sizeof home, "%s", home_arg);
-    else
-    if (aip_home_resolve (home, sizeof home, err, sizeof err)) {
+    if (args.port < 1 || args.port > 65535) {
+        fprintf (stderr, "brokerd: --port takes 1 to 65535\n");
+        return 1;
+    }
+    if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)) {
         fprintf (stderr, "brokerd: %s\n", err);
         return 1;
     }

@@ -70,6 +70,31 @@ aip_home_path (const char *home, const char *name, char *buf, size_t size)
 }
 
 int
+aip_home_pick (const char *arg, char *buf, size_t size, char *err, size_t errlen)
+{
+    if (!arg)
+        return aip_home_resolve (buf, size, err, errlen);
+    if ((size_t) snprintf (buf, size, "%s", arg) >= size) {
+        snprintf (err, errlen, "the home directory path is too long");
+        return -1;
+    }
+    return 0;
+}
+
+int
+aip_home_endpoint_pick (const char *home, const char *name, const char *arg, char *buf,
+                        size_t size, char *err, size_t errlen)
+{
+    if (!arg)
+        return aip_home_endpoint (home, name, buf, size, err, errlen);
+    if ((size_t) snprintf (buf, size, "%s", arg) >= size) {
+        snprintf (err, errlen, "the endpoint '%.80s...' is too long", arg);
+        return -1;
+    }
+    return 0;
+}
+
+int
 aip_home_endpoint (const char *home, const char *name, char *buf, size_t size,
                    char *err, size_t errlen)
 {

@@ -16,6 +16,11 @@
 int aip_home_resolve (char *buf, size_t size, char *err, size_t errlen);
 //  Create home (0700 if new) and home/run (0700); check it is writable.
 int aip_home_prepare (const char *home, char *err, size_t errlen);
+//  A daemon's --home: given (arg not NULL), else as aip_home_resolve
+int aip_home_pick (const char *arg, char *buf, size_t size, char *err, size_t errlen);
+//  A daemon's --endpoint: given (arg not NULL), else home's <name> endpoint
+int aip_home_endpoint_pick (const char *home, const char *name, const char *arg, char *buf,
+                            size_t size, char *err, size_t errlen);
 //  home + "/" + name into buf
 void aip_home_path (const char *home, const char *name, char *buf, size_t size);
 //  "ipc://" + home/run/<name>.ipc; -1 if the path is too long for a socket

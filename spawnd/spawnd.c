@@ -120,10 +120,7 @@ main (int argc, char **argv)
             return 1;
         }
     }
-    if (home_arg)
-        snprintf (home, sizeof home, "%s", home_arg);
-    else
-    if (aip_home_resolve (home, sizeof home, err, sizeof err)) {
+    if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)) {
         fprintf (stderr, "spawnd: %s\n", err);
         return 1;
     }
@@ -137,21 +134,13 @@ main (int argc, char **argv)
         snprintf (endpoint, sizeof endpoint, "%s", hub_arg);
         snprintf (client, sizeof client, "%s", hub_arg);
     }
-    else {
-        if (endpoint_arg)
-            snprintf (endpoint, sizeof endpoint, "%s", endpoint_arg);
-        else
-        if (aip_home_endpoint (home, "workers", endpoint, sizeof endpoint, err, sizeof err)) {
-            fprintf (stderr, "spawnd: %s\n", err);
-            return 1;
-        }
-        if (client_arg)
-            snprintf (client, sizeof client, "%s", client_arg);
-        else
-        if (aip_home_endpoint (home, "broker", client, sizeof client, err, sizeof err)) {
-            fprintf (stderr, "spawnd: %s\n", err);
-            return 1;
-        }
+    else
+    if (aip_home_endpoint_pick (home, "workers", endpoint_arg, endpoint, sizeof endpoint, err,
+                                sizeof err)
+    ||  aip_home_endpoint_pick (home, "broker", client_arg, client, sizeof client, err,
+                                sizeof err)) {
+        fprintf (stderr, "spawnd: %s\n", err);
+        return 1;
     }
     //  The hub's daemon status lists workers of many machines: say which
     if (hub_arg) {

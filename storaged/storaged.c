@@ -30,17 +30,9 @@ main (int argc, char **argv)
             return 1;
         }
     }
-    if (home_arg)
-        snprintf (home, sizeof home, "%s", home_arg);
-    else
-    if (aip_home_resolve (home, sizeof home, err, sizeof err)) {
-        fprintf (stderr, "storaged: %s\n", err);
-        return 1;
-    }
-    if (endpoint_arg)
-        snprintf (endpoint, sizeof endpoint, "%s", endpoint_arg);
-    else
-    if (aip_home_endpoint (home, "workers", endpoint, sizeof endpoint, err, sizeof err)) {
+    if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)
+    ||  aip_home_endpoint_pick (home, "workers", endpoint_arg, endpoint, sizeof endpoint, err,
+                                sizeof err)) {
         fprintf (stderr, "storaged: %s\n", err);
         return 1;
     }
