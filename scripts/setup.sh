@@ -11,7 +11,7 @@ packages=(build-essential cmake pkg-config clang
           libczmq-dev libzmq3-dev libsqlite3-dev libmsgpack-dev libsodium-dev libssl-dev
           libjansson-dev libcurl4-openssl-dev libwebsockets-dev libedit-dev
           python3 python3-zmq python3-msgpack sqlite3 procps iproute2 tmux
-          tcpdump)
+          tcpdump libcmark-dev chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -28,6 +28,12 @@ fi
 #  The relay worker's tooling (wrangler, workerd) comes from npm
 if [ -f relayd/worker/package-lock.json ] && [ ! -d relayd/worker/node_modules ]; then
     (cd relayd/worker && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+#  The real parts the tests drive: the four AI CLIs, the MCP SDK client and
+#  the browser driver (tests/node/package.json, exact versions in its lock)
+if [ -f tests/node/package-lock.json ] && [ ! -d tests/node/node_modules ]; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
