@@ -625,6 +625,15 @@ s_pack_remote (s_relay_t *self, s_room_t *room, const json_t *m, uint64_t id)
     return true;
 }
 
+//  True when storaged refused this very message (it would refuse it again):
+//  only then may the cursor move past it. worker_lost, unavailable, timeout,
+//  not_found (the room is not there yet) and internal are retried.
+static bool
+s_refused (const aip_reply_t *rep)
+{
+    return streq (rep->code, AIP_ERR_INVALID) || streq (rep->code, AIP_ERR_MALFORMED);
+}
+
 //  Insert an array of relay messages (pipelined); advance the cursor when
 //  all of them are stored. Returns the number stored, -1 on storage failure.
 static int
@@ -682,11 +691,16 @@ s_ingest (s_relay_t *self, s_room_t *room, const json_t *messages)
         }
         if (rep.ok)
             stored++;
-        else {
+        else
+        if (s_refused (&rep))
             zsys_warning ("relay: room %s: a remote message was refused: %s", room->id,
                           rep.message);
-            if (streq (rep.code, AIP_ERR_NOT_FOUND) || streq (rep.code, AIP_ERR_INTERNAL))
-                rc = -1;
+        else {
+            //  Not an answer about this message (storaged died, was away,
+            //  or slow): the cursor stays, the next catch-up brings it again
+            zsys_warning ("relay: room %s: a remote message was not stored (%s): %s; "
+                          "will retry", room->id, rep.code, rep.message);
+            rc = -1;
         }
         aip_reply_free (&rep);
     }

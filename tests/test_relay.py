@@ -127,6 +127,10 @@ class User:
         return [m["content"] for m in self.messages(room)]
 
     def relayd_pid(self):
+        return self.child_pid("relayd")
+
+    def child_pid(self, name):
+        """The pid of the broker's child daemon called name, or None."""
         with open(os.path.join(self.home, "daemon.pid")) as f:
             broker = int(f.read().strip())
         for pid in os.listdir("/proc"):
@@ -139,7 +143,7 @@ class User:
                 continue
             comm = stat[stat.index("(") + 1:stat.rindex(")")]
             ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            if comm == "relayd" and ppid == broker:
+            if comm == name and ppid == broker:
                 return int(pid)
         return None
 
@@ -265,6 +269,55 @@ class RelayTest(unittest.TestCase):
         self.alice.ok("chat", self.room, "while bob's relayd was dead")
         wait_for("bob to catch up after his relayd restarted",
                  lambda: "while bob's relayd was dead" in self.bob.contents(self.room))
+
+    def under_fire(self, user):
+        rc, doc, err = user.run("history", self.room, "-n", "2000")
+        return sum(1 for m in doc["data"]["messages"] if m["content"].startswith("under fire")) \
+            if rc == 0 else -1
+
+    def test_4b_storaged_killed_while_messages_arrive(self):
+        # Issue 11 item 1: a msg.send that storaged did not answer (worker_lost,
+        # unavailable, timeout) is not a refusal: the catch-up must retry it
+        self.join_bob()
+        no_wait = {"AI_PEER_RELAY_WAIT_MS": "0"}
+        senders, each = 4, 50
+        texts = [f"under fire {s}-{i}" for s in range(senders) for i in range(each)]
+        errors = []
+
+        def send(s):
+            for i in range(each):
+                rc, doc, err = self.alice.run("chat", self.room, f"under fire {s}-{i}",
+                                              env=no_wait)
+                if rc != 0:
+                    errors.append(doc)
+
+        threads = [threading.Thread(target=send, args=(s,)) for s in range(senders)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(4):
+                pid = wait_for("bob's storaged to run", lambda: self.bob.child_pid("storaged"))
+                # between kills, some messages reach bob (while alice still sends)
+                seen = self.under_fire(self.bob)
+                wait_for("bob to get more messages", lambda: self.under_fire(self.bob) >= seen + 10
+                         or not any(t.is_alive() for t in threads))
+                os.kill(pid, signal.SIGKILL)
+                wait_for("bob's storaged to restart",
+                         lambda: self.bob.child_pid("storaged") not in (None, pid))
+        finally:
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+        wanted = set(texts)
+        missing = lambda: wanted - set(self.bob.contents(self.room))
+        try:
+            wait_for("bob to get every message sent while his storaged died",
+                     lambda: not missing(), timeout=60)
+        except AssertionError:
+            lost = sorted(missing())
+            self.fail(f"bob never got {len(lost)} of {len(texts)} messages: {lost[:10]}")
+        got = [c for c in self.bob.contents(self.room) if c in set(texts)]
+        self.assertEqual(len(got), len(texts), "nothing duplicated")
 
     # -- errors ----------------------------------------------------------
 
