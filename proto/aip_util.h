@@ -9,8 +9,8 @@
 
 //  "room-" + 12 lowercase hex chars
 #define AIP_ROOM_ID_LEN 17
-//  "msg-" + 11 hex ms + 5 hex random
-#define AIP_MSG_ID_LEN  20
+//  "msg-" + 11 hex ms + 16 hex random (64 bits)
+#define AIP_MSG_ID_LEN  31
 //  "2026-11-23T21:29:49.953123+00:00"
 #define AIP_TIME_LEN    32
 

@@ -735,9 +735,24 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
         s_bind_str (stmt, 1, id);
         if (sqlite3_step (stmt) != SQLITE_ROW)
             return s_db_fail (self, "reading a message");
+        //  Only the same message may meet its id again (a retry, the
+        //  relay's echo of our own message, a catch-up that overlaps): an
+        //  acknowledged ok must never stand for somebody else's message.
+        //  created_at and metadata may differ (the relay restamps one and
+        //  drops the other); room, sender and content may not.
         const char *stored_room = (const char *) sqlite3_column_text (stmt, 1);
+        const char *stored_peer = (const char *) sqlite3_column_text (stmt, 2);
+        const void *stored_content = sqlite3_column_blob (stmt, 3);
+        size_t stored_len = (size_t) sqlite3_column_bytes (stmt, 3);
         if (strcmp (stored_room, room_id) != 0)
-            return s_fail (self, AIP_ERR_INVALID, "message id %s is already used in another room", id);
+            return s_fail (self, AIP_ERR_INVALID, "message id %s is already used in another "
+                           "room; send it under a new id", id);
+        if (!stored_peer || strcmp (stored_peer, peer_id) != 0)
+            return s_fail (self, AIP_ERR_INVALID, "message id %s is already used by another "
+                           "peer in room %s; send it under a new id", id, room_id);
+        if (stored_len != clen || (clen && memcmp (stored_content, content, clen) != 0))
+            return s_fail (self, AIP_ERR_INVALID, "message id %s is already used by a different "
+                           "message in room %s; send it under a new id", id, room_id);
         s_pack_row (self->reply, stmt, s_msg_keys, 10);
         return 0;
     }

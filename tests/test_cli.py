@@ -122,7 +122,7 @@ class TestChat(AipTestCase):
         self.assertEqual(sent["content"], "hello world")
         self.assertEqual(sent["room_id"], room)
         self.assertEqual(sent["type"], "message")
-        self.assertRegex(sent["id"], r"^msg-[0-9a-f]{16}$")
+        self.assertRegex(sent["id"], r"^msg-[0-9a-f]{27}$")
         self.assertRegex(sent["created_at"], ISO_UTC)
         me = self.ok("identity")
         self.assertEqual(sent["peer_id"], me["id"])

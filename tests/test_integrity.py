@@ -1,0 +1,105 @@
+"""test_integrity.py — an acknowledged message is the message that was sent.
+
+(a) message ids: pipelined sends that let storaged make the ids never meet,
+and an insert that meets an existing id with other content, peer or room is
+refused while a retry of the same message stays idempotent.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aiptest import AipTestCase, ProtoClient, main  # noqa: E402
+
+
+def peer(name):
+    return {"id": "test-%s" % name, "name": name, "type": "ai", "tool": name, "machine": "t"}
+
+
+#  DESIGN §5: msg- + 11 hex digits of ms + at least 16 random hex digits
+OWN_MSG_ID = re.compile(r"^msg-[0-9a-f]{11}[0-9a-f]{16,}$")
+
+
+class TestMessageIds(AipTestCase):
+
+    PIPELINED = 30000       #  sends in flight from one client, 256 at a time
+    WINDOW = 256
+
+    def setUp(self):
+        super().setUp()
+        self.ok("daemon", "start")
+        self.client = ProtoClient(self.home, timeout_ms=30000)
+        self.addCleanup(self.client.close)
+
+    def send(self, room, content, peer_name="a", **extra):
+        args = {"room_id": room, "content": content, "peer": peer(peer_name)}
+        args.update(extra)
+        return self.client.call("msg.send", args, 30000)
+
+    def test_pipelined_sends_get_distinct_ids(self):
+        room = self.new_room("pipelined")
+        pending = {}
+        acked = {}
+        sent = 0
+        while sent < self.PIPELINED or pending:
+            while sent < self.PIPELINED and len(pending) < self.WINDOW:
+                content = "p%06d" % sent
+                rid = self.client.request("msg.send", {"room_id": room, "content": content,
+                                                       "peer": peer("burst")})
+                pending[rid] = content
+                sent += 1
+            rep = self.client.recv(30000)
+            self.assertIsNotNone(rep, "no reply with %d sends pending" % len(pending))
+            content = pending.pop(rep["id"])
+            self.assertTrue(rep.get("ok"), rep)
+            self.assertEqual(rep["data"]["content"], content, "acknowledged with another message")
+            self.assertRegex(rep["data"]["id"], OWN_MSG_ID)
+            acked[rep["data"]["id"]] = content
+        self.assertEqual(len(acked), self.PIPELINED, "two sends were acknowledged with one id")
+        rows = dict(self.db().execute(
+            "SELECT id, content FROM messages WHERE room_id = ? AND type = 'message'",
+            (room,)).fetchall())
+        self.assertEqual(rows, acked)
+
+    def test_forged_colliding_id_is_refused(self):
+        room = self.new_room("forged")
+        other = self.new_room("other")
+        mid = "msg-forged0001"
+        first = self.send(room, "the original", id=mid)
+        self.assertTrue(first["ok"], first)
+        self.assertEqual(first["data"]["id"], mid)
+
+        #  Another message under the same id: refused, not answered ok with the stored one
+        for what, rep in (
+                ("content", self.send(room, "an impostor", id=mid)),
+                ("peer", self.send(room, "the original", peer_name="b", id=mid)),
+                ("room", self.send(other, "the original", id=mid))):
+            self.assertIs(rep["ok"], False, "%s differs but the send was acknowledged: %r"
+                          % (what, rep))
+            self.assertEqual(rep["error"]["code"], "invalid", rep)
+            self.assertIn(mid, rep["error"]["message"])
+            self.assertIn("new id", rep["error"]["message"])
+
+        #  A retry of the identical message is idempotent (created_at and
+        #  metadata may differ: the relay restamps and drops them)
+        retry = self.send(room, "the original", id=mid, created_at="2030-01-01T00:00:00.000Z",
+                          metadata='{"retry": 1}')
+        self.assertTrue(retry["ok"], retry)
+        self.assertEqual(retry["data"]["id"], mid)
+        self.assertEqual(retry["data"]["content"], "the original")
+        self.assertEqual(retry["data"]["created_at"], first["data"]["created_at"])
+
+        rows = self.db().execute("SELECT room_id, peer_id, content FROM messages WHERE id = ?",
+                                 (mid,)).fetchall()
+        self.assertEqual(rows, [(room, "test-a", "the original")])
+
+    def test_cli_ids_have_64_random_bits(self):
+        room = self.new_room()
+        ids = {self.ok("chat", room, "m%d" % i)["sent"]["id"] for i in range(3)}
+        self.assertEqual(len(ids), 3)
+        for mid in ids:
+            self.assertRegex(mid, OWN_MSG_ID)
+
+
+if __name__ == "__main__":
+    main()
