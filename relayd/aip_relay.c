@@ -1402,12 +1402,39 @@ s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
     s_join_accepted (self, join);
 }
 
+//  A room joined anew after it was deleted here (a join refused for a wrong
+//  password, room delete) may still be in our table with the cursor and
+//  the ids of what was deleted: the new room must pull its whole history
+static void
+s_room_forget_deleted (s_relay_t *self, const char *room_id)
+{
+    s_room_t *room = (s_room_t *) zhashx_lookup (self->rooms, room_id);
+    if (!room)
+        return;
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 1);
+    aip_pack_kstr (self->pk, "id", room_id);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep))
+        return;
+    bool gone = !rep.ok && streq (rep.code, AIP_ERR_NOT_FOUND);
+    aip_reply_free (&rep);
+    if (!gone)
+        return;
+    zsys_info ("relay: room %s was deleted here: its next sync starts from the beginning",
+               room_id);
+    room->cursor [0] = 0;
+    room->cursor_dirty = false;
+    zhashx_purge (room->recent);
+}
+
 //  The hub (relay or LAN) let us in: create the local room (relay.join with
 //  a name), start syncing it, answer once its history is in. Frees join.
 static void
 s_join_accepted (s_relay_t *self, s_joinreq_t *join)
 {
     json_t *data = json_object ();
+    if (join->create)
+        s_room_forget_deleted (self, join->room_id);
     if (join->create) {
         //  Only now that the relay accepted us does the room exist here
         uint64_t id = s_store_begin (self, AIP_OP_ROOM_CREATE, *join->key ? 7 : 6);

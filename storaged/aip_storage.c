@@ -76,7 +76,8 @@
                     " LEFT JOIN relay_cursors c ON c.room_id = r.id" \
                     " WHERE r.mode IN ('public', 'lan') AND r.relay_url IS NOT NULL" \
                     " AND r.token IS NOT NULL") \
-    X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) VALUES (?1, ?2)" \
+    X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) SELECT ?1, ?2" \
+                    " WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?1)" \
                     " ON CONFLICT(room_id) DO UPDATE SET since = max(since, excluded.since)") \
     X (CLAIM_GET,   "SELECT sig_hash FROM lan_members WHERE room_id = ?1 AND peer_id = ?2") \
     X (CLAIM_ADD,   "INSERT INTO lan_members (room_id, peer_id, sig_hash) VALUES (?1, ?2, ?3)") \
