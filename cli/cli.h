@@ -135,6 +135,17 @@ int cmd_discover (cli_t *cli, int argc, char **argv);
 int cmd_jobs (cli_t *cli, int argc, char **argv);
 int cmd_wait (cli_t *cli, int argc, char **argv);
 int cmd_cancel (cli_t *cli, int argc, char **argv);
+int cmd_usage (cli_t *cli, int argc, char **argv);
+
+//  Token usage (cmd_usage.c). A sum is a usage object with every integer
+//  key at 0 (caller owns); cli_usage_add adds the valid values of one
+//  usage object (absent or absurd ones count as nothing); _add_tool also
+//  adds them under sum.by_tool.<tool> (with its model); _tokens is input +
+//  output of one usage object
+json_t *cli_usage_new (void);
+void cli_usage_add (json_t *sum, const json_t *usage);
+void cli_usage_add_tool (json_t *sum, const char *tool, const json_t *usage);
+long long cli_usage_tokens (const json_t *usage);
 
 //  Public rooms (cmd_room.c): how long chat waits for the relay
 //  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)

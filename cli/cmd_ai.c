@@ -36,6 +36,7 @@ typedef struct {
     json_t *data;               //  the reply's data, or NULL
     char error [2048];          //  the error, when data is NULL
     bool done;
+    int arrival;                //  1 for the first reply to arrive, 2 next...
 } s_invite_t;
 
 //  A formatted string the caller frees (the CLI does not load czmq)
@@ -180,6 +181,7 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
     if (tty)
         s_progress_open (cli, &progress, invs [0].room_id);
     size_t left = count;
+    int arrived = 0;
     while (left > 0) {
         int64_t now = aip_clock_ms ();
         if (now >= deadline) {
@@ -213,6 +215,7 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
             if (inv->done || inv->request_id != rep.id)
                 continue;
             inv->done = true;
+            inv->arrival = ++arrived;
             left--;
             if (rep.ok)
                 inv->data = aip_json_from_obj (rep.data);
@@ -365,6 +368,44 @@ s_split_tools (cli_t *cli, const char *list, char **copy, const char **names, si
     return 0;
 }
 
+//  --max-tokens N: input + output tokens of all the tools together
+static int
+s_max_tokens (cli_t *cli, const cli_opt_t *opt, long *max_tokens)
+{
+    return cli_opt_int (cli, opt, 1, AIP_MAX_TOKEN_BUDGET, max_tokens);
+}
+
+//  data.usage: the totals of the answers and by_tool; with a budget,
+//  data.max_tokens and data.over_budget: the tools, in the order their
+//  answers arrived, whose answer took the total past the budget or came
+//  after it was passed (all ran at once: quick cannot stop one early)
+static void
+s_quick_usage (json_t *data, const s_invite_t *invs, size_t count, long max_tokens)
+{
+    json_t *usage = cli_usage_new ();
+    json_t *over = json_array ();
+    long long total = 0;
+    for (int arrival = 1; arrival <= (int) count; arrival++)
+        for (size_t i = 0; i < count; i++) {
+            if (invs [i].arrival != arrival || !invs [i].data)
+                continue;
+            json_t *one = json_object_get (invs [i].data, "usage");
+            cli_usage_add_tool (usage, invs [i].tool, one);
+            total += cli_usage_tokens (one);
+            if (max_tokens && total > max_tokens)
+                json_array_append_new (over, json_string (invs [i].tool));
+        }
+    if (!json_object_get (usage, "by_tool"))
+        json_object_set_new (usage, "by_tool", json_object ());
+    json_object_set_new (data, "usage", usage);
+    if (max_tokens) {
+        json_object_set_new (data, "max_tokens", json_integer (max_tokens));
+        json_object_set_new (data, "over_budget", over);
+    }
+    else
+        json_decref (over);
+}
+
 int
 cmd_quick (cli_t *cli, int argc, char **argv)
 {
@@ -376,10 +417,14 @@ cmd_quick (cli_t *cli, int argc, char **argv)
                           { "--cwd", NULL, true, NULL, false },
                           { "--password-file", NULL, true, NULL, false },
                           { "--cipher", NULL, true, NULL, false },
+                          { "--max-tokens", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "quick", argc, argv, opts, pos, 1, &npos))
+        return -1;
+    long max_tokens = 0;
+    if (opts [8].present && s_max_tokens (cli, &opts [8], &max_tokens))
         return -1;
     if (npos < 1 || !opts [0].present)
         return cli_fail (cli, "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] "
@@ -454,6 +499,7 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     }
     cli->data = json_pack ("{s:s, s:s, s:o, s:o, s:o}", "room", room_id, "question", question,
                            "tools", tools, "responses", responses, "conversation", conversation);
+    s_quick_usage (cli->data, invs, count, max_tokens);
     rc = 0;
 cleanup:
     for (size_t i = 0; invs && i < count; i++)
@@ -475,7 +521,7 @@ cleanup:
 static int
 s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *mentioned_by,
                 const char *context, const char *cwd, long timeout_s, long round, json_t *log,
-                json_t **mentions)
+                json_t *usage, json_t **mentions)
 {
     s_invite_t inv;
     memset (&inv, 0, sizeof inv);
@@ -502,6 +548,11 @@ s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *m
         json_t *m = json_object_get (inv.data, "mentions");
         if (json_is_array (m))
             json_array_extend (*mentions, m);
+        json_t *used = json_object_get (inv.data, "usage");
+        if (json_is_object (used)) {
+            json_object_set (entry, "usage", used);
+            cli_usage_add_tool (usage, tool, used);
+        }
         json_decref (inv.data);
     }
     else
@@ -520,10 +571,14 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
                           { "--timeout", NULL, true, NULL, false },
                           { "--cwd", NULL, true, NULL, false },
                           { "--follow-mentions", NULL, true, NULL, false },
+                          { "--max-tokens", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "discuss", argc, argv, opts, pos, 0, &npos))
+        return -1;
+    long max_tokens = 0;
+    if (opts [7].present && s_max_tokens (cli, &opts [7], &max_tokens))
         return -1;
     long follow = 0;
     if (opts [6].present && cli_opt_int (cli, &opts [6], 0, AIP_MAX_FOLLOW_MENTIONS, &follow))
@@ -549,6 +604,8 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     char *copy = NULL;
     int rc = -1;
     json_t *log = json_array ();
+    json_t *usage = cli_usage_new ();
+    char *stopped = NULL;
     if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
         goto cleanup;
     if (count < 2) {
@@ -582,8 +639,8 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
                   i ? ", " : "", names [i]);
     long total = 0;
     //  Sequential: each AI sees everything said before it
-    for (long r = 1; r <= rounds; r++) {
-        for (size_t i = 0; i < count; i++) {
+    for (long r = 1; r <= rounds && !stopped; r++) {
+        for (size_t i = 0; i < count && !stopped; i++) {
             char *context = s_sprintf ("Round %ld of %ld of a discussion between %s%s%s. "
                                        "Respond to what the others said: agree, disagree, "
                                        "add what is missing. Be concise.", r, rounds,
@@ -592,9 +649,15 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
             snprintf (speaker, sizeof speaker, "%s", names [i]);
             //  The turn, then up to --follow-mentions hops to a tool it @mentions
             for (long hop = 0; hop <= follow; hop++) {
+                //  No turn starts once the budget is spent
+                if (max_tokens && cli_usage_tokens (usage) >= max_tokens) {
+                    stopped = s_sprintf ("token budget of %ld reached after %ld invites",
+                                         max_tokens, total);
+                    break;
+                }
                 json_t *mentions = NULL;
                 if (s_discuss_turn (cli, room_id, speaker, *by ? by : NULL, context, cwd,
-                                    timeout_s, r, log, &mentions)) {
+                                    timeout_s, r, log, usage, &mentions)) {
                     json_decref (mentions);
                     free (context);
                     goto cleanup;
@@ -626,9 +689,18 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     cli->data = json_pack ("{s:s, s:o, s:i, s:i, s:O, s:o}", "room", room_id, "tools", tools,
                            "rounds", (int) rounds, "total_invites", (int) total, "log", log,
                            "conversation", conversation);
+    if (!json_object_get (usage, "by_tool"))
+        json_object_set_new (usage, "by_tool", json_object ());
+    json_object_set (cli->data, "usage", usage);
+    if (max_tokens)
+        json_object_set_new (cli->data, "max_tokens", json_integer (max_tokens));
+    if (stopped)
+        json_object_set_new (cli->data, "stopped", json_string (stopped));
     rc = 0;
 cleanup:
     json_decref (log);
+    json_decref (usage);
+    free (stopped);
     free (copy);
     return rc;
 }

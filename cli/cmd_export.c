@@ -30,6 +30,67 @@ s_field (const aip_obj_t *m, const char *key, const char *dflt, int *len)
     return s;
 }
 
+//  n with thousands separators: 1234567 -> "1,234,567"
+static void
+s_thousands (long long n, char *buf, size_t size)
+{
+    char digits [32];
+    int len = snprintf (digits, sizeof digits, "%lld", n);
+    size_t at = 0;
+    for (int i = 0; i < len && at + 2 < size; i++) {
+        if (i > 0 && digits [i - 1] != '-' && (len - i) % 3 == 0)
+            buf [at++] = ',';
+        buf [at++] = digits [i];
+    }
+    buf [at] = 0;
+}
+
+//  The usage line under an AI answer, from its metadata.usage, e.g.
+//  "_claude-code · 1,234 in / 567 out · $0.0123 · 4.2 s_"; false when the
+//  answer reported no usage
+static bool
+s_usage_line (const aip_obj_t *m, const char *tool, int tool_len, char *line, size_t size)
+{
+    size_t meta_len;
+    const char *meta = aip_obj_str (aip_obj_get (m, "metadata"), &meta_len);
+    if (!meta || !memmem (meta, meta_len, "\"usage\"", 7))
+        return false;
+    json_t *root = json_loadb (meta, meta_len, 0, NULL);
+    json_t *usage = json_object_get (root, "usage");
+    if (!json_is_object (usage)) {
+        json_decref (root);
+        return false;
+    }
+    //  Tool names are ids: anything else is not printed
+    if (tool_len == 0 || tool_len > AIP_MAX_ID || !aip_id_valid (tool, (size_t) tool_len)) {
+        tool = "AI";
+        tool_len = 2;
+    }
+    json_t *sum = cli_usage_new ();
+    cli_usage_add (sum, usage);
+    char in [32], out [32];
+    s_thousands ((long long) json_integer_value (json_object_get (sum, "input_tokens")), in,
+                 sizeof in);
+    s_thousands ((long long) json_integer_value (json_object_get (sum, "output_tokens")), out,
+                 sizeof out);
+    int len = snprintf (line, size, "_%.*s · %s in / %s out", tool_len, tool, in, out);
+    json_t *cost = json_object_get (sum, "cost_usd");
+    if (cost && len >= 0 && (size_t) len < size)
+        len += snprintf (line + len, size - (size_t) len, " · $%.4f", json_number_value (cost));
+    json_int_t ms = json_integer_value (json_object_get (sum, "duration_ms"));
+    //  Older answers: the invite's elapsed time in the metadata
+    double elapsed = json_number_value (json_object_get (root, "elapsed_s"));
+    if (ms == 0 && elapsed > 0 && elapsed * 1000 <= AIP_USAGE_MAX_DURATION_MS)
+        ms = (json_int_t) (elapsed * 1000);
+    if (ms > 0 && len >= 0 && (size_t) len < size)
+        len += snprintf (line + len, size - (size_t) len, " · %.1f s", (double) ms / 1000.0);
+    if (len >= 0 && (size_t) len + 2 <= size)
+        snprintf (line + len, size - (size_t) len, "_");
+    json_decref (sum);
+    json_decref (root);
+    return true;
+}
+
 //  The Markdown being written, page by page
 typedef struct {
     FILE *out;                  //  memstream
@@ -87,6 +148,9 @@ s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
                 fprintf (out, "**%.*s** [%s]:\n\n", name_len, name, when);
             fwrite (content, 1, (size_t) text_len, out);
             fputc ('\n', out);
+            char usage [256];
+            if (s_usage_line (m, tool, tool_len, usage, sizeof usage))
+                fprintf (out, "\n%s\n", usage);
         }
         fputc ('\n', out);
         free (revealed);

@@ -49,12 +49,25 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer cancel <job-id>\n" },
     { "quick", cmd_quick, "AI", "one-command AI conversation (create+send+invite)",
       "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] [--timeout S] [--cwd DIR]\n"
-      "  Creates a room, posts the question, asks every tool at once (in parallel).\n" },
+      "                     [--max-tokens N]\n"
+      "  Creates a room, posts the question, asks every tool at once (in parallel).\n"
+      "  data.usage: the tokens of all answers, and by_tool. --max-tokens N (input + output,\n"
+      "  all tools): data.over_budget lists the tools, in the order their answers arrived,\n"
+      "  whose answer took the total past N (they all run at once: none is stopped).\n" },
     { "discuss", cmd_discuss, "AI", "multi-round AI debate (auto-orchestrated)",
       "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT] [--timeout S]\n"
-      "                       [--follow-mentions N]\n"
+      "                       [--follow-mentions N] [--max-tokens N]\n"
       "  Rounds x tools, one after the other: each AI sees everything said before it.\n"
-      "  --follow-mentions N: also invite a tool an answer @mentions, at most N hops per turn.\n" },
+      "  --follow-mentions N: also invite a tool an answer @mentions, at most N hops per turn.\n"
+      "  --max-tokens N: start no turn once the input + output tokens of all tools reach N;\n"
+      "  then data.stopped says \"token budget of N reached after K invites\". data.usage: the\n"
+      "  tokens of all turns, and by_tool.\n" },
+    { "usage", cmd_usage, "AI", "tokens and cost of AI answers, per tool",
+      "Usage: ai-peer usage [room-id]\n"
+      "  Sums the token usage the tools reported (input, output, cache read and write, cost in\n"
+      "  USD when reported, duration) per tool: of one room, or of every room on this machine.\n"
+      "  data: answers, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,\n"
+      "  cost_usd, duration_ms, by_tool {tool: the same (+ rooms without a room-id)}.\n" },
     { "discover", cmd_discover, "AI", "find installed AI CLI tools",
       "Usage: ai-peer discover\n"
       "  Lists the tools on PATH and in tools.json with their versions, registers them as peers.\n" },

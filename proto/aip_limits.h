@@ -101,6 +101,15 @@
 #define AIP_MAX_DISCUSS_ROUNDS  20
 //  Hops 'discuss --follow-mentions N' may take from one turn (a loop guard)
 #define AIP_MAX_FOLLOW_MENTIONS 5
+//  Token usage of one answer (metadata.usage): a value beyond its bound is
+//  absurd and not counted (plain literals: storaged puts them in SQL)
+#define AIP_USAGE_MAX_TOKENS        1000000000
+#define AIP_USAGE_MAX_COST_USD      10000
+#define AIP_USAGE_MAX_DURATION_MS   604800000
+//  Tools one 'ai-peer usage' answer lists
+#define AIP_MAX_USAGE_TOOLS         1000
+//  'quick/discuss --max-tokens N': at most this (input + output, all tools)
+#define AIP_MAX_TOKEN_BUDGET        1000000000000
 
 //  Public rooms (relayd)
 //  Room tokens: 32 random bytes as 64 hex chars

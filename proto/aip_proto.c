@@ -160,6 +160,12 @@ static const aip_field_t s_member_claim_fields [] = {
     F_END
 };
 
+//  Token usage of AI answers, per tool: of one room, or (no room_id) of all
+static const aip_field_t s_usage_sum_fields [] = {
+    { "room_id",   AIP_T_ID,  false, AIP_MAX_ID, NULL, NULL },
+    F_END
+};
+
 static const aip_field_t s_lan_message_fields [] = {
     { "id",         AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
     { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT_WIRE, NULL, NULL },

@@ -1,5 +1,6 @@
 /*  aip_schema.c — peers.db migrations by PRAGMA user_version. */
 #include "aip_schema.h"
+#include "aip_limits.h"
 #include "aip_roomkey.h"
 
 #include <sodium.h>
@@ -159,6 +160,80 @@ s_step_lan (sqlite3 *db, char **errmsg)
         ");\n", NULL, NULL, errmsg);
 }
 
+//  Version 6 (usage): the token usage of AI answers (metadata.usage), summed
+//  per room and tool as each answer is stored, so that 'ai-peer usage' reads
+//  a few rows instead of parsing every message of a large database. A value
+//  counts only when it is an integer (a number for cost) within its bound;
+//  metadata that is not JSON is skipped, never an error (CASE evaluates
+//  lazily: json_type is only called on valid JSON). Deleting a room drops
+//  its sums. Messages already stored are summed once here.
+#define S_STR(x) S_STR2 (x)
+#define S_STR2(x) #x
+#define USAGE_INT(key, max) \
+    "CASE WHEN json_type (meta, '$.usage." key "') = 'integer'" \
+    " AND json_extract (meta, '$.usage." key "') BETWEEN 0 AND " S_STR (max) \
+    " THEN json_extract (meta, '$.usage." key "') ELSE 0 END"
+#define USAGE_COST_OK \
+    "json_type (meta, '$.usage.cost_usd') IN ('integer', 'real')" \
+    " AND json_extract (meta, '$.usage.cost_usd') BETWEEN 0 AND " S_STR (AIP_USAGE_MAX_COST_USD)
+#define USAGE_COST \
+    "CASE WHEN " USAGE_COST_OK " THEN json_extract (meta, '$.usage.cost_usd') ELSE 0 END"
+#define USAGE_HAS_COST "CASE WHEN " USAGE_COST_OK " THEN 1 ELSE 0 END"
+#define USAGE_VALUES \
+    "1 AS a, " USAGE_INT ("input_tokens", AIP_USAGE_MAX_TOKENS) " AS i, " \
+    USAGE_INT ("output_tokens", AIP_USAGE_MAX_TOKENS) " AS o, " \
+    USAGE_INT ("cache_read_tokens", AIP_USAGE_MAX_TOKENS) " AS cr, " \
+    USAGE_INT ("cache_write_tokens", AIP_USAGE_MAX_TOKENS) " AS cw, " \
+    USAGE_COST " AS c, " USAGE_HAS_COST " AS hc, " USAGE_INT ("duration_ms", AIP_USAGE_MAX_DURATION_MS) " AS d"
+#define USAGE_IS_ANSWER(m) \
+    "CASE WHEN json_valid (" m ") THEN json_type (" m ", '$.usage') = 'object' ELSE 0 END"
+#define USAGE_COLUMNS \
+    "room_id, tool, answers, input_tokens, output_tokens, cache_read_tokens," \
+    " cache_write_tokens, cost_usd, costed, duration_ms"
+#define USAGE_ADD \
+    " ON CONFLICT (room_id, tool) DO UPDATE SET answers = answers + excluded.answers," \
+    " input_tokens = input_tokens + excluded.input_tokens," \
+    " output_tokens = output_tokens + excluded.output_tokens," \
+    " cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens," \
+    " cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens," \
+    " cost_usd = cost_usd + excluded.cost_usd, costed = costed + excluded.costed," \
+    " duration_ms = duration_ms + excluded.duration_ms"
+//  The tool an answer is counted under: its peer's tool, else the peer id
+#define USAGE_TOOL(peer_id) \
+    "substr (coalesce ((SELECT tool FROM peers WHERE id = " peer_id "), " peer_id "), 1, 64)"
+
+static int
+s_step_usage (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS usage_totals (\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    tool TEXT NOT NULL,\n"
+        "    answers INTEGER NOT NULL,\n"
+        "    input_tokens INTEGER NOT NULL,\n"
+        "    output_tokens INTEGER NOT NULL,\n"
+        "    cache_read_tokens INTEGER NOT NULL,\n"
+        "    cache_write_tokens INTEGER NOT NULL,\n"
+        "    cost_usd REAL NOT NULL,\n"
+        "    costed INTEGER NOT NULL,\n"
+        "    duration_ms INTEGER NOT NULL,\n"
+        "    PRIMARY KEY (room_id, tool)\n"
+        ") WITHOUT ROWID;\n"
+        "CREATE TRIGGER IF NOT EXISTS usage_on_insert AFTER INSERT ON messages"
+        " WHEN new.metadata LIKE '%\"usage\"%' AND (" USAGE_IS_ANSWER ("new.metadata") ")"
+        " BEGIN INSERT INTO usage_totals (" USAGE_COLUMNS ")"
+        " SELECT new.room_id, " USAGE_TOOL ("new.peer_id") ", " USAGE_VALUES
+        " FROM (SELECT new.metadata AS meta) WHERE 1" USAGE_ADD "; END;\n"
+        "CREATE TRIGGER IF NOT EXISTS usage_on_room_delete AFTER DELETE ON rooms"
+        " BEGIN DELETE FROM usage_totals WHERE room_id = old.id; END;\n"
+        "INSERT INTO usage_totals (" USAGE_COLUMNS ")"
+        " SELECT room_id, tool, sum (a), sum (i), sum (o), sum (cr), sum (cw), sum (c),"
+        " sum (hc), sum (d) FROM (SELECT room_id, " USAGE_TOOL ("peer_id") " AS tool,"
+        " " USAGE_VALUES " FROM (SELECT room_id, peer_id, metadata AS meta FROM messages"
+        " WHERE metadata LIKE '%\"usage\"%') WHERE " USAGE_IS_ANSWER ("meta") ")"
+        " WHERE 1 GROUP BY room_id, tool" USAGE_ADD ";\n", NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
@@ -166,6 +241,7 @@ static s_step_fn *s_steps [] = {
     s_step_v3,
     s_step_relay,
     s_step_lan,
+    s_step_usage,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 
@@ -241,7 +317,15 @@ aip_schema_test (bool verbose)
         "INSERT INTO rooms VALUES ('room-aaaaaaaaaaaa', 'old', 'local', NULL, NULL,"
         " '2025-01-01T00:00:00+00:00');"
         "INSERT INTO rooms VALUES ('room-0a1b2c3d4e5f', 'secret', 'public', NULL, 'secret123',"
-        " '2025-01-01T00:00:00+00:00');";
+        " '2025-01-01T00:00:00+00:00');"
+        //  An answer with usage from before the usage sums: counted once
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, room_id TEXT NOT NULL, peer_id TEXT NOT NULL,"
+        " content TEXT NOT NULL, type TEXT DEFAULT 'message', metadata TEXT DEFAULT '{}',"
+        " created_at TEXT NOT NULL);"
+        "INSERT INTO messages VALUES ('msg-1', 'room-aaaaaaaaaaaa', 'h-codex', 'hi', 'message',"
+        " '{\"usage\": {\"input_tokens\": 10, \"output_tokens\": 2}}', '2025-01-01T00:00:01Z');"
+        "INSERT INTO messages VALUES ('msg-2', 'room-aaaaaaaaaaaa', 'h-codex', 'hi', 'message',"
+        " '{\"usage\": broken', '2025-01-01T00:00:02Z');";
     assert (sqlite3_exec (db, old, NULL, NULL, NULL) == SQLITE_OK);
     char err [256];
     assert (aip_schema_migrate (db, err, sizeof err) == 0);
@@ -258,6 +342,50 @@ aip_schema_test (bool verbose)
     assert (sqlite3_step (stmt) == SQLITE_ROW);
     assert (strcmp ((const char *) sqlite3_column_text (stmt, 0),
                     "key:fernet:fbp6mRBFAWWDrnGhgEK6dOz1d5tto1ajA8HDnq46pzE=") == 0);
+    sqlite3_finalize (stmt);
+    //  Usage sums: the old answer was counted under its peer id (no peer
+    //  row); new answers add up as they are stored; metadata that is not
+    //  JSON, a usage that is not an object and absurd values never stop a
+    //  message from being stored, and count as nothing
+    const char *answers =
+        "INSERT INTO peers (id, name, type, tool) VALUES ('h-claude', 'claude', 'ai', 'claude');"
+        "INSERT INTO messages VALUES ('msg-3', 'room-aaaaaaaaaaaa', 'h-claude', 'a', 'message',"
+        " '{\"usage\": {\"input_tokens\": 100, \"output_tokens\": 7, \"cost_usd\": 0.25,"
+        " \"duration_ms\": 900}}', '2025-01-01T00:00:03Z');"
+        "INSERT INTO messages VALUES ('msg-4', 'room-aaaaaaaaaaaa', 'h-claude', 'a', 'message',"
+        " '{\"usage\": {\"input_tokens\": -1, \"output_tokens\": 1e30, \"cost_usd\": \"x\","
+        " \"cache_read_tokens\": 5000000000000}}', '2025-01-01T00:00:04Z');"
+        "INSERT INTO messages VALUES ('msg-5', 'room-aaaaaaaaaaaa', 'h-claude', 'a', 'message',"
+        " 'not json \"usage\"', '2025-01-01T00:00:05Z');"
+        "INSERT INTO messages VALUES ('msg-6', 'room-aaaaaaaaaaaa', 'h-claude', 'a', 'message',"
+        " '{\"usage\": [1, 2]}', '2025-01-01T00:00:06Z');"
+        "INSERT INTO messages (id, room_id, peer_id, content, created_at) VALUES ('msg-7',"
+        " 'room-aaaaaaaaaaaa', 'h-claude', 'a', '2025-01-01T00:00:07Z');";
+    assert (sqlite3_exec (db, answers, NULL, NULL, NULL) == SQLITE_OK);
+    assert (sqlite3_prepare_v2 (db, "SELECT tool, answers, input_tokens, output_tokens,"
+                                " cache_read_tokens, cost_usd, costed, duration_ms"
+                                " FROM usage_totals ORDER BY tool", -1, &stmt, NULL) == SQLITE_OK);
+    assert (sqlite3_step (stmt) == SQLITE_ROW);
+    assert (strcmp ((const char *) sqlite3_column_text (stmt, 0), "claude") == 0);
+    assert (sqlite3_column_int (stmt, 1) == 2);
+    assert (sqlite3_column_int (stmt, 2) == 100);
+    assert (sqlite3_column_int (stmt, 3) == 7);
+    assert (sqlite3_column_int (stmt, 4) == 0);
+    assert (sqlite3_column_double (stmt, 5) == 0.25);
+    assert (sqlite3_column_int (stmt, 6) == 1);
+    assert (sqlite3_column_int (stmt, 7) == 900);
+    assert (sqlite3_step (stmt) == SQLITE_ROW);
+    assert (strcmp ((const char *) sqlite3_column_text (stmt, 0), "h-codex") == 0);
+    assert (sqlite3_column_int (stmt, 1) == 1);
+    assert (sqlite3_column_int (stmt, 2) == 10);
+    assert (sqlite3_step (stmt) == SQLITE_DONE);
+    sqlite3_finalize (stmt);
+    //  A deleted room takes its sums along
+    assert (sqlite3_exec (db, "DELETE FROM rooms WHERE id = 'room-aaaaaaaaaaaa'", NULL, NULL,
+                          NULL) == SQLITE_OK);
+    assert (sqlite3_prepare_v2 (db, "SELECT count (*) FROM usage_totals", -1, &stmt, NULL)
+            == SQLITE_OK);
+    assert (sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) == 0);
     sqlite3_finalize (stmt);
     //  Idempotent
     assert (aip_schema_migrate (db, err, sizeof err) == 0);

@@ -86,6 +86,16 @@
     X (ROOM_SYNCED, "SELECT mode IN ('public', 'lan') AND relay_url IS NOT NULL FROM rooms" \
                     " WHERE id = ?1")
 
+//  Sums of metadata.usage, kept per (room, tool) by the schema's trigger
+#define USAGE_STMTS(X) \
+    X (USAGE_ROOM,  "SELECT tool, answers, input_tokens, output_tokens, cache_read_tokens," \
+                    " cache_write_tokens, cost_usd, costed, duration_ms, 1 FROM usage_totals" \
+                    " WHERE room_id = ?1 ORDER BY tool LIMIT ?2") \
+    X (USAGE_ALL,   "SELECT tool, sum (answers), sum (input_tokens), sum (output_tokens)," \
+                    " sum (cache_read_tokens), sum (cache_write_tokens), sum (cost_usd)," \
+                    " sum (costed), sum (duration_ms), count (*) FROM usage_totals" \
+                    " GROUP BY tool ORDER BY tool LIMIT ?2")
+
 #define MSG_SELECT "SELECT m.id, m.room_id, m.peer_id, m.content, m.type, m.metadata," \
                    " m.created_at, p.name, p.tool, p.type" \
                    " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
@@ -98,6 +108,7 @@ typedef enum {
 #define STMT_ENUM(e, sql) STMT_##e,
     STMTS (STMT_ENUM)
     OUTBOX_STMTS (STMT_ENUM)
+    USAGE_STMTS (STMT_ENUM)
 #undef STMT_ENUM
     STMT_COUNT
 } s_stmt_id_t;
@@ -106,6 +117,7 @@ static const char *s_stmt_sql [STMT_COUNT] = {
 #define STMT_SQL(e, sql) sql,
     STMTS (STMT_SQL)
     OUTBOX_STMTS (STMT_SQL)
+    USAGE_STMTS (STMT_SQL)
 #undef STMT_SQL
 };
 
@@ -995,6 +1007,31 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
     return 0;
 }
 
+//  usage.sum: {by_tool: [{tool, answers, input_tokens, output_tokens,
+//  cache_read_tokens, cache_write_tokens, cost_usd, costed, duration_ms,
+//  rooms}]}, of one room or of all; costed counts the answers that
+//  reported a cost
+static const char *s_usage_keys [] = { "tool", "answers", "input_tokens", "output_tokens",
+                                       "cache_read_tokens", "cache_write_tokens", "cost_usd",
+                                       "costed", "duration_ms", "rooms" };
+
+static int
+s_op_usage_sum (s_storage_t *self, const aip_request_t *req)
+{
+    sqlite3_stmt *stmt;
+    if (aip_req_arg (req, "room_id")) {
+        char room_id [AIP_MAX_ID + 1];
+        if (s_room_arg (self, req, "room_id", room_id))
+            return -1;
+        stmt = s_stmt (self, STMT_USAGE_ROOM);
+        s_bind_str (stmt, 1, room_id);
+    }
+    else
+        stmt = s_stmt (self, STMT_USAGE_ALL);
+    sqlite3_bind_int (stmt, 2, AIP_MAX_USAGE_TOOLS);
+    return s_reply_rows (self, stmt, "by_tool", s_usage_keys, 10, "summing token usage");
+}
+
 typedef int (s_op_fn) (s_storage_t *self, const aip_request_t *req);
 
 //  Dispatch table: operation -> handler (NULL: not a storage op)
@@ -1014,6 +1051,7 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_SYNC_ROOMS]    = s_op_sync_rooms,
     [AIP_OP_SYNC_CURSOR]   = s_op_sync_cursor,
     [AIP_OP_MEMBER_CLAIM]  = s_op_member_claim,
+    [AIP_OP_USAGE_SUM]     = s_op_usage_sum,
 };
 
 //  ---------------------------------------------------------------------
