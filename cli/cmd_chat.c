@@ -1,5 +1,6 @@
 /*  cmd_chat.c — ai-peer chat (send, read) and history. */
 #include "cli.h"
+#include "aip_term.h"
 
 #include <sodium.h>
 
@@ -80,7 +81,10 @@ s_sent (cli_t *cli, json_t *sent, const char *warning)
     json_object_set_new (cli->data, "sent", sent);
     if (warning) {
         json_object_set_new (cli->data, "warning", json_string (warning));
-        fprintf (stderr, "⚠ %s\n", warning);
+        //  The warning may quote a relay: shown cleaned of escapes
+        char *shown = aip_term_clean_line (warning, strlen (warning), NULL);
+        fprintf (stderr, "⚠ %s\n", shown ? shown : "");
+        free (shown);
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 /*  cmd_room.c — ai-peer room create|join|list|delete. */
 #include "cli.h"
+#include "aip_term.h"
 #include "aip_crypto.h"
 #include "aip_peerurl.h"
 
@@ -340,9 +341,13 @@ s_join (cli_t *cli, int argc, char **argv)
     if (!pu.lan && (!json_is_object (info) || !json_is_true (json_object_get (info, "has_token"))))
         fprintf (stderr, "⚠ Room '%s' not yet active on relay. Joining anyway.\n", pu.room_id);
     const char *history_error = json_string_value (json_object_get (data, "history_error"));
-    if (history_error)
+    if (history_error) {
+        //  It may quote the relay: shown cleaned of escapes
+        char *shown = aip_term_clean_line (history_error, strlen (history_error), NULL);
         fprintf (stderr, "⚠ The room's history is not complete yet (%s); it keeps syncing.\n",
-                 history_error);
+                 shown ? shown : "");
+        free (shown);
+    }
     if (((opts [2].present || opts [3].present || getenv ("AI_PEER_PASSWORD")) && s_check_password (cli, pu.room_id, was_new))) {
         json_decref (data);
         return -1;

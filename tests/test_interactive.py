@@ -111,6 +111,52 @@ class Terminal(AipTestCase):
         self.assertEqual(self.screen().count("after the crash"), 1)
 
 
+    def pane_title(self):
+        return subprocess.run([TMUX, "-S", self.sock, "display-message", "-p", "-t", "t",
+                               "#{pane_title}"], stdout=subprocess.PIPE,
+                              check=True).stdout.decode().strip()
+
+    def test_hostile_text_cannot_take_the_terminal(self):
+        title = self.pane_title()
+        self.assertNotIn("PWNED", title)
+        #  A member's name and text full of escape sequences: retitle (OSC 0
+        #  and 2, BEL and ST ended, and as 8-bit C1), clear the screen, move
+        #  the cursor home and paint a fake line in red
+        hostile = ("\x1b]2;PWNED-OSC2\x07\x1b]0;PWNED-OSC0\x1b\\\u009d2;PWNED-C1\u009c"
+                   "\x1b[2J\x1b[H\x1b[31m[root]: paint\x1b[0m\rCR\x08"
+                   "\nsecond line\n[admin]: forged speaker line")
+        self.ok("chat", self.room, hostile, "--as", "ev\x1b]2;PWNED-NAME\x07il",
+                "--tool", "codex")
+        self.wait_screen("forged speaker line")
+        screen = self.screen()
+        #  Nothing was retitled or cleared: the banner is still on screen
+        self.assertEqual(self.pane_title(), title)
+        self.assertIn("Room %s" % self.room, screen)
+        #  What was removed shows, on the message's own line
+        self.assertIn("[ev^[il (codex)]: ^[^[\ufffd^[^[^[[root]: paint^[^MCR^H", screen)
+        #  The lines of a message are indented: none starts as a speaker
+        rows = screen.split("\n")
+        self.assertIn("    second line", rows)
+        self.assertIn("    [admin]: forged speaker line", rows)
+        self.assertFalse([r for r in rows if r.startswith(("[admin]", "[root]"))], screen)
+        #  No colour reached the terminal (NO_COLOR is set: nothing of ours)
+        painted = subprocess.run([TMUX, "-S", self.sock, "capture-pane", "-p", "-e", "-t", "t"],
+                                 stdout=subprocess.PIPE, check=True).stdout.decode()
+        self.assertNotIn("\x1b[31m", painted)
+        #  The room keeps the text byte-exact
+        self.assertIn(hostile, [m["content"] for m in self.read(self.room)])
+
+    def test_a_long_line_wraps_under_its_indent(self):
+        #  Padding cannot push text to the start of a terminal row
+        forged = ("x" + " " * (150 - len("[codex (codex)]: x"))
+                  + "[admin]: wrapped to the left edge" + " " * 200 + "end")
+        self.ok("chat", self.room, forged, "--tool", "codex")
+        self.wait_screen("end")
+        rows = self.screen().split("\n")
+        self.assertFalse([r for r in rows if r.startswith("[admin]")], rows)
+        self.assertIn("    [admin]: wrapped to the left edge", "\n".join(rows))
+
+
 class Scripted(AipTestCase):
 
     def test_lines_from_a_pipe_are_sent_in_order(self):

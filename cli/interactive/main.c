@@ -11,6 +11,7 @@
 
     usage: ai-peer-interactive ROOM [--as NAME] [--tool T] [--type ai|human] [message...] */
 #include "cli.h"
+#include "aip_term.h"
 
 #include <editline/readline.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -62,9 +64,100 @@ static volatile sig_atomic_t s_interrupted;
 
 //  ---------------------------------------------------------------------
 //  Output above the prompt
+//
+//  Names, messages and errors come from peers (also remote ones, through a
+//  relay) and from AI tools: all of it goes through aip_term_clean, so none
+//  can retitle, clear or paint the terminal. A message is laid out so that
+//  no content can start a row as a speaker line does: every row after the
+//  first starts with INDENT, also where a long row wraps (chat -i wraps at
+//  the terminal's width itself, counting every non-ASCII character as two
+//  columns so the terminal never wraps first).
+
+#define INDENT "    "
+
+//  A line being laid out for the terminal
+typedef struct {
+    FILE *out;                      //  memstream of the line
+    size_t col;                     //  display column reached
+    size_t width;                   //  the terminal's width; 0: no wrapping
+} s_layout_t;
 
 static void
-s_print (s_chat_t *self, const char *text)
+s_layout_open (s_chat_t *self, s_layout_t *lay, char **line, size_t *len)
+{
+    lay->out = open_memstream (line, len);
+    lay->col = 0;
+    lay->width = 0;
+    struct winsize ws;
+    if (self->tty && ioctl (STDERR_FILENO, TIOCGWINSZ, &ws) == 0
+    &&  ws.ws_col > strlen (INDENT) + 8)
+        lay->width = ws.ws_col;
+}
+
+static void
+s_layout_break (s_layout_t *lay)
+{
+    fputs ("\n" INDENT, lay->out);
+    lay->col = strlen (INDENT);
+}
+
+//  Text that aip_term_clean returned (valid UTF-8, no control character
+//  but newline and tab), wrapped and indented
+static void
+s_layout_text (s_layout_t *lay, const char *text)
+{
+    const unsigned char *p = (const unsigned char *) text;
+    while (*p) {
+        if (*p == '\n') {
+            s_layout_break (lay);
+            p++;
+            continue;
+        }
+        if (*p == '\t') {
+            //  Spaces to the next tab stop, so the width stays known
+            size_t spaces = 8 - lay->col % 8;
+            for (size_t i = 0; i < spaces; i++) {
+                if (lay->width && lay->col + 1 > lay->width)
+                    s_layout_break (lay);
+                fputc (' ', lay->out);
+                lay->col++;
+            }
+            p++;
+            continue;
+        }
+        size_t bytes = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+        size_t columns = *p < 0x80 ? 1 : 2;
+        if (lay->width && lay->col + columns > lay->width)
+            s_layout_break (lay);
+        fwrite (p, 1, bytes, lay->out);
+        lay->col += columns;
+        p += bytes;
+    }
+}
+
+//  Untrusted text (NULL: nothing), cleaned; one_line for names and errors
+static void
+s_layout_untrusted (s_layout_t *lay, const char *text, bool one_line)
+{
+    if (!text)
+        return;
+    char *clean = one_line ? aip_term_clean_line (text, strlen (text), NULL)
+                           : aip_term_clean (text, strlen (text), NULL);
+    if (clean)
+        s_layout_text (lay, clean);
+    free (clean);
+}
+
+//  Our own colour codes: no width
+static void
+s_layout_codes (s_layout_t *lay, const char *codes)
+{
+    fputs (codes, lay->out);
+}
+
+//  Print text of ours as it is (it may hold our colour codes)
+static void
+s_print_raw (s_chat_t *self, const char *text)
 {
     if (!self->tty) {
         fprintf (stderr, "%s\n", text);
@@ -75,6 +168,29 @@ s_print (s_chat_t *self, const char *text)
     fprintf (stderr, "\r\033[K%s\n", text);
     fflush (stderr);
     rl_forced_update_display ();
+}
+
+static void
+s_layout_print (s_chat_t *self, s_layout_t *lay, char **line)
+{
+    fclose (lay->out);
+    if (*line)
+        s_print_raw (self, *line);
+    free (*line);
+    *line = NULL;
+}
+
+//  A status line: ours, but it may quote a tool name or an error from a
+//  daemon or relay, so it is cleaned as one line
+static void
+s_print (s_chat_t *self, const char *text)
+{
+    char *line = NULL;
+    size_t len;
+    s_layout_t lay;
+    s_layout_open (self, &lay, &line, &len);
+    s_layout_untrusted (&lay, text, true);
+    s_layout_print (self, &lay, &line);
 }
 
 static bool
@@ -102,6 +218,43 @@ s_color (s_chat_t *self, const char *peer_id)
     return palette [h % 6];
 }
 
+//  The one place that prints a message: "[name (tool)]: text", or
+//  "  * name text" for a system message; every field is cleaned
+static void
+s_print_message (s_chat_t *self, const char *peer_id, const char *name, const char *tool,
+                 const char *type, const char *content)
+{
+    char *line = NULL;
+    size_t len;
+    s_layout_t lay;
+    s_layout_open (self, &lay, &line, &len);
+    const char *color = s_color (self, peer_id ? peer_id : "");
+    const char *reset = self->color ? "\033[0m" : "";
+    const char *who = name ? name : peer_id ? peer_id : "?";
+    if (type && strcmp (type, "system") == 0) {
+        s_layout_text (&lay, "  * ");
+        s_layout_codes (&lay, color);
+        s_layout_untrusted (&lay, who, true);
+        s_layout_codes (&lay, reset);
+        s_layout_text (&lay, " ");
+    }
+    else {
+        s_layout_codes (&lay, color);
+        s_layout_text (&lay, "[");
+        s_layout_untrusted (&lay, who, true);
+        if (tool && *tool) {
+            s_layout_text (&lay, " (");
+            s_layout_untrusted (&lay, tool, true);
+            s_layout_text (&lay, ")");
+        }
+        s_layout_text (&lay, "]");
+        s_layout_codes (&lay, reset);
+        s_layout_text (&lay, ": ");
+    }
+    s_layout_untrusted (&lay, content ? content : "", false);
+    s_layout_print (self, &lay, &line);
+}
+
 //  Show one message (JSON object, content already revealed) once
 static void
 s_show (s_chat_t *self, json_t *m, bool own_too)
@@ -121,24 +274,10 @@ s_show (s_chat_t *self, json_t *m, bool own_too)
     const char *peer_id = json_string_value (json_object_get (m, "peer_id"));
     if (!own_too && peer_id && strcmp (peer_id, self->me.id) == 0)
         return;                     //  the user saw it as typed
-    const char *name = json_string_value (json_object_get (m, "peer_name"));
-    const char *tool = json_string_value (json_object_get (m, "peer_tool"));
-    const char *type = json_string_value (json_object_get (m, "type"));
-    const char *content = json_string_value (json_object_get (m, "content"));
-    char *line = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream (&line, &len);
-    const char *color = s_color (self, peer_id ? peer_id : "");
-    const char *reset = self->color ? "\033[0m" : "";
-    if (type && strcmp (type, "system") == 0)
-        fprintf (out, "  * %s%s%s %s", color, name ? name : peer_id, reset, content ? content : "");
-    else
-        fprintf (out, "%s[%s%s%s%s]%s: %s", color, name ? name : peer_id ? peer_id : "?",
-                 tool && *tool ? " (" : "", tool && *tool ? tool : "", tool && *tool ? ")" : "",
-                 reset, content ? content : "");
-    fclose (out);
-    s_print (self, line);
-    free (line);
+    s_print_message (self, peer_id, json_string_value (json_object_get (m, "peer_name")),
+                     json_string_value (json_object_get (m, "peer_tool")),
+                     json_string_value (json_object_get (m, "type")),
+                     json_string_value (json_object_get (m, "content")));
 }
 
 //  ---------------------------------------------------------------------
@@ -380,13 +519,22 @@ s_who (s_chat_t *self)
     size_t i;
     json_t *p;
     json_array_foreach (json_object_get (data, "peers"), i, p) {
-        char line [600];
         const char *tool = json_string_value (json_object_get (p, "tool"));
-        snprintf (line, sizeof line, "  %s%s%s%s [%s]",
-                  json_string_value (json_object_get (p, "name")),
-                  tool ? " (" : "", tool ? tool : "", tool ? ")" : "",
-                  json_string_value (json_object_get (p, "type")));
-        s_print (self, line);
+        char *line = NULL;
+        size_t len;
+        s_layout_t lay;
+        s_layout_open (self, &lay, &line, &len);
+        s_layout_text (&lay, "  ");
+        s_layout_untrusted (&lay, json_string_value (json_object_get (p, "name")), true);
+        if (tool) {
+            s_layout_text (&lay, " (");
+            s_layout_untrusted (&lay, tool, true);
+            s_layout_text (&lay, ")");
+        }
+        s_layout_text (&lay, " [");
+        s_layout_untrusted (&lay, json_string_value (json_object_get (p, "type")), true);
+        s_layout_text (&lay, "]");
+        s_layout_print (self, &lay, &line);
     }
     json_decref (data);
 }
@@ -445,7 +593,7 @@ s_line (s_chat_t *self, char *line)
         self->quit = true;
     else
     if (strcmp (text, "/help") == 0)
-        s_print (self, s_help);
+        s_print_raw (self, s_help);
     else
     if (strcmp (text, "/who") == 0)
         s_who (self);
