@@ -23,12 +23,15 @@ s_read (cli_t *cli, const char *room_id, long limit, const cli_peer_t *peer)
     long left = limit;
     while (left > 0) {
         long page = left > AIP_MAX_PAGE ? AIP_MAX_PAGE : left;
-        size_t nargs = 2 + (peer ? 1 : 0) + (*before_ts ? 2 : 0);
+        size_t nargs = 2 + (peer ? 2 : 0) + (*before_ts ? 2 : 0);
         uint64_t id = cli_request (cli, AIP_OP_MSG_LIST, nargs);
         aip_pack_kstr (cli->pk, "room_id", room_id);
         aip_pack_kint (cli->pk, "limit", page);
-        if (peer)
+        if (peer) {
+            //  The reader has seen the newest messages now (its inbox)
             cli_pack_peer (cli, peer);
+            aip_pack_kbool (cli->pk, "mark_read", true);
+        }
         if (*before_ts) {
             aip_pack_kstr (cli->pk, "before_ts", before_ts);
             aip_pack_kstr (cli->pk, "before_id", before_id);

@@ -124,6 +124,19 @@ static const aip_field_t s_msg_list_fields [] = {
     //  messages inserted after this seq (a LAN hub's order), each with its seq
     { "after_seq", AIP_T_INT, false, INT64_MAX,    NULL, NULL },
     { "peer",      AIP_T_MAP, false, 0,            NULL, s_peer_fields },
+    //  with peer: the page is what that peer has now seen (its read cursor
+    //  in the room moves to the page's last message)
+    { "mark_read", AIP_T_BOOL, false, 0,           NULL, NULL },
+    F_END
+};
+
+//  Messages from others a peer has not seen (its read cursors), in the
+//  rooms it joined or one of them; mark: they are seen now
+static const aip_field_t s_msg_unread_fields [] = {
+    { "peer_id", AIP_T_ID,   true,  AIP_MAX_ID,   NULL, NULL },
+    { "room_id", AIP_T_ID,   false, AIP_MAX_ID,   NULL, NULL },
+    { "limit",   AIP_T_INT,  false, AIP_MAX_PAGE, NULL, NULL },
+    { "mark",    AIP_T_BOOL, false, 0,            NULL, NULL },
     F_END
 };
 

@@ -234,6 +234,24 @@ s_step_usage (sqlite3 *db, char **errmsg)
         " WHERE 1 GROUP BY room_id, tool" USAGE_ADD ";\n", NULL, NULL, errmsg);
 }
 
+//  Version 7 (read cursors): per peer and room, the last message that peer
+//  has seen (created_at, id), so an agent's inbox and wait_messages deliver
+//  each message from others once. No row: everything since it joined.
+static int
+s_step_read_cursors (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS read_cursors (\n"
+        "    peer_id TEXT NOT NULL,\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    read_ts TEXT NOT NULL,\n"
+        "    read_id TEXT NOT NULL,\n"
+        "    PRIMARY KEY (peer_id, room_id)\n"
+        ");\n"
+        "CREATE INDEX IF NOT EXISTS idx_room_peers_peer ON room_peers(peer_id);\n",
+        NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
@@ -242,6 +260,7 @@ static s_step_fn *s_steps [] = {
     s_step_relay,
     s_step_lan,
     s_step_usage,
+    s_step_read_cursors,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 

@@ -84,7 +84,20 @@
     X (CLAIM_MEMBER, "SELECT 1 FROM room_peers WHERE room_id = ?1 AND peer_id = ?2") \
     X (ROOM_DEL_CLAIMS, "DELETE FROM lan_members WHERE room_id = ?1") \
     X (ROOM_SYNCED, "SELECT mode IN ('public', 'lan') AND relay_url IS NOT NULL FROM rooms" \
-                    " WHERE id = ?1")
+                    " WHERE id = ?1") \
+    X (ROOM_DEL_READ, "DELETE FROM read_cursors WHERE room_id = ?1") \
+    X (READ_MARK,   "INSERT INTO read_cursors (peer_id, room_id, read_ts, read_id)" \
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(peer_id, room_id) DO UPDATE SET" \
+                    " read_ts = excluded.read_ts, read_id = excluded.read_id" \
+                    " WHERE (excluded.read_ts, excluded.read_id)" \
+                    " > (read_cursors.read_ts, read_cursors.read_id)") \
+    X (MSG_UNREAD,  MSG_SELECT " JOIN room_peers rp ON rp.room_id = m.room_id AND rp.peer_id = ?1" \
+                    " LEFT JOIN read_cursors c ON c.peer_id = ?1 AND c.room_id = m.room_id" \
+                    " WHERE m.peer_id != ?1 AND m.type != 'system'" \
+                    " AND (?2 IS NULL OR m.room_id = ?2)" \
+                    " AND (m.created_at, m.id)" \
+                    " > (coalesce (c.read_ts, rp.joined_at), coalesce (c.read_id, ''))" \
+                    " ORDER BY m.created_at, m.id LIMIT ?3")
 
 //  Sums of metadata.usage, kept per (room, tool) by the schema's trigger
 #define USAGE_STMTS(X) \
@@ -640,7 +653,7 @@ s_op_room_delete (s_storage_t *self, const aip_request_t *req)
         return -1;
     const aip_obj_t *id = aip_req_arg (req, "id");
     s_stmt_id_t steps [] = { STMT_ROOM_DEL_OUTBOX, STMT_ROOM_DEL_CURSOR, STMT_ROOM_DEL_CLAIMS,
-                             STMT_ROOM_DEL_MSGS,
+                             STMT_ROOM_DEL_READ, STMT_ROOM_DEL_MSGS,
                              STMT_ROOM_DEL_MEMBERS, STMT_ROOM_DEL };
     for (size_t i = 0; i < sizeof steps / sizeof steps [0]; i++) {
         sqlite3_stmt *stmt = s_stmt (self, steps [i]);
@@ -896,6 +909,92 @@ s_op_sync_cursor (s_storage_t *self, const aip_request_t *req)
     return 0;
 }
 
+//  A peer has seen a room up to (ts, id): its read cursor moves there,
+//  never back
+static int
+s_read_mark (s_storage_t *self, const char *peer_id, const char *room_id, const char *ts,
+             const char *id)
+{
+    sqlite3_stmt *stmt = s_stmt (self, STMT_READ_MARK);
+    s_bind_str (stmt, 1, peer_id);
+    s_bind_str (stmt, 2, room_id);
+    s_bind_str (stmt, 3, ts);
+    s_bind_str (stmt, 4, id);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "saving a read cursor");
+    return 0;
+}
+
+//  One room's newest delivered message, while msg.unread packs a page
+typedef struct {
+    char room_id [AIP_MAX_ID + 1];
+    char ts [AIP_MAX_TIME + 1];
+    char id [AIP_MAX_ID + 1];
+} s_read_upto_t;
+
+//  Messages from others the peer has not seen, oldest first, in the rooms
+//  it joined (or one); with mark, each room's cursor moves past what is
+//  returned, in the same transaction: two readers never get one message
+static int
+s_op_msg_unread (s_storage_t *self, const aip_request_t *req)
+{
+    char peer_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (req->args, "peer_id", peer_id, sizeof peer_id, "");
+    const aip_obj_t *room = aip_req_arg (req, "room_id");
+    char room_id [AIP_MAX_ID + 1];
+    if (room && s_room_arg (self, req, "room_id", room_id))
+        return -1;
+    int64_t limit = aip_obj_get_int (req->args, "limit", 50);
+    if (limit < 1)
+        limit = 1;
+    bool mark = aip_obj_get_bool (req->args, "mark", false);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_MSG_UNREAD);
+    s_bind_str (stmt, 1, peer_id);
+    if (room)
+        s_bind_str (stmt, 2, room_id);
+    //  One more than asked: tells whether more wait
+    sqlite3_bind_int64 (stmt, 3, limit + 1);
+    aip_pack_t *pk = self->scratch;
+    aip_pack_reset (pk);
+    size_t count = 0, bytes = 0, nrooms = 0;
+    bool more = false;
+    s_read_upto_t upto [64];
+    int rc;
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *mroom = (const char *) sqlite3_column_text (stmt, 1);
+        size_t r = 0;
+        while (r < nrooms && strcmp (upto [r].room_id, mroom) != 0)
+            r++;
+        bytes += (size_t) sqlite3_column_bytes (stmt, 3);
+        if ((int64_t) count == limit || (count > 0 && bytes > AIP_MAX_PAGE_BYTES)
+        ||  r == sizeof upto / sizeof upto [0]) {
+            more = true;
+            break;
+        }
+        if (r == nrooms) {
+            snprintf (upto [r].room_id, sizeof upto [r].room_id, "%s", mroom);
+            nrooms++;
+        }
+        snprintf (upto [r].ts, sizeof upto [r].ts, "%s", (const char *) sqlite3_column_text (stmt, 6));
+        snprintf (upto [r].id, sizeof upto [r].id, "%s", (const char *) sqlite3_column_text (stmt, 0));
+        s_pack_row (pk, stmt, s_msg_keys, 10);
+        count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return s_db_fail (self, "reading unread messages");
+    for (size_t r = 0; mark && r < nrooms; r++)
+        if (s_read_mark (self, peer_id, upto [r].room_id, upto [r].ts, upto [r].id))
+            return -1;
+    aip_pack_map (self->reply, 2);
+    aip_pack_key (self->reply, "messages");
+    aip_pack_array (self->reply, count);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_pack_raw (self->reply, data, size);
+    aip_pack_kbool (self->reply, "more", more);
+    return 0;
+}
+
 //  Find the cursor N rows back (newest first) from an optional bound
 static bool
 s_nth_back (s_storage_t *self, const char *room_id, const char *before_ts, const char *before_id,
@@ -976,6 +1075,7 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
     aip_pack_reset (pk);
     size_t count = 0, bytes = 0;
     bool truncated = false;
+    char last_ts [AIP_MAX_TIME + 1] = "", last_id [AIP_MAX_ID + 1] = "";
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
         if (b_ts && !a_ts) {
@@ -992,10 +1092,19 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
             break;
         }
         s_pack_row (pk, stmt, s_msg_keys, after_seq ? 11 : 10);
+        snprintf (last_ts, sizeof last_ts, "%s", (const char *) sqlite3_column_text (stmt, 6));
+        snprintf (last_id, sizeof last_id, "%s", (const char *) sqlite3_column_text (stmt, 0));
         count++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return s_db_fail (self, "reading messages");
+    //  The reader has now seen up to the page's last message
+    if (peer && count > 0 && aip_obj_get_bool (req->args, "mark_read", false)) {
+        char peer_id [AIP_MAX_ID + 1];
+        aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
+        if (s_read_mark (self, peer_id, room_id, last_ts, last_id))
+            return -1;
+    }
     aip_pack_map (self->reply, truncated ? 2 : 1);
     aip_pack_key (self->reply, "messages");
     aip_pack_array (self->reply, count);
@@ -1052,6 +1161,7 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_SYNC_CURSOR]   = s_op_sync_cursor,
     [AIP_OP_MEMBER_CLAIM]  = s_op_member_claim,
     [AIP_OP_USAGE_SUM]     = s_op_usage_sum,
+    [AIP_OP_MSG_UNREAD]    = s_op_msg_unread,
 };
 
 //  ---------------------------------------------------------------------
