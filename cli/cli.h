@@ -17,6 +17,18 @@
 #include "aip_roomkey.h"
 #include "aip_util.h"
 
+//  A command run on behalf of a long-lived caller (the MCP server): its
+//  invites become jobs it can cancel, and long waits report in
+typedef struct {
+    //  an invite was started as job_id; its answer will be msg_id
+    void (*job) (void *arg, const char *job_id, const char *msg_id);
+    //  true once the caller gave up: the command stops waiting
+    bool (*cancelled) (void *arg);
+    //  called about every second while the command waits
+    void (*tick) (void *arg);
+    void *arg;                      //  passed to each
+} cli_hooks_t;
+
 typedef struct {
     char home [AIP_PATH_MAX];       //  $AI_PEERS_HOME
     aip_client_t *client;           //  connected on first use
@@ -25,6 +37,8 @@ typedef struct {
     aip_pack_t *pk;                 //  request being built
     json_t *data;                   //  the result, printed on success
     char err [2048];                //  the error, printed on failure
+    const char *default_tool;       //  speak as this AI peer when no --tool (MCP), or NULL
+    cli_hooks_t *hooks;             //  a long-lived caller's hooks, or NULL
 } cli_t;
 
 //  A command: 0 with cli->data set, or -1 with cli->err set
@@ -110,6 +124,19 @@ int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli
 //  Every message of a room, in order, as a reader sees them (decrypted)
 int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
 
+//  Wait for the reply to id like aip_client_recv, in slices: stops early
+//  with "cancelled" when the caller's hooks say so, ticking meanwhile
+int cli_recv (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep, bool *died,
+              char *err, size_t errlen);
+//  True when the caller's hooks say it gave up
+bool cli_cancelled (cli_t *cli);
+
+//  Unread messages from others for the AI peer of tool (or of
+//  cli->default_tool), in room or in every room it joined; oldest first, at
+//  most limit; mark: they count as seen. *data = {peer, messages, more}.
+int cli_unread (cli_t *cli, const char *tool, const char *room_id, long limit, bool mark,
+                json_t **data);
+
 //  Command groups
 //  Turn LAN mode on in the daemon set (starting it if needed); *info gets
 //  {mode, address, port, public_key}. port 0: the running one, or 7899.
@@ -146,6 +173,9 @@ json_t *cli_usage_new (void);
 void cli_usage_add (json_t *sum, const json_t *usage);
 void cli_usage_add_tool (json_t *sum, const char *tool, const json_t *usage);
 long long cli_usage_tokens (const json_t *usage);
+int cmd_inbox (cli_t *cli, int argc, char **argv);
+int cmd_hooks (cli_t *cli, int argc, char **argv);
+int cmd_mcp (cli_t *cli, int argc, char **argv);
 
 //  Public rooms (cmd_room.c): how long chat waits for the relay
 //  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)

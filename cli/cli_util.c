@@ -157,6 +157,38 @@ cli_call_reply_timeout (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *re
     return 0;
 }
 
+bool
+cli_cancelled (cli_t *cli)
+{
+    return cli->hooks && cli->hooks->cancelled && cli->hooks->cancelled (cli->hooks->arg);
+}
+
+//  A waiting command checks for cancellation this often
+#define CLI_WAIT_SLICE_MS 1000
+
+int
+cli_recv (cli_t *cli, uint64_t id, int timeout_ms, aip_reply_t *rep, bool *died,
+          char *err, size_t errlen)
+{
+    if (!cli->hooks)
+        return aip_client_recv (cli->client, id, timeout_ms, rep, died, err, errlen);
+    int64_t deadline = aip_clock_ms () + timeout_ms;
+    while (true) {
+        if (cli_cancelled (cli)) {
+            snprintf (err, errlen, "cancelled");
+            return -1;
+        }
+        int64_t left = deadline - aip_clock_ms ();
+        int slice = (int) (left < CLI_WAIT_SLICE_MS ? (left > 0 ? left : 0) : CLI_WAIT_SLICE_MS);
+        if (aip_client_recv (cli->client, id, slice, rep, died, err, errlen) == 0)
+            return 0;
+        if ((died && *died) || aip_clock_ms () >= deadline)
+            return -1;
+        if (cli->hooks->tick)
+            cli->hooks->tick (cli->hooks->arg);
+    }
+}
+
 int
 cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data)
 {
@@ -213,6 +245,9 @@ cli_resolve_peer (cli_t *cli, const char *as, const char *tool, const char *type
         return -1;
     if (tool && s_check_name (cli, "--tool", tool))
         return -1;
+    //  An agent over MCP speaks as its AI peer, never as the human
+    if (!tool && cli->default_tool)
+        tool = cli->default_tool;
     memset (peer, 0, sizeof *peer);
     char host [AIP_MAX_NAME + 1], host_id [AIP_MAX_NAME + 1];
     aip_hostname (host, sizeof host);

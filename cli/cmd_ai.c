@@ -72,7 +72,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         return -1;
     aip_msg_id_new (inv->msg_id);
     const char *msg_id = inv->msg_id;
-    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0) + (inv->async ? 1 : 0)
+    size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0)
+                 + (inv->async || cli->hooks ? 1 : 0)
                  + (inv->history ? 1 : 0);
     inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
@@ -84,11 +85,34 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         aip_pack_kstr (cli->pk, "context", inv->context);
     if (inv->model)
         aip_pack_kstr (cli->pk, "model", inv->model);
-    if (inv->async)
+    if (inv->async || cli->hooks)
         aip_pack_kbool (cli->pk, "async", true);
     if (inv->history)
         aip_pack_kint (cli->pk, "history", inv->history);
     char err [1024];
+    if (aip_client_send (cli->client, cli->pk, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    if (!cli->hooks || inv->async)
+        return 0;
+    //  For a caller that may cancel: the invite runs as a job (the broker
+    //  can kill it), whose result is then waited for like a reply
+    aip_reply_t rep;
+    bool died = false;
+    if (aip_client_recv (cli->client, inv->request_id, AIP_CLIENT_TIMEOUT_MS, &rep, &died, err,
+                         sizeof err))
+        return cli_fail (cli, "%s", err);
+    if (!rep.ok) {
+        cli_fail (cli, "%s", rep.message);
+        aip_reply_free (&rep);
+        return -1;
+    }
+    char job_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, "");
+    aip_reply_free (&rep);
+    if (cli->hooks->job)
+        cli->hooks->job (cli->hooks->arg, job_id, inv->msg_id);
+    inv->request_id = cli_request (cli, AIP_OP_JOB_WAIT, 1);
+    aip_pack_kstr (cli->pk, "id", job_id);
     if (aip_client_send (cli->client, cli->pk, err, sizeof err))
         return cli_fail (cli, "%s", err);
     return 0;
@@ -174,7 +198,7 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
     int64_t start = aip_clock_ms ();
     //  Invites beyond the worker count queue: allow for them in turn
     int64_t deadline = start + (int64_t) count * (longest * 1000 + AIP_SPAWN_REPLY_MARGIN_MS);
-    bool tty = isatty (2);
+    bool tty = isatty (2) && !cli->hooks;
     //  A terminal gets a progress line (elapsed, output streamed so far)
     s_progress_t progress;
     memset (&progress, 0, sizeof progress);
@@ -193,7 +217,13 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
         bool died = false;
         char err [1024];
         int wait = (int) (deadline - now < PROGRESS_MS ? deadline - now : PROGRESS_MS);
+        if (cli_cancelled (cli)) {
+            s_progress_close (&progress);
+            return cli_fail (cli, "cancelled");
+        }
         if (aip_client_recv (cli->client, 0, wait, &rep, &died, err, sizeof err)) {
+            if (cli->hooks && cli->hooks->tick)
+                cli->hooks->tick (cli->hooks->arg);
             if (died) {
                 s_progress_close (&progress);
                 return cli_fail (cli, "%s", err);
@@ -806,8 +836,9 @@ cmd_wait (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "%s", err);
     aip_reply_t rep;
     bool died = false;
-    if (aip_client_recv (cli->client, id, (int) timeout_s * 1000, &rep, &died, err, sizeof err))
-        return cli_fail (cli, "%s", died ? err : "the job did not end within the --timeout");
+    if (cli_recv (cli, id, (int) timeout_s * 1000, &rep, &died, err, sizeof err))
+        return cli_fail (cli, "%s", died || cli_cancelled (cli) ? err
+                                   : "the job did not end within the --timeout");
     int rc = 0;
     if (rep.ok)
         cli->data = aip_json_from_obj (rep.data);

@@ -71,6 +71,22 @@ static const s_command_t s_commands [] = {
     { "discover", cmd_discover, "AI", "find installed AI CLI tools",
       "Usage: ai-peer discover\n"
       "  Lists the tools on PATH and in tools.json with their versions, registers them as peers.\n" },
+    { "inbox", cmd_inbox, "Agents", "unread messages from others for an AI peer",
+      "Usage: ai-peer inbox [--tool T] [--room R] [--peek] [-n N]\n"
+      "  The messages others wrote that the AI peer <host>-T (without --tool: you) has not\n"
+      "  seen, in the rooms it joined, oldest first; reading marks them seen unless --peek.\n"
+      "  --hook stop|prompt: as a Claude Code hook (see 'ai-peer hooks install').\n" },
+    { "mcp", cmd_mcp, "Agents", "MCP server for AI agents (stdio); install it into an agent",
+      "Usage: ai-peer mcp [--tool T]                 serve MCP on stdin/stdout\n"
+      "       ai-peer mcp install|uninstall claude-code|codex|gemini|opencode [--scope user|project]\n"
+      "  The server posts as the AI peer <host>-T: --tool, else the client's name\n"
+      "  (claude-code, codex, gemini, opencode). install registers it in that agent's config\n"
+      "  (user: its home config, the default; project: the current directory).\n" },
+    { "hooks", cmd_hooks, "Agents", "room news into a running Claude Code session",
+      "Usage: ai-peer hooks install|uninstall|status claude-code [--scope project|user]\n"
+      "  Adds Stop and UserPromptSubmit hooks to .claude/settings.json (project, the default)\n"
+      "  or ~/.claude/settings.json (user): new messages reach the agent once, fenced as\n"
+      "  untrusted. A hook with the daemons down prints nothing and exits 0.\n" },
     { "daemon", cmd_daemon, "System", "start, stop, status",
       "Usage: ai-peer daemon start|stop|status [--lan] [--port N] [--workers N]\n"
       "  --workers N: spawnd processes, i.e. invites that run at once (default 4)\n"

@@ -22,4 +22,5 @@
     X(prompt)            \
     X(spawner)           \
     X(relay)             \
-    X(relay_ws)
+    X(relay_ws)          \
+    X(jsonrpc)

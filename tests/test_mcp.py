@@ -1,0 +1,257 @@
+"""test_mcp.py — `ai-peer mcp`, the MCP server for AI agents.
+
+The official MCP TypeScript SDK client (tests/mcp/sdk_client.mjs, from
+tests/node) drives the real server against real daemons: every tool, errors,
+progress, cancellation, wait_messages woken by another process. Raw JSON-RPC
+lines check what the SDK never sends: garbage, calls before initialize, a
+line over 1 MiB, stdin closed mid-call.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aiptest  # noqa: E402
+from aiptest import AI_PEER, BIN_DIR, SOURCE_DIR, AipTestCase, wait_until  # noqa: E402
+
+FAKE = os.path.join(SOURCE_DIR, "tests", "fake")
+SDK_CLIENT = os.path.join(SOURCE_DIR, "tests", "mcp", "sdk_client.mjs")
+SDK = os.path.join(SOURCE_DIR, "tests", "node", "node_modules", "@modelcontextprotocol", "sdk")
+NODE = shutil.which("node")
+
+
+class McpCase(AipTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.fake_dir = tempfile.mkdtemp(prefix="aipf", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.fake_dir, True)
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+        self.env["FAKE_AI_DIR"] = self.fake_dir
+        self.env["AIP_BIN_DIR"] = BIN_DIR
+        for key in list(self.env):
+            if key.startswith("FAKE_") and key != "FAKE_AI_DIR":
+                del self.env[key]
+
+    def fake_mode(self, tool, mode):
+        with open(os.path.join(self.fake_dir, tool + ".mode"), "w") as f:
+            f.write(mode)
+
+    def fake_calls(self, tool):
+        try:
+            with open(os.path.join(self.fake_dir, tool + ".calls.jsonl")) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
+
+
+class TestSdkClient(McpCase):
+    """The official SDK client against the real server."""
+
+    def setUp(self):
+        super().setUp()
+        if not NODE or not os.path.isdir(SDK):
+            self.fail("node and @modelcontextprotocol/sdk (tests/node) are needed: run "
+                      "scripts/setup.sh")
+
+    def scenario(self, name, timeout=120):
+        p = subprocess.run([NODE, SDK_CLIENT, name], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, "scenario %s failed:\n%s\n%s" % (name, out, err))
+        facts = json.loads(out.strip().splitlines()[-1])
+        self.assertTrue(facts["ok"])
+        return facts
+
+    def test_every_tool(self):
+        facts = self.scenario("tools")
+        self.assertEqual(facts["tools"], 14)
+        # the fake tools really ran (invite, quick x2, discuss x2, async)
+        self.assertGreaterEqual(len(self.fake_calls("claude")), 3)
+        self.assertGreaterEqual(len(self.fake_calls("codex")), 3)
+
+    def test_errors(self):
+        self.scenario("errors")
+
+    def test_progress_while_an_invite_streams(self):
+        self.fake_mode("claude", "stream")
+        facts = self.scenario("progress")
+        self.assertGreaterEqual(facts["notifications"], 2)
+
+    def test_cancel_kills_the_invite(self):
+        self.fake_mode("claude", "hang")
+        self.scenario("cancel")
+        calls = wait_until(lambda: self.fake_calls("claude"), 10, "the fake claude to start")
+        wait_until(lambda: not aiptest.pid_alive(calls[0]["pid"]), 20,
+                   "the cancelled tool to be killed")
+
+    def test_wait_messages_woken_by_another_process(self):
+        self.scenario("wait")
+
+
+class RawServer:
+    """ai-peer mcp on pipes, spoken to line by line."""
+
+    def __init__(self, case, *args):
+        self.p = subprocess.Popen([AI_PEER, "mcp"] + list(args), env=case.env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        case.addCleanup(self.kill)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def send(self, obj):
+        line = obj if isinstance(obj, bytes) else json.dumps(obj).encode() + b"\n"
+        self.p.stdin.write(line)
+        self.p.stdin.flush()
+
+    def recv(self):
+        line = self.p.stdout.readline()
+        assert line, "the server closed stdout (stderr: %r)" % self.p.stderr.read()
+        assert line.endswith(b"\n")
+        return json.loads(line)
+
+    def call(self, rid, method, params=None):
+        msg = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+        return self.recv()
+
+    def initialize(self, version="2025-06-18", name="raw-test"):
+        r = self.call(0, "initialize", {"protocolVersion": version, "capabilities": {},
+                                        "clientInfo": {"name": name, "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return r
+
+
+class TestRawProtocol(McpCase):
+
+    def test_lifecycle_and_versions(self):
+        s = RawServer(self)
+        r = s.call(1, "tools/list")
+        self.assertEqual(r["error"]["code"], -32600)
+        self.assertIn("initialize", r["error"]["message"])
+        r = s.initialize("2025-06-18")
+        self.assertEqual(r["result"]["protocolVersion"], "2025-06-18")
+        self.assertEqual(r["result"]["serverInfo"]["name"], "ai-peer")
+        self.assertIn("tools", r["result"]["capabilities"])
+        self.assertEqual(s.call(2, "ping"), {"jsonrpc": "2.0", "id": 2, "result": {}})
+        names = [t["name"] for t in s.call(3, "tools/list")["result"]["tools"]]
+        self.assertIn("wait_messages", names)
+        s2 = RawServer(self)
+        self.assertEqual(s2.initialize("2025-11-25")["result"]["protocolVersion"], "2025-11-25")
+        s3 = RawServer(self)
+        self.assertEqual(s3.initialize("1999-01-01")["result"]["protocolVersion"], "2025-11-25")
+        r = s3.call("d", "server/discover")
+        self.assertIn("2025-06-18", r["result"]["supportedVersions"])
+
+    def test_bad_json_rpc_gets_standard_codes(self):
+        s = RawServer(self)
+        s.initialize()
+        s.send(b"{not json\n")
+        self.assertEqual(s.recv()["error"]["code"], -32700)
+        s.send(b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]\n')
+        self.assertEqual(s.recv()["error"]["code"], -32600)
+        s.send(b'{"id":5,"method":"ping"}\n')
+        r = s.recv()
+        self.assertEqual((r["id"], r["error"]["code"]), (5, -32600))
+        self.assertEqual(s.call(6, "no/such/method")["error"]["code"], -32601)
+        r = s.call(7, "tools/call", {"name": "nope", "arguments": {}})
+        self.assertEqual(r["error"]["code"], -32602)
+        r = s.call(8, "tools/call", {"name": "chat_send", "arguments": []})
+        self.assertEqual(r["error"]["code"], -32602)
+        # blank lines and notifications get no answer; the next request does
+        s.send(b"\n   \n")
+        s.send({"jsonrpc": "2.0", "method": "notifications/whatever"})
+        self.assertEqual(s.call(9, "ping")["id"], 9)
+
+    def test_a_line_over_1_mib_is_refused_without_holding_it(self):
+        s = RawServer(self)
+        s.initialize()
+        status = "/proc/%d/status" % s.p.pid
+
+        def rss_kb():
+            with open(status) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        before = rss_kb()
+        chunk = b"x" * 65536
+        s.p.stdin.write(b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"')
+        for _ in range(16 * 16):          # 16 MiB
+            s.p.stdin.write(chunk)
+        s.p.stdin.write(b'"}}\n')
+        s.p.stdin.flush()
+        r = s.recv()
+        self.assertEqual(r["error"]["code"], -32600)
+        self.assertIsNone(r["id"])
+        self.assertIn("at most", r["error"]["message"])
+        # it did not keep 16 MiB (a 1 MiB buffer at most, and freed)
+        self.assertLess(rss_kb() - before, 8 * 1024)
+        # and it goes on
+        self.assertEqual(s.call(2, "ping")["id"], 2)
+
+    def test_identity_from_tool_flag_and_client_name(self):
+        room = self.new_room()
+        s = RawServer(self, "--tool", "opencode")
+        s.initialize(name="claude-code")
+        r = s.call(1, "tools/call", {"name": "chat_send",
+                                     "arguments": {"room": room, "message": "hi"}})
+        sent = r["result"]["structuredContent"]["sent"]
+        self.assertEqual(sent["peer_id"], aiptest.socket_hostname_id() + "-opencode")
+        s2 = RawServer(self)
+        s2.initialize(name="Weird Client/2")
+        r = s2.call(1, "tools/call", {"name": "chat_send",
+                                      "arguments": {"room": room, "message": "hi"}})
+        self.assertEqual(r["result"]["structuredContent"]["sent"]["peer_id"],
+                         aiptest.socket_hostname_id() + "-weird-client-2")
+        self.assertEqual(r["result"]["structuredContent"]["sent"]["peer_type"], "ai")
+
+    def test_stdin_closed_mid_call_cancels_and_exits_0(self):
+        self.fake_mode("claude", "hang")
+        room = self.new_room()
+        s = RawServer(self)
+        s.initialize()
+        s.send({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "invite", "arguments": {"tool": "claude", "room": room,
+                                                           "timeout": 120}}})
+        calls = wait_until(lambda: self.fake_calls("claude"), 15, "the fake claude to start")
+        s.p.stdin.close()
+        self.assertEqual(s.p.wait(timeout=10), 0)
+        self.assertEqual(s.p.stdout.read(), b"", "no answer to a call whose client left")
+        wait_until(lambda: not aiptest.pid_alive(calls[0]["pid"]), 20,
+                   "the tool of the abandoned call to be killed")
+        jobs = self.ok("jobs")["jobs"]
+        self.assertEqual([j["state"] for j in jobs], ["cancelled"])
+
+    def test_stdout_is_protocol_only(self):
+        room = self.new_room()
+        s = RawServer(self)
+        s.initialize()
+        # a public-room warning or progress goes to stderr, never stdout
+        for i in range(20):
+            s.send({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                    "params": {"name": "chat_send",
+                               "arguments": {"room": room, "message": "m%d" % i}}})
+        ids = sorted(s.recv()["id"] for _ in range(20))
+        self.assertEqual(ids, list(range(1, 21)))
+        s.p.stdin.close()
+        self.assertEqual(s.p.wait(timeout=10), 0)
+        self.assertEqual(s.p.stdout.read(), b"")
+
+
+if __name__ == "__main__":
+    aiptest.main()
