@@ -204,16 +204,61 @@ s_lan_find (cli_t *cli, aip_peerurl_t *pu, const cli_peer_t *me)
     return 0;
 }
 
-//  After joining an encrypted room: if what it holds does not decrypt, the
-//  password is wrong; the local room is removed again
+//  The cipher and key parameters an aip1 room's relay or hub keeps for it
+//  (our relay: those its creator left; the original's relay keeps none)
 static int
-s_check_password (cli_t *cli, const char *room_id, bool was_new)
+s_remote_cipher (cli_t *cli, aip_peerurl_t *pu, const cli_peer_t *me)
+{
+    json_t *data = NULL;
+    uint64_t id = cli_request (cli, AIP_OP_RELAY_JOIN, 6);
+    aip_pack_kstr (cli->pk, "room_id", pu->room_id);
+    aip_pack_kstr (cli->pk, "relay_url", pu->relay_url);
+    aip_pack_kstr (cli->pk, "token", pu->token);
+    aip_pack_kbool (cli->pk, "probe", true);
+    aip_pack_kbool (cli->pk, "info_only", true);
+    cli_pack_peer (cli, me);
+    if (cli_call_timeout (cli, id, RELAY_JOIN_TIMEOUT_MS, &data)) {
+        char why [sizeof cli->err];
+        snprintf (why, sizeof why, "%s", cli->err);
+        return cli_fail (cli, "Failed to join room %s: %s", pu->room_id, why);
+    }
+    const json_t *info = json_object_get (data, "remote_info");
+    const char *cipher = json_string_value (json_object_get (info, "cipher"));
+    const char *kdf = json_string_value (json_object_get (info, "kdf"));
+    if (cipher && strcmp (cipher, "aip1") == 0 && kdf && strlen (kdf) < sizeof pu->kdf) {
+        snprintf (pu->cipher, sizeof pu->cipher, "aip1");
+        snprintf (pu->kdf, sizeof pu->kdf, "%s", kdf);
+    }
+    json_decref (data);
+    return 0;
+}
+
+//  After joining an encrypted room: if what it holds does not decrypt, the
+//  password is wrong; the local room is removed again. guessed: the cipher
+//  was not given (nor kept by the relay), so the original's was tried.
+static int
+s_check_password (cli_t *cli, const char *room_id, bool was_new, bool guessed,
+                  const char *relay_url, const char *token)
 {
     json_t *messages = NULL;
-    if (cli_conversation (cli, room_id, &messages))
+    if (cli_messages_json (cli, room_id, &messages, NULL))
         return -1;
-    size_t i, readable = 0, unreadable = 0;
+    //  What the stored ciphertext says about its format
+    size_t i, aip1 = 0;
     json_t *m;
+    json_array_foreach (messages, i, m) {
+        const char *content = json_string_value (json_object_get (m, "content"));
+        if (content && strncmp (content, "aip1:", 5) == 0)
+            aip1++;
+    }
+    cli_room_t room;
+    if (cli_room_open (cli, room_id, &room)) {
+        json_decref (messages);
+        return -1;
+    }
+    cli_room_reveal_json (&room, messages);
+    sodium_memzero (&room, sizeof room);
+    size_t readable = 0, unreadable = 0;
     json_array_foreach (messages, i, m) {
         if (json_is_string (json_object_get (m, "type"))
         &&  strcmp (json_string_value (json_object_get (m, "type")), "system") == 0)
@@ -230,6 +275,16 @@ s_check_password (cli_t *cli, const char *room_id, bool was_new)
             uint64_t id = cli_request (cli, AIP_OP_ROOM_DELETE, 1);
             aip_pack_kstr (cli->pk, "id", room_id);
             cli_call (cli, id, NULL);
+        }
+        if (guessed && aip1) {
+            char cs [AIP_MAX_URL * 2];
+            aip_peerurl_format (relay_url, room_id, token, cs, sizeof cs);
+            return cli_fail (cli, "Room %s is encrypted with aip1, and %s does not keep its key "
+                             "parameters, so the password alone cannot open it%s. Join with "
+                             "the room's full connection string instead: ai-peer room join "
+                             "'%s&cipher=aip1&kdf=...' --password PW (its creator has it: "
+                             "'room create' printed it)", room_id, relay_url,
+                             was_new ? "; nothing was saved" : "", cs);
         }
         return cli_fail (cli, "Wrong password for room %s: its messages do not decrypt with it%s",
                          room_id, was_new ? "; nothing was saved" : "");
@@ -298,6 +353,17 @@ s_join (cli_t *cli, int argc, char **argv)
     char *password;
     if (cli_password (cli, &opts [2], &opts [3], &password))
         return -1;
+    //  Joined with the room id, token and password only: an aip1 room's key
+    //  parameters are with its relay (ours) or LAN hub
+    bool asked_cipher = false;
+    if (password && !*pu.cipher) {
+        asked_cipher = true;
+        if (s_remote_cipher (cli, &pu, &me)) {
+            sodium_memzero (password, strlen (password));
+            free (password);
+            return -1;
+        }
+    }
     if (!password && *pu.cipher)
         return cli_fail (cli, "room %s is encrypted (%s): give its password with --password, "
                          "--password-file or AI_PEER_PASSWORD", pu.room_id, pu.cipher);
@@ -348,7 +414,7 @@ s_join (cli_t *cli, int argc, char **argv)
                  shown ? shown : "");
         free (shown);
     }
-    if (((opts [2].present || opts [3].present || getenv ("AI_PEER_PASSWORD")) && s_check_password (cli, pu.room_id, was_new))) {
+    if (((opts [2].present || opts [3].present || getenv ("AI_PEER_PASSWORD")) && s_check_password (cli, pu.room_id, was_new, asked_cipher && !*pu.cipher, pu.relay_url, pu.token))) {
         json_decref (data);
         return -1;
     }

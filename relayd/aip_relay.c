@@ -12,6 +12,7 @@
 #include "aip_limits.h"
 #include "aip_peerurl.h"
 #include "aip_proto.h"
+#include "aip_roomkey.h"
 #include "aip_util.h"
 #include "aip_worker.h"
 
@@ -56,6 +57,7 @@ typedef struct {
     int64_t poll_at;                    //  next catch-up while the WebSocket is down
     bool fetching;                      //  a catch-up GET is in flight
     bool fetch_again;                   //  another catch-up is wanted after it
+    bool fetch_stale;                   //  the one in flight asked from a dropped cursor
     bool ok;                            //  the relay answered our last request
     bool posting;                       //  a POST or peer join is in flight (order!)
     bool listed;                        //  present in the last sync.rooms
@@ -108,7 +110,7 @@ struct _s_joinreq_t {
     json_t *peer;                       //  {id, name, type, tool, machine}
     json_t *info;                       //  /info answer (or null)
     bool lan;                           //  a LAN hub (url is peer+lan://)
-    bool info_only;                     //  LAN: answer with lan.info, do not join
+    bool info_only;                     //  answer with the room's info, do not join
 };
 
 typedef enum { HTTP_INFO, HTTP_JOIN, HTTP_PEER_JOIN, HTTP_POST, HTTP_BATCH, HTTP_FETCH } s_http_kind_t;
@@ -756,6 +758,11 @@ s_fetch_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
     if (!room)
         return;
     room->fetching = false;
+    if (room->fetch_stale) {
+        room->fetch_stale = false;
+        s_fetch (self, room);
+        return;
+    }
     room->poll_at = aip_clock_ms () + (room->ws_state == WS_UP ? AIP_RELAY_SAFETY_POLL_MS
                                                                : AIP_RELAY_POLL_MS);
     char why [300];
@@ -1033,7 +1040,8 @@ s_outbox_retry_now (s_relay_t *self, const char *room_id)
 //  JSON body of a join for a peer
 static char *
 s_join_body (s_relay_t *self, const char *room_id, const char *token, const char *peer_id,
-             const char *name, const char *type, const char *tool, const char *machine)
+             const char *name, const char *type, const char *tool, const char *machine,
+             const char *kdf)
 {
     char sig [AIP_CRYPTO_HEX_SIZE];
     if (s_signature (self, room_id, peer_id, tool, sig))
@@ -1041,6 +1049,12 @@ s_join_body (s_relay_t *self, const char *room_id, const char *token, const char
     json_t *body = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", peer_id, "name", name,
                               "type", type, "tool", tool ? tool : "", "machine",
                               machine ? machine : "", "token", token, "peer_signature", sig);
+    //  An aip1 room's public key parameters, for members who join with the
+    //  room id, token and password only (our relay keeps those of its creator)
+    if (body && kdf) {
+        json_object_set_new (body, "room_cipher", json_string ("aip1"));
+        json_object_set_new (body, "room_kdf", json_string (kdf));
+    }
     char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
     json_decref (body);
     return text;
@@ -1130,7 +1144,7 @@ s_deliver (s_relay_t *self, s_room_t *room, s_outmsg_t *om)
         char host [AIP_MAX_NAME + 1];
         aip_hostname (host, sizeof host);
         char *body = s_join_body (self, room->id, room->token, om->peer_id, om->peer_name,
-                                  om->peer_type, om->peer_tool, host);
+                                  om->peer_type, om->peer_tool, host, NULL);
         snprintf (url, sizeof url, "%s/rooms/%s/join", room->url, room->id);
         s_http_t *http = body ? s_http_start (self, HTTP_PEER_JOIN, url, room->token, body) : NULL;
         free (body);
@@ -1349,7 +1363,7 @@ s_join_post (s_relay_t *self, s_joinreq_t *join)
     const json_t *p = join->peer;
     char *body = s_join_body (self, join->room_id, join->token, s_jstr (p, "id"),
                               s_jstr (p, "name"), s_jstr (p, "type"), s_jstr (p, "tool"),
-                              s_jstr (p, "machine"));
+                              s_jstr (p, "machine"), aip_roomkey_kdf (join->key));
     if (!body) {
         s_join_fail (self, join, "cannot sign as peer %s: identity.json has no peer_secret",
                      s_jstr (p, "id"));
@@ -1385,6 +1399,13 @@ s_join_http_done (s_relay_t *self, s_http_t *http, long status, CURLcode code)
         join->info = json_is_object (doc) ? doc : json_null ();
         if (!json_is_object (doc))
             json_decref (doc);
+        if (join->info_only) {
+            json_t *data = json_pack ("{s:O}", "remote_info", join->info);
+            s_reply_json (self, join->tag, join->request_id, data);
+            json_decref (data);
+            s_joinreq_free (&join);
+            return;
+        }
         s_join_post (self, join);
         return;
     }
@@ -1425,6 +1446,15 @@ s_room_forget_deleted (s_relay_t *self, const char *room_id)
     room->cursor [0] = 0;
     room->cursor_dirty = false;
     zhashx_purge (room->recent);
+    //  A catch-up in flight asked from the old cursor: its answer is dropped
+    if (room->fetching) {
+        if (room->lan) {
+            room->fetching = false;
+            room->fetch_id = 0;
+        }
+        else
+            room->fetch_stale = true;
+    }
 }
 
 //  The hub (relay or LAN) let us in: create the local room (relay.join with
@@ -1531,7 +1561,7 @@ s_op_join (s_relay_t *self, uint64_t tag, const aip_request_t *req)
         s_lan_join_send (self, join, aip_obj_get_bool (req->args, "probe", false)
                                      || join->info_only ? LAN_INFO : LAN_JOIN);
     else
-    if (aip_obj_get_bool (req->args, "probe", false)) {
+    if (aip_obj_get_bool (req->args, "probe", false) || join->info_only) {
         char info_url [AIP_MAX_URL + AIP_MAX_ID + 64];
         snprintf (info_url, sizeof info_url, "%s/rooms/%s/info", join->url, join->room_id);
         s_http_t *http = s_http_start (self, HTTP_INFO, info_url, NULL, NULL);
@@ -2078,6 +2108,30 @@ s_hub_room_json (const aip_obj_t *row)
                       "encrypted", aip_obj_get_bool (row, "encrypted", false));
 }
 
+//  An aip1 room's public key parameters (never its key) into a lan.info
+//  answer: a member joining with the room id, token and password needs them
+static void
+s_hub_info_cipher (s_relay_t *self, const char *room_id, json_t *info)
+{
+    if (!room_id || !json_is_true (json_object_get (info, "encrypted")))
+        return;
+    uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
+    aip_pack_kstr (self->pk, "id", room_id);
+    aip_pack_kbool (self->pk, "with_key", true);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep))
+        return;
+    char key [AIP_ROOMKEY_MAX] = "";
+    const char *kdf = rep.ok && aip_obj_get_str (rep.data, "key", key, sizeof key, NULL)
+                    ? aip_roomkey_kdf (key) : NULL;
+    if (kdf) {
+        json_object_set_new (info, "cipher", json_string ("aip1"));
+        json_object_set_new (info, "kdf", json_string (kdf));
+    }
+    sodium_memzero (key, sizeof key);
+    aip_reply_free (&rep);
+}
+
 static void
 s_hub_info (s_relay_t *self, uint64_t tag, const aip_request_t *req)
 {
@@ -2090,6 +2144,7 @@ s_hub_info (s_relay_t *self, uint64_t tag, const aip_request_t *req)
                               "created_at", json_object_get (room, "created_at"),
                               "encrypted", json_is_true (json_object_get (room, "encrypted")),
                               "has_token", true);
+    s_hub_info_cipher (self, json_string_value (json_object_get (room, "id")), data);
     s_reply_json (self, tag, req->id, data);
     json_decref (data);
     json_decref (room);

@@ -508,6 +508,33 @@ class LanTest(LanCase):
         missing = "room-%s" % secrets.token_hex(6)
         self.B.fail("room", "join", missing, "--lan", "--token", token, timeout=40)
 
+    def test_6b_password_room_joined_with_id_token_and_password(self):
+        """The original's form for an aip1 room: the hub's lan.info carries
+        the room's public key parameters (never the key)."""
+        self.lan_on(self.A, self.B)
+        password = "pw-" + secrets.token_hex(4)
+        room = self.A.ok("room", "create", "r6", "--lan", "--password", password)
+        rid = room["id"]
+        token = parse_cs(room["connection_string"])[3]["token"]
+        first = "sealed before the join " + secrets.token_hex(3)
+        self.A.ok("chat", rid, first)
+        self.lan_peer(self.B, "hostA")
+
+        err = self.B.fail("room", "join", rid, "--lan", "--token", token, "--password", "wrong")
+        self.assertIn("Wrong password", err)
+        self.assertNotIn(rid, [r["id"] for r in self.B.ok("room", "list")["rooms"]])
+
+        data = self.B.ok("room", "join", rid, "--lan", "--token", token, "--password", password)
+        self.assertEqual(data["joined"], rid)
+        self.assertEqual(data["remote_info"].get("cipher"), "aip1", data)
+        self.assertIn("&kdf=" + data["remote_info"]["kdf"],
+                      urllib.parse.unquote(room["connection_string"]))
+        self.assertNotIn("key", data["remote_info"])
+        self.assertIn(first, self.contents(self.B, rid))
+        reply = "read you " + secrets.token_hex(3)
+        self.B.ok("chat", rid, reply)
+        self.assert_arrives(self.A, rid, reply)
+
     # -- 7. a member with the token, misbehaving ------------------------------
 
     def test_7_a_hostile_client_with_the_token_gets_nothing_more(self):

@@ -9,6 +9,7 @@ parameters the creator left in the relay's room info; against a relay that
 does not keep them (the original's), the error says to use the connection
 string. Never sleeps to synchronise.
 """
+import http.server
 import json
 import os
 import shutil
@@ -16,7 +17,10 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import unittest
+import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +47,63 @@ def room_rows(home, room):
         return found
     finally:
         con.close()
+
+
+#  What the original's relay answers on GET /rooms/{room}/info (DESIGN §7)
+ORIGINAL_INFO_KEYS = ("room_id", "message_count", "peer_count", "has_token")
+
+
+class OriginalInfoProxy(http.server.ThreadingHTTPServer):
+    """Our relay seen through the original's /info: every request goes to
+    the real relay, and /info answers with the original's keys only (it
+    keeps no key parameters)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream):
+        super().__init__(("127.0.0.1", 0), OriginalInfoHandler)
+        self.upstream = upstream
+        self.infos = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class OriginalInfoHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() in ("authorization", "content-type")}
+        req = urllib.request.Request(self.server.upstream + self.path, data=body,
+                                     headers=headers, method=self.command)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, data = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, data = e.code, e.read()
+        path = urllib.parse.urlparse(self.path).path
+        if path.endswith("/info") and status == 200:
+            self.server.infos += 1
+            doc = json.loads(data)
+            data = json.dumps({k: doc[k] for k in ORIGINAL_INFO_KEYS if k in doc}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = forward
+    do_POST = forward
 
 
 class JoinTest(unittest.TestCase):
@@ -101,7 +162,8 @@ class JoinTest(unittest.TestCase):
         self.assertIn("wrong password", doc["error"].lower())
         self.assertNotIn(room, [r["id"] for r in user.ok("room", "list")["rooms"]])
         self.assertEqual(room_rows(user.home, room), {})
-        log = open(os.path.join(user.home, "daemon.log"), errors="replace").read()
+        with open(os.path.join(user.home, "daemon.log"), errors="replace") as f:
+            log = f.read()
         self.assertNotIn("not it", log)
 
     # -- (a) a refused join leaves nothing behind ---------------------------
@@ -121,6 +183,66 @@ class JoinTest(unittest.TestCase):
                 wait_for("bob to read alice", lambda: "after the join" in bob.contents(rid))
                 bob.ok("chat", rid, "bob was here")
                 wait_for("alice to read bob", lambda: "bob was here" in alice.contents(rid))
+
+
+    # -- (b) room join ROOM --relay URL --token T --password PW ---------------
+
+    def relay_info(self, room, base=None):
+        with urllib.request.urlopen("%s/rooms/%s/info" % (base or self.relay.url, room),
+                                    timeout=10) as r:
+            return json.load(r)
+
+    def test_original_join_form_opens_an_aip1_room(self):
+        alice, bob, eve = self.user("alice"), self.user("bob"), self.user("eve")
+        room = self.sealed_room(alice, "--cipher", "aip1", lines=12)
+        rid, token = room["id"], room["token"]
+        #  The relay keeps the public key parameters, never the key
+        info = self.relay_info(rid)
+        self.assertEqual(info.get("cipher"), "aip1", info)
+        self.assertIn("&kdf=" + info["kdf"], urllib.parse.unquote(room["connection_string"]))
+        con = sqlite3.connect(os.path.join(alice.home, "peers.db"))
+        local_key, = con.execute("SELECT password FROM rooms WHERE id = ?", (rid,)).fetchone()
+        con.close()
+        secret = local_key.split(":")[2]
+        self.assertNotIn(secret, json.dumps(info))
+
+        form = (rid, "--relay", self.relay.url, "--token", token)
+        self.assert_wrong_password_leaves_nothing(eve, rid, *form)
+        joined = bob.ok("room", "join", *form, "--password", PASSWORD)
+        self.assertEqual(joined["joined"], rid)
+        self.assertEqual(self.secret_lines(bob, rid), ["secret line %02d" % i for i in range(12)])
+        bob.ok("chat", rid, "bob joined the original way")
+        wait_for("alice to read bob",
+                 lambda: "bob joined the original way" in alice.contents(rid))
+
+    def test_a_relay_without_key_parameters_says_to_use_the_connection_string(self):
+        alice, bob = self.user("alice"), self.user("bob")
+        proxy = OriginalInfoProxy(self.relay.url)
+        self.addCleanup(proxy.close)
+        room = self.sealed_room(alice, "--cipher", "aip1", lines=3)
+        rid, token = room["id"], room["token"]
+        self.assertNotIn("kdf", self.relay_info(rid, proxy.url))
+        rc, doc, err = bob.run("room", "join", rid, "--relay", proxy.url, "--token", token,
+                               "--password", PASSWORD)
+        self.assertEqual(rc, 1, doc)
+        self.assertGreaterEqual(proxy.infos, 1)
+        error = doc["error"]
+        if os.environ.get("AIP_SHOW"):
+            print(error)
+        self.assertIn("aip1", error)
+        self.assertIn("connection string", error)
+        self.assertIn("ai-peer room join 'peer://", error)
+        self.assertIn("&cipher=aip1&kdf=", error)
+        self.assertNotIn("Wrong password", error)
+        self.assertEqual(room_rows(bob.home, rid), {})
+        #  What it says to do works
+        bob.ok("room", "join", room["connection_string"], "--password", PASSWORD)
+        self.assertEqual(len(self.secret_lines(bob, rid)), 3)
+        #  And the original's form still opens a Fernet room there, as the original does
+        fernet = self.sealed_room(alice, "--cipher", "fernet", lines=3)
+        bob.ok("room", "join", fernet["id"], "--relay", proxy.url, "--token", fernet["token"],
+               "--password", PASSWORD)
+        self.assertEqual(len(self.secret_lines(bob, fernet["id"])), 3)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 // Room — one Durable Object (SQLite storage) per relay room.
 //
 // Tables:
-//   meta(k, v)          token_hash (hex SHA-256 of the room token), next_seq, last_ms
+//   meta(k, v)          token_hash (hex SHA-256 of the room token), next_seq, last_ms,
+//                       cipher + kdf (an encrypted room's public key parameters)
 //   peers               one row per joined peer; sig_hash = hex SHA-256 of its signature
 //   messages            seq INTEGER PRIMARY KEY (per-room, monotonic, never reused), id UNIQUE
 //   pruned_ids          ids of messages dropped by retention, so a late retry is still de-duplicated
@@ -14,10 +15,12 @@ import { DurableObject } from "cloudflare:workers";
 import {
   ID_RE, ID_RULE, MAX_PAGE, DEFAULT_PAGE, MAX_NAME, MAX_FIELD, MAX_BATCH, BATCH_BODY_FACTOR,
   config, HttpError, json, errorResponse, cors204, bearer, readJsonBody,
-  utf8Length, sha256, toHex, fromHex, digestEqual, randomHexId, optString,
+  utf8Length, sha256, toHex, fromHex, digestEqual, randomHexId, optString, cleanName,
 } from "./util.js";
 
 const SCHEMA_VERSION = 1;
+// Public Argon2id parameters of an aip1 room, as ai-peer encodes them
+const KDF_RE = /^argon2id13:t=[0-9]{1,10}:m=[0-9]{1,20}:s=[A-Za-z0-9_-]{22}$/;
 const MESSAGE_COLUMNS = "id, peer_id, peer_name, peer_tool, content, type, created_at, seq";
 
 export class Room extends DurableObject {
@@ -190,13 +193,23 @@ export class Room extends DurableObject {
     const body = await readJsonBody(request, this.cfg.MAX_BODY_BYTES);
     if (!body.id || !body.name) throw new HttpError(400, "missing id or name");
     if (typeof body.id !== "string" || !ID_RE.test(body.id)) throw new HttpError(400, `invalid peer id: ${ID_RULE}`);
-    const name = optString(body, "name", MAX_NAME);
-    const type = optString(body, "type", MAX_FIELD, "ai") || "ai";
-    const tool = optString(body, "tool", MAX_FIELD);
-    const machine = optString(body, "machine", MAX_FIELD);
+    const name = cleanName(body, "name", MAX_NAME);
+    if (!name) throw new HttpError(400, "name must have at least one visible character");
+    const type = cleanName(body, "type", MAX_FIELD, "ai") || "ai";
+    const tool = cleanName(body, "tool", MAX_FIELD);
+    const machine = cleanName(body, "machine", MAX_FIELD);
     const bodyToken = optString(body, "token", MAX_FIELD);
     const sig = optString(body, "peer_signature", MAX_FIELD);
     const headerToken = bearer(request);
+    // Extension: the public key parameters of an encrypted room (never the key,
+    // never the password), left by its creator so that a member who joins with
+    // only the room id, token and password can derive the key.
+    const roomCipher = body.room_cipher === undefined ? "" : body.room_cipher;
+    const roomKdf = body.room_kdf === undefined ? "" : body.room_kdf;
+    if (roomCipher !== "" && roomCipher !== "aip1") throw new HttpError(400, "room_cipher must be \"aip1\"");
+    if (roomCipher && (typeof roomKdf !== "string" || !KDF_RE.test(roomKdf))) {
+      throw new HttpError(400, "room_kdf must be the room's key parameters (argon2id13:t=N:m=N:s=SALT, at most 128 characters)");
+    }
 
     // All awaits happen here, before the synchronous check-and-write below.
     const sigHash = await sha256(sig);
@@ -230,6 +243,11 @@ export class Room extends DurableObject {
     // All or nothing: token, peer and its "joined the room" message.
     const { now, joinedAt, sys } = this.ctx.storage.transactionSync(() => {
       if (newTokenHash) this.setMeta("token_hash", newTokenHash);
+      // Only the join that sets the token (the room's creator) says how it is encrypted
+      if (newTokenHash && roomCipher) {
+        this.setMeta("cipher", roomCipher);
+        this.setMeta("kdf", roomKdf);
+      }
       const now = this.stamp();
       const joinedAt = existing ? existing.joined_at : now;
       this.sql.exec(
@@ -256,6 +274,12 @@ export class Room extends DurableObject {
     const size = utf8Length(item.content);
     if (size > this.cfg.MAX_CONTENT_BYTES) {
       throw new HttpError(413, `${where}content too large: ${size} bytes, limit ${this.cfg.MAX_CONTENT_BYTES} bytes`);
+    }
+    // "system" messages are the relay's own ("joined the room"): a client
+    // posting one would speak for the room
+    // (other unknown types are stored as "message", as v1 always did)
+    if (item.type === "system") {
+      throw new HttpError(400, `${where}type "system" is the relay's own: a client may post "message" or "invite"`);
     }
     if (item.id !== undefined && item.id !== null && item.id !== "") {
       if (typeof item.id !== "string" || !ID_RE.test(item.id)) throw new HttpError(400, `${where}invalid message id: ${ID_RULE}`);
@@ -299,7 +323,7 @@ export class Room extends DurableObject {
         peer_name: peer.name,
         peer_tool: peer.tool,
         content: item.content,
-        type: item.type === "system" || item.type === "invite" ? item.type : "message",
+        type: item.type === "invite" ? "invite" : "message",
         created_at: now,
       });
       this.sql.exec("UPDATE peers SET last_seen = ? WHERE id = ?", now, peer.id);
@@ -405,6 +429,7 @@ export class Room extends DurableObject {
       message_count: last ? last - first + 1 : 0,
       peer_count: peerCount,
       has_token: !!this.getMeta("token_hash"),
+      ...(this.getMeta("cipher") ? { cipher: this.getMeta("cipher"), kdf: this.getMeta("kdf") } : {}),
     });
   }
 

@@ -172,6 +172,17 @@ export function randomHexId(nbytes = 4) {
   return toHex(b);
 }
 
+// Controls (C0, DEL, C1), zero-width and bidirectional formatting characters:
+// in a display name they hide or repaint text on a terminal or a page.
+const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/gu;
+
+// A display name, tool or machine as others will see it: unsafe characters
+// removed, runs of white space made one space, trimmed; the length bounded.
+export function cleanName(body, key, max, def = "") {
+  const v = optString(body, key, max, def);
+  return v.replace(/[\s\u0085]+/gu, " ").replace(UNSAFE_NAME_CHARS, "").replace(/ +/gu, " ").trim();
+}
+
 export function optString(body, key, max, def = "") {
   const v = body[key];
   if (v === undefined || v === null) return def;

@@ -248,7 +248,8 @@ describe("messages", () => {
     let t = await alice.post(token, "an invite", { type: "invite" });
     assert.equal(t.body.type, "invite");
     t = await alice.post(token, "sys", { type: "system" });
-    assert.equal(t.body.type, "system");
+    assert.equal(t.status, 400, "a client cannot post as the relay");
+    assert.match(t.body.error, /"system" is the relay's own/);
     t = await alice.post(token, "odd", { type: "weird" });
     assert.equal(t.body.type, "message");
     t = await alice.post(token, "unicode ✓ 中文 🎉");
