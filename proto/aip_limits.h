@@ -173,4 +173,14 @@
 //  A hub's answer (a page of messages)
 #define AIP_LAN_MAX_REPLY       (AIP_MAX_PAGE_BYTES + 1024 * 1024)
 
+//  A line of a tool's structured output (a longer one breaks the stream)
+#define AIP_MAX_STREAM_LINE     (8 * 1024 * 1024)
+//  Progress events carry the answer so far: at most this often (<= 20/s)
+//  and at most its last this many bytes
+#define AIP_PROGRESS_TEXT_MS    50
+#define AIP_PROGRESS_TEXT_MAX   (64 * 1024)
+//  A protocol server (codex app-server, opencode acp) that has answered is
+//  given this long to exit once its stdin is closed
+#define AIP_TOOL_FINISH_GRACE_MS 1000
+
 #endif

@@ -21,6 +21,7 @@
     X(adapter)           \
     X(prompt)            \
     X(spawner)           \
+    X(stream)            \
     X(relay)             \
     X(relay_ws)          \
     X(jsonrpc)

@@ -21,35 +21,61 @@ struct _aip_adapter_t {
     size_t count;
 };
 
-//  The built-in tools, as DESIGN.md §7b
+//  The built-in tools, as DESIGN.md §7b: each in its structured mode, the
+//  prompt on stdin (or in the protocol), never in argv. Every flag here is
+//  in the --help of claude 2.1.332, codex-cli 0.171.0, gemini 0.61.0 and
+//  opencode 1.18.33.
 typedef struct {
     const char *name;
-    const char *argv [8];
+    const char *argv [10];
     const char *model_args [3];
     const char *unset [2];
     bool errors_on_stdout;
     const char *install;
     const char *login;
+    aip_format_t format;
+    const char *resume_args [3];
+    const char *ephemeral_args [2];
+    const char *max_cost_args [3];
+    const char *fallback_argv [8];
+    aip_format_t fallback_format;
 } s_builtin_t;
 
 static const s_builtin_t s_builtins [] = {
-    { "claude", { "claude", "-p", "--output-format", "text", "{model_args}", NULL },
+    { "claude-code", { "claude", "-p", "--output-format", "stream-json", "--verbose",
+                       "--include-partial-messages", "{model_args}", NULL },
       { "--model", "{model}", NULL }, { "CLAUDECODE", NULL }, true,
       "npm install -g @anthropic-ai/claude-code",
-      "run 'claude' once and log in with /login (or set ANTHROPIC_API_KEY)" },
-    { "codex", { "codex", "exec", "--skip-git-repo-check", "{model_args}", "-", NULL },
-      { "-m", "{model}", NULL }, { NULL }, false,
+      "run 'claude' once and log in with /login (or set ANTHROPIC_API_KEY)",
+      AIP_FORMAT_CLAUDE, { "--resume", "{session_id}", NULL },
+      { "--no-session-persistence", NULL }, { "--max-budget-usd", "{max_cost}", NULL },
+      { NULL }, AIP_FORMAT_TEXT },
+    //  The model and ephemeral threads go in the protocol (thread/start)
+    { "codex", { "codex", "app-server", NULL },
+      { NULL }, { NULL }, false,
       "npm install -g @openai/codex",
-      "run 'codex login' (or set OPENAI_API_KEY)" },
-    { "opencode", { "opencode", "run", "{model_args}", NULL },
-      { "-m", "{model}", NULL }, { NULL }, false,
+      "run 'codex login' (or set OPENAI_API_KEY)",
+      AIP_FORMAT_CODEX_SERVER, { NULL }, { NULL }, { NULL },
+      { "codex", "exec", "--json", "--skip-git-repo-check", "{model_args}", "-", NULL },
+      AIP_FORMAT_CODEX_EXEC },
+    { "opencode", { "opencode", "acp", NULL },
+      { NULL }, { NULL }, false,
       "npm install -g opencode-ai",
-      "run 'opencode auth login'" },
-    { "gemini", { "gemini", "-p", "", "--skip-trust", "{model_args}", NULL },
+      "run 'opencode auth login'",
+      AIP_FORMAT_ACP, { NULL }, { NULL }, { NULL },
+      { "opencode", "run", "--format", "json", "{model_args}", NULL },
+      AIP_FORMAT_OPENCODE_RUN },
+    { "gemini", { "gemini", "-p", "", "--output-format", "stream-json", "--skip-trust",
+                  "{model_args}", NULL },
       { "-m", "{model}", NULL }, { NULL }, false,
       "npm install -g @google/gemini-cli",
-      "run 'gemini' once and choose how to sign in (or set GEMINI_API_KEY)" },
+      "run 'gemini' once and choose how to sign in (or set GEMINI_API_KEY)",
+      AIP_FORMAT_GEMINI, { "--resume", "{session_id}", NULL }, { NULL }, { NULL },
+      { NULL }, AIP_FORMAT_TEXT },
 };
+
+//  The fallbacks' model arguments (the protocol servers take it in-band)
+static const char *s_fallback_model_args [] = { "-m", "{model}", NULL };
 
 //  ---------------------------------------------------------------------
 //  String vectors
@@ -97,6 +123,10 @@ s_tool_free (aip_tool_t **tool_p)
     aip_strv_free (&t->model_args);
     aip_strv_free (&t->env_set);
     aip_strv_free (&t->env_unset);
+    aip_strv_free (&t->resume_args);
+    aip_strv_free (&t->ephemeral_args);
+    aip_strv_free (&t->max_cost_args);
+    aip_strv_free (&t->fallback_argv);
     free (t->answer_path);
     free (t->event_key);
     free (t->event_value);
@@ -235,6 +265,30 @@ s_tool_from_json (const char *name, json_t *o, char *err, size_t errlen)
     snprintf (what, sizeof what, "tools.%s.unset_env", name);
     if (unset && !(t->env_unset = s_json_strv (unset, AIP_MAX_TOOL_ENV, what, err, errlen)))
         goto failed;
+    const char *format = json_string_value (json_object_get (o, "format"));
+    if (json_object_get (o, "format")) {
+        int f = format ? aip_format_from_name (format) : -1;
+        if (f < 0) {
+            snprintf (err, errlen, "tools.%s.format must be one of \"claude-stream-json\", "
+                      "\"gemini-stream-json\", \"codex-app-server\", \"codex-json\", "
+                      "\"opencode-acp\", \"opencode-json\", \"text\"", name);
+            goto failed;
+        }
+        t->format = (aip_format_t) f;
+        if (t->format != AIP_FORMAT_TEXT && t->output != AIP_OUT_TEXT) {
+            snprintf (err, errlen, "tools.%s: \"format\" and \"output\" cannot both be given",
+                      name);
+            goto failed;
+        }
+    }
+    const char *lists [] = { "resume_args", "ephemeral_args", "max_cost_args" };
+    char ***targets [] = { &t->resume_args, &t->ephemeral_args, &t->max_cost_args };
+    for (size_t i = 0; i < 3; i++) {
+        json_t *list = json_object_get (o, lists [i]);
+        snprintf (what, sizeof what, "tools.%s.%s", name, lists [i]);
+        if (list && !(*targets [i] = s_json_strv (list, 8, what, err, errlen)))
+            goto failed;
+    }
     const char *errors_on = json_string_value (json_object_get (o, "errors_on"));
     t->errors_on_stdout = errors_on && streq (errors_on, "stdout");
     t->install_hint = s_json_strdup (o, "install");
@@ -243,6 +297,50 @@ s_tool_from_json (const char *name, json_t *o, char *err, size_t errlen)
 failed:
     s_tool_free (&t);
     return NULL;
+}
+
+//  Add a problem to the warning ("; " between several)
+static void
+s_warn (char *warning, size_t warnlen, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_warn (char *warning, size_t warnlen, const char *fmt, ...)
+{
+    if (!warning || !warnlen)
+        return;
+    size_t used = strlen (warning);
+    if (used && used + 3 < warnlen) {
+        memcpy (warning + used, "; ", 3);
+        used += 2;
+    }
+    va_list ap;
+    va_start (ap, fmt);
+    if (used < warnlen)
+        vsnprintf (warning + used, warnlen - used, fmt, ap);
+    va_end (ap);
+}
+
+//  The line where a tool's entry starts ("name": ...), or 0
+static int
+s_line_of (const char *text, size_t len, const char *name)
+{
+    char key [AIP_MAX_NAME + 4];
+    snprintf (key, sizeof key, "\"%s\"", name);
+    size_t klen = strlen (key);
+    for (size_t i = 0; i + klen <= len; i++) {
+        if (memcmp (text + i, key, klen) != 0)
+            continue;
+        size_t j = i + klen;
+        while (j < len && isspace ((unsigned char) text [j]))
+            j++;
+        if (j < len && text [j] == ':') {
+            int line = 1;
+            for (size_t c = 0; c < i; c++)
+                line += text [c] == '\n';
+            return line;
+        }
+    }
+    return 0;
 }
 
 static void
@@ -254,37 +352,41 @@ s_load_config (aip_adapter_t *self, const char *home, char *warning, size_t warn
     char *text = aip_file_read (path, AIP_MAX_TOOLS_FILE, &len);
     if (!text) {
         if (errno != ENOENT)
-            snprintf (warning, warnlen, "cannot read %s: %s", path,
-                      errno == EFBIG ? "larger than 256 KiB" : strerror (errno));
+            s_warn (warning, warnlen, "cannot read %s: %s", path,
+                    errno == EFBIG ? "larger than 256 KiB" : strerror (errno));
         return;
     }
     json_error_t jerr;
-    json_t *root = json_loadb (text, len, 0, &jerr);
-    free (text);
+    json_t *root = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *tools = json_object_get (root, "tools");
     if (!root || !json_is_object (tools)) {
-        snprintf (warning, warnlen, "%s is not valid: %s", path,
-                  root ? "it needs an object \"tools\"" : jerr.text);
+        if (root)
+            s_warn (warning, warnlen, "%s is not valid: it needs an object \"tools\"", path);
+        else
+            s_warn (warning, warnlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line,
+                    jerr.column, jerr.text);
         json_decref (root);
+        free (text);
         return;
     }
     const char *name;
     json_t *value;
     json_object_foreach (tools, name, value) {
         char err [512];
+        int line = s_line_of (text, len, name);
         if (!aip_id_valid (name, strlen (name))) {
-            snprintf (warning, warnlen, "%s: tool name '%.64s' must be letters, digits, '_' "
-                      "or '-'", path, name);
+            s_warn (warning, warnlen, "%s:%d: tool name '%.64s' must be letters, digits, '_' "
+                    "or '-'", path, line, name);
             continue;
         }
         if (self->count >= AIP_MAX_TOOLS + 4) {
-            snprintf (warning, warnlen, "%s: more than %d tools; the rest are ignored", path,
-                      AIP_MAX_TOOLS);
+            s_warn (warning, warnlen, "%s: more than %d tools; the rest are ignored", path,
+                    AIP_MAX_TOOLS);
             break;
         }
         aip_tool_t *tool = s_tool_from_json (name, value, err, sizeof err);
         if (!tool) {
-            snprintf (warning, warnlen, "%s: %s", path, err);
+            s_warn (warning, warnlen, "%s:%d: %s", path, line, err);
             continue;
         }
         //  A configured tool overrides the built-in of that name
@@ -299,6 +401,7 @@ s_load_config (aip_adapter_t *self, const char *home, char *warning, size_t warn
             self->tools [self->count++] = tool;
     }
     json_decref (root);
+    free (text);
 }
 
 aip_adapter_t *
@@ -319,6 +422,12 @@ aip_adapter_new (const char *home, char *warning, size_t warnlen)
         t->errors_on_stdout = b->errors_on_stdout;
         t->install_hint = strdup (b->install);
         t->login_hint = strdup (b->login);
+        t->format = b->format;
+        t->resume_args = b->resume_args [0] ? s_strv_from (b->resume_args) : NULL;
+        t->ephemeral_args = b->ephemeral_args [0] ? s_strv_from (b->ephemeral_args) : NULL;
+        t->max_cost_args = b->max_cost_args [0] ? s_strv_from (b->max_cost_args) : NULL;
+        t->fallback_argv = b->fallback_argv [0] ? s_strv_from (b->fallback_argv) : NULL;
+        t->fallback_format = b->fallback_format;
         self->tools [self->count++] = t;
     }
     if (home)
@@ -338,13 +447,27 @@ aip_adapter_destroy (aip_adapter_t **self_p)
     *self_p = NULL;
 }
 
+static const aip_tool_t *
+aip_adapter_find_exact (aip_adapter_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (streq (self->tools [i]->name, name))
+            return self->tools [i];
+    return NULL;
+}
+
 const aip_tool_t *
 aip_adapter_find (aip_adapter_t *self, const char *name)
 {
-    if (streq (name, "claude-code"))
-        name = "claude";
     for (size_t i = 0; i < self->count; i++)
         if (streq (self->tools [i]->name, name))
+            return self->tools [i];
+    //  claude is the alias of claude-code (and the other way, for a
+    //  tools.json that defines "claude")
+    const char *alias = streq (name, "claude") ? "claude-code"
+                      : streq (name, "claude-code") ? "claude" : NULL;
+    for (size_t i = 0; alias && i < self->count; i++)
+        if (streq (self->tools [i]->name, alias))
             return self->tools [i];
     return NULL;
 }
@@ -372,6 +495,10 @@ aip_adapter_installed (aip_adapter_t *self, char *buf, size_t size)
         if (aip_which (tool->argv [0], path, sizeof path) == 0
         &&  len + strlen (tool->name) + 2 < size) {
             len += (size_t) snprintf (buf + len, size - len, "%s%s", len ? "," : "", tool->name);
+            //  Invites may name claude-code by its alias
+            if (streq (tool->name, "claude-code") && !aip_adapter_find_exact (self, "claude")
+            &&  len + 8 < size)
+                len += (size_t) snprintf (buf + len, size - len, ",claude");
         }
     }
 }
@@ -403,15 +530,19 @@ aip_which (const char *binary, char *path, size_t size)
     return -1;
 }
 
-//  Replace {model} and {prompt_file} in an argument (values are not
-//  scanned again: a model named "{model}" cannot loop)
+//  Replace {model}, {prompt_file}, {session_id} and {max_cost} in an
+//  argument (values are not scanned again: a model named "{model}" cannot
+//  loop)
 static char *
-s_expand (const char *arg, const char *model, const char *prompt_file)
+s_expand (const char *arg, const aip_tool_run_t *run)
 {
-    const char *keys [] = { "{model}", "{prompt_file}" };
-    const char *values [] = { model ? model : "", prompt_file ? prompt_file : "" };
+    const char *keys [] = { "{model}", "{prompt_file}", "{session_id}", "{max_cost}" };
+    const char *values [] = { run->model ? run->model : "",
+                              run->prompt_file ? run->prompt_file : "",
+                              run->session_id ? run->session_id : "",
+                              run->max_cost ? run->max_cost : "" };
     char *result = strdup (arg);
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 4; k++) {
         size_t from = 0;
         char *at;
         while ((at = strstr (result + from, keys [k]))) {
@@ -427,31 +558,49 @@ s_expand (const char *arg, const char *model, const char *prompt_file)
 }
 
 int
-aip_tool_command (const aip_tool_t *tool, const char *model, const char *prompt_file,
-                  char ***argv_p, char ***envp_p, char *err, size_t errlen)
+aip_tool_command (const aip_tool_t *tool, const aip_tool_run_t *run, char ***argv_p,
+                  char ***envp_p, char *err, size_t errlen)
 {
+    char *const *template = run->fallback && tool->fallback_argv ? tool->fallback_argv
+                                                                 : tool->argv;
+    char *const *model_args = run->fallback && tool->fallback_argv
+                            ? (char *const *) s_fallback_model_args : tool->model_args;
     char path [AIP_PATH_MAX];
-    if (aip_which (tool->argv [0], path, sizeof path)) {
+    if (aip_which (template [0], path, sizeof path)) {
         snprintf (err, errlen, "%s is not installed (no '%s' on PATH)%s%s", tool->name,
-                  tool->argv [0], tool->install_hint ? "; install it with: " : "",
+                  template [0], tool->install_hint ? "; install it with: " : "",
                   tool->install_hint ? tool->install_hint : "");
         return -1;
     }
-    size_t n = s_strv_len (tool->argv), m = s_strv_len (tool->model_args);
-    char **argv = (char **) calloc (n + m + 2, sizeof (char *));
+    //  Groups of arguments a run adds, at their {placeholder} or at the end
+    const char *names [] = { "{model_args}", "{resume_args}", "{ephemeral_args}",
+                             "{max_cost_args}" };
+    char *const *groups [4] = {
+        run->model && *run->model ? model_args : NULL,
+        run->session_id && !run->fallback ? tool->resume_args : NULL,
+        run->ephemeral && !run->fallback ? tool->ephemeral_args : NULL,
+        run->max_cost && *run->max_cost ? tool->max_cost_args : NULL };
+    bool spliced [4] = { false, false, false, false };
+    size_t n = s_strv_len ((char **) template), extra = 0;
+    for (size_t g = 0; g < 4; g++)
+        extra += s_strv_len ((char **) groups [g]);
+    char **argv = (char **) calloc (n + extra + 1, sizeof (char *));
     size_t k = 0;
-    bool spliced = false;
     for (size_t i = 0; i < n; i++) {
-        if (streq (tool->argv [i], "{model_args}")) {
-            spliced = true;
-            for (size_t j = 0; model && *model && j < m; j++)
-                argv [k++] = s_expand (tool->model_args [j], model, prompt_file);
+        bool group = false;
+        for (size_t g = 0; g < 4; g++) {
+            if (streq (template [i], names [g])) {
+                group = spliced [g] = true;
+                for (size_t j = 0; groups [g] && groups [g][j]; j++)
+                    argv [k++] = s_expand (groups [g][j], run);
+            }
         }
-        else
-            argv [k++] = i == 0 ? strdup (path) : s_expand (tool->argv [i], model, prompt_file);
+        if (!group)
+            argv [k++] = i == 0 ? strdup (path) : s_expand (template [i], run);
     }
-    for (size_t j = 0; !spliced && model && *model && j < m; j++)
-        argv [k++] = s_expand (tool->model_args [j], model, prompt_file);
+    for (size_t g = 0; g < 4; g++)
+        for (size_t j = 0; !spliced [g] && groups [g] && groups [g][j]; j++)
+            argv [k++] = s_expand (groups [g][j], run);
 
     size_t envc = s_strv_len (environ), setc = s_strv_len (tool->env_set);
     char **envp = (char **) calloc (envc + setc + 1, sizeof (char *));
@@ -694,7 +843,30 @@ aip_adapter_test (bool verbose)
     assert (!*warning);
     assert (aip_adapter_count (adapter) == 4);
     const aip_tool_t *claude = aip_adapter_find (adapter, "claude-code");
-    assert (claude && streq (claude->name, "claude") && claude->errors_on_stdout);
+    assert (claude && streq (claude->name, "claude-code") && claude->errors_on_stdout);
+    assert (aip_adapter_find (adapter, "claude") == claude);
+    assert (claude->format == AIP_FORMAT_CLAUDE);
+    //  A resumed, ephemeral, budgeted claude run: flags in their place
+    {
+        char *saved_path = getenv ("PATH") ? strdup (getenv ("PATH")) : NULL;
+        setenv ("PATH", "/bin:/usr/bin", 1);
+        aip_tool_t fake = *claude;
+        char *fake_argv [] = { "sh", "-p", "{model_args}", NULL };
+        fake.argv = fake_argv;
+        aip_tool_run_t r = { "opus", NULL, "abc-1", true, "0.50", false };
+        char **av, **ev;
+        assert (aip_tool_command (&fake, &r, &av, &ev, err, sizeof err) == 0);
+        assert (streq (av [1], "-p") && streq (av [2], "--model") && streq (av [3], "opus")
+             && streq (av [4], "--resume") && streq (av [5], "abc-1")
+             && streq (av [6], "--no-session-persistence") && streq (av [7], "--max-budget-usd")
+             && streq (av [8], "0.50") && !av [9]);
+        aip_strv_free (&av);
+        aip_strv_free (&ev);
+        if (saved_path) {
+            setenv ("PATH", saved_path, 1);
+            free (saved_path);
+        }
+    }
     assert (!aip_adapter_find (adapter, "nope"));
     aip_adapter_destroy (&adapter);
     aip_adapter_destroy (&adapter);
@@ -710,20 +882,38 @@ aip_adapter_test (bool verbose)
         "  \"streamy\": {\"argv\": [\"streamy\"], \"output\": \"ndjson\", \"answer\": \"part.text\","
         "                \"event\": {\"type\": \"text\"}},"
         "  \"broken\": {\"argv\": []},"
+        "  \"wrapped\": {\"argv\": [\"myclaude\"], \"format\": \"claude-stream-json\","
+        "                \"resume_args\": [\"--resume\", \"{session_id}\"]},"
+        "  \"badformat\": {\"argv\": [\"x\"], \"format\": \"xml\"},"
         "  \"codex\": {\"argv\": [\"/bin/true\"]}"
         "}}";
     aip_home_path (home, "tools.json", path, sizeof path);
     assert (aip_file_write_atomic (path, config, strlen (config), 0600) == 0);
     adapter = aip_adapter_new (home, warning, sizeof warning);
-    assert (strstr (warning, "broken"));
+    assert (strstr (warning, "broken") && strstr (warning, "badformat"));
+    assert (strstr (warning, "tools.json:1: "));
+    //  Malformed: path, line and column
+    aip_adapter_t *bad;
+    const char *malformed = "{\"tools\": {\n  \"x\": {\"argv\": [\"a\",]}\n}}";
+    assert (aip_file_write_atomic (path, malformed, strlen (malformed), 0600) == 0);
+    bad = aip_adapter_new (home, warning, sizeof warning);
+    assert (strstr (warning, "tools.json:2:") && strstr (warning, "not valid JSON"));
+    if (verbose)
+        printf ("\n   malformed: %s\n   ", warning);
+    aip_adapter_destroy (&bad);
+    assert (aip_file_write_atomic (path, config, strlen (config), 0600) == 0);
     if (verbose)
         printf ("\n   warning: %s\n   ", warning);
-    assert (aip_adapter_count (adapter) == 7);
+    assert (aip_adapter_count (adapter) == 8);
+    const aip_tool_t *wrapped = aip_adapter_find (adapter, "wrapped");
+    assert (wrapped && wrapped->format == AIP_FORMAT_CLAUDE && wrapped->resume_args);
+    assert (!aip_adapter_find (adapter, "badformat"));
     const aip_tool_t *codex = aip_adapter_find (adapter, "codex");
     assert (codex->configured && streq (codex->argv [0], "/bin/true"));
     const aip_tool_t *echoer = aip_adapter_find (adapter, "echoer");
     char **argv, **envp;
-    assert (aip_tool_command (echoer, "m1", NULL, &argv, &envp, err, sizeof err) == 0);
+    aip_tool_run_t run = { "m1", NULL, NULL, false, NULL, false };
+    assert (aip_tool_command (echoer, &run, &argv, &envp, err, sizeof err) == 0);
     assert (argv [0][0] == '/' && streq (argv [3], "--model=m1") && !argv [4]);
     bool saw_x = false, saw_home = false;
     for (char **e = envp; *e; e++) {
@@ -735,12 +925,14 @@ aip_adapter_test (bool verbose)
     aip_strv_free (&envp);
     assert (!argv && !envp);
     //  A model named like a placeholder is taken literally
-    assert (aip_tool_command (echoer, "{model}", NULL, &argv, &envp, err, sizeof err) == 0);
+    run.model = "{model}";
+    assert (aip_tool_command (echoer, &run, &argv, &envp, err, sizeof err) == 0);
     assert (streq (argv [3], "--model={model}"));
     aip_strv_free (&argv);
     aip_strv_free (&envp);
     //  Without a model, the model args vanish
-    assert (aip_tool_command (echoer, NULL, NULL, &argv, &envp, err, sizeof err) == 0);
+    run.model = NULL;
+    assert (aip_tool_command (echoer, &run, &argv, &envp, err, sizeof err) == 0);
     assert (streq (argv [2], "cat") && !argv [3]);
     aip_strv_free (&argv);
     aip_strv_free (&envp);
@@ -776,7 +968,7 @@ aip_adapter_test (bool verbose)
     const aip_tool_t *gemini = aip_adapter_find (adapter, "gemini");
     char *saved = getenv ("PATH") ? strdup (getenv ("PATH")) : NULL;
     setenv ("PATH", "/nonexistent", 1);
-    assert (aip_tool_command (gemini, NULL, NULL, &argv, &envp, err, sizeof err) == -1);
+    assert (aip_tool_command (gemini, &run, &argv, &envp, err, sizeof err) == -1);
     assert (strstr (err, "not installed") && strstr (err, "npm install -g @google/gemini-cli"));
     if (saved) {
         setenv ("PATH", saved, 1);

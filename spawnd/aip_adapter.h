@@ -7,7 +7,13 @@
       {"tools": {"mytool": {"argv": ["mytool", "--quiet", "{model_args}"],
                             "model_args": ["--model", "{model}"],
                             "prompt": "stdin" | "file",   ({prompt_file} in argv)
-                            "output": "text" | "json" | "ndjson",
+                            "format": "claude-stream-json" | "gemini-stream-json"
+                                    | "codex-app-server" | "codex-json"
+                                    | "opencode-acp" | "opencode-json" | "text",
+                            "resume_args": ["--resume", "{session_id}"],
+                            "ephemeral_args": ["--no-session-persistence"],
+                            "max_cost_args": ["--max-budget-usd", "{max_cost}"],
+                            "output": "text" | "json" | "ndjson",  (format "text")
                             "answer": "result",           (dotted JSON path)
                             "event": {"type": "text"},    (ndjson: answer events)
                             "error_flag": "is_error", "usage": "usage",
@@ -23,6 +29,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include "aip_stream.h"
 
 typedef enum { AIP_PROMPT_STDIN, AIP_PROMPT_FILE } aip_prompt_via_t;
 typedef enum { AIP_OUT_TEXT, AIP_OUT_JSON, AIP_OUT_NDJSON } aip_out_mode_t;
@@ -44,7 +51,23 @@ typedef struct {
     char *install_hint;         //  how to install it
     char *login_hint;           //  how to log in
     bool configured;            //  from tools.json (else built in)
+    aip_format_t format;        //  structured output (AIP_FORMAT_TEXT: see output)
+    char **resume_args;         //  to resume {session_id}, or NULL (no resume)
+    char **ephemeral_args;      //  to keep no session on disk, or NULL
+    char **max_cost_args;       //  to cap the cost at {max_cost} USD, or NULL
+    char **fallback_argv;       //  a protocol server cannot run: this instead, or NULL
+    aip_format_t fallback_format;   //  ... in this format
 } aip_tool_t;
+
+//  What one run adds to the command line
+typedef struct {
+    const char *model;          //  or NULL
+    const char *prompt_file;    //  {prompt_file}, or NULL
+    const char *session_id;     //  resume this (validated), or NULL
+    bool ephemeral;             //  keep no session on disk
+    const char *max_cost;       //  USD, or NULL
+    bool fallback;              //  use fallback_argv
+} aip_tool_run_t;
 
 typedef struct _aip_adapter_t aip_adapter_t;
 
@@ -52,7 +75,7 @@ typedef struct _aip_adapter_t aip_adapter_t;
 //  tools.json is reported in warning (the built-ins still work).
 aip_adapter_t *aip_adapter_new (const char *home, char *warning, size_t warnlen);
 void aip_adapter_destroy (aip_adapter_t **self_p);
-//  A tool by name ("claude-code" is claude), or NULL
+//  A tool by name ("claude-code" is claude, and the other way), or NULL
 const aip_tool_t *aip_adapter_find (aip_adapter_t *self, const char *name);
 size_t aip_adapter_count (aip_adapter_t *self);
 const aip_tool_t *aip_adapter_at (aip_adapter_t *self, size_t index);
@@ -65,8 +88,8 @@ int aip_which (const char *binary, char *path, size_t size);
 //  The command for one run: argv (argv [0] resolved on PATH) and envp,
 //  both NULL-terminated, for aip_strv_free. -1 with err when the binary is
 //  not installed.
-int aip_tool_command (const aip_tool_t *tool, const char *model, const char *prompt_file,
-                      char ***argv, char ***envp, char *err, size_t errlen);
+int aip_tool_command (const aip_tool_t *tool, const aip_tool_run_t *run, char ***argv,
+                      char ***envp, char *err, size_t errlen);
 void aip_strv_free (char ***strv_p);
 
 //  Read the answer from stdout. *answer (caller frees) may be empty;

@@ -3,10 +3,14 @@
 #include "aip_limits.h"
 #include "aip_util.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,15 +24,39 @@ typedef struct {
     size_t len;                 //  bytes kept
     size_t max;                 //  keep at most this
     size_t total;               //  bytes seen
+    void (*cb) (void *arg, const char *data, size_t len);  //  told of each read, or NULL
+    void *cb_arg;               //  its argument
 } s_capture_t;
+
+//  The children running under an aip_proc now (aip_proc_sweep spares them)
+#define PROC_MAX_LIVE 64
+static pid_t s_live [PROC_MAX_LIVE];
+static pthread_mutex_t s_live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+s_live_set (pid_t pid, bool live)
+{
+    pthread_mutex_lock (&s_live_lock);
+    for (int i = 0; i < PROC_MAX_LIVE; i++) {
+        if (live && s_live [i] == 0) {
+            s_live [i] = pid;
+            break;
+        }
+        if (!live && s_live [i] == pid)
+            s_live [i] = 0;
+    }
+    pthread_mutex_unlock (&s_live_lock);
+}
 
 struct _aip_proc_t {
     pid_t pid;                  //  the child, also its process group
     int pidfd;                  //  readable when it exits, or -1
     int stdin_fd;               //  write end, -1 once closed
-    const char *input;          //  borrowed from the caller until written
+    char *input;                //  bytes queued for stdin (ours)
     size_t input_len;
     size_t input_sent;
+    bool keep_stdin;            //  stdin stays open when the queue is empty
+    bool finishing;             //  aip_proc_finish: the deadline is not a timeout
     s_capture_t out;            //  stdout
     s_capture_t err;            //  stderr
     int64_t started;            //  monotonic ms
@@ -67,6 +95,8 @@ s_capture_read (s_capture_t *c)
             return;
         }
         c->total += (size_t) n;
+        if (c->cb)
+            c->cb (c->cb_arg, buf, (size_t) n);
         size_t room = c->max - c->len;
         size_t keep = (size_t) n < room ? (size_t) n : room;
         if (keep) {
@@ -103,8 +133,46 @@ s_write_stdin (aip_proc_t *self)
         }
         self->input_sent += (size_t) n;
     }
-    if (self->input_sent >= self->input_len)
+    if (self->input_sent >= self->input_len) {
+        free (self->input);
+        self->input = NULL;
+        self->input_len = self->input_sent = 0;
+        if (!self->keep_stdin)
+            s_close_stdin (self);
+    }
+}
+
+void
+aip_proc_write (aip_proc_t *self, const char *data, size_t len)
+{
+    if (self->stdin_fd < 0 || !len)
+        return;
+    //  Drop what was written, append the new bytes
+    size_t left = self->input_len - self->input_sent;
+    char *queue = (char *) malloc (left + len);
+    assert (queue);
+    if (left)
+        memcpy (queue, self->input + self->input_sent, left);
+    memcpy (queue + left, data, len);
+    free (self->input);
+    self->input = queue;
+    self->input_len = left + len;
+    self->input_sent = 0;
+    s_write_stdin (self);
+}
+
+void
+aip_proc_finish (aip_proc_t *self, int grace_ms)
+{
+    self->keep_stdin = false;
+    if (!self->input)
         s_close_stdin (self);
+    if (self->exited || self->term_sent)
+        return;
+    self->finishing = true;
+    int64_t at = aip_clock_ms () + grace_ms;
+    if (at < self->deadline)
+        self->deadline = at;
 }
 
 aip_proc_t *
@@ -166,8 +234,16 @@ aip_proc_new (const aip_proc_opts_t *opts, int *start_errno, char *err, size_t e
     fcntl (self->stdin_fd, F_SETFL, O_NONBLOCK);
     fcntl (self->out.fd, F_SETFL, O_NONBLOCK);
     fcntl (self->err.fd, F_SETFL, O_NONBLOCK);
-    self->input = opts->input;
-    self->input_len = opts->input ? opts->input_len : 0;
+    self->keep_stdin = opts->keep_stdin;
+    self->out.cb = opts->on_stdout;
+    self->out.cb_arg = opts->on_stdout_arg;
+    if (opts->input && opts->input_len) {
+        self->input = (char *) malloc (opts->input_len);
+        assert (self->input);
+        memcpy (self->input, opts->input, opts->input_len);
+        self->input_len = opts->input_len;
+    }
+    s_live_set (pid, true);
     self->started = aip_clock_ms ();
     self->deadline = self->started + (opts->timeout_ms > 0 ? opts->timeout_ms : 1);
     s_write_stdin (self);
@@ -193,6 +269,8 @@ aip_proc_destroy (aip_proc_t **self_p)
         kill (-self->pid, SIGKILL);
         waitpid (self->pid, NULL, 0);
     }
+    s_live_set (self->pid, false);
+    free (self->input);
     s_close_stdin (self);
     s_capture_close (&self->out);
     s_capture_close (&self->err);
@@ -215,7 +293,7 @@ aip_proc_items (aip_proc_t *self, zmq_pollitem_t *items, int max)
     if (self->err.fd >= 0 && n < max) {
         item.fd = self->err.fd; item.events = ZMQ_POLLIN; items [n++] = item;
     }
-    if (self->stdin_fd >= 0 && n < max) {
+    if (self->stdin_fd >= 0 && self->input && n < max) {
         item.fd = self->stdin_fd; item.events = ZMQ_POLLOUT; items [n++] = item;
     }
     if (self->pidfd >= 0 && !self->exited && n < max) {
@@ -260,7 +338,7 @@ aip_proc_tick (aip_proc_t *self)
         }
         else
         if (now >= self->deadline && !self->term_sent) {
-            self->timed_out = !self->cancelled;
+            self->timed_out = !self->cancelled && !self->finishing;
             self->term_sent = true;
             self->kill_at = now + AIP_TOOL_KILL_GRACE_MS;
             kill (-self->pid, SIGTERM);
@@ -382,6 +460,80 @@ aip_proc_pid (aip_proc_t *self)
     return self->pid;
 }
 
+int
+aip_proc_subreaper (void)
+{
+    return prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+//  The parent pid of a process, from /proc/PID/stat, or -1
+static pid_t
+s_parent_of (const char *pid)
+{
+    char path [64], buf [512];
+    snprintf (path, sizeof path, "/proc/%s/stat", pid);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read (fd, buf, sizeof buf - 1);
+    close (fd);
+    if (n <= 0)
+        return -1;
+    buf [n] = 0;
+    //  "pid (comm) state ppid ...": comm may hold spaces and parentheses
+    char *close_paren = strrchr (buf, ')');
+    char state;
+    int ppid;
+    if (!close_paren || sscanf (close_paren + 1, " %c %d", &state, &ppid) != 2)
+        return -1;
+    return (pid_t) ppid;
+}
+
+static bool
+s_is_live (pid_t pid)
+{
+    bool live = false;
+    pthread_mutex_lock (&s_live_lock);
+    for (int i = 0; i < PROC_MAX_LIVE && !live; i++)
+        live = s_live [i] == pid;
+    pthread_mutex_unlock (&s_live_lock);
+    return live;
+}
+
+int
+aip_proc_sweep (void)
+{
+    //  A killed orphan's own children are reparented to us in turn: sweep
+    //  until no round finds one (bounded)
+    int killed = 0;
+    pid_t self = getpid ();
+    for (int round = 0; round < 32; round++) {
+        int found = 0;
+        DIR *dir = opendir ("/proc");
+        if (!dir)
+            break;
+        struct dirent *entry;
+        while ((entry = readdir (dir))) {
+            if (!isdigit ((unsigned char) entry->d_name [0]))
+                continue;
+            pid_t pid = (pid_t) atoi (entry->d_name);
+            if (pid == self || s_parent_of (entry->d_name) != self || s_is_live (pid))
+                continue;
+            kill (pid, SIGKILL);
+            //  Its group too: it may have started a group of its own
+            kill (-pid, SIGKILL);
+            waitpid (pid, NULL, 0);
+            found++;
+        }
+        closedir (dir);
+        killed += found;
+        if (!found)
+            break;
+    }
+    //  Reap what died meanwhile (never one of ours that runs)
+    return killed;
+}
+
 //  ---------------------------------------------------------------------
 //  Self-test
 
@@ -391,7 +543,7 @@ s_test_run (const char *script, const char *input, int timeout_ms, size_t max_ou
     char *argv [] = { "/bin/sh", "-c", (char *) script, NULL };
     extern char **environ;
     aip_proc_opts_t opts = { argv, environ, "/tmp", input, input ? strlen (input) : 0,
-                             timeout_ms, max_out, 4096 };
+                             timeout_ms, max_out, 4096, false, NULL, NULL };
     int start_errno;
     char err [256];
     aip_proc_t *proc = aip_proc_new (&opts, &start_errno, err, sizeof err);
@@ -471,10 +623,68 @@ aip_proc_test (bool verbose)
     assert (s_test_group_gone (pid));
     aip_proc_destroy (&proc);
 
+    //  Stdin kept open: requests written as replies arrive, then finish
+    {
+        char *argv2 [] = { "/bin/sh", "-c", "read a; echo \"got $a\"; read b; echo \"got $b\"; "
+                           "read c && echo never", NULL };
+        extern char **environ;
+        aip_proc_opts_t kopts = { argv2, environ, NULL, "one\n", 4, 5000, 1024, 1024, true,
+                                  NULL, NULL };
+        int kerrno;
+        char kerr [256];
+        aip_proc_t *kproc = aip_proc_new (&kopts, &kerrno, kerr, sizeof kerr);
+        assert (kproc);
+        bool wrote = false;
+        while (!aip_proc_done (kproc)) {
+            zmq_pollitem_t items [4];
+            int count = aip_proc_items (kproc, items, 4);
+            if (zmq_poll (items, count, aip_proc_timeout (kproc)) > 0)
+                aip_proc_handle (kproc, items, count);
+            aip_proc_tick (kproc);
+            const char *o = aip_proc_stdout (kproc, &len);
+            if (!wrote && strstr (o, "got one")) {
+                aip_proc_write (kproc, "two\n", 4);
+                wrote = true;
+            }
+            if (strstr (o, "got two"))
+                aip_proc_finish (kproc, 200);
+        }
+        assert (streq (aip_proc_stdout (kproc, &len), "got one\ngot two\n"));
+        assert (!aip_proc_timed_out (kproc) && !aip_proc_cancelled (kproc));
+        aip_proc_destroy (&kproc);
+    }
+
+    //  A tool whose grandchild leaves the group (setsid): a subreaper
+    //  sweeps it up after the run
+    {
+        assert (aip_proc_subreaper () == 0);
+        char marker [] = "/tmp/aip_proc_test_XXXXXX";
+        int mfd = mkstemp (marker);
+        assert (mfd >= 0);
+        close (mfd);
+        unlink (marker);
+        char script [512];
+        snprintf (script, sizeof script, "setsid sh -c 'echo $$ > %s.tmp; mv %s.tmp %s; "
+                  "exec sleep 30' </dev/null >/dev/null 2>&1 & "
+                  "while [ ! -s %s ]; do :; done", marker, marker, marker, marker);
+        proc = s_test_run (script, NULL, 10000, 1024);
+        aip_proc_destroy (&proc);
+        char *text = aip_file_read (marker, 64, &len);
+        assert (text);
+        int escaped = atoi (text);
+        free (text);
+        unlink (marker);
+        assert (escaped > 0 && kill (escaped, 0) == 0);   //  it escaped the group
+        assert (aip_proc_sweep () >= 1);
+        assert (kill (escaped, 0) != 0);                  //  and is gone now
+        if (verbose)
+            printf ("(swept pid %d) ", escaped);
+    }
+
     //  Cannot start: a clear errno
     char *argv [] = { "/nonexistent/tool", NULL };
     extern char **environ;
-    aip_proc_opts_t opts = { argv, environ, NULL, NULL, 0, 1000, 10, 10 };
+    aip_proc_opts_t opts = { argv, environ, NULL, NULL, 0, 1000, 10, 10, false, NULL, NULL };
     int start_errno;
     char err [256];
     assert (aip_proc_new (&opts, &start_errno, err, sizeof err) == NULL);

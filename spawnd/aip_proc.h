@@ -27,6 +27,9 @@ typedef struct {
     int timeout_ms;             //  hard limit on the run time
     size_t max_stdout;          //  bytes of stdout kept
     size_t max_stderr;          //  bytes of stderr kept
+    bool keep_stdin;            //  stdin stays open after input (aip_proc_write)
+    void (*on_stdout) (void *arg, const char *data, size_t len);   //  each read, or NULL
+    void *on_stdout_arg;        //  its argument
 } aip_proc_opts_t;
 
 typedef struct _aip_proc_t aip_proc_t;
@@ -50,6 +53,19 @@ bool aip_proc_done (aip_proc_t *self);
 void aip_proc_cancel (aip_proc_t *self);
 //  Run until done (blocking)
 void aip_proc_wait (aip_proc_t *self);
+//  Queue bytes for stdin (a copy; with keep_stdin), written as it drains
+void aip_proc_write (aip_proc_t *self, const char *data, size_t len);
+//  The tool said all it had to: close stdin once written, give it
+//  grace_ms to exit, then stop the group (not a timeout, not a cancel)
+void aip_proc_finish (aip_proc_t *self, int grace_ms);
+
+//  Make this process a child subreaper (PR_SET_CHILD_SUBREAPER): what a
+//  tool starts and detaches (setsid, double fork) is reparented to us
+//  instead of init, so aip_proc_sweep can kill it. 0 on success.
+int aip_proc_subreaper (void);
+//  Kill and reap every child of this process not running under an
+//  aip_proc now: what escaped a finished tool's group. Returns how many.
+int aip_proc_sweep (void);
 
 //  Results (valid once done)
 const char *aip_proc_stdout (aip_proc_t *self, size_t *len);

@@ -10,6 +10,7 @@
 #include "aip_proc.h"
 #include "aip_prompt.h"
 #include "aip_proto.h"
+#include "aip_stream.h"
 #include "aip_util.h"
 #include "aip_worker.h"
 
@@ -38,6 +39,7 @@ typedef struct {
     const char *progress_room;      //  progress events of the running tool go here
     const char *progress_tool;      //  ... about this tool
     const char *progress_msg_id;    //  ... and the answer's message id ("" if none)
+    aip_stream_t *stream;           //  the running tool's structured output, or NULL
     bool encrypted;                 //  the job's room is end-to-end encrypted
     aip_roomkey_t room_key;         //  ... with this key (only during the job)
 } s_spawner_t;
@@ -243,32 +245,50 @@ s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *
 //  ---------------------------------------------------------------------
 //  Running a process while staying responsive
 
-//  Progress of the running tool: {v, type:"progress", room_id, data:{tool,
-//  msg_id, bytes, elapsed_ms, partial}} on topic room.<id>
+//  The last max bytes of text, starting on a character, repaired
+static char *
+s_text_tail (const char *text, size_t len, size_t max, size_t *out_len)
+{
+    size_t start = len > max ? len - max : 0;
+    while (start < len && ((unsigned char) text [start] & 0xc0) == 0x80)
+        start++;
+    return aip_utf8_repair (text + start, len - start, out_len);
+}
+
+//  Progress of the running tool on topic room.<id> (local only: events
+//  never leave the machine): {v, type:"progress", room_id, data:{tool,
+//  msg_id, bytes, elapsed_ms, partial, text, done}}; text is the answer so
+//  far (a text tool's stdout), its last AIP_PROGRESS_TEXT_MAX bytes
 static void
-s_progress (s_spawner_t *self, aip_proc_t *proc)
+s_progress (s_spawner_t *self, aip_proc_t *proc, bool done)
 {
     size_t len;
-    const char *out = aip_proc_stdout (proc, &len);
-    size_t start = len > AIP_PROGRESS_TAIL ? len - AIP_PROGRESS_TAIL : 0;
-    size_t tail_len;
-    char *tail = aip_utf8_repair (out + start, len - start, &tail_len);
+    const char *text = self->stream ? aip_stream_text (self->stream, &len)
+                                    : aip_proc_stdout (proc, &len);
+    size_t tail_len, text_len;
+    char *tail = s_text_tail (text, len, AIP_PROGRESS_TAIL, &tail_len);
+    char *latest = s_text_tail (text, len, AIP_PROGRESS_TEXT_MAX, &text_len);
     aip_pack_t *pk = aip_pack_new ();
     aip_pack_map (pk, 4);
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "type", "progress");
     aip_pack_kstr (pk, "room_id", self->progress_room);
     aip_pack_key (pk, "data");
-    aip_pack_map (pk, 5);
+    aip_pack_map (pk, 7);
     aip_pack_kstr (pk, "tool", self->progress_tool);
     aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
     aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
     aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
     //  Events are not stored, but an encrypted room's text stays sealed
-    if (self->encrypted)
+    if (self->encrypted) {
         aip_pack_kstr (pk, "partial", "");
-    else
+        aip_pack_kstr (pk, "text", "");
+    }
+    else {
         aip_pack_kstrn (pk, "partial", tail, tail_len);
+        aip_pack_kstrn (pk, "text", latest, text_len);
+    }
+    aip_pack_kbool (pk, "done", done);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     char topic [AIP_MAX_ID + 8];
@@ -276,20 +296,52 @@ s_progress (s_spawner_t *self, aip_proc_t *proc)
     aip_worker_event (self->worker, topic, data, size);
     aip_pack_destroy (&pk);
     free (tail);
+    free (latest);
+}
+
+//  The tool printed something: its stream reads it
+static void
+s_on_stdout (void *arg, const char *data, size_t len)
+{
+    aip_stream_feed ((aip_stream_t *) arg, data, len);
+}
+
+//  Requests the stream has for the tool go to its stdin; once the stream
+//  has its final event, a protocol server is let go
+static void
+s_stream_pump (s_spawner_t *self, aip_proc_t *proc, bool *finishing)
+{
+    if (!self->stream)
+        return;
+    size_t len;
+    char *out = aip_stream_output (self->stream, &len);
+    if (out) {
+        aip_proc_write (proc, out, len);
+        free (out);
+    }
+    if (!*finishing && aip_stream_done (self->stream)) {
+        *finishing = true;
+        aip_proc_finish (proc, AIP_TOOL_FINISH_GRACE_MS);
+    }
 }
 
 //  Run proc to its end; false if we are terminating (proc is killed)
 static bool
 s_proc_run (s_spawner_t *self, aip_proc_t *proc)
 {
-    int64_t progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
-    size_t progress_bytes = 0;
+    //  Progress when the text changed, at most every AIP_PROGRESS_TEXT_MS
+    int64_t progress_at = aip_clock_ms () + AIP_PROGRESS_TEXT_MS;
+    uint64_t progress_seen = 0;
+    bool finishing = false;
+    s_stream_pump (self, proc, &finishing);
     while (!aip_proc_done (proc)) {
         if (self->progress_room && aip_clock_ms () >= progress_at) {
-            progress_at = aip_clock_ms () + AIP_PROGRESS_MS;
-            if (aip_proc_stdout_total (proc) != progress_bytes) {
-                progress_bytes = aip_proc_stdout_total (proc);
-                s_progress (self, proc);
+            progress_at = aip_clock_ms () + AIP_PROGRESS_TEXT_MS;
+            uint64_t now_seen = self->stream ? aip_stream_changes (self->stream)
+                                             : aip_proc_stdout_total (proc);
+            if (now_seen != progress_seen) {
+                progress_seen = now_seen;
+                s_progress (self, proc, false);
             }
         }
         if (self->terminated) {
@@ -304,12 +356,15 @@ s_proc_run (s_spawner_t *self, aip_proc_t *proc)
         zmq_pollitem_t items [4];
         int count = aip_proc_items (proc, items, 4);
         int timeout = aip_proc_timeout (proc);
-        if (self->progress_room && timeout > AIP_PROGRESS_MS)
-            timeout = AIP_PROGRESS_MS;
+        if (self->progress_room && timeout > AIP_PROGRESS_TEXT_MS)
+            timeout = AIP_PROGRESS_TEXT_MS;
         if (s_poll (self, items, count, timeout) > 0)
             aip_proc_handle (proc, items, count);
         aip_proc_tick (proc);
+        s_stream_pump (self, proc, &finishing);
     }
+    if (self->progress_room)
+        s_progress (self, proc, true);
     return true;
 }
 
@@ -333,15 +388,20 @@ s_mentions (aip_adapter_t *adapter, const char *self_tool, const char *answer)
 {
     json_t *mentions = json_array ();
     for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
-        const char *name = aip_adapter_at (adapter, i)->name;
-        if (streq (name, self_tool))
+        const char *tool = aip_adapter_at (adapter, i)->name;
+        if (streq (tool, self_tool))
             continue;
-        size_t n = strlen (name);
-        for (const char *p = strchr (answer, '@'); p; p = strchr (p + 1, '@')) {
-            if (strncasecmp (p + 1, name, n) == 0
-            &&  !(isalnum ((unsigned char) p [1 + n]) || p [1 + n] == '_' || p [1 + n] == '-')) {
-                json_array_append_new (mentions, json_string (name));
-                break;
+        //  claude-code is also @claude: the mention keeps the name written
+        const char *names [2] = { tool, streq (tool, "claude-code") ? "claude" : NULL };
+        bool found = false;
+        for (size_t k = 0; k < 2 && names [k] && !found; k++) {
+            size_t n = strlen (names [k]);
+            for (const char *p = strchr (answer, '@'); p && !found; p = strchr (p + 1, '@')) {
+                if (strncasecmp (p + 1, names [k], n) == 0
+                &&  !(isalnum ((unsigned char) p [1 + n]) || p [1 + n] == '_' || p [1 + n] == '-')) {
+                    json_array_append_new (mentions, json_string (names [k]));
+                    found = true;
+                }
             }
         }
     }
@@ -367,6 +427,29 @@ s_trim_answer (char *answer, size_t *len)
     memmove (answer, answer + start, end - start);
     *len = end - start;
     answer [*len] = 0;
+}
+
+//  Cut an answer past the content limit visibly, on a character boundary
+//  (total: the bytes the tool printed, when more than the answer)
+static void
+s_cap_answer (char **answer_p, size_t *len_p, size_t total)
+{
+    char *answer = *answer_p;
+    size_t len = *len_p;
+    const size_t room = AIP_MAX_CONTENT - 256;
+    if (len > room || total > len) {
+        size_t cut = len > room ? room : len;
+        while (cut > 0 && ((unsigned char) answer [cut] & 0xc0) == 0x80)
+            cut--;
+        char marker [200];
+        snprintf (marker, sizeof marker, "\n\n[... answer cut by ai-peer: %zu bytes in all, "
+                  "the limit is %d]", total > len ? total : len, AIP_MAX_CONTENT - 256);
+        answer = (char *) realloc (answer, cut + strlen (marker) + 1);
+        memcpy (answer + cut, marker, strlen (marker) + 1);
+        len = cut + strlen (marker);
+    }
+    *answer_p = answer;
+    *len_p = len;
 }
 
 //  Turn a finished run into the answer or an error message in the tool's
@@ -449,21 +532,115 @@ s_evaluate (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, char **answ
     }
     //  Cap: cut visibly on a character boundary
     size_t total = aip_proc_stdout_total (proc);
-    const size_t room = AIP_MAX_CONTENT - 256;
-    if (len > room || (total > out_len && tool->output == AIP_OUT_TEXT)) {
-        size_t cut = len > room ? room : len;
-        while (cut > 0 && ((unsigned char) answer [cut] & 0xc0) == 0x80)
-            cut--;
-        char marker [200];
-        snprintf (marker, sizeof marker, "\n\n[... answer cut by ai-peer: %zu bytes in all, "
-                  "the limit is %d]", total > len ? total : len, AIP_MAX_CONTENT - 256);
-        answer = (char *) realloc (answer, cut + strlen (marker) + 1);
-        memcpy (answer + cut, marker, strlen (marker) + 1);
-        len = cut + strlen (marker);
-    }
+    s_cap_answer (&answer, &len, total > out_len && tool->output == AIP_OUT_TEXT ? total : 0);
     *answer_p = answer;
     *answer_len = len;
     return 0;
+}
+
+//  Does the text hold a line that starts as a JSON object?
+static bool
+s_has_json_line (const char *text, size_t len)
+{
+    bool line_start = true;
+    for (size_t i = 0; i < len; i++) {
+        if (line_start && text [i] == '{')
+            return true;
+        line_start = text [i] == '\n';
+    }
+    return false;
+}
+
+//  The words of a failed structured run: the stream's reason, else the
+//  tool's stderr (or stdout)
+static int
+s_evaluate_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *stream,
+                   int timeout_s, char **answer_p, size_t *answer_len, s_result_t *result,
+                   aip_stream_err_t *kind)
+{
+    size_t out_len, err_len;
+    const char *out = aip_proc_stdout (proc, &out_len);
+    const char *errtext = aip_proc_stderr (proc, &err_len);
+    char words [AIP_TOOL_ERROR_BYTES + 8];
+    snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+    *kind = AIP_STREAM_OK;
+    bool finished = aip_stream_done (stream);
+    aip_stream_end (stream);
+    const char *why;
+    aip_stream_err_t err = aip_stream_error (stream, &why);
+    if (!finished && aip_proc_timed_out (proc)) {
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s timed out after %d s (its "
+                  "processes were killed)%s%s", tool->name, timeout_s, *words ? ": " : "", words);
+        return -1;
+    }
+    if (aip_proc_cancelled (proc)) {
+        snprintf (result->code, sizeof result->code, "cancelled");
+        snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
+        return -1;
+    }
+    if (!finished && !aip_proc_exited (proc)) {
+        int sig = aip_proc_exit_code (proc);
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s crashed (killed by signal %d, "
+                  "%s)%s%s", tool->name, sig, strsignal (sig), *words ? ": " : "", words);
+        return -1;
+    }
+    *kind = err;
+    if (err == AIP_STREAM_OK) {
+        size_t len;
+        const char *text = aip_stream_answer (stream, &len);
+        char *answer = aip_utf8_repair (text, len, &len);
+        s_trim_answer (answer, &len);
+        if (len == 0) {
+            aip_tool_words (errtext, err_len, words, sizeof words);
+            snprintf (result->message, sizeof result->message, "%s returned an empty answer%s%s",
+                      tool->name, *words ? ": " : "", words);
+            free (answer);
+            return -1;
+        }
+        s_cap_answer (&answer, &len, 0);
+        *answer_p = answer;
+        *answer_len = len;
+        return 0;
+    }
+    //  The reason: the tool's event, or (no final event) its own words
+    if (err == AIP_STREAM_ERR_OUTPUT && !finished) {
+        //  Its stdout is events (not words) unless none of it was JSON
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        if (!*words && aip_stream_lines (stream) && !s_has_json_line (out, out_len))
+            aip_tool_words (out, out_len, words, sizeof words);
+    }
+    else
+        aip_tool_words (why, strlen (why), words, sizeof words);
+    int code = aip_proc_exit_code (proc);
+    bool auth = err == AIP_STREAM_ERR_AUTH
+             || (err == AIP_STREAM_ERR_OUTPUT && aip_tool_auth_failure (words))
+             || (streq (tool->name, "gemini") && code == 41 && !finished);
+    if (auth)
+        snprintf (result->message, sizeof result->message, "%s is not logged in: %s%s%s",
+                  tool->name, *words ? words : "authentication failed",
+                  tool->login_hint ? " — " : "", tool->login_hint ? tool->login_hint : "");
+    else
+    if (err == AIP_STREAM_ERR_RATE)
+        snprintf (result->message, sizeof result->message, "%s is rate-limited or out of quota: "
+                  "%s", tool->name, words);
+    else
+    if (err == AIP_STREAM_ERR_BUDGET)
+        snprintf (result->message, sizeof result->message, "%s %s", tool->name, words);
+    else
+    if (err == AIP_STREAM_ERR_OUTPUT && !finished && code != 0)
+        snprintf (result->message, sizeof result->message, "%s failed (exit %d): %s", tool->name,
+                  code, *words ? words : why);
+    else
+    if (err == AIP_STREAM_ERR_OUTPUT) {
+        bool more = *words && !strstr (why, words);
+        snprintf (result->message, sizeof result->message, "%s%s%s", why, more ? ": " : "",
+                  more ? words : "");
+    }
+    else
+        snprintf (result->message, sizeof result->message, "%s failed: %s", tool->name, words);
+    return -1;
 }
 
 //  Write the prompt to a private temp file (tools that read a file)
@@ -484,6 +661,110 @@ s_prompt_file (s_spawner_t *self, const char *prompt, size_t len, char *path, si
     return 0;
 }
 
+//  How an attempt went, beyond its result
+typedef struct {
+    bool server_silent;             //  a protocol server said nothing we understood
+    aip_stream_err_t kind;          //  the stream's error kind
+    char session_id [129];          //  the session the tool reported (validated), or ""
+} s_outcome_t;
+
+//  Run the tool once. 0 with the answer and usage (an object, caller
+//  owns); -1 with result filled; -2 when spawnd stops (result filled).
+static int
+s_attempt (s_spawner_t *self, const aip_tool_t *tool, s_job_t *job, const aip_tool_run_t *run,
+           const char *prompt, size_t prompt_len, char **answer, size_t *answer_len,
+           json_t **usage, s_outcome_t *outcome, s_result_t *result)
+{
+    memset (outcome, 0, sizeof *outcome);
+    char **argv = NULL, **envp = NULL;
+    aip_proc_t *proc = NULL;
+    int rc = -1;
+    aip_format_t format = run->fallback ? tool->fallback_format : tool->format;
+    if (aip_tool_command (tool, run, &argv, &envp, result->message, sizeof result->message)) {
+        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+        goto cleanup;
+    }
+    bool protocol = aip_format_is_protocol (format);
+    char cwd [AIP_PATH_MAX];
+    if (*job->cwd)
+        snprintf (cwd, sizeof cwd, "%s", job->cwd);
+    else
+    if (!getcwd (cwd, sizeof cwd))
+        snprintf (cwd, sizeof cwd, "/");
+    if (format != AIP_FORMAT_TEXT) {
+        aip_stream_args_t sargs = { prompt, prompt_len, cwd, job->model, run->session_id,
+                                    run->ephemeral };
+        self->stream = aip_stream_new (format, tool->name, &sargs);
+    }
+    bool via_stdin = tool->prompt_via == AIP_PROMPT_STDIN && !protocol;
+    aip_proc_opts_t opts = { argv, envp, *job->cwd ? job->cwd : NULL,
+                             via_stdin ? prompt : NULL, via_stdin ? prompt_len : 0,
+                             job->timeout_s * 1000,
+                             self->stream ? AIP_MAX_TOOL_STDERR : AIP_MAX_TOOL_OUTPUT,
+                             AIP_MAX_TOOL_STDERR, protocol,
+                             self->stream ? s_on_stdout : NULL, self->stream };
+    int start_errno;
+    proc = aip_proc_new (&opts, &start_errno, result->message, sizeof result->message);
+    if (!proc) {
+        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+        goto cleanup;
+    }
+    zsys_info ("spawner: %s (pid %d, %s) runs for room %s, prompt %zu bytes%s%s", tool->name,
+               aip_proc_pid (proc), aip_format_name (format), job->room_id, prompt_len,
+               run->session_id ? ", resuming " : "", run->session_id ? run->session_id : "");
+    //  If we die (kill -9), brokerd kills the tool's group from this file
+    char pgid_path [AIP_PATH_MAX], pgid_text [32];
+    snprintf (pgid_path, sizeof pgid_path, "%s/run/spawn-%d.pgid", self->args.home, (int) getpid ());
+    snprintf (pgid_text, sizeof pgid_text, "%d\n", aip_proc_pid (proc));
+    if (aip_file_write_atomic (pgid_path, pgid_text, strlen (pgid_text), 0600))
+        zsys_warning ("spawner: cannot write %s: %s", pgid_path, strerror (errno));
+    self->progress_room = job->room_id;
+    self->progress_tool = tool->name;
+    self->progress_msg_id = job->msg_id;
+    bool finished = s_proc_run (self, proc);
+    self->progress_room = NULL;
+    if (!finished)
+        aip_proc_destroy (&proc);       //  kills the group now, before the file goes
+    unlink (pgid_path);
+    if (!finished) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
+        snprintf (result->message, sizeof result->message, "spawnd stopped while %s ran",
+                  tool->name);
+        rc = -2;
+        goto cleanup;
+    }
+    if (self->stream) {
+        rc = s_evaluate_stream (tool, proc, self->stream, job->timeout_s, answer, answer_len,
+                                result, &outcome->kind);
+        if (rc == 0)
+            *usage = json_deep_copy (aip_stream_usage (self->stream));
+        const char *sid = aip_stream_session_id (self->stream);
+        if (sid)
+            snprintf (outcome->session_id, sizeof outcome->session_id, "%s", sid);
+        outcome->server_silent = protocol && rc && aip_stream_lines (self->stream) == 0
+                              && !aip_proc_timed_out (proc) && !aip_proc_cancelled (proc);
+    }
+    else {
+        json_t *raw = NULL;
+        rc = s_evaluate (tool, proc, job->timeout_s, answer, answer_len, &raw, result);
+        if (rc == 0) {
+            *usage = aip_usage_normalize (raw);
+            json_object_set_new (*usage, "duration_ms", json_integer (aip_proc_elapsed_ms (proc)));
+        }
+        json_decref (raw);
+    }
+cleanup:
+    aip_proc_destroy (&proc);
+    //  What the tool detached from its group (setsid) goes too
+    int swept = aip_proc_sweep ();
+    if (swept)
+        zsys_info ("spawner: killed %d process(es) %s left behind", swept, tool->name);
+    aip_stream_destroy (&self->stream);
+    aip_strv_free (&argv);
+    aip_strv_free (&envp);
+    return rc;
+}
+
 static void
 s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
 {
@@ -499,6 +780,9 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     aip_proc_t *proc = NULL;
     size_t answer_len = 0;
     bool post_error = false;
+    const char *speaker = job->tool;    //  who posts an error: the tool, once known
+    s_outcome_t outcome;
+    memset (&outcome, 0, sizeof outcome);
 
     //  The room must exist; the tool must be known
     uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
@@ -529,10 +813,15 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
         for (size_t i = 0; i < aip_adapter_count (adapter); i++)
             snprintf (names + strlen (names), sizeof names - strlen (names), "%s%s",
                       i ? ", " : "", aip_adapter_at (adapter, i)->name);
-        snprintf (result->message, sizeof result->message, "unknown tool '%s': known tools are "
-                  "%s (add your own in %s/tools.json)", job->tool, names, self->args.home);
+        if (*warning)
+            snprintf (result->message, sizeof result->message, "unknown tool '%s': the tools "
+                      "file is broken: %s (known tools are %s)", job->tool, warning, names);
+        else
+            snprintf (result->message, sizeof result->message, "unknown tool '%s': known tools "
+                      "are %s (add your own in %s/tools.json)", job->tool, names, self->args.home);
         goto cleanup;
     }
+    speaker = tool->name;
     if (job->model [0] == '-') {
         //  A model is a value, never an option of the tool
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
@@ -570,45 +859,30 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
                   "%s/run: %s", self->args.home, strerror (errno));
         goto cleanup;
     }
-    if (aip_tool_command (tool, job->model, prompt_path, &argv, &envp, result->message,
-                          sizeof result->message)) {
-        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
+    //  A structured tool runs once; again with its fallback command if its
+    //  protocol server cannot run here, or afresh if its session cannot be
+    //  resumed
+    aip_tool_run_t run = { job->model, *prompt_path ? prompt_path : NULL, NULL, false, NULL,
+                           false };
+    char warning_out [1024] = "";
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = s_attempt (self, tool, job, &run, prompt, prompt_len, &answer, &answer_len,
+                            &usage, &outcome, result);
+        if (rc == 0)
+            break;
+        if (rc == -2)
+            goto cleanup;
+        if (outcome.server_silent && tool->fallback_argv && !run.fallback) {
+            snprintf (warning_out, sizeof warning_out, "%s's protocol server (%s) could not "
+                      "run here (%.300s); used '%s %s' instead, which does not stream",
+                      tool->name, aip_format_name (tool->format), result->message,
+                      tool->fallback_argv [0], tool->fallback_argv [1]);
+            zsys_warning ("spawner: %s", warning_out);
+            run.fallback = true;
+            continue;
+        }
         goto cleanup;
     }
-    aip_proc_opts_t opts = { argv, envp, *job->cwd ? job->cwd : NULL,
-                             tool->prompt_via == AIP_PROMPT_STDIN ? prompt : NULL,
-                             tool->prompt_via == AIP_PROMPT_STDIN ? prompt_len : 0,
-                             job->timeout_s * 1000, AIP_MAX_TOOL_OUTPUT, AIP_MAX_TOOL_STDERR };
-    int start_errno;
-    proc = aip_proc_new (&opts, &start_errno, result->message, sizeof result->message);
-    if (!proc) {
-        snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
-        goto cleanup;
-    }
-    zsys_info ("spawner: %s (pid %d) runs for room %s, prompt %zu bytes", tool->name,
-               aip_proc_pid (proc), job->room_id, prompt_len);
-    //  If we die (kill -9), brokerd kills the tool's group from this file
-    char pgid_path [AIP_PATH_MAX], pgid_text [32];
-    snprintf (pgid_path, sizeof pgid_path, "%s/run/spawn-%d.pgid", self->args.home, (int) getpid ());
-    snprintf (pgid_text, sizeof pgid_text, "%d\n", aip_proc_pid (proc));
-    if (aip_file_write_atomic (pgid_path, pgid_text, strlen (pgid_text), 0600))
-        zsys_warning ("spawner: cannot write %s: %s", pgid_path, strerror (errno));
-    self->progress_room = job->room_id;
-    self->progress_tool = tool->name;
-    self->progress_msg_id = job->msg_id;
-    bool finished = s_proc_run (self, proc);
-    self->progress_room = NULL;
-    if (!finished)
-        aip_proc_destroy (&proc);       //  kills the group now, before the file goes
-    unlink (pgid_path);
-    if (!finished) {
-        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
-        snprintf (result->message, sizeof result->message, "spawnd stopped while %s ran",
-                  tool->name);
-        goto cleanup;
-    }
-    if (s_evaluate (tool, proc, job->timeout_s, &answer, &answer_len, &usage, result))
-        goto cleanup;
     double elapsed = (double) (aip_clock_ms () - started) / 1000.0;
     json_t *meta = json_pack ("{s:s, s:f, s:i}", "tool", tool->name, "elapsed_s", elapsed,
                               "prompt_bytes", (int) prompt_len);
@@ -641,6 +915,12 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
                          json_real ((double) (aip_clock_ms () - started) / 1000.0));
     if (usage)
         json_object_set (result->data, "usage", usage);
+    if (*outcome.session_id)
+        json_object_set_new (result->data, "session_id", json_string (outcome.session_id));
+    json_object_set_new (result->data, "resumed", json_boolean (run.session_id != NULL));
+    if (*warning_out || *warning)
+        json_object_set_new (result->data, "warning", json_string (*warning_out ? warning_out
+                                                                                : warning));
     json_object_set (result->data, "message_id", json_object_get (sent, "id"));
     json_object_set (result->data, "peer_id", json_object_get (sent, "peer_id"));
     if (dropped)
@@ -653,7 +933,7 @@ cleanup:
         zsys_warning ("spawner: %s in room %s failed: %s", job->tool, job->room_id,
                       result->message);
         char *content = zsys_sprintf ("[spawn error] %s", result->message);
-        char *tool_id = strdup (job->tool);
+        char *tool_id = strdup (speaker);
         aip_id_sanitize (tool_id);
         s_result_t post_result;
         memset (&post_result, 0, sizeof post_result);
@@ -698,7 +978,7 @@ s_discover (s_spawner_t *self, s_result_t *result)
         char *argv [] = { path, "--version", NULL };
         extern char **environ;
         aip_proc_opts_t opts = { argv, environ, NULL, NULL, 0, AIP_VERSION_TIMEOUT_MS,
-                                 AIP_MAX_VERSION, AIP_MAX_VERSION };
+                                 AIP_MAX_VERSION, AIP_MAX_VERSION, false, NULL, NULL };
         int start_errno;
         char err [256], version [AIP_MAX_VERSION + 8] = "";
         aip_proc_t *proc = aip_proc_new (&opts, &start_errno, err, sizeof err);

@@ -11,6 +11,7 @@
 #include "aip_lan.h"
 #include "aip_worker.h"
 #include "aip_spawner.h"
+#include "aip_proc.h"
 
 #include <ctype.h>
 
@@ -152,6 +153,11 @@ main (int argc, char **argv)
     aip_spawner_args_t args = { home, endpoint, client, name, hub_arg ? hub_key : NULL,
                                 hub_arg ? token_arg : NULL };
 
+    //  What a tool detaches from its group (setsid) comes back to us, to be
+    //  killed after its run (aip_proc_sweep)
+    if (aip_proc_subreaper ())
+        fprintf (stderr, "spawnd: cannot become a child subreaper (%s): a tool's detached "
+                 "processes may outlive its run\n", strerror (errno));
     zsys_init ();
     zsys_set_logident ("spawnd");
     zsys_set_logstream (stdout);
@@ -169,5 +175,6 @@ main (int argc, char **argv)
         free (message);
     }
     zactor_destroy (&spawner);
+    aip_proc_sweep ();
     return 0;
 }

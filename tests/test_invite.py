@@ -140,7 +140,16 @@ class InviteTest(unittest.TestCase):
         self.assertTrue(last["peer_id"].endswith("-codex"))
         self.assertEqual(last["peer_type"], "ai")
         call = self.calls("codex")[-1]
-        self.assertEqual(call["argv"][1:], ["exec", "--skip-git-repo-check", "-"])
+        # codex runs as its app server: the prompt travels in the protocol
+        self.assertEqual(call["argv"][1:], ["app-server"])
+        self.assertEqual(call["methods"], ["initialize", "initialized", "thread/start",
+                                           "turn/start"][:len(call["methods"])])
+        self.assertEqual(call["methods"][-1], "turn/start")
+        self.assertEqual(call["params"]["approvalPolicy"], "never")
+        self.assertEqual(call["params"]["sandbox"], "read-only")
+        self.assertEqual(os.path.realpath(call["params"]["cwd"]), os.path.realpath(self.work))
+        self.assertEqual(data["usage"]["input_tokens"], len(call["stdin"]) // 4)
+        self.assertIn("session_id", data)
         prompt = call["stdin"]
         self.assertIn("SECRET-HISTORY-1", prompt)
         self.assertIn("bob", prompt)
@@ -242,8 +251,17 @@ class InviteTest(unittest.TestCase):
     def test_output_is_capped_and_repaired(self):
         room = self.room()
         self.run_cli("chat", room, "hello")
+        # a structured tool's 50 MB line is an error, nothing half is posted
         self.set_mode("codex", "big")
-        data = self.run_cli("invite", "--tool", "codex", "--room", room)["data"]
+        doc = self.run_cli("invite", "--tool", "codex", "--room", room, ok=False)
+        self.assertIn("printed a line longer than 8 MiB", doc["error"])
+        self.assertTrue(self.messages(room)[-1]["content"].startswith("[spawn error] "))
+        # a text tool's 50 MB of output is cut visibly
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"plain": {"argv": [os.path.join(FAKE, "claude"), "-p",
+                                                    "--output-format", "text"]}}}, f)
+        self.set_mode("claude", "big")
+        data = self.run_cli("invite", "--tool", "plain", "--room", room)["data"]
         self.assertLessEqual(len(data["response"].encode()), 256 * 1024)
         self.assertIn("answer cut by ai-peer", data["response"])
         self.assertIn("52428800 bytes", data["response"])
@@ -262,7 +280,16 @@ class InviteTest(unittest.TestCase):
         self.assertTrue(data["response"].startswith("claude answers:"))
         call = self.calls("claude")[-1]
         self.assertIsNone(call["claudecode"])
-        self.assertEqual(call["argv"][1:], ["-p", "--output-format", "text", "--model", "opus"])
+        self.assertEqual(call["argv"][1:], ["-p", "--output-format", "stream-json", "--verbose",
+                                            "--include-partial-messages", "--model", "opus"])
+        # claude-code's usage, cost and session as its result event gave them
+        self.assertEqual(data["tool"], "claude-code")
+        self.assertEqual(data["usage"]["cost_usd"], 0.001)
+        self.assertEqual(data["usage"]["model"], "fake-claude-model")
+        self.assertTrue(data["session_id"].startswith("fake-claude-"))
+        meta = json.loads(self.messages(room)[-1]["metadata"])
+        self.assertEqual(meta["usage"]["output_tokens"], data["usage"]["output_tokens"])
+        self.assertTrue(self.messages(room)[-1]["peer_id"].endswith("-claude-code"))
 
     def test_user_defined_tool_with_json_output_and_prompt_file(self):
         script = ("import json,sys; p=open(sys.argv[1]).read(); "
@@ -278,7 +305,9 @@ class InviteTest(unittest.TestCase):
         self.run_cli("chat", room, "hello")
         data = self.run_cli("invite", "--tool", "pyjson", "--room", room)["data"]
         self.assertTrue(data["response"].startswith("read "), data)
-        self.assertEqual(data["usage"], {"input_tokens": 12, "output_tokens": 3})
+        usage = dict(data["usage"])
+        self.assertGreaterEqual(usage.pop("duration_ms"), 0)
+        self.assertEqual(usage, {"input_tokens": 12, "output_tokens": 3})
         meta = json.loads(self.messages(room)[-1]["metadata"])
         self.assertEqual(meta["usage"]["input_tokens"], 12)
         # the temp prompt file is gone
@@ -406,6 +435,12 @@ class InviteTest(unittest.TestCase):
         self.assertEqual(progress[-1]["tool"], "codex")
         self.assertGreater(progress[-1]["bytes"], 0)
         self.assertIn("streamed answer", progress[-1]["partial"])
+        # the text grows (deltas) and the last event has the whole answer
+        self.assertTrue(progress[-1]["done"])
+        self.assertIn("part 7 of a streamed answer", progress[-1]["text"])
+        growing = [e["text"] for e in progress if not e["done"]]
+        self.assertTrue(growing and "part 7" not in growing[0], growing)
+        self.assertEqual(progress[-1]["msg_id"], progress[0]["msg_id"])
         self.assertIn(b"bytes streamed", terminal)
 
     def test_daemon_stop_kills_running_tools(self):
@@ -439,7 +474,7 @@ class InviteTest(unittest.TestCase):
     def test_discover_registers_tools(self):
         data = self.run_cli("discover")["data"]
         tools = {d["tool"]: d for d in data["discovered"]}
-        self.assertEqual(set(tools), {"claude", "codex", "opencode", "gemini"})
+        self.assertEqual(set(tools), {"claude-code", "codex", "opencode", "gemini"})
         self.assertEqual(tools["codex"]["version"], "codex 9.9.9 (fake)")
         self.assertEqual(tools["codex"]["binary"], os.path.join(FAKE, "codex"))
         self.assertEqual(data["registered"], 4)
@@ -461,6 +496,67 @@ class InviteTest(unittest.TestCase):
         ok = run(os.path.join(FAKE, "opencode"), "run")
         self.assertEqual(ok.returncode, 0)
         self.assertIn(b"opencode answers: I read 6 bytes", ok.stdout)
+
+    def test_detached_grandchild_is_killed(self):
+        # a tool whose grandchild calls setsid leaves its process group:
+        # spawnd, a child subreaper, gets it back and kills it after the run
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.set_mode("gemini", "setsid")
+        self.run_cli("invite", "--tool", "gemini", "--room", room)
+        escaped = self.calls("gemini")[-1]["escaped"]
+        self.assertTrue(escaped)
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % escaped) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+        wait_for(gone, 10, "the detached grandchild to be killed")
+
+    def test_stream_without_final_event_posts_no_half_answer(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        for tool in ("claude", "gemini", "codex", "opencode"):
+            self.set_mode(tool, "nofinal")
+            doc = self.run_cli("invite", "--tool", tool, "--room", room, ok=False)
+            self.assertIn("without its final event", doc["error"])
+            last = self.messages(room)[-1]
+            self.assertTrue(last["content"].startswith("[spawn error] "), last)
+            self.assertNotIn("half an answer", last["content"])
+
+    def test_protocol_server_falls_back_with_a_warning(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        for tool, argv in (("codex", ["exec", "--json", "--skip-git-repo-check", "-"]),
+                           ("opencode", ["run", "--format", "json"])):
+            self.set_mode(tool, "noserver")
+            data = self.run_cli("invite", "--tool", tool, "--room", room)["data"]
+            self.assertTrue(data["response"].startswith(tool + " answers:"), data)
+            self.assertIn("could not run here", data["warning"])
+            self.assertIn("does not stream", data["warning"])
+            self.assertEqual(self.calls(tool)[-1]["argv"][1:], argv)
+            self.assertGreater(data["usage"]["input_tokens"], 0)
+
+    def test_broken_tools_json_is_reported_with_its_line(self):
+        path = os.path.join(self.home, "tools.json")
+        os.makedirs(self.home, exist_ok=True)
+        with open(path, "w") as f:
+            f.write('{"tools": {\n  "mine": {"argv": ["x",]}\n}}\n')
+        room = self.room()
+        doc = self.run_cli("invite", "--tool", "mine", "--room", room, ok=False)
+        self.assertIn(path + ":2:", doc["error"])
+        self.assertIn("not valid JSON", doc["error"])
+        data = self.run_cli("discover")["data"]
+        self.assertIn(path + ":2:", data["warning"])
+        # one bad entry: named with its line, the rest still works
+        with open(path, "w") as f:
+            f.write('{"tools": {\n  "good": {"argv": ["%s"]},\n  "bad": {"argv": 7}\n}}\n'
+                    % os.path.join(FAKE, "claude"))
+        doc = self.run_cli("invite", "--tool", "bad", "--room", room, ok=False)
+        self.assertIn(path + ":3: tools.bad.argv", doc["error"])
+        self.assertNotIn("add your own", doc["error"])
 
     def test_bad_arguments(self):
         doc = self.run_cli("invite", "--tool", "codex", ok=False)

@@ -6,7 +6,12 @@ EOF, and answers. Behaviour on demand, per run:
 
   $FAKE_AI_DIR/<tool>.mode  or  $FAKE_<TOOL>_MODE  or  $FAKE_AI_MODE
       answer (default) | delay:N | stream | hang | ignore-term | grandchild |
-      grandchild-hang | big | badutf8 | crash | auth | empty | fail | noread
+      grandchild-hang | big | badutf8 | crash | auth | empty | fail | noread |
+      setsid (a detached grandchild that outlives the tool) | nofinal (no final event) |
+      noserver (no app-server / acp: an older release)
+  Each prints in the shape of the real tool's format: claude stream-json, gemini
+  stream-json, codex app-server JSON-RPC (or exec --json), opencode acp (or run
+  --format json); text where asked for text.
   $FAKE_AI_DIR/<tool>.answer   the exact answer to print (else a default)
   $FAKE_AI_DIR/<tool>.calls.jsonl   one line per run: argv, stdin, cwd, pid
 """
@@ -26,7 +31,7 @@ def die(message, code):
 def check_claude(args):
     if os.environ.get("CLAUDECODE"):
         die("Error: Claude Code cannot be launched inside another Claude Code session.", 1)
-    fmt, i, printing = "text", 0, False
+    fmt, i, printing, opts = "text", 0, False, {}
     while i < len(args):
         a = args[i]
         if a == "-p" or a == "--print":
@@ -36,9 +41,10 @@ def check_claude(args):
             i += 1
             if fmt not in ("text", "json", "stream-json"):
                 die("error: option '--output-format <format>' argument '%s' is invalid." % fmt, 1)
-        elif a in ("--model", "--verbose") and a == "--verbose":
-            pass
-        elif a == "--model" and i + 1 < len(args):
+        elif a in ("--verbose", "--include-partial-messages", "--no-session-persistence"):
+            opts[a] = True
+        elif a in ("--model", "--resume", "-r", "--max-budget-usd") and i + 1 < len(args):
+            opts[a] = args[i + 1]
             i += 1
         elif a.startswith("-"):
             die("error: unknown option '%s'" % a, 1)
@@ -47,10 +53,16 @@ def check_claude(args):
         i += 1
     if not printing:
         die("fake claude: interactive mode needs a terminal", 1)
-    return fmt
+    if fmt == "stream-json" and not opts.get("--verbose"):
+        die("Error: When using --print, --output-format=stream-json requires --verbose", 1)
+    if opts.get("--include-partial-messages") and fmt != "stream-json":
+        die("Error: --include-partial-messages requires --output-format=stream-json", 1)
+    return fmt, opts
 
 
 def check_codex(args):
+    if args == ["app-server"]:
+        return "app-server", {}
     if not args or args[0] != "exec":
         die("fake codex: interactive mode needs a terminal (use 'codex exec')", 1)
     args = args[1:]
@@ -74,16 +86,18 @@ def check_codex(args):
         die("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
     if not saw_dash:
         die("fake codex: expected '-' to read the prompt from stdin", 2)
-    return fmt
+    return fmt, {}
 
 
 def check_opencode(args):
+    if args == ["acp"]:
+        return "acp", {}
     if not args or args[0] != "run":
         die("fake opencode: interactive mode needs a terminal (use 'opencode run')", 1)
     args, i, fmt = args[1:], 0, "default"
     while i < len(args):
         a = args[i]
-        if a in ("-m", "--model", "--title") and i + 1 < len(args):
+        if a in ("-m", "--model", "--title", "-s", "--session") and i + 1 < len(args):
             i += 1
         elif a == "--format" and i + 1 < len(args):
             fmt = args[i + 1]
@@ -93,11 +107,11 @@ def check_opencode(args):
         else:
             die("fake opencode: the prompt must come on stdin, not argv", 1)
         i += 1
-    return fmt
+    return fmt, {}
 
 
 def check_gemini(args):
-    i, trusted, prompt_flag, fmt = 0, False, False, "text"
+    i, trusted, prompt_flag, fmt, opts = 0, False, False, "text", {}
     while i < len(args):
         a = args[i]
         if a in ("-p", "--prompt") and i + 1 < len(args):
@@ -107,10 +121,13 @@ def check_gemini(args):
             i += 1
         elif a == "--skip-trust":
             trusted = True
-        elif a in ("-m", "--model") and i + 1 < len(args):
+        elif a in ("-m", "--model", "-r", "--resume") and i + 1 < len(args):
+            opts[a] = args[i + 1]
             i += 1
         elif a in ("-o", "--output-format") and i + 1 < len(args):
             fmt = args[i + 1]
+            if fmt not in ("text", "json", "stream-json"):
+                die("Invalid values:\n  Argument: output-format, Given: \"%s\"" % fmt, 1)
             i += 1
         else:
             die("Unknown argument: %s" % a, 1)
@@ -119,7 +136,7 @@ def check_gemini(args):
         die("Gemini CLI is not running in a trusted directory.", 55)
     if not prompt_flag and sys.stdin.isatty():
         die("fake gemini: interactive mode needs a terminal", 1)
-    return fmt
+    return fmt, opts
 
 
 CHECKS = {"claude": check_claude, "codex": check_codex,
@@ -151,24 +168,237 @@ def setting(tool, name, default=None):
     return default
 
 
+class Out:
+    """What the fake prints, in the shape of the real tool's format."""
+
+    def __init__(self, tool, fmt, rpc=None):
+        self.tool, self.fmt, self.rpc = tool, fmt, rpc
+        self.out = sys.stdout.buffer
+        self.session = "fake-%s-%d" % (tool, os.getpid())
+        self.item = 0
+
+    def line(self, obj):
+        self.out.write(json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n")
+        self.out.flush()
+
+    def raw(self, data):
+        self.out.write(data)
+        self.out.flush()
+
+    def start(self):
+        if self.fmt == "stream-json" and self.tool == "claude":
+            self.line({"type": "system", "subtype": "init", "session_id": self.session,
+                       "model": "fake-claude-model", "tools": []})
+            self.line({"type": "stream_event", "session_id": self.session,
+                       "event": {"type": "message_start", "message": {}}})
+        elif self.fmt == "stream-json":
+            self.line({"type": "init", "session_id": self.session, "model": "fake-gemini-model"})
+        elif self.fmt == "json" and self.tool == "codex":
+            self.line({"type": "thread.started", "thread_id": self.session})
+            self.line({"type": "turn.started"})
+
+    def delta(self, text):
+        if self.fmt == "stream-json" and self.tool == "claude":
+            self.line({"type": "stream_event", "session_id": self.session,
+                       "event": {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": text}}})
+        elif self.fmt == "stream-json":
+            self.line({"type": "message", "role": "assistant", "content": text, "delta": True})
+        elif self.fmt == "app-server":
+            self.line({"method": "item/agentMessage/delta",
+                       "params": {"threadId": self.rpc.session, "turnId": "turn-1",
+                                  "itemId": "msg-1", "delta": text}})
+        elif self.fmt == "acp":
+            self.line({"jsonrpc": "2.0", "method": "session/update",
+                       "params": {"sessionId": self.rpc.session,
+                                  "update": {"sessionUpdate": "agent_message_chunk",
+                                             "content": {"type": "text", "text": text}}}})
+        elif self.fmt in ("text", "default"):
+            self.raw(text.encode("utf-8", "surrogateescape"))
+
+    def final(self, answer, prompt_len):
+        usage_in, usage_out = prompt_len // 4, len(answer) // 4
+        if self.fmt == "stream-json" and self.tool == "claude":
+            self.line({"type": "assistant", "session_id": self.session,
+                       "message": {"content": [{"type": "text", "text": answer}]}})
+            self.line({"type": "result", "subtype": "success", "is_error": False,
+                       "result": answer, "session_id": self.session, "duration_ms": 5,
+                       "total_cost_usd": 0.001,
+                       "usage": {"input_tokens": usage_in, "output_tokens": usage_out,
+                                 "cache_read_input_tokens": 0,
+                                 "cache_creation_input_tokens": 0}})
+        elif self.fmt == "stream-json":
+            self.line({"type": "result", "status": "success",
+                       "stats": {"input_tokens": usage_in, "output_tokens": usage_out,
+                                 "cached": 0, "duration_ms": 5}})
+        elif self.fmt == "json" and self.tool == "claude":
+            self.line({"type": "result", "result": answer, "is_error": False,
+                       "usage": {"input_tokens": usage_in, "output_tokens": usage_out}})
+        elif self.fmt == "json" and self.tool == "codex":
+            self.line({"type": "item.completed",
+                       "item": {"id": "item_0", "type": "agent_message", "text": answer}})
+            self.line({"type": "turn.completed",
+                       "usage": {"input_tokens": usage_in, "cached_input_tokens": 0,
+                                 "output_tokens": usage_out}})
+        elif self.fmt == "json" and self.tool == "opencode":
+            self.line({"type": "text", "sessionID": self.session,
+                       "part": {"type": "text", "text": answer}})
+            self.line({"type": "step_finish", "sessionID": self.session,
+                       "part": {"reason": "stop", "cost": 0,
+                                "tokens": {"input": usage_in, "output": usage_out,
+                                           "cache": {"read": 0, "write": 0}}}})
+        elif self.fmt == "app-server":
+            self.line({"method": "item/completed",
+                       "params": {"threadId": self.rpc.session, "turnId": "turn-1",
+                                  "completedAtMs": 0,
+                                  "item": {"type": "agentMessage", "id": "msg-1", "text": answer}}})
+            self.line({"method": "thread/tokenUsage/updated",
+                       "params": {"threadId": self.rpc.session, "turnId": "turn-1",
+                                  "tokenUsage": {"last": {"inputTokens": usage_in,
+                                                          "cachedInputTokens": 0,
+                                                          "outputTokens": usage_out,
+                                                          "reasoningOutputTokens": 0,
+                                                          "totalTokens": usage_in + usage_out},
+                                                 "total": {}}}})
+            self.line({"method": "turn/completed",
+                       "params": {"threadId": self.rpc.session,
+                                  "turn": {"id": "turn-1", "items": [], "status": "completed"}}})
+        elif self.fmt == "acp":
+            self.line({"jsonrpc": "2.0", "id": self.rpc.prompt_id,
+                       "result": {"stopReason": "end_turn",
+                                  "usage": {"inputTokens": usage_in, "outputTokens": usage_out,
+                                            "totalTokens": usage_in + usage_out}}})
+        else:
+            data = answer.encode("utf-8", "surrogateescape")
+            self.raw(data + (b"" if data.endswith(b"\n") else b"\n"))
+
+    def auth(self):
+        if self.fmt == "stream-json" and self.tool == "claude":
+            self.line({"type": "result", "subtype": "success", "is_error": True,
+                       "result": "Not logged in · Please run /login", "session_id": self.session})
+            sys.exit(1)
+        if self.fmt == "app-server":
+            self.line({"method": "error", "params": {"threadId": self.rpc.session,
+                                                     "turnId": "turn-1", "willRetry": False,
+                                                     "error": {"message": "you are not logged in",
+                                                               "codexErrorInfo": "unauthorized"}}})
+            self.line({"method": "turn/completed",
+                       "params": {"threadId": self.rpc.session,
+                                  "turn": {"id": "turn-1", "items": [], "status": "failed"}}})
+            return
+        if self.fmt == "acp":
+            self.line({"jsonrpc": "2.0", "id": self.rpc.prompt_id,
+                       "error": {"code": -32000, "message": "Unauthorized: no API key configured"}})
+            return
+        auth_failure(self.tool)
+
+
+class Rpc:
+    """The server side of codex app-server / opencode acp, enough for a turn."""
+
+    def __init__(self, tool, fmt):
+        self.tool, self.fmt = tool, fmt
+        self.session = None
+        self.prompt_id = None
+        self.methods = []
+        self.resumed = None
+
+    def send(self, obj):
+        obj["jsonrpc"] = "2.0"
+        sys.stdout.buffer.write(json.dumps(obj).encode() + b"\n")
+        sys.stdout.buffer.flush()
+
+    def until_prompt(self):
+        """Answer requests until the turn's prompt arrives; returns it."""
+        for raw in sys.stdin.buffer:
+            msg = json.loads(raw)
+            method = msg.get("method")
+            if method is None:
+                continue
+            self.methods.append(method)
+            mid, params = msg.get("id"), msg.get("params") or {}
+            if method == "initialize":
+                if self.fmt == "acp":
+                    self.send({"id": mid, "result": {"protocolVersion": 1,
+                                                     "agentCapabilities": {"loadSession": True}}})
+                else:
+                    self.send({"id": mid, "result": {"userAgent": "fake-codex/9.9.9",
+                                                     "codexHome": "/tmp", "platformFamily": "unix",
+                                                     "platformOs": "linux"}})
+            elif method in ("thread/start", "session/new"):
+                self.session = "fake-%s-%d" % (self.tool, os.getpid())
+                self.params = params
+                if method == "thread/start":
+                    self.send({"id": mid, "result": {"thread": {"id": self.session},
+                                                     "model": params.get("model") or "fake-gpt"}})
+                else:
+                    self.send({"id": mid, "result": {"sessionId": self.session}})
+            elif method in ("thread/resume", "session/load"):
+                wanted = params.get("threadId") or params.get("sessionId")
+                self.params = params
+                if wanted and wanted.startswith("fake-"):
+                    self.session = self.resumed = wanted
+                    if method == "thread/resume":
+                        self.send({"id": mid, "result": {"thread": {"id": wanted}}})
+                    else:
+                        self.send({"id": mid, "result": {}})
+                else:
+                    self.send({"id": mid, "error": {"code": -32600,
+                                                    "message": "no session %s" % wanted}})
+            elif method == "session/set_model":
+                self.send({"id": mid, "result": {}})
+            elif method in ("turn/start", "session/prompt"):
+                self.prompt_id = mid
+                items = params.get("input") or params.get("prompt") or []
+                if method == "turn/start":
+                    self.send({"id": mid, "result": {"turn": {"id": "turn-1", "items": [],
+                                                              "status": "inProgress"}}})
+                return "".join(i.get("text", "") for i in items).encode("utf-8")
+        sys.exit(0)
+
+    def drain(self):
+        """A server stays until its client closes stdin."""
+        for _ in sys.stdin.buffer:
+            pass
+
+
 def main(tool):
     args = sys.argv[1:]
     if args == ["--version"]:
         print("%s 9.9.9 (fake)" % tool)
         return
-    fmt = CHECKS[tool](args)
+    fmt, opts = CHECKS[tool](args)
     mode = (setting(tool, "mode", b"answer") or b"answer").decode().strip()
-    prompt = b"" if mode == "noread" else sys.stdin.buffer.read()
+    if fmt in ("app-server", "acp") and mode == "noserver":
+        die("error: unrecognized subcommand '%s'" % fmt, 2)     # an older release
+    rpc = Rpc(tool, fmt) if fmt in ("app-server", "acp") else None
+    if mode == "noread":
+        prompt = b""
+    elif rpc:
+        prompt = rpc.until_prompt()
+    else:
+        prompt = sys.stdin.buffer.read()
     d = os.environ.get("FAKE_AI_DIR")
+    escaped = None
+    if mode == "setsid":
+        child = subprocess.Popen(["sleep", "1000"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        escaped = child.pid
     if d:
         with open(os.path.join(d, "%s.calls.jsonl" % tool), "a") as f:
             f.write(json.dumps({"argv": sys.argv, "stdin": prompt.decode("utf-8", "replace"),
                                 "cwd": os.getcwd(), "pid": os.getpid(),
-                                "pgid": os.getpgid(0), "claudecode": os.environ.get("CLAUDECODE")})
+                                "pgid": os.getpgid(0), "claudecode": os.environ.get("CLAUDECODE"),
+                                "format": fmt, "opts": opts, "escaped": escaped,
+                                "methods": rpc.methods if rpc else None,
+                                "params": getattr(rpc, "params", None) if rpc else None,
+                                "resumed": rpc.resumed if rpc else opts.get("--resume")})
                     + "\n")
-    answer = setting(tool, "answer") or (
-        "%s answers: I read %d bytes of prompt." % (tool, len(prompt))).encode()
-    out = sys.stdout.buffer
+    answer = (setting(tool, "answer") or (
+        "%s answers: I read %d bytes of prompt." % (tool, len(prompt))).encode()).decode(
+            "utf-8", "surrogateescape")
+    out = Out(tool, fmt, rpc)
     if mode.startswith("delay:"):
         time.sleep(float(mode.split(":", 1)[1]))
     elif mode == "hang":
@@ -184,35 +414,51 @@ def main(tool):
             while True:
                 time.sleep(60)
     elif mode == "big":
-        chunk = b"x" * 1048575 + b"\n"
-        for _ in range(50):
-            out.write(chunk)
-        out.flush()
-        return
+        if fmt in ("text", "default"):
+            chunk = b"x" * 1048575 + b"\n"
+            for _ in range(50):
+                out.raw(chunk)
+            return
+        answer = "x" * (50 * 1024 * 1024)        # one 50 MB line: the final event
     elif mode == "stream":
+        out.start()
+        parts = []
         for i in range(8):
-            out.write(("part %d of a streamed answer\n" % i).encode())
-            out.flush()
+            part = "part %d of a streamed answer\n" % i
+            parts.append(part)
+            out.delta(part)
             time.sleep(0.3)
+        out.final("".join(parts), len(prompt))
+        if rpc:
+            rpc.drain()
         return
     elif mode == "badutf8":
-        answer = b"bad bytes: \xff\xfe and a cut \xe4\xbd end"
+        answer = b"bad bytes: \xff\xfe and a cut \xe4\xbd end".decode("utf-8", "surrogateescape")
     elif mode == "crash":
         sys.stderr.write("about to crash\n")
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGSEGV)
     elif mode == "auth":
-        auth_failure(tool)
+        out.start()
+        out.auth()
+        if rpc:
+            rpc.drain()
+        return
     elif mode == "empty":
+        if rpc or fmt in ("stream-json", "json"):
+            out.start()
+            out.final("", len(prompt))
+            if rpc:
+                rpc.drain()
+        return
+    elif mode == "nofinal":
+        out.start()
+        out.delta("half an answer")
         return
     elif mode == "fail":
         die("boom: the fake %s broke" % tool, 2)
-    if tool == "claude" and fmt == "json":
-        out.write(json.dumps({"type": "result", "result": answer.decode(), "is_error": False,
-                              "usage": {"input_tokens": len(prompt) // 4,
-                                        "output_tokens": len(answer) // 4}}).encode() + b"\n")
-    else:
-        out.write(answer)
-        if not answer.endswith(b"\n"):
-            out.write(b"\n")
-    out.flush()
+    out.start()
+    out.delta(answer)
+    out.final(answer, len(prompt))
+    if rpc:
+        rpc.drain()
