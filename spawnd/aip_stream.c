@@ -2,6 +2,7 @@
     (see aip_stream.h). */
 #include "aip_stream.h"
 #include <czmq.h>
+#include "aip_home.h"
 #include "aip_limits.h"
 #include "aip_util.h"
 
@@ -14,7 +15,7 @@
 #define STREAM_MAX_DURATION (7LL * 24 * 3600 * 1000)
 
 //  JSON-RPC ids of our requests (protocol formats)
-enum { RPC_INITIALIZE = 1, RPC_SESSION = 2, RPC_PROMPT = 3 };
+enum { RPC_INITIALIZE = 1, RPC_SESSION = 2, RPC_PROMPT = 3, RPC_MODEL = 4 };
 
 //  A growing byte buffer with a cap (past it, bytes are counted, not kept)
 typedef struct {
@@ -37,6 +38,7 @@ struct _aip_stream_t {
     bool have_answer;           //  the final answer was given whole
     uint64_t changes;           //  text changed this many times
     char current_item [129];    //  codex: the agent message the deltas belong to
+    char current_turn [129];    //  codex: our turn (a resumed thread reports old ones)
     json_t *usage;              //  the usage object
     char session_id [129];      //  validated, or ""
     bool done;                  //  final event seen
@@ -473,7 +475,11 @@ s_gemini_event (aip_stream_t *self, json_t *ev)
     if (streq (type, "result")) {
         self->done = true;
         json_t *stats = json_object_get (ev, "stats");
-        s_usage_int (self, "input_tokens", json_object_get (stats, "input_tokens"), false);
+        //  "input" is the uncached part ("input_tokens" includes the cache)
+        json_t *input = json_object_get (stats, "input");
+        if (!input)
+            input = json_object_get (stats, "input_tokens");
+        s_usage_int (self, "input_tokens", input, false);
         s_usage_int (self, "output_tokens", json_object_get (stats, "output_tokens"), false);
         s_usage_int (self, "cache_read_tokens", json_object_get (stats, "cached"), false);
         s_usage_duration (self, json_object_get (stats, "duration_ms"));
@@ -503,15 +509,22 @@ s_gemini_event (aip_stream_t *self, json_t *ev)
 //  ---------------------------------------------------------------------
 //  codex exec --json (fallback where the app server cannot run)
 
+//  codex counts the cached part inside the input; the usage object keeps
+//  them apart (as Anthropic does)
 static void
 s_codex_usage (aip_stream_t *self, json_t *usage, bool camel, bool add)
 {
-    s_usage_int (self, "input_tokens",
-                 json_object_get (usage, camel ? "inputTokens" : "input_tokens"), add);
+    json_t *input = json_object_get (usage, camel ? "inputTokens" : "input_tokens");
+    json_t *cached = json_object_get (usage, camel ? "cachedInputTokens" : "cached_input_tokens");
+    json_t *uncached = NULL;
+    if (json_is_integer (input) && json_is_integer (cached)
+    &&  json_integer_value (cached) <= json_integer_value (input))
+        uncached = json_integer (json_integer_value (input) - json_integer_value (cached));
+    s_usage_int (self, "input_tokens", uncached ? uncached : input, add);
+    json_decref (uncached);
     s_usage_int (self, "output_tokens",
                  json_object_get (usage, camel ? "outputTokens" : "output_tokens"), add);
-    s_usage_int (self, "cache_read_tokens",
-                 json_object_get (usage, camel ? "cachedInputTokens" : "cached_input_tokens"), add);
+    s_usage_int (self, "cache_read_tokens", cached, add);
     s_usage_int (self, "cache_write_tokens",
                  json_object_get (usage, camel ? "cacheWriteInputTokens" : "cache_write_input_tokens"),
                  add);
@@ -667,6 +680,12 @@ s_codex_server_event (aip_stream_t *self, json_t *msg)
             }
             s_codex_turn (self);
         }
+        else
+        if (n == RPC_PROMPT) {
+            const char *turn = s_str (json_object_get (result, "turn"), "id");
+            if (turn)
+                snprintf (self->current_turn, sizeof self->current_turn, "%s", turn);
+        }
         return;
     }
     if (!method) {
@@ -674,6 +693,16 @@ s_codex_server_event (aip_stream_t *self, json_t *msg)
         return;
     }
     json_t *params = json_object_get (msg, "params");
+    //  What belongs to another turn (a resumed thread's past) is not ours
+    const char *turn = s_str (params, "turnId");
+    if (!turn)
+        turn = s_str (json_object_get (params, "turn"), "id");
+    if (turn && (!*self->current_turn || !streq (turn, self->current_turn))
+    &&  (streq (method, "thread/tokenUsage/updated") || streq (method, "turn/completed")
+      || streq (method, "item/completed") || streq (method, "item/agentMessage/delta"))) {
+        self->skipped++;
+        return;
+    }
     if (streq (method, "item/agentMessage/delta")) {
         const char *delta = s_str (params, "delta");
         const char *item = s_str (params, "itemId");
@@ -795,6 +824,9 @@ s_acp_event (aip_stream_t *self, json_t *msg)
                 s_fail (self, AIP_STREAM_ERR_RESUME, "cannot load session %s: %s",
                         self->resume_id, why);
             else
+            if (n == RPC_MODEL)
+                s_fail (self, AIP_STREAM_ERR_API, "cannot use model %s: %s", self->model, why);
+            else
                 s_fail (self, s_classify (why, 0), "%s", why);
             return;
         }
@@ -808,11 +840,26 @@ s_acp_event (aip_stream_t *self, json_t *msg)
                 s_session_set (self, s_str (result, "sessionId"));
             json_t *models = json_object_get (result, "models");
             s_usage_model (self, s_str (models, "currentModelId"));
+            json_t *option;
+            size_t i;
+            json_array_foreach (json_object_get (result, "configOptions"), i, option)
+                if (s_is (option, "id", "model"))
+                    s_usage_model (self, s_str (option, "currentValue"));
             if (!*self->session_id) {
                 self->done = true;
                 s_fail (self, AIP_STREAM_ERR_OUTPUT, "the agent gave no valid session id");
                 return;
             }
+            if (self->model)
+                s_request (self, RPC_MODEL, "session/set_model",
+                           json_pack ("{s:s, s:s}", "sessionId", self->session_id, "modelId",
+                                      self->model));
+            else
+                s_acp_prompt (self);
+        }
+        else
+        if (n == RPC_MODEL) {
+            s_usage_model (self, self->model);
             s_acp_prompt (self);
         }
         else
@@ -1195,10 +1242,130 @@ s_test_answer (aip_stream_t *s)
     return aip_stream_answer (s, &len);
 }
 
+//  The real CLIs' recorded outputs (tests/fixtures/tools, see its README):
+//  answer, usage and error kind as the fake model gave them
+typedef struct {
+    aip_format_t format;
+    const char *file;
+    const char *answer;             //  or NULL: an error of kind
+    aip_stream_err_t kind;
+    int input, output, cache_read;  //  -1: not checked
+} s_fixture_t;
+
+static void
+s_test_fixtures (bool verbose)
+{
+    char dir [AIP_PATH_MAX];
+    snprintf (dir, sizeof dir, "%s", __FILE__);
+    char *slash = strrchr (dir, '/');
+    if (!slash)
+        return;
+    snprintf (slash, sizeof dir - (size_t) (slash - dir), "/../tests/fixtures/tools");
+    const char *one = "First answer: the sky is blue because of Rayleigh scattering.";
+    const char *two = "Second answer: sunsets are red for the same reason.";
+    s_fixture_t cases [] = {
+        { AIP_FORMAT_CLAUDE, "claude/turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_CLAUDE, "claude/turn2-resume.jsonl", two, AIP_STREAM_OK, 80, 17, 1500 },
+        { AIP_FORMAT_CLAUDE, "claude/error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_CLAUDE, "claude/error-429.jsonl", NULL, AIP_STREAM_ERR_RATE, -1, -1, -1 },
+        { AIP_FORMAT_CLAUDE, "claude/resume-unknown.jsonl", NULL, AIP_STREAM_ERR_API, -1, -1, -1 },
+        { AIP_FORMAT_GEMINI, "gemini/turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_GEMINI, "gemini/turn2-resume.jsonl", two, AIP_STREAM_OK, 80, 17, 1500 },
+        { AIP_FORMAT_GEMINI, "gemini/error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_GEMINI, "gemini/error-429.jsonl", NULL, AIP_STREAM_ERR_RATE, -1, -1, -1 },
+        { AIP_FORMAT_GEMINI, "gemini/resume-unknown.jsonl", NULL, AIP_STREAM_ERR_OUTPUT, -1, -1, -1 },
+        { AIP_FORMAT_CODEX_EXEC, "codex/exec-turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_CODEX_EXEC, "codex/exec-error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_CODEX_EXEC, "codex/exec-error-429.jsonl", NULL, AIP_STREAM_ERR_RATE, -1, -1, -1 },
+        { AIP_FORMAT_CODEX_SERVER, "codex/app-server-turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_CODEX_SERVER, "codex/app-server-turn2-resume.jsonl", two, AIP_STREAM_OK, 80, 17, 1500 },
+        { AIP_FORMAT_CODEX_SERVER, "codex/app-server-error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_CODEX_SERVER, "codex/app-server-error-429.jsonl", NULL, AIP_STREAM_ERR_RATE, -1, -1, -1 },
+        { AIP_FORMAT_CODEX_SERVER, "codex/app-server-resume-unknown.jsonl", NULL, AIP_STREAM_ERR_RESUME, -1, -1, -1 },
+        { AIP_FORMAT_OPENCODE_RUN, "opencode/run-turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_OPENCODE_RUN, "opencode/run-turn2-resume.jsonl", two, AIP_STREAM_OK, 80, 17, 1500 },
+        { AIP_FORMAT_OPENCODE_RUN, "opencode/run-error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_ACP, "opencode/acp-turn1.jsonl", one, AIP_STREAM_OK, 1200, 42, 300 },
+        { AIP_FORMAT_ACP, "opencode/acp-turn2-load.jsonl", two, AIP_STREAM_OK, 80, 17, 1500 },
+        { AIP_FORMAT_ACP, "opencode/acp-error-401.jsonl", NULL, AIP_STREAM_ERR_AUTH, -1, -1, -1 },
+        { AIP_FORMAT_ACP, "opencode/acp-load-unknown.jsonl", NULL, AIP_STREAM_ERR_RESUME, -1, -1, -1 },
+    };
+    int checked = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s_fixture_t *c = &cases [i];
+        char path [AIP_PATH_MAX];
+        snprintf (path, sizeof path, "%s/%s", dir, c->file);
+        size_t len;
+        char *text = aip_file_read (path, 16 * 1024 * 1024, &len);
+        if (!text)
+            continue;           //  not in this tree
+        aip_stream_t *s;
+        if (aip_format_is_protocol (c->format)) {
+            //  A transcript: replay what the tool sent, resuming where we did
+            const char *resume = NULL;
+            char resume_id [129] = "";
+            const char *at = strstr (text, "\"threadId\":\"");
+            const char *key = c->format == AIP_FORMAT_ACP ? "\"method\":\"session/load\""
+                                                          : "\"method\":\"thread/resume\"";
+            const char *load = strstr (text, key);
+            if (load) {
+                at = strstr (load, c->format == AIP_FORMAT_ACP ? "\"sessionId\":\""
+                                                               : "\"threadId\":\"");
+                if (at) {
+                    at = strchr (at + 3, ':') + 2;
+                    snprintf (resume_id, sizeof resume_id, "%.*s", (int) strcspn (at, "\""), at);
+                    resume = resume_id;
+                }
+            }
+            aip_stream_args_t args = { "the prompt", 10, "/tmp", NULL, resume, false };
+            s = aip_stream_new (c->format, "tool", &args);
+            for (char *line = strtok (text, "\n"); line; line = strtok (NULL, "\n")) {
+                json_t *entry = json_loads (line, 0, NULL);
+                assert (entry);
+                if (s_is (entry, "dir", "recv")) {
+                    char *msg = json_dumps (json_object_get (entry, "msg"), JSON_COMPACT);
+                    aip_stream_feed (s, msg, strlen (msg));
+                    aip_stream_feed (s, "\n", 1);
+                    free (msg);
+                }
+                json_decref (entry);
+                free (aip_stream_output (s, &len));
+            }
+        }
+        else {
+            s = aip_stream_new (c->format, "tool", NULL);
+            aip_stream_feed (s, text, len);
+        }
+        int rc = aip_stream_end (s);
+        const char *why;
+        aip_stream_err_t kind = aip_stream_error (s, &why);
+        if (verbose)
+            printf ("\n   %s: rc %d kind %d %s in %d", c->file, rc, (int) kind, why, (int) json_integer_value (json_object_get (aip_stream_usage (s), "input_tokens")));
+        fflush (stdout);
+        assert (kind == c->kind);
+        if (c->answer) {
+            assert (rc == 0 && streq (s_test_answer (s), c->answer));
+            json_t *u = aip_stream_usage (s);
+            assert (json_integer_value (json_object_get (u, "input_tokens")) == c->input);
+            assert (json_integer_value (json_object_get (u, "output_tokens")) == c->output);
+            assert (json_integer_value (json_object_get (u, "cache_read_tokens")) == c->cache_read);
+            assert (aip_stream_session_id (s));
+        }
+        else
+            assert (rc == -1);
+        aip_stream_destroy (&s);
+        free (text);
+        checked++;
+    }
+    if (verbose)
+        printf ("\n   (%d recorded outputs) ", checked);
+}
+
 void
 aip_stream_test (bool verbose)
 {
     printf (" * aip_stream: ");
+    s_test_fixtures (verbose);
     int rc;
     const char *err;
     //  claude: deltas, tool chatter, result with usage, in any pieces
@@ -1334,7 +1501,8 @@ aip_stream_test (bool verbose)
     assert (strstr (out, "turn/start") && strstr (out, "\"threadId\":\"0199-th\"")
          && strstr (out, "the prompt"));
     free (out);
-    reply = "{\"method\":\"item/agentMessage/delta\",\"params\":{\"itemId\":\"m1\",\"delta\":\"Hi\"}}\n"
+    reply = "{\"id\":3,\"result\":{\"turn\":{\"id\":\"t\"}}}\n"
+            "{\"method\":\"item/agentMessage/delta\",\"params\":{\"itemId\":\"m1\",\"delta\":\"Hi\"}}\n"
             "{\"id\":7,\"method\":\"item/commandExecution/requestApproval\",\"params\":{}}\n"
             "{\"method\":\"item/agentMessage/delta\",\"params\":{\"itemId\":\"m1\",\"delta\":\" you\"}}\n"
             "{\"method\":\"item/completed\",\"params\":{\"item\":{\"type\":\"agentMessage\",\"id\":\"m1\",\"text\":\"Hi you\"}}}\n"
@@ -1350,7 +1518,7 @@ aip_stream_test (bool verbose)
     aip_stream_feed (s, reply, strlen (reply));
     assert (aip_stream_done (s) && aip_stream_end (s) == 0);
     assert (streq (s_test_answer (s), "Hi you") && streq (aip_stream_session_id (s), "0199-th"));
-    assert (json_integer_value (json_object_get (aip_stream_usage (s), "input_tokens")) == 30);
+    assert (json_integer_value (json_object_get (aip_stream_usage (s), "input_tokens")) == 26);
     aip_stream_destroy (&s);
     //  ... a failed resume is its own kind (the caller starts afresh)
     args.resume_id = "0199-gone";
@@ -1380,6 +1548,7 @@ aip_stream_test (bool verbose)
 
     //  opencode acp: replayed updates of a loaded session are not the answer
     args.resume_id = "ses_abc";
+    args.model = NULL;
     s = aip_stream_new (AIP_FORMAT_ACP, "opencode", &args);
     out = aip_stream_output (s, &len);
     assert (strstr (out, "\"protocolVersion\":1"));
