@@ -1,18 +1,20 @@
-/*  aip_broker.c — routing broker actor: clients, workers, events and the
-    supervision of the worker daemons. */
+/*  aip_broker.c — routing broker actor: clients, workers and events.
+
+    The broker owns three classes and routes between them: aip_jobs (the
+    asynchronous jobs), aip_supervisor (the worker daemons it starts) and
+    aip_lanmode (the CURVE endpoint, beacon and peers of LAN mode). Each
+    keeps its own state and hands back what to send; the loop below names
+    one handler per socket. */
 #include "aip_broker.h"
-#include "aip_adapter.h"
 #include "aip_crypto.h"
 #include "aip_home.h"
+#include "aip_jobs.h"
 #include "aip_lan.h"
+#include "aip_lanmode.h"
 #include "aip_proto.h"
+#include "aip_supervisor.h"
 #include "aip_util.h"
 #include "aip_worker.h"
-
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 
 //  A worker connected to us
 typedef struct {
@@ -54,52 +56,9 @@ typedef struct {
     char tool [AIP_MAX_NAME + 1];   //  spawn.run: the tool it needs, or ""
 } s_queued_t;
 
-//  A client blocked in job.wait
-typedef struct {
-    zframe_t *client;           //  routing id
-    uint64_t request_id;        //  its request
-} s_waiter_t;
-
-//  An asynchronous job (invite --async): the broker holds its result until
-//  someone asks (job.wait), and can cancel it (job.cancel)
-typedef struct {
-    char id [AIP_MAX_ID + 1];   //  "job-" + 12 hex
-    char what [160];            //  "codex in room-..."
-    const char *state;          //  queued, running, cancelling, done, failed, cancelled
-    int64_t created;            //  monotonic ms
-    int64_t ended;              //  when it ended, or 0
-    uint64_t tag;               //  its pending request while running, or 0
-    bool cancel_requested;      //  job.cancel was asked while it ran
-    zframe_t *result;           //  the worker's reply once ended
-    zlistx_t *waiters;          //  s_waiter_t
-} s_job_t;
-
-//  A daemon we start and keep running
-typedef struct {
-    const char *name;           //  executable name ("storaged")
-    aip_svc_t svc;              //  the service it serves
-    pid_t pid;                  //  running process, or 0
-    int restarts;               //  times restarted
-    int backoff_ms;             //  next restart delay
-    int64_t start_at;           //  when to (re)start it, 0 = running
-    int64_t started_at;         //  when it last started
-} s_child_t;
-
-//  A LAN peer heard by beacon
-typedef struct {
-    aip_lan_beacon_t beacon;    //  what it says about itself
-    char address [64];          //  where its beacon came from
-    int64_t heard_ms;           //  when we last heard it (monotonic)
-    char heard_at [AIP_TIME_LEN + 1];   //  the same as UTC time
-} s_lanpeer_t;
-
 //  Routing ids of clients on the LAN socket carry this first byte, so that
 //  their replies go out there (ZeroMQ's own routing ids start with 0)
 #define REMOTE_MARK 0xFF
-
-#define CHILD_MAX (2 + AIP_MAX_SPAWN_WORKERS)
-//  A child that ran this long gets its backoff reset
-#define CHILD_HEALTHY_MS 30000
 
 typedef struct {
     zsock_t *pipe;              //  actor pipe
@@ -113,8 +72,7 @@ typedef struct {
     zhashx_t *pending;          //  tag -> s_pending_t
     zlistx_t *queue [AIP_SVC_COUNT];          //  waiting requests
     uint64_t next_tag;          //  tags for pending requests
-    s_child_t children [CHILD_MAX];           //  supervised daemons
-    size_t child_count;
+    aip_supervisor_t *supervisor;             //  the daemons we run, or NULL (none)
     int64_t heartbeat_at;       //  next heartbeat to workers
     int64_t started_ms;         //  for uptime
     int ready_fd;               //  start-up pipe, -1 once used
@@ -122,16 +80,8 @@ typedef struct {
     bool terminated;            //  leave the loop
     aip_pack_t *pk;             //  scratch packer
     uint64_t routed;            //  requests routed, for status
-    zhashx_t *jobs;             //  id -> s_job_t
-    zlistx_t *job_order;        //  s_job_t in creation order (borrowed)
-    size_t waiter_count;        //  clients blocked in job.wait
-    zsock_t *lan;               //  LAN mode: ROUTER on tcp://*:port with CURVE
-    zactor_t *beacon;           //  LAN mode: zbeacon (presence and discovery)
-    zcert_t *cert;              //  LAN mode: our long-term key pair
-    char lan_address [64];      //  LAN mode: our address on the network
-    char key_hex [AIP_LAN_KEY_HEX + 1];             //  our public key
-    char worker_token [AIP_RELAY_TOKEN_HEX + 1];    //  remote spawn workers show it
-    zhashx_t *lan_peers;        //  public key hex -> s_lanpeer_t
+    aip_jobs_t *jobs;           //  asynchronous jobs (invite --async)
+    aip_lanmode_t *lan;         //  LAN mode while it is on, else NULL
     int64_t refused_log_at;     //  next time a refused remote worker is logged
 } s_broker_t;
 
@@ -175,29 +125,6 @@ s_queued_free (void **item)
     }
 }
 
-static void
-s_waiter_free (void **item)
-{
-    s_waiter_t *w = (s_waiter_t *) *item;
-    if (w) {
-        zframe_destroy (&w->client);
-        free (w);
-        *item = NULL;
-    }
-}
-
-static void
-s_job_free (void **item)
-{
-    s_job_t *job = (s_job_t *) *item;
-    if (job) {
-        zframe_destroy (&job->result);
-        zlistx_destroy (&job->waiters);
-        free (job);
-        *item = NULL;
-    }
-}
-
 static size_t
 s_tag_hash (const void *key)
 {
@@ -226,7 +153,20 @@ s_send_client (s_broker_t *self, zframe_t *client, const void *data, size_t size
         zmsg_add (msg, zframe_dup (client));
     zmsg_addmem (msg, data, size);
     //  A client that went away is no reason to block or fail
-    zmsg_send (&msg, remote ? self->lan : self->clients);
+    zmsg_send (&msg, remote ? aip_lanmode_sock (self->lan) : self->clients);
+}
+
+//  Send what a class handed back: pairs of [client][reply body]
+static void
+s_send_out (s_broker_t *self, zmsg_t *out)
+{
+    while (zmsg_size (out) >= 2) {
+        zframe_t *client = zmsg_pop (out);
+        zframe_t *body = zmsg_pop (out);
+        s_send_client (self, client, zframe_data (body), zframe_size (body));
+        zframe_destroy (&client);
+        zframe_destroy (&body);
+    }
 }
 
 static void
@@ -240,14 +180,16 @@ s_reply_error (s_broker_t *self, zframe_t *client, uint64_t request_id, const ch
     s_send_client (self, client, data, size);
 }
 
-static void s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size);
-
 //  A worker's answer (or our error) goes to its client, or to its job
 static void
 s_deliver (s_broker_t *self, zframe_t *client, const char *job_id, const void *data, size_t size)
 {
-    if (*job_id)
-        s_job_finish (self, job_id, data, size);
+    if (*job_id) {
+        zmsg_t *out = zmsg_new ();
+        aip_jobs_finish (self->jobs, job_id, data, size, out);
+        s_send_out (self, out);
+        zmsg_destroy (&out);
+    }
     else
     if (client)
         s_send_client (self, client, data, size);
@@ -319,11 +261,8 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     p->tag = ++self->next_tag;
     snprintf (p->job_id, sizeof p->job_id, "%s", job_id);
-    s_job_t *async = *job_id ? (s_job_t *) zhashx_lookup (self->jobs, job_id) : NULL;
-    if (async) {
-        async->tag = p->tag;
-        async->state = "running";
-    }
+    if (*job_id)
+        aip_jobs_started (self->jobs, job_id, p->tag);
     snprintf (p->job, sizeof p->job, "%s", job ? job : "");
     p->since = aip_clock_ms ();
     p->client = *client_p;
@@ -364,6 +303,35 @@ s_drain_queue (s_broker_t *self, aip_svc_t svc)
     }
 }
 
+//  Our beacon tells the AI tools of this machine: those the local spawn
+//  workers said they have in their READY
+static void
+s_beacon_tools (s_broker_t *self)
+{
+    if (!self->lan)
+        return;
+    char tools [512] = "";
+    size_t len = 0;
+    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [AIP_SVC_SPAWN]); w;
+         w = (s_worker_t *) zlistx_next (self->worker_list [AIP_SVC_SPAWN])) {
+        if (w->remote || !w->tools)
+            continue;
+        //  w->tools is ",a,b,": add each tool not listed yet
+        char copy [1024];
+        snprintf (copy, sizeof copy, "%s", w->tools);
+        for (char *tool = strtok (copy, ","); tool; tool = strtok (NULL, ",")) {
+            char needle [AIP_MAX_NAME + 3];
+            snprintf (needle, sizeof needle, ",%s,", tool);
+            char listed [sizeof tools + 2];
+            snprintf (listed, sizeof listed, ",%s,", tools);
+            if (!strstr (listed, needle) && len + strlen (tool) + 2 < sizeof tools)
+                len += (size_t) snprintf (tools + len, sizeof tools - len, "%s%s",
+                                          len ? "," : "", tool);
+        }
+    }
+    aip_lanmode_set_tools (self->lan, tools);
+}
+
 //  A worker is gone: fail what it held, forget it
 static void
 s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
@@ -390,6 +358,7 @@ s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
     if (handle)
         zlistx_detach (self->worker_list [worker->svc], handle);
     zhashx_delete (self->worker_map, worker->key);
+    s_beacon_tools (self);
 }
 
 static void
@@ -416,7 +385,8 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
     char token [AIP_MAX_NAME + 1];
     if (remote && (svc != AIP_SVC_SPAWN
                    || !aip_obj_get_str (root, "token", token, sizeof token, NULL)
-                   || aip_crypto_compare_str (token, self->worker_token) != 0)) {
+                   || !self->lan
+                   || !aip_lanmode_worker_token_ok (self->lan, token, strlen (token)))) {
         //  A refused worker asks again every second: say it now and then
         if (aip_clock_ms () >= self->refused_log_at) {
             zsys_warning ("broker: a remote %s worker was refused: %s",
@@ -443,6 +413,7 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
         old->tools = said ? strdup (tools) : NULL;
         old->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
         aip_doc_destroy (&doc);
+        s_beacon_tools (self);
         s_drain_queue (self, old->svc);
         return;
     }
@@ -463,15 +434,12 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
     zsys_info ("broker: %s%s worker %s (pid %d) ready with %d slot(s)", remote ? "remote " : "",
                aip_svc_name (w->svc), w->name, w->pid, w->slots);
     aip_doc_destroy (&doc);
+    s_beacon_tools (self);
     s_drain_queue (self, w->svc);
 
     //  Storage is up: start the spawn workers that wait for it
-    if (w->svc == AIP_SVC_STORE)
-        for (size_t i = 0; i < self->child_count; i++) {
-            s_child_t *c = &self->children [i];
-            if (c->svc == AIP_SVC_SPAWN && !c->pid && !c->start_at && !c->restarts)
-                c->start_at = 1;
-        }
+    if (w->svc == AIP_SVC_STORE && self->supervisor)
+        aip_supervisor_release (self->supervisor, AIP_SVC_SPAWN);
     //  First storage worker up: the daemon set can serve
     if (self->ready_fd >= 0 && w->svc == AIP_SVC_STORE) {
         if (write (self->ready_fd, "ready\n", 6) != 6)
@@ -573,197 +541,16 @@ s_handle_worker (s_broker_t *self)
 }
 
 //  ---------------------------------------------------------------------
-//  Asynchronous jobs
-
-//  Answer one waiter with a job's result, under the waiter's request id
-static void
-s_job_answer (s_broker_t *self, zframe_t *client, uint64_t request_id, s_job_t *job)
-{
-    aip_reply_t rep;
-    char err [256];
-    aip_pack_reset (self->pk);
-    if (aip_reply_decode (zframe_data (job->result), zframe_size (job->result), &rep, err,
-                          sizeof err) == 0) {
-        if (rep.ok) {
-            aip_reply_ok_begin (self->pk, request_id);
-            aip_pack_obj (self->pk, rep.data);
-        }
-        else
-            aip_reply_error (self->pk, request_id, rep.code, rep.message);
-        aip_reply_free (&rep);
-    }
-    else
-        aip_reply_error (self->pk, request_id, AIP_ERR_INTERNAL, err);
-    size_t size;
-    const void *data = aip_pack_data (self->pk, &size);
-    s_send_client (self, client, data, size);
-}
-
-static void
-s_job_finish (s_broker_t *self, const char *job_id, const void *data, size_t size)
-{
-    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, job_id);
-    if (!job || job->ended)
-        return;
-    aip_reply_t rep;
-    char err [256];
-    bool ok = false;
-    if (aip_reply_decode (data, size, &rep, err, sizeof err) == 0) {
-        ok = rep.ok;
-        aip_reply_free (&rep);
-    }
-    job->state = ok ? "done" : job->cancel_requested ? "cancelled" : "failed";
-    job->ended = aip_clock_ms ();
-    job->tag = 0;
-    job->result = zframe_new (data, size);
-    for (s_waiter_t *w = (s_waiter_t *) zlistx_first (job->waiters); w;
-         w = (s_waiter_t *) zlistx_next (job->waiters))
-        s_job_answer (self, w->client, w->request_id, job);
-    self->waiter_count -= zlistx_size (job->waiters);
-    zlistx_purge (job->waiters);
-    zsys_info ("broker: job %s (%s) %s", job->id, job->what, job->state);
-}
-
-//  A new job, or NULL when too many are unfinished
-static s_job_t *
-s_job_new (s_broker_t *self, const char *what)
-{
-    if (zhashx_size (self->jobs) >= AIP_MAX_JOBS) {
-        //  Forget the oldest finished job
-        s_job_t *old = NULL;
-        for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j && !old;
-             j = (s_job_t *) zlistx_next (self->job_order))
-            if (j->ended && zlistx_size (j->waiters) == 0)
-                old = j;
-        if (!old)
-            return NULL;
-        zlistx_delete (self->job_order, zlistx_find (self->job_order, old));
-        zhashx_delete (self->jobs, old->id);
-    }
-    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
-    uint8_t bytes [6];
-    aip_random_bytes (bytes, sizeof bytes);
-    snprintf (job->id, sizeof job->id, "job-%02x%02x%02x%02x%02x%02x", bytes [0], bytes [1],
-              bytes [2], bytes [3], bytes [4], bytes [5]);
-    snprintf (job->what, sizeof job->what, "%s", what);
-    job->state = "queued";
-    job->created = aip_clock_ms ();
-    job->waiters = zlistx_new ();
-    zlistx_set_destructor (job->waiters, s_waiter_free);
-    zhashx_insert (self->jobs, job->id, job);
-    zlistx_add_end (self->job_order, job);
-    return job;
-}
-
-static void
-s_job_list (s_broker_t *self, zframe_t *client, uint64_t request_id)
-{
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, request_id);
-    aip_pack_map (pk, 1);
-    aip_pack_key (pk, "jobs");
-    aip_pack_array (pk, zlistx_size (self->job_order));
-    int64_t now = aip_clock_ms ();
-    for (s_job_t *j = (s_job_t *) zlistx_first (self->job_order); j;
-         j = (s_job_t *) zlistx_next (self->job_order)) {
-        aip_pack_map (pk, 4);
-        aip_pack_kstr (pk, "id", j->id);
-        aip_pack_kstr (pk, "what", j->what);
-        aip_pack_kstr (pk, "state", j->state);
-        aip_pack_key (pk, "elapsed_s");
-        aip_pack_real (pk, (double) ((j->ended ? j->ended : now) - j->created) / 1000.0);
-    }
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
-}
-
-static s_job_t *
-s_job_find (s_broker_t *self, zframe_t *client, const aip_request_t *req)
-{
-    char id [AIP_MAX_ID + 1];
-    aip_obj_get_str (req->args, "id", id, sizeof id, "");
-    s_job_t *job = (s_job_t *) zhashx_lookup (self->jobs, id);
-    if (!job) {
-        char message [256];
-        snprintf (message, sizeof message, "no job %s here (jobs last until the daemons stop; "
-                  "'ai-peer jobs' lists them)", id);
-        s_reply_error (self, client, req->id, AIP_ERR_NOT_FOUND, message);
-    }
-    return job;
-}
-
-static void
-s_job_wait (s_broker_t *self, zframe_t *client, const aip_request_t *req)
-{
-    s_job_t *job = s_job_find (self, client, req);
-    if (!job)
-        return;
-    if (job->ended) {
-        s_job_answer (self, client, req->id, job);
-        return;
-    }
-    if (self->waiter_count >= AIP_MAX_JOB_WAITERS) {
-        s_reply_error (self, client, req->id, AIP_ERR_UNAVAILABLE,
-                       "too many clients wait for jobs: retry later");
-        return;
-    }
-    s_waiter_t *w = (s_waiter_t *) zmalloc (sizeof (s_waiter_t));
-    w->client = zframe_dup (client);
-    w->request_id = req->id;
-    zlistx_add_end (job->waiters, w);
-    self->waiter_count++;
-}
-
-static void
-s_job_cancel (s_broker_t *self, zframe_t *client, const aip_request_t *req)
-{
-    s_job_t *job = s_job_find (self, client, req);
-    if (!job)
-        return;
-    bool cancelled = false;
-    if (!job->ended && job->tag) {
-        //  Running: the worker kills the tool and answers "cancelled"
-        s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &job->tag);
-        if (p) {
-            zmsg_t *msg = zmsg_new ();
-            zmsg_add (msg, zframe_dup (p->worker->routing_id));
-            zmsg_addstr (msg, "CANCEL");
-            zmsg_addmem (msg, &p->tag, sizeof p->tag);
-            zmsg_send (&msg, p->worker->sock);
-            job->cancel_requested = true;
-            job->state = "cancelling";
-            cancelled = true;
-        }
-    }
-    else
-    if (!job->ended) {
-        //  Still queued: it never starts
-        zlistx_t *queue = self->queue [AIP_SVC_SPAWN];
-        for (s_queued_t *q = (s_queued_t *) zlistx_first (queue); q;
-             q = (s_queued_t *) zlistx_next (queue))
-            if (streq (q->job_id, job->id)) {
-                zlistx_delete (queue, zlistx_cursor (queue));
-                break;
-            }
-        job->cancel_requested = true;
-        s_fail_request (self, NULL, job->id, 0, "cancelled", "cancelled before it started");
-        cancelled = true;
-    }
-    aip_pack_reset (self->pk);
-    aip_reply_ok_begin (self->pk, req->id);
-    aip_pack_map (self->pk, 3);
-    aip_pack_kstr (self->pk, "id", job->id);
-    aip_pack_kstr (self->pk, "state", job->state);
-    aip_pack_kbool (self->pk, "cancelled", cancelled);
-    size_t size;
-    const void *data = aip_pack_data (self->pk, &size);
-    s_send_client (self, client, data, size);
-}
-
-//  ---------------------------------------------------------------------
 //  Broker's own operations
+
+//  Was the worker started by us (one of the supervised children)?
+static bool
+s_worker_ours (s_broker_t *self, s_worker_t *w)
+{
+    const aip_child_t *c = self->supervisor ? aip_supervisor_find (self->supervisor, w->pid)
+                                            : NULL;
+    return c && c->svc == w->svc;
+}
 
 static void
 s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
@@ -775,29 +562,20 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     aip_pack_kbool (pk, "running", true);
     if (self->lan) {
         aip_pack_key (pk, "lan");
-        aip_pack_map (pk, 5);
-        aip_pack_kstr (pk, "address", self->lan_address);
-        aip_pack_kint (pk, "port", self->args.port);
-        aip_pack_kstr (pk, "public_key", self->key_hex);
-        aip_pack_kstr (pk, "worker_token", self->worker_token);
-        aip_pack_kint (pk, "peers_heard", (int64_t) zhashx_size (self->lan_peers));
+        aip_lanmode_pack_status (self->lan, pk);
     }
     aip_pack_kint (pk, "pid", getpid ());
     aip_pack_kstr (pk, "mode", self->args.lan ? "lan" : "local");
     aip_pack_kint (pk, "uptime_s", (aip_clock_ms () - self->started_ms) / 1000);
     aip_pack_kint (pk, "requests", (int64_t) self->routed);
     aip_pack_key (pk, "daemons");
-    size_t count = 1 + self->child_count;
+    size_t children = self->supervisor ? aip_supervisor_size (self->supervisor) : 0;
+    size_t count = 1 + children;
     //  Workers not started by us (remote or manual) are listed too
     for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-         w = (s_worker_t *) zhashx_next (self->worker_map)) {
-        bool ours = false;
-        for (size_t i = 0; i < self->child_count; i++)
-            if (self->children [i].pid == w->pid && self->children [i].svc == w->svc)
-                ours = true;
-        if (!ours)
+         w = (s_worker_t *) zhashx_next (self->worker_map))
+        if (!s_worker_ours (self, w))
             count++;
-    }
     aip_pack_array (pk, count);
     aip_pack_map (pk, 4);
     aip_pack_kstr (pk, "name", "brokerd");
@@ -806,8 +584,8 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     aip_pack_kint (pk, "queued", (int64_t) (zlistx_size (self->queue [AIP_SVC_STORE])
                                           + zlistx_size (self->queue [AIP_SVC_SPAWN])
                                           + zlistx_size (self->queue [AIP_SVC_RELAY])));
-    for (size_t i = 0; i < self->child_count; i++) {
-        s_child_t *c = &self->children [i];
+    for (size_t i = 0; i < children; i++) {
+        const aip_child_t *c = aip_supervisor_child (self->supervisor, i);
         s_worker_t *worker = NULL;
         for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
              w = (s_worker_t *) zhashx_next (self->worker_map))
@@ -840,11 +618,7 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     }
     for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
          w = (s_worker_t *) zhashx_next (self->worker_map)) {
-        bool ours = false;
-        for (size_t i = 0; i < self->child_count; i++)
-            if (self->children [i].pid == w->pid && self->children [i].svc == w->svc)
-                ours = true;
-        if (ours)
+        if (s_worker_ours (self, w))
             continue;
         aip_pack_map (pk, 7);
         aip_pack_kstr (pk, "name", w->name);
@@ -861,71 +635,10 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
 }
 
 //  ---------------------------------------------------------------------
-//  LAN mode: CURVE TCP endpoint, beacons, the peers heard
+//  LAN mode (aip_lanmode): turned on at start or by lan.start
 
 static int s_write_files (s_broker_t *self);
 static void s_client_message (s_broker_t *self, zmsg_t *msg, bool remote);
-
-//  The AI tools installed here, "a,b,c", for our beacon
-static void
-s_installed_tools (s_broker_t *self, char *buf, size_t size)
-{
-    *buf = 0;
-    char warning [256];
-    aip_adapter_t *adapter = aip_adapter_new (self->home, warning, sizeof warning);
-    if (adapter)
-        aip_adapter_installed (adapter, buf, size);
-    aip_adapter_destroy (&adapter);
-}
-
-//  Our address on the network: AI_PEER_LAN_ADDRESS, else the address of
-//  the interface zbeacon broadcasts on
-static int
-s_lan_beacon_start (s_broker_t *self, char *err, size_t errlen)
-{
-    self->beacon = zactor_new (zbeacon, NULL);
-    if (!self->beacon) {
-        snprintf (err, errlen, "cannot start LAN discovery (zbeacon)");
-        return -1;
-    }
-    zsock_send (self->beacon, "si", "CONFIGURE", AIP_LAN_BEACON_PORT);
-    char *hostname = zstr_recv (self->beacon);
-    const char *fixed = getenv ("AI_PEER_LAN_ADDRESS");
-    if (fixed && *fixed)
-        snprintf (self->lan_address, sizeof self->lan_address, "%s", fixed);
-    else
-    if (hostname && *hostname)
-        snprintf (self->lan_address, sizeof self->lan_address, "%s", hostname);
-    bool can_beacon = hostname && *hostname;
-    free (hostname);
-    if (!*self->lan_address) {
-        snprintf (err, errlen, "no network interface that can broadcast was found: LAN mode "
-                  "needs one (set ZSYS_INTERFACE=<interface> to choose it, or "
-                  "AI_PEER_LAN_ADDRESS=<address> to skip discovery)");
-        zactor_destroy (&self->beacon);
-        return -1;
-    }
-    if (!can_beacon) {
-        zsys_warning ("broker: no broadcast interface: LAN discovery is off");
-        zactor_destroy (&self->beacon);
-        return 0;
-    }
-    aip_lan_beacon_t beacon = { 0 };
-    beacon.version = AIP_PROTO_VERSION;
-    char host [64];
-    aip_hostname (host, sizeof host);
-    snprintf (beacon.machine, sizeof beacon.machine, "%s", host);
-    snprintf (beacon.user, sizeof beacon.user, "%s", aip_username ());
-    beacon.port = self->args.port;
-    memcpy (beacon.key, zcert_public_key (self->cert), 32);
-    s_installed_tools (self, beacon.tools, sizeof beacon.tools);
-    uint8_t buf [AIP_LAN_BEACON_MAX];
-    size_t size = aip_lan_beacon_pack (&beacon, buf);
-    zsock_send (self->beacon, "sbi", "PUBLISH", buf, size, AIP_LAN_BEACON_MS);
-    zsock_send (self->beacon, "sb", "SUBSCRIBE", AIP_LAN_BEACON_PREFIX,
-                strlen (AIP_LAN_BEACON_PREFIX));
-    return 0;
-}
 
 //  Turn LAN mode on: bind tcp://*:port with CURVE, beacon, remember it
 static int
@@ -938,126 +651,15 @@ s_lan_start (s_broker_t *self, int port, char *err, size_t errlen)
                   "('ai-peer daemon stop') to change the port", self->args.port);
         return -1;
     }
-    if (!zsys_has_curve ()) {
-        snprintf (err, errlen, "this libzmq has no CURVE security: LAN mode needs it");
+    self->lan = aip_lanmode_new (self->home, port, err, errlen);
+    if (!self->lan)
         return -1;
-    }
-    if (!self->cert && !(self->cert = aip_lan_cert_load (self->home, err, errlen)))
-        return -1;
-    if (aip_lan_worker_token (self->home, self->worker_token, err, errlen))
-        return -1;
-    aip_lan_key_to_hex (zcert_public_key (self->cert), self->key_hex);
-    zsock_t *sock = zsock_new (ZMQ_ROUTER);
-    assert (sock);
-    zsock_set_linger (sock, 0);
-    zsock_set_maxmsgsize (sock, AIP_MAX_REQUEST);
-    zsock_set_router_mandatory (sock, 0);
-    zcert_apply (self->cert, sock);
-    zsock_set_curve_server (sock, 1);
-    if (zsock_bind (sock, "tcp://*:%d", port) < 0) {
-        snprintf (err, errlen, "cannot listen on TCP port %d: %s (is another ai-peer in LAN "
-                  "mode using it? choose another with --port)", port, zmq_strerror (zmq_errno ()));
-        zsock_destroy (&sock);
-        return -1;
-    }
-    self->lan = sock;
     self->args.port = port;
-    if (s_lan_beacon_start (self, err, errlen)) {
-        zsock_destroy (&self->lan);
-        return -1;
-    }
     self->args.lan = true;
-    if (aip_lan_mode_set (self->home, port))
-        zsys_warning ("broker: cannot remember LAN mode in %s/lan/mode", self->home);
+    s_beacon_tools (self);
     if (self->args.write_files && s_write_files (self))
         zsys_warning ("broker: cannot update daemon.json");
-    zsys_info ("broker: LAN mode on tcp://%s:%d (CURVE key %s)", self->lan_address, port,
-               self->key_hex);
     return 0;
-}
-
-static void
-s_lanpeer_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
-//  One beacon heard
-static void
-s_beacon_heard (s_broker_t *self)
-{
-    char *address = zstr_recv (self->beacon);
-    zframe_t *content = address ? zframe_recv (self->beacon) : NULL;
-    aip_lan_beacon_t beacon;
-    if (content && aip_lan_beacon_decode (zframe_data (content), zframe_size (content), &beacon) == 0
-    &&  !streq (beacon.key_hex, self->key_hex)) {
-        s_lanpeer_t *peer = (s_lanpeer_t *) zhashx_lookup (self->lan_peers, beacon.key_hex);
-        if (!peer && zhashx_size (self->lan_peers) < AIP_LAN_MAX_PEERS) {
-            peer = (s_lanpeer_t *) zmalloc (sizeof (s_lanpeer_t));
-            zhashx_insert (self->lan_peers, beacon.key_hex, peer);
-            zsys_info ("broker: LAN peer %s@%s heard at %s", beacon.user, beacon.machine, address);
-        }
-        if (peer) {
-            peer->beacon = beacon;
-            snprintf (peer->address, sizeof peer->address, "%s", address);
-            peer->heard_ms = aip_clock_ms ();
-            aip_time_now (peer->heard_at);
-        }
-    }
-    zframe_destroy (&content);
-    free (address);
-}
-
-//  Forget peers silent for long
-static void
-s_lan_peers_expire (s_broker_t *self)
-{
-    int64_t now = aip_clock_ms ();
-    zlistx_t *gone = zlistx_new ();
-    for (s_lanpeer_t *p = (s_lanpeer_t *) zhashx_first (self->lan_peers); p;
-         p = (s_lanpeer_t *) zhashx_next (self->lan_peers))
-        if (now - p->heard_ms > AIP_LAN_FORGET_MS)
-            zlistx_add_end (gone, (void *) zhashx_cursor (self->lan_peers));
-    for (const char *key = (const char *) zlistx_first (gone); key;
-         key = (const char *) zlistx_next (gone))
-        zhashx_delete (self->lan_peers, key);
-    zlistx_destroy (&gone);
-}
-
-static void
-s_lan_peers_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
-{
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, request_id);
-    aip_pack_map (pk, 2);
-    aip_pack_kbool (pk, "lan", self->lan != NULL);
-    aip_pack_key (pk, "peers");
-    aip_pack_array (pk, zhashx_size (self->lan_peers));
-    int64_t now = aip_clock_ms ();
-    for (s_lanpeer_t *p = (s_lanpeer_t *) zhashx_first (self->lan_peers); p;
-         p = (s_lanpeer_t *) zhashx_next (self->lan_peers)) {
-        aip_pack_map (pk, 10);
-        char id [AIP_MAX_ID + 1];
-        //  Several daemon sets may run on one machine: the key tells them apart
-        snprintf (id, sizeof id, "%s-lan-%s-%.8s", p->beacon.machine, p->beacon.user,
-                  p->beacon.key_hex);
-        aip_id_sanitize (id);
-        aip_pack_kstr (pk, "id", id);
-        aip_pack_kstr (pk, "machine", p->beacon.machine);
-        aip_pack_kstr (pk, "user", p->beacon.user);
-        aip_pack_kstr (pk, "address", p->address);
-        aip_pack_kint (pk, "port", p->beacon.port);
-        aip_pack_kstr (pk, "public_key", p->beacon.key_hex);
-        aip_pack_kstr (pk, "tools", p->beacon.tools);
-        aip_pack_kint (pk, "version", p->beacon.version);
-        aip_pack_kstr (pk, "last_seen", p->heard_at);
-        aip_pack_kstr (pk, "status", now - p->heard_ms > AIP_LAN_GONE_MS ? "gone" : "active");
-    }
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
 }
 
 //  lan.start: LAN mode on a running broker (room create --lan)
@@ -1076,9 +678,9 @@ s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     aip_reply_ok_begin (pk, req->id);
     aip_pack_map (pk, 4);
     aip_pack_kstr (pk, "mode", "lan");
-    aip_pack_kstr (pk, "address", self->lan_address);
+    aip_pack_kstr (pk, "address", aip_lanmode_address (self->lan));
     aip_pack_kint (pk, "port", self->args.port);
-    aip_pack_kstr (pk, "public_key", self->key_hex);
+    aip_pack_kstr (pk, "public_key", aip_lanmode_key_hex (self->lan));
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     s_send_client (self, client, data, size);
@@ -1089,21 +691,52 @@ s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 static bool
 s_handle_lan (s_broker_t *self)
 {
-    zmsg_t *msg = zmsg_recv_nowait (self->lan);
+    bool worker;
+    zmsg_t *msg = aip_lanmode_recv (self->lan, &worker);
     if (!msg)
         return false;
-    zframe_t *first = zmsg_first (msg);
-    zframe_t *second = first ? zmsg_next (msg) : NULL;
-    static const char *commands [] = { "READY", "HB", "REPLY", "EVENT", "BYE" };
-    bool worker = false;
-    for (size_t i = 0; second && i < sizeof commands / sizeof commands [0]; i++)
-        if (zframe_streq (second, commands [i]))
-            worker = true;
     if (worker)
-        s_worker_message (self, self->lan, msg, true);
+        s_worker_message (self, aip_lanmode_sock (self->lan), msg, true);
     else
         s_client_message (self, msg, true);
     return true;
+}
+
+//  job.list, job.wait, job.cancel: aip_jobs answers; a cancel may need
+//  its running request's worker told, or its queued request dropped
+static void
+s_job_request (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    zmsg_t *out = zmsg_new ();
+    if (req->op == AIP_OP_JOB_LIST)
+        aip_jobs_list (self->jobs, client, req->id, out);
+    else
+    if (req->op == AIP_OP_JOB_WAIT)
+        aip_jobs_wait (self->jobs, client, req, out);
+    else {
+        bool dequeue;
+        uint64_t tag = aip_jobs_cancel (self->jobs, client, req, out, &dequeue);
+        s_pending_t *p = tag ? (s_pending_t *) zhashx_lookup (self->pending, &tag) : NULL;
+        if (p) {
+            //  The worker kills the tool and answers "cancelled"
+            zmsg_t *msg = zmsg_new ();
+            zmsg_add (msg, zframe_dup (p->worker->routing_id));
+            zmsg_addstr (msg, "CANCEL");
+            zmsg_addmem (msg, &p->tag, sizeof p->tag);
+            zmsg_send (&msg, p->worker->sock);
+        }
+        char id [AIP_MAX_ID + 1];
+        aip_obj_get_str (req->args, "id", id, sizeof id, "");
+        zlistx_t *queue = self->queue [AIP_SVC_SPAWN];
+        for (s_queued_t *q = (s_queued_t *) zlistx_first (queue); dequeue && q;
+             q = (s_queued_t *) zlistx_next (queue))
+            if (streq (q->job_id, id)) {
+                zlistx_delete (queue, zlistx_cursor (queue));
+                break;
+            }
+    }
+    s_send_out (self, out);
+    zmsg_destroy (&out);
 }
 
 static void
@@ -1113,28 +746,20 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
         s_status_reply (self, client, req->id);
         return;
     }
-    if (req->op == AIP_OP_JOB_LIST) {
-        s_job_list (self, client, req->id);
-        return;
-    }
-    if (req->op == AIP_OP_JOB_WAIT) {
-        s_job_wait (self, client, req);
-        return;
-    }
-    if (req->op == AIP_OP_JOB_CANCEL) {
-        s_job_cancel (self, client, req);
+    if (req->op == AIP_OP_JOB_LIST || req->op == AIP_OP_JOB_WAIT
+    ||  req->op == AIP_OP_JOB_CANCEL) {
+        s_job_request (self, client, req);
         return;
     }
     if (req->op == AIP_OP_LAN_START) {
         s_lan_start_reply (self, client, req);
         return;
     }
-    if (req->op == AIP_OP_LAN_PEERS) {
-        s_lan_peers_reply (self, client, req->id);
-        return;
-    }
     aip_pack_reset (self->pk);
     aip_reply_ok_begin (self->pk, req->id);
+    if (req->op == AIP_OP_LAN_PEERS)
+        aip_lanmode_pack_peers (self->lan, self->pk);
+    else
     if (req->op == AIP_OP_DAEMON_STOP) {
         aip_pack_map (self->pk, 2);
         aip_pack_kstr (self->pk, "status", "stopping");
@@ -1187,8 +812,7 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     if (remote && !aip_op_remote (req.op)) {
         size_t alen = 0;
         const char *auth = req.auth ? aip_obj_str (req.auth, &alen) : NULL;
-        bool worker = auth && self->lan && alen == AIP_RELAY_TOKEN_HEX
-                   && aip_crypto_compare (auth, self->worker_token, alen) == 0
+        bool worker = self->lan && aip_lanmode_worker_token_ok (self->lan, auth, alen)
                    && (req.op == AIP_OP_ROOM_GET || req.op == AIP_OP_MSG_LIST
                        || req.op == AIP_OP_MSG_SEND || req.op == AIP_OP_PING);
         if (!worker) {
@@ -1230,13 +854,13 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     char job_id [AIP_MAX_ID + 1] = "";
     if (async) {
         //  The client gets the job id now; the result waits in the job
-        s_job_t *async_job = s_job_new (self, job);
+        const char *async_job = aip_jobs_add (self->jobs, job);
         if (!async_job) {
             s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, "too many "
                            "unfinished jobs: wait for some or cancel them ('ai-peer jobs')");
             goto cleanup;
         }
-        snprintf (job_id, sizeof job_id, "%s", async_job->id);
+        snprintf (job_id, sizeof job_id, "%s", async_job);
         aip_pack_reset (self->pk);
         aip_reply_ok_begin (self->pk, request_id);
         aip_pack_map (self->pk, 3);
@@ -1295,164 +919,40 @@ s_handle_client (s_broker_t *self)
 }
 
 //  ---------------------------------------------------------------------
-//  Supervision of the worker daemons
-
-static void
-s_child_start (s_broker_t *self, s_child_t *child)
-{
-    char exe [AIP_PATH_MAX], endpoint [AIP_PATH_MAX], err [256];
-    snprintf (exe, sizeof exe, "%s/%s", self->args.bin_dir, child->name);
-    aip_home_endpoint (self->home, "workers", endpoint, sizeof endpoint, err, sizeof err);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid < 0) {
-        zsys_error ("broker: cannot fork %s: %s", child->name, strerror (errno));
-        child->start_at = aip_clock_ms () + child->backoff_ms;
-        return;
-    }
-    if (pid == 0) {
-        //  Die with the broker, even after a kill -9 of it
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);
-        //  The broker's signal mask and handlers are not the child's
-        sigset_t all;
-        sigemptyset (&all);
-        sigprocmask (SIG_SETMASK, &all, NULL);
-        const char *argv [] = { exe, "--home", self->home, "--endpoint", endpoint, NULL };
-        execv (exe, (char *const *) argv);
-        fprintf (stderr, "brokerd: cannot exec %s: %s\n", exe, strerror (errno));
-        _exit (127);
-    }
-    child->pid = pid;
-    child->start_at = 0;
-    child->started_at = aip_clock_ms ();
-    zsys_info ("broker: started %s (pid %d)", child->name, (int) pid);
-}
-
-//  A spawnd that died without cleaning up (kill -9) leaves its running
-//  tool's process group in run/spawn-<pid>.pgid: kill that group
-static void
-s_child_kill_tools (s_broker_t *self, pid_t pid)
-{
-    char path [AIP_PATH_MAX];
-    snprintf (path, sizeof path, "%s/run/spawn-%d.pgid", self->home, (int) pid);
-    size_t len;
-    char *text = aip_file_read (path, 32, &len);
-    if (!text)
-        return;
-    long pgid = strtol (text, NULL, 10);
-    free (text);
-    if (pgid > 1 && kill ((pid_t) -pgid, SIGKILL) == 0)
-        zsys_warning ("broker: killed the tools left by spawnd (pid %d): group %ld", (int) pid, pgid);
-    unlink (path);
-}
+//  Supervision of the worker daemons (aip_supervisor)
 
 static void s_signal_failure (s_broker_t *self, const char *message);
 
-//  A child that fails to start says why on stderr, which is daemon.log:
-//  find its last "<name>: ..." line there
-static void
-s_child_last_error (s_broker_t *self, const char *name, char *buf, size_t size)
-{
-    *buf = 0;
-    char path [AIP_PATH_MAX], tail [4096];
-    aip_home_path (self->home, "daemon.log", path, sizeof path);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    off_t end = lseek (fd, 0, SEEK_END);
-    ssize_t got = end < 0 ? -1 : pread (fd, tail, sizeof tail - 1,
-                                        end > (off_t) sizeof tail - 1 ? end - (off_t) sizeof tail + 1 : 0);
-    close (fd);
-    if (got <= 0)
-        return;
-    tail [got] = 0;
-    size_t prefix = strlen (name);
-    for (char *line = strtok (tail, "\n"); line; line = strtok (NULL, "\n"))
-        if (strncmp (line, name, prefix) == 0 && line [prefix] == ':' && line [prefix + 1] == ' ')
-            snprintf (buf, size, "%s", line + prefix + 2);
-}
-
+//  Children that exited: fail what their workers held now, rather than at
+//  heartbeat expiry, and restart them; start those whose time has come
 static void
 s_children_check (s_broker_t *self)
 {
-    int64_t now = aip_clock_ms ();
-    for (size_t i = 0; i < self->child_count; i++) {
-        s_child_t *c = &self->children [i];
-        if (c->pid) {
-            int status;
-            pid_t r = waitpid (c->pid, &status, WNOHANG);
-            if (r != c->pid)
-                continue;
-            char why [64];
-            if (WIFSIGNALED (status))
-                snprintf (why, sizeof why, "killed by signal %d", WTERMSIG (status));
-            else
-                snprintf (why, sizeof why, "exited with status %d", WEXITSTATUS (status));
-            //  Fail its in-flight requests now rather than at heartbeat expiry
-            for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-                 w = (s_worker_t *) zhashx_next (self->worker_map))
-                if (w->pid == c->pid) {
-                    s_worker_drop (self, w, why);
-                    break;
-                }
-            if (c->svc == AIP_SVC_SPAWN)
-                s_child_kill_tools (self, c->pid);
-            //  The store never came up (peers.db unusable, say): restarting
-            //  it cannot help; tell the waiting command why, and stop
-            if (self->ready_fd >= 0 && c->svc == AIP_SVC_STORE) {
-                char reason [400], message [600];
-                s_child_last_error (self, c->name, reason, sizeof reason);
-                snprintf (message, sizeof message, "%s %s during start-up%s%s", c->name, why,
-                          *reason ? ": " : "", reason);
-                s_signal_failure (self, message);
-                c->pid = 0;
-                self->stopping = true;
-                continue;
+    if (!self->supervisor)
+        return;
+    aip_child_exit_t exit;
+    while (aip_supervisor_reap (self->supervisor, &exit)) {
+        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
+             w = (s_worker_t *) zhashx_next (self->worker_map))
+            if (w->pid == exit.pid) {
+                s_worker_drop (self, w, exit.why);
+                break;
             }
-            if (now - c->started_at > CHILD_HEALTHY_MS)
-                c->backoff_ms = AIP_RESTART_MIN_MS;
-            zsys_warning ("broker: %s (pid %d) %s; restarting in %d ms", c->name, (int) c->pid,
-                          why, c->backoff_ms);
-            c->pid = 0;
-            c->restarts++;
-            c->start_at = now + c->backoff_ms;
-            c->backoff_ms = c->backoff_ms * 2 > AIP_RESTART_MAX_MS ? AIP_RESTART_MAX_MS
-                                                                   : c->backoff_ms * 2;
+        //  The store never came up (peers.db unusable, say): restarting
+        //  it cannot help; tell the waiting command why, and stop
+        if (self->ready_fd >= 0 && exit.svc == AIP_SVC_STORE) {
+            char reason [400], message [600];
+            aip_supervisor_last_error (self->supervisor, exit.name, reason, sizeof reason);
+            snprintf (message, sizeof message, "%s %s during start-up%s%s", exit.name,
+                      exit.why, *reason ? ": " : "", reason);
+            s_signal_failure (self, message);
+            self->stopping = true;
         }
         else
-        if (c->start_at && now >= c->start_at && !self->stopping)
-            s_child_start (self, c);
+            aip_supervisor_restart (self->supervisor, &exit);
     }
-}
-
-static void
-s_children_stop (s_broker_t *self)
-{
-    for (size_t i = 0; i < self->child_count; i++)
-        if (self->children [i].pid)
-            kill (self->children [i].pid, SIGTERM);
-    int64_t deadline = aip_clock_ms () + 3000;
-    for (size_t i = 0; i < self->child_count; i++) {
-        s_child_t *c = &self->children [i];
-        while (c->pid) {
-            pid_t r = waitpid (c->pid, NULL, WNOHANG);
-            if (r == c->pid || (r < 0 && errno == ECHILD))
-                c->pid = 0;
-            else
-            if (aip_clock_ms () > deadline) {
-                zsys_warning ("broker: %s (pid %d) ignored SIGTERM; killing it", c->name, (int) c->pid);
-                kill (c->pid, SIGKILL);
-                waitpid (c->pid, NULL, 0);
-                if (c->svc == AIP_SVC_SPAWN)
-                    s_child_kill_tools (self, c->pid);
-                c->pid = 0;
-            }
-            else
-                zclock_sleep (10);      //  bounded wait for a child to exit
-        }
-    }
+    if (!self->stopping)
+        aip_supervisor_start_due (self->supervisor);
 }
 
 //  ---------------------------------------------------------------------
@@ -1496,7 +996,8 @@ s_tick (s_broker_t *self)
         }
     }
     s_children_check (self);
-    s_lan_peers_expire (self);
+    if (self->lan)
+        aip_lanmode_expire (self->lan);
 }
 
 static int
@@ -1510,7 +1011,7 @@ s_next_timeout (s_broker_t *self)
             next = q->expiry;
     }
     //  Children are polled often so a crash fails its requests promptly
-    if (self->child_count && now + 50 < next)
+    if (self->supervisor && now + 50 < next)
         next = now + 50;
     return next <= now ? 0 : (int) (next - now);
 }
@@ -1527,7 +1028,7 @@ s_write_files (s_broker_t *self)
     if (aip_file_write_atomic (path, text, strlen (text), 0600))
         return -1;
     snprintf (text, sizeof text, "{\n  \"host\": \"%s\",\n  \"port\": %d,\n  \"mode\": \"%s\"\n}",
-              self->lan ? self->lan_address : "127.0.0.1", self->args.port,
+              self->lan ? aip_lanmode_address (self->lan) : "127.0.0.1", self->args.port,
               self->lan ? "lan" : "local");
     aip_home_path (self->home, "daemon.json", path, sizeof path);
     return aip_file_write_atomic (path, text, strlen (text), 0600);
@@ -1613,42 +1114,25 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         self->queue [svc] = zlistx_new ();
         zlistx_set_destructor (self->queue [svc], s_queued_free);
     }
-    self->jobs = zhashx_new ();
-    zhashx_set_destructor (self->jobs, s_job_free);
-    self->job_order = zlistx_new ();
-    self->lan_peers = zhashx_new ();
-    zhashx_set_destructor (self->lan_peers, s_lanpeer_free);
+    self->jobs = aip_jobs_new ();
     self->started_ms = aip_clock_ms ();
     self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
-        s_child_t *c = &self->children [self->child_count++];
-        c->name = "storaged";
-        c->svc = AIP_SVC_STORE;
-        c->backoff_ms = AIP_RESTART_MIN_MS;
-        c->start_at = 1;                //  now
+        self->supervisor = aip_supervisor_new (self->home, args->bin_dir);
+        aip_supervisor_add (self->supervisor, "storaged", AIP_SVC_STORE, false);
         int workers = args->spawn_workers < 0 ? 0
                     : args->spawn_workers > AIP_MAX_SPAWN_WORKERS ? AIP_MAX_SPAWN_WORKERS
                     : args->spawn_workers;
-        for (int i = 0; i < workers; i++) {
-            c = &self->children [self->child_count++];
-            c->name = "spawnd";
-            c->svc = AIP_SVC_SPAWN;
-            c->backoff_ms = AIP_RESTART_MIN_MS;
-            //  Started once storaged is ready: the first command waits for
-            //  storaged only, not for four spawnd competing for the CPUs
-            c->start_at = 0;
-        }
+        //  Started once storaged is ready: the first command waits for
+        //  storaged only, not for four spawnd competing for the CPUs
+        for (int i = 0; i < workers; i++)
+            aip_supervisor_add (self->supervisor, "spawnd", AIP_SVC_SPAWN, true);
         //  relayd keeps public rooms in sync; a build without it has no
         //  public rooms (relay.* requests then fail as unavailable)
         char relayd [AIP_PATH_MAX];
         snprintf (relayd, sizeof relayd, "%s/relayd", args->bin_dir);
-        if (access (relayd, X_OK) == 0) {
-            c = &self->children [self->child_count++];
-            c->name = "relayd";
-            c->svc = AIP_SVC_RELAY;
-            c->backoff_ms = AIP_RESTART_MIN_MS;
-            c->start_at = 1;
-        }
+        if (access (relayd, X_OK) == 0)
+            aip_supervisor_add (self->supervisor, "relayd", AIP_SVC_RELAY, false);
     }
     return self;
 }
@@ -1659,10 +1143,9 @@ s_broker_destroy (s_broker_t **self_p)
     s_broker_t *self = *self_p;
     if (!self)
         return;
-    s_children_stop (self);
+    aip_supervisor_destroy (&self->supervisor);
     zhashx_destroy (&self->pending);
-    zlistx_destroy (&self->job_order);
-    zhashx_destroy (&self->jobs);
+    aip_jobs_destroy (&self->jobs);
     for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
         zlistx_destroy (&self->worker_list [svc]);
         zlistx_destroy (&self->queue [svc]);
@@ -1671,10 +1154,7 @@ s_broker_destroy (s_broker_t **self_p)
     zsock_destroy (&self->clients);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->events);
-    zactor_destroy (&self->beacon);
-    zsock_destroy (&self->lan);
-    zcert_destroy (&self->cert);
-    zhashx_destroy (&self->lan_peers);
+    aip_lanmode_destroy (&self->lan);
     if (self->args.write_files)
         s_remove_files (self);
     if (self->ready_fd >= 0)
@@ -1682,6 +1162,55 @@ s_broker_destroy (s_broker_t **self_p)
     aip_pack_destroy (&self->pk);
     free (self);
     *self_p = NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  The loop's socket handlers
+
+//  One socket the loop watches, and the handler that reads it
+typedef struct {
+    void *socket;                           //  for zmq_poll, or NULL: not now
+    void (*handler) (s_broker_t *self);     //  reads what waits there
+} s_reader_t;
+
+//  The actor pipe: $TERM from main
+static void
+s_recv_pipe (s_broker_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command || streq (command, "$TERM"))
+        self->terminated = true;
+    free (command);
+}
+
+//  The handlers drain without polling between messages (each poll is a
+//  system call), at most 1000 at a time so that no socket starves the rest
+static void
+s_recv_workers (s_broker_t *self)
+{
+    for (int n = 0; n < 1000 && s_handle_worker (self); n++)
+        ;
+}
+
+static void
+s_recv_clients (s_broker_t *self)
+{
+    for (int n = 0; n < 1000 && s_handle_client (self); n++)
+        ;
+}
+
+static void
+s_recv_lan (s_broker_t *self)
+{
+    for (int n = 0; self->lan && n < 1000 && s_handle_lan (self); n++)
+        ;
+}
+
+static void
+s_recv_beacon (s_broker_t *self)
+{
+    if (self->lan)
+        aip_lanmode_beacon_recv (self->lan);
 }
 
 void
@@ -1725,37 +1254,33 @@ aip_broker (zsock_t *pipe, void *args)
 
     while (!self->terminated) {
         s_tick (self);
-        //  LAN mode may start at any time: the poll set follows
-        zmq_pollitem_t items [] = {
-            { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->clients), 0, ZMQ_POLLIN, 0 },
-            { zsock_resolve (self->workers), 0, ZMQ_POLLIN, 0 },
-            { self->lan ? zsock_resolve (self->lan) : NULL, 0, ZMQ_POLLIN, 0 },
-            { self->beacon ? zsock_resolve (self->beacon) : NULL, 0, ZMQ_POLLIN, 0 },
+        //  The loop's table of contents: one handler per socket. Workers
+        //  come before clients: their replies free slots for the clients.
+        //  LAN mode may start at any time: the table follows.
+        s_reader_t readers [] = {
+            { zsock_resolve (pipe), s_recv_pipe },
+            { zsock_resolve (self->workers), s_recv_workers },
+            { zsock_resolve (self->clients), s_recv_clients },
+            { self->lan ? zsock_resolve (aip_lanmode_sock (self->lan)) : NULL, s_recv_lan },
+            { self->lan ? aip_lanmode_beacon (self->lan) : NULL, s_recv_beacon },
         };
-        int count = self->beacon ? 5 : self->lan ? 4 : 3;
+        zmq_pollitem_t items [sizeof readers / sizeof readers [0]];
+        s_reader_t *which [sizeof readers / sizeof readers [0]];
+        int count = 0;
+        for (size_t i = 0; i < sizeof readers / sizeof readers [0]; i++)
+            if (readers [i].socket) {
+                items [count] = (zmq_pollitem_t) { readers [i].socket, 0, ZMQ_POLLIN, 0 };
+                which [count++] = &readers [i];
+            }
         int rc = zmq_poll (items, count, s_next_timeout (self));
         if (rc < 0) {
             if (zmq_errno () == EINTR && !zsys_interrupted)
                 continue;
             break;                  //  interrupted: main will send $TERM
         }
-        if (items [0].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            if (!command || streq (command, "$TERM"))
-                self->terminated = true;
-            free (command);
-        }
-        //  Workers first: their replies free slots for the clients. Drain
-        //  without polling between messages (each poll is a system call).
-        for (int n = 0; n < 1000 && s_handle_worker (self); n++)
-            ;
-        for (int n = 0; n < 1000 && s_handle_client (self); n++)
-            ;
-        for (int n = 0; self->lan && n < 1000 && s_handle_lan (self); n++)
-            ;
-        if (count == 5 && (items [4].revents & ZMQ_POLLIN))
-            s_beacon_heard (self);
+        for (int i = 0; i < count; i++)
+            if (items [i].revents & ZMQ_POLLIN)
+                which [i]->handler (self);
         if (self->stopping && !self->terminated) {
             zsys_info ("broker: stop requested");
             zstr_send (pipe, "STOPPED");

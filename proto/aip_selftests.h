@@ -16,6 +16,9 @@
     X(worker)            \
     X(schema)            \
     X(storage)           \
+    X(jobs)              \
+    X(supervisor)        \
+    X(lanmode)           \
     X(broker)            \
     X(proc)              \
     X(adapter)           \

@@ -317,8 +317,11 @@ class LanTest(LanCase):
         self.assertIsInstance(peer.get("tools"), list, peer)
         mine = sorted(d["tool"] for d in self.A.ok("discover")["discovered"])
         self.assertTrue(mine, "A has the fake tools on PATH")
-        heard = sorted(t if isinstance(t, str) else t.get("tool") for t in peer["tools"])
-        self.assertEqual(heard, mine, "B hears A's installed tools")
+        #  A's beacon tells the tools its spawn workers said they have in
+        #  their READY: it is re-published once they are up
+        tools = lambda p: sorted(t if isinstance(t, str) else t.get("tool") for t in p["tools"])
+        wait_for("B to hear A's installed tools",
+                 lambda: tools(self.lan_peer(self.B, "hostA")) == mine)
         #  and the other way round
         self.assertEqual(self.lan_peer(self.A, "hostB").get("address"), self.B.addr)
 
