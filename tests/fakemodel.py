@@ -23,6 +23,7 @@ A script entry is a dict, consumed one per model turn in order:
                   are usually given times > 1, since every CLI retries)
   headers         extra response headers
   hang_up         True: close the stream after the first delta, no final event
+Each record also has at (arrival), first_delta_at and done_at (time.time()).
 When the script runs out it answers with default_text.
 
 Usage on the wire follows each API's own meaning: Anthropic's input_tokens
@@ -113,8 +114,12 @@ class _Stream:
         if not self.sent_first:
             self.sent_first = True
             d = self.entry.get("first_delay_ms", 0)
-        else:
-            d = self.entry.get("chunk_delay_ms", 0)
+            if d:
+                time.sleep(d / 1000.0)
+            # the first delta is written right after this
+            self.h.rec["first_delta_at"] = time.time()
+            return
+        d = self.entry.get("chunk_delay_ms", 0)
         if d:
             time.sleep(d / 1000.0)
 
@@ -169,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
                "query": {k: v[-1] for k, v in parse_qs(parts.query).items()},
                "headers": {k.lower(): v for k, v in self.headers.items()},
                "body": body, "bytes": len(raw), "api": None, "aux": False,
-               "entry": None, "at": time.time()}
+               "entry": None, "at": time.time(), "done_at": None,
+               "first_delta_at": None}
         self.server.fake._add_request(rec)
         return rec
 
@@ -210,6 +216,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routing --------------------------------------------------------
     def _route(self, rec):
+        self.rec = rec
+        try:
+            self._route_api(rec)
+        finally:
+            rec["done_at"] = time.time()
+
+    def _route_api(self, rec):
         p, m = rec["path"], rec["method"]
         fake = self.server.fake
         try:
@@ -665,6 +678,67 @@ class FakeModel:
             return [r for r in self.requests
                     if r["entry"] is not None and not r["aux"]
                     and (api is None or r["api"] == api)]
+
+    @staticmethod
+    def conversation(rec):
+        """The turns of one model request as [(role, text)], role one of
+        system, user, assistant, tool; whatever the API."""
+        body = rec["body"] if isinstance(rec["body"], dict) else {}
+        out = []
+
+        def text_of(content):
+            if isinstance(content, str):
+                return content
+            parts = []
+            for c in content or []:
+                if isinstance(c, dict):
+                    if isinstance(c.get("text"), str):
+                        parts.append(c["text"])
+                    elif c.get("type") == "tool_result":
+                        parts.append(text_of(c.get("content")))
+            return "\n".join(parts)
+        if rec["api"] == "anthropic":
+            system = body.get("system")
+            if system:
+                out.append(("system", text_of(system)))
+            for m in body.get("messages") or []:
+                out.append((m.get("role"), text_of(m.get("content"))))
+        elif rec["api"] == "responses":
+            if body.get("instructions"):
+                out.append(("system", body["instructions"]))
+            for item in body.get("input") or []:
+                if item.get("type", "message") == "message":
+                    role = item.get("role")
+                    out.append(("system" if role in ("developer", "system") else role,
+                                text_of(item.get("content"))))
+                elif item.get("type") == "function_call_output":
+                    out.append(("tool", str(item.get("output"))))
+        elif rec["api"] == "chat":
+            for m in body.get("messages") or []:
+                out.append((m.get("role"), text_of(m.get("content"))))
+        elif rec["api"] == "gemini":
+            si = body.get("systemInstruction") or body.get("system_instruction")
+            if si:
+                out.append(("system", text_of(si.get("parts"))))
+            for c in body.get("contents") or []:
+                role = {"model": "assistant"}.get(c.get("role"), c.get("role"))
+                parts = c.get("parts") or []
+                if any("functionResponse" in p for p in parts):
+                    out.append(("tool", json.dumps([p.get("functionResponse") for p in parts])))
+                else:
+                    out.append((role, text_of(parts)))
+        return out
+
+    def tool_results(self):
+        """Every Anthropic tool_result block the CLIs sent back, oldest first."""
+        out = []
+        for r in self.model_requests("anthropic"):
+            for m in (r["body"] or {}).get("messages") or []:
+                for c in m.get("content") if isinstance(m.get("content"), list) else []:
+                    if isinstance(c, dict) and c.get("type") == "tool_result" \
+                            and c not in out:
+                        out.append(c)
+        return out
 
     def escapes(self):
         """CONNECT requests: a CLI tried to reach the internet."""

@@ -71,10 +71,10 @@ def available(tool):
     return True, ""
 
 
-def base_env(home):
-    """The caller's environment without anything that points at a real
-    account, endpoint or config; HOME and the XDG dirs in home."""
-    env = {k: v for k, v in os.environ.items()
+def base_env(home, base=None):
+    """The caller's environment (or base) without anything that points at
+    a real account, endpoint or config; HOME and the XDG dirs in home."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
            if not k.startswith(SCRUB_PREFIXES) and k not in SCRUB}
     env["HOME"] = home
     env["XDG_CONFIG_HOME"] = os.path.join(home, ".config")
@@ -169,6 +169,15 @@ def opencode_env(fake, home):
             "models": {MODELS["opencode"]: {"name": "fake model",
                                             "limit": {"context": 200000,
                                                       "output": 32000}}}}}}, indent=2))
+    # opencode installs @opencode-ai/plugin from registry.npmjs.org into each
+    # config dir unless node_modules exists and package-lock.json already
+    # lists what package.json asks for: say it is there
+    cfg = os.path.join(home, ".config", "opencode")
+    os.makedirs(os.path.join(cfg, "node_modules"), exist_ok=True)
+    deps = {"@opencode-ai/plugin": VERSIONS["opencode"]}
+    _write(os.path.join(cfg, "package.json"), json.dumps({"dependencies": deps}))
+    _write(os.path.join(cfg, "package-lock.json"), json.dumps(
+        {"lockfileVersion": 3, "packages": {"": {"dependencies": deps}}}))
     return {"OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_AUTOUPDATE": "1",
             "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
             "OPENCODE_DISABLE_SHARE": "1", "OPENCODE_DISABLE_CLAUDE_CODE": "1",
@@ -182,8 +191,9 @@ _ENV = {"claude": claude_env, "codex": codex_env, "gemini": gemini_env,
 def env(tool, fake, home, base=None):
     """The whole environment that runs `tool` offline against `fake`, with
     its config written under `home`. tool may be "all" (one HOME for the
-    four, as the ai-peer daemons need)."""
-    out = dict(base) if base is not None else base_env(home)
+    four, as the ai-peer daemons need). base: the environment to start
+    from (default os.environ), scrubbed of real accounts and endpoints."""
+    out = base_env(home, base)
     out.update(_proxy(fake))
     for t in (TOOLS if tool == "all" else (tool,)):
         out.update(_ENV[t](fake, home))
@@ -313,3 +323,24 @@ class JsonRpcStdio:
             except OSError:
                 pass
             self.proc.wait()
+
+
+def forget_sessions(tool, home):
+    """Delete the tool's own session store under home, as if the session
+    were gone (expired, another machine, a wiped cache): a resume must fail."""
+    import glob
+    pats = {"claude": [".claude/projects"],
+            "codex": [".codex/sessions", ".codex/state_*.sqlite*",
+                      ".codex/thread_history_*.sqlite*"],
+            "gemini": [".gemini/tmp/*/chats"],
+            "opencode": [".local/share/opencode/opencode.db*",
+                         ".local/share/opencode/storage"]}[tool]
+    gone = []
+    for pat in pats:
+        for p in glob.glob(os.path.join(home, pat)):
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
+            gone.append(p)
+    return gone
