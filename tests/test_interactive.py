@@ -156,6 +156,21 @@ class Terminal(AipTestCase):
         self.assertFalse([r for r in rows if r.startswith("[admin]")], rows)
         self.assertIn("    [admin]: wrapped to the left edge", "\n".join(rows))
 
+    def test_own_identity_from_elsewhere_is_shown(self):
+        self.keys("typed in this session", "Enter")
+        wait_until(lambda: any(m["content"] == "typed in this session"
+                               for m in self.read(self.room)), 10, "the typed line in the room")
+        #  The same identity, from another terminal (or an agent as the user)
+        self.ok("chat", self.room, "sent from another terminal")
+        self.wait_screen("]: sent from another terminal")
+        me = "[%s (cli)]: " % self.ok("identity")["name"]
+        self.assertIn(me + "sent from another terminal", self.screen().split("\n"))
+        #  What this session sent shows once: as it was typed
+        self.assertEqual(self.screen().count("typed in this session"), 1, self.screen())
+        #  /history shows it again, on request
+        self.keys("/history 5", "Enter")
+        self.wait_screen(me + "typed in this session")
+
 
 class Scripted(AipTestCase):
 
@@ -168,6 +183,23 @@ class Scripted(AipTestCase):
         contents = [m["content"] for m in self.read(room) if m["type"] == "message"]
         self.assertEqual(contents, ["first line", "second ✓ line", "third without newline"])
         self.assertIn(b"[human]", r.stderr)
+
+    def test_a_bad_line_is_refused_whole_and_named(self):
+        room = self.new_room("limits")
+        limit = 256 * 1024
+        lines = (b"ok one\n" + b"x" * (limit + 10) + b"\n" + b"ok two\n" + b"nul\x00here\n"
+                 + b"bad \xff utf8\n" + b"y" * limit + b"\n" + b"last")
+        r = self.run_cli("chat", room, "-i", input=lines)
+        self.assert_envelope(r)
+        contents = [m["content"] for m in self.read(room) if m["type"] == "message"]
+        #  Nothing of the long line (not its tail), nor of the NUL or bad one
+        self.assertEqual(contents, ["ok one", "ok two", "y" * limit, "last"])
+        self.assertEqual(r.doc["data"]["sent"], 4)
+        self.assertEqual(r.doc["data"]["not_sent"], 3)
+        err = r.stderr.decode()
+        self.assertIn("line 2 not sent: longer than 256 KiB", err)
+        self.assertIn("line 4 not sent: it holds a NUL byte (at byte 4)", err)
+        self.assertIn("line 5 not sent: it is not valid UTF-8", err)
 
     def test_unknown_room(self):
         err = self.fail("chat", "room-doesnotexist", "-i", input=b"")

@@ -50,10 +50,12 @@ typedef struct {
     pid_t broker_pid;               //  to notice a restart
     char cursor_ts [AIP_MAX_TIME + 1];  //  newest message shown
     char cursor_id [AIP_MAX_ID + 1];
-    char *seen [SEEN_MAX];          //  ids shown (ring)
+    char *seen [SEEN_MAX];          //  ids shown or sent by this session (ring)
     size_t seen_next;
     s_pending_t pending [MAX_PENDING];  //  invites running
     int sent;                       //  lines sent
+    int not_sent;                   //  lines refused (too long, NUL, not UTF-8, error)
+    long line_no;                   //  piped input: the line being sent; 0 on a terminal
     bool quit;                      //  leave the loop
     unsigned ticks;                 //  seconds in the room
     char exe_dir [AIP_PATH_MAX];    //  where ai-peer lives
@@ -255,9 +257,12 @@ s_print_message (s_chat_t *self, const char *peer_id, const char *name, const ch
     s_layout_print (self, &lay, &line);
 }
 
-//  Show one message (JSON object, content already revealed) once
+//  Show one message (JSON object, content already revealed) once. What
+//  this session sent is in the seen ids from the moment it is sent (the
+//  user saw it as typed); what the same identity sent from elsewhere (another
+//  terminal, an agent running as the user) is shown like anyone's.
 static void
-s_show (s_chat_t *self, json_t *m, bool own_too)
+s_show (s_chat_t *self, json_t *m)
 {
     const char *id = json_string_value (json_object_get (m, "id"));
     const char *ts = json_string_value (json_object_get (m, "created_at"));
@@ -271,10 +276,7 @@ s_show (s_chat_t *self, json_t *m, bool own_too)
     }
     if (s_seen (self, id))
         return;
-    const char *peer_id = json_string_value (json_object_get (m, "peer_id"));
-    if (!own_too && peer_id && strcmp (peer_id, self->me.id) == 0)
-        return;                     //  the user saw it as typed
-    s_print_message (self, peer_id, json_string_value (json_object_get (m, "peer_name")),
+    s_print_message (self, json_string_value (json_object_get (m, "peer_id")), json_string_value (json_object_get (m, "peer_name")),
                      json_string_value (json_object_get (m, "peer_tool")),
                      json_string_value (json_object_get (m, "type")),
                      json_string_value (json_object_get (m, "content")));
@@ -285,7 +287,7 @@ s_show (s_chat_t *self, json_t *m, bool own_too)
 
 //  Messages after the cursor (or the last n), revealed and shown
 static int
-s_fetch (s_chat_t *self, long n, bool after_cursor, bool own_too, bool join)
+s_fetch (s_chat_t *self, long n, bool after_cursor, bool join)
 {
     cli_t *cli = self->cli;
     size_t nargs = 2 + (after_cursor ? 2 : 0) + (join ? 1 : 0);
@@ -306,7 +308,7 @@ s_fetch (s_chat_t *self, long n, bool after_cursor, bool own_too, bool join)
     size_t i;
     json_t *m;
     json_array_foreach (messages, i, m)
-        s_show (self, m, own_too);
+        s_show (self, m);
     json_decref (data);
     return 0;
 }
@@ -375,7 +377,7 @@ s_handle_event (s_chat_t *self)
                 json_t *one = json_array ();
                 json_array_append_new (one, aip_json_from_obj (aip_obj_get (root, "data")));
                 cli_room_reveal_json (&self->room, one);
-                s_show (self, json_array_get (one, 0), false);
+                s_show (self, json_array_get (one, 0));
                 json_decref (one);
             }
             aip_doc_destroy (&doc);
@@ -393,8 +395,15 @@ s_send (s_chat_t *self, const char *text)
 {
     cli_t *cli = self->cli;
     size_t len = strlen (text);
+    char where [32] = "";
+    if (self->line_no)
+        snprintf (where, sizeof where, "line %ld ", self->line_no);
     if (len > AIP_MAX_CONTENT || !aip_utf8_valid (text, len)) {
-        s_print (self, "  ! not sent: a message is at most 256 KiB of UTF-8");
+        char line [200];
+        snprintf (line, sizeof line, "  ! %snot sent: %s", where, len > AIP_MAX_CONTENT
+                  ? "a message is at most 256 KiB" : "it is not valid UTF-8");
+        s_print (self, line);
+        self->not_sent++;
         return -1;
     }
     char msg_id [AIP_MSG_ID_LEN + 1];
@@ -412,8 +421,9 @@ s_send (s_chat_t *self, const char *text)
     s_seen (self, msg_id);
     if (cli_call (cli, id, NULL)) {
         char line [2200];
-        snprintf (line, sizeof line, "  ! not sent: %s", cli->err);
+        snprintf (line, sizeof line, "  ! %snot sent: %s", where, cli->err);
         s_print (self, line);
+        self->not_sent++;
         return -1;
     }
     self->sent++;
@@ -610,7 +620,7 @@ s_line (s_chat_t *self, char *line)
             free (self->seen [i]);
             self->seen [i] = NULL;
         }
-        s_fetch (self, n > 0 && n <= AIP_MAX_PAGE ? n : 20, false, true, false);
+        s_fetch (self, n > 0 && n <= AIP_MAX_PAGE ? n : 20, false, false);
     }
     else
     if (strncmp (text, "/export", 7) == 0)
@@ -638,6 +648,30 @@ s_line (s_chat_t *self, char *line)
         s_print (self, "  ! unknown command: /help lists them");
     else
         s_send (self, text);
+}
+
+//  A line from a pipe (len bytes, no newline): refused whole, saying which
+//  line and why, when it could not be sent as it is
+static void
+s_input_line (s_chat_t *self, char *text, size_t len, long line_no)
+{
+    char line [200];
+    const char *nul = (const char *) memchr (text, 0, len);
+    if (nul)
+        snprintf (line, sizeof line, "  ! line %ld not sent: it holds a NUL byte (at byte %zu)",
+                  line_no, (size_t) (nul - text) + 1);
+    else
+    if (!aip_utf8_valid (text, len))
+        snprintf (line, sizeof line, "  ! line %ld not sent: it is not valid UTF-8", line_no);
+    else {
+        text [len] = 0;
+        self->line_no = line_no;
+        s_line (self, text);
+        self->line_no = 0;
+        return;
+    }
+    s_print (self, line);
+    self->not_sent++;
 }
 
 static void
@@ -676,7 +710,7 @@ s_tick (s_chat_t *self)
         self->broker_pid = pid;
         aip_client_destroy (&self->cli->client);
         s_subscribe (self);
-        s_fetch (self, AIP_MAX_PAGE, true, false, false);
+        s_fetch (self, AIP_MAX_PAGE, true, false);
     }
     //  Who is thinking, and for how long: a line every 10 s
     if (s_any_pending (self) && ++self->ticks % 10 == 0) {
@@ -743,7 +777,7 @@ main (int argc, char **argv)
                                 : "LAN, hub unreachable (messages queue here, delivered later)")
              : cli_relay_ok (&cli, self.room_id) ? "public, relay in sync (live push)"
              : "public, relay unreachable (messages queue here, delivered later)");
-    if (s_fetch (&self, 20, false, true, true))
+    if (s_fetch (&self, 20, false, true))
         goto done;
     if (npos > 1) {
         //  An initial message on the command line
@@ -771,6 +805,8 @@ main (int argc, char **argv)
     //  lines already sitting in a stdio buffer
     char *buffer = (char *) malloc (AIP_MAX_CONTENT + 2);
     size_t used = 0;
+    long line_no = 1;               //  of the line being read, for errors
+    bool dropping = false;          //  skipping the rest of a line too long
     int64_t next_tick = aip_clock_ms () + TICK_MS;
     bool eof = false;
     while (!self.quit) {
@@ -797,27 +833,37 @@ main (int argc, char **argv)
                 ssize_t got = read (0, buffer + used, AIP_MAX_CONTENT + 1 - used);
                 if (got <= 0 && !(got < 0 && errno == EINTR)) {
                     eof = true;
-                    if (used) {             //  a last line without newline
-                        buffer [used] = 0;
-                        s_line (&self, buffer);
-                        used = 0;
-                    }
+                    if (used && !dropping)  //  a last line without newline
+                        s_input_line (&self, buffer, used, line_no);
+                    used = 0;
                 }
                 else
                 if (got > 0) {
                     used += (size_t) got;
                     char *start = buffer, *nl;
                     while ((nl = memchr (start, '\n', used - (size_t) (start - buffer)))) {
-                        *nl = 0;
-                        s_line (&self, start);
+                        if (dropping)
+                            dropping = false;   //  the end of a line too long
+                        else
+                            s_input_line (&self, start, (size_t) (nl - start), line_no);
+                        line_no++;
                         start = nl + 1;
                     }
                     used -= (size_t) (start - buffer);
                     memmove (buffer, start, used);
-                    if (used > AIP_MAX_CONTENT) {
-                        s_print (&self, "  ! a line over 256 KiB was dropped");
-                        used = 0;
+                    if (!dropping && used > AIP_MAX_CONTENT) {
+                        //  No newline within the limit: the whole line goes,
+                        //  its tail too, up to the next newline
+                        char line [200];
+                        snprintf (line, sizeof line, "  ! line %ld not sent: longer than "
+                                  "256 KiB (%d bytes, the limit of a message)", line_no,
+                                  AIP_MAX_CONTENT);
+                        s_print (&self, line);
+                        self.not_sent++;
+                        dropping = true;
                     }
+                    if (dropping)
+                        used = 0;
                 }
             }
         }
@@ -835,8 +881,8 @@ main (int argc, char **argv)
         fprintf (stderr, "\nLeft the room.\n");
     }
     s_cancel_all (&self);
-    cli.data = json_pack ("{s:s, s:s, s:i}", "status", "exited", "room", self.room_id,
-                          "sent", self.sent);
+    cli.data = json_pack ("{s:s, s:s, s:i, s:i}", "status", "exited", "room", self.room_id,
+                          "sent", self.sent, "not_sent", self.not_sent);
     rc = 0;
 done:
     {
