@@ -1,7 +1,8 @@
 /*  cmd_hooks.c — registering ai-peer in agents' own config files:
     `ai-peer mcp install|uninstall claude-code|codex|gemini|opencode` (the
     MCP server) and `ai-peer hooks install|uninstall|status claude-code`
-    (room news delivered into a running Claude Code session). Every edit
+    and `ai-peer hooks install|uninstall|status claude-code|gemini` (room
+    news delivered into a running agent session). Every edit
     merges into what is there, is idempotent, and removes only our entry. */
 #include "mcp.h"
 
@@ -14,8 +15,6 @@
 
 //  Our entry's name in the agents' MCP server lists
 #define SERVER_NAME "ai-peer"
-//  What marks our hooks in Claude Code's settings
-#define HOOK_MARK   " inbox --tool claude-code --hook "
 //  Our block in codex's config.toml
 #define TOML_BEGIN  "# >>> ai-peer mcp (managed by 'ai-peer mcp install codex')"
 #define TOML_END    "# <<< ai-peer mcp"
@@ -290,22 +289,57 @@ mcp_install (cli_t *cli, bool install, int argc, char **argv)
 }
 
 //  ---------------------------------------------------------------------
-//  Claude Code hooks
+//  Agent hooks: Claude Code and Gemini CLI take a command's output into a
+//  running session (a stop hook that blocks once with a reason, a prompt
+//  hook that adds context), in nearly the same JSON
 
-static const struct {
-    const char *event;          //  Claude Code's hook event
-    const char *mode;           //  inbox --hook MODE
-} s_hooks [] = { { "Stop", "stop" }, { "UserPromptSubmit", "prompt" } };
-#define HOOK_COUNT (sizeof s_hooks / sizeof s_hooks [0])
+//  What marks our hooks (" inbox --tool T --hook MODE")
+#define HOOK_MARK_INBOX " inbox --tool "
+#define HOOK_MARK_MODE  " --hook "
+
+typedef struct {
+    const char *agent;          //  as named on the command line
+    const char *tool;           //  the AI peer its hooks read for
+    const char *dir;            //  its config directory ("" + file: in the base)
+    const char *file;           //  the settings file in it
+    const char *stop_event;     //  its event before the agent stops
+    const char *prompt_event;   //  its event on a new user prompt
+    int timeout;                //  the hook's timeout, in the agent's unit
+    bool named;                 //  hooks carry a "name"
+} s_hook_agent_t;
+
+static const s_hook_agent_t s_hook_agents [] = {
+    //  Claude Code: timeout in seconds
+    { "claude-code", "claude-code", ".claude", "settings.json", "Stop", "UserPromptSubmit", 5,
+      false },
+    //  Gemini CLI: AfterAgent "deny"/"block" + reason retries the turn with
+    //  the reason as the prompt; BeforeAgent additionalContext; milliseconds
+    { "gemini", "gemini", ".gemini", "settings.json", "AfterAgent", "BeforeAgent", 5000, true },
+    { NULL, NULL, NULL, NULL, NULL, NULL, 0, false }
+};
+
+static const s_hook_agent_t *
+s_hook_agent (cli_t *cli, const char *name)
+{
+    if (strcmp (name, "claude") == 0)
+        name = "claude-code";
+    for (const s_hook_agent_t *a = s_hook_agents; a->agent; a++)
+        if (strcmp (a->agent, name) == 0)
+            return a;
+    cli_fail (cli, "hooks are for claude-code and gemini: %.64s cannot take text into a "
+              "running session this way (see docs/mcp.md); use 'ai-peer mcp install %.64s' "
+              "and its wait_messages tool", name, name);
+    return NULL;
+}
 
 static int
-s_settings_path (cli_t *cli, bool user, char *path, size_t size)
+s_settings_path (cli_t *cli, const s_hook_agent_t *agent, bool user, char *path, size_t size)
 {
     char base [AIP_PATH_MAX];
     if (user ? s_home_dir (cli, base, sizeof base) != 0 : !getcwd (base, sizeof base))
         return *cli->err ? -1 : cli_fail (cli, "cannot read the current directory: %s",
                                           strerror (errno));
-    snprintf (path, size, "%s/.claude/settings.json", base);
+    snprintf (path, size, "%s/%s/%s", base, agent->dir, agent->file);
     return 0;
 }
 
@@ -317,7 +351,7 @@ s_group_ours (json_t *group)
     json_t *hook;
     json_array_foreach (json_object_get (group, "hooks"), i, hook) {
         const char *command = json_string_value (json_object_get (hook, "command"));
-        if (command && strstr (command, HOOK_MARK))
+        if (command && strstr (command, HOOK_MARK_INBOX) && strstr (command, HOOK_MARK_MODE))
             return true;
     }
     return false;
@@ -337,13 +371,14 @@ s_hooks_strip (json_t *list)
 }
 
 static int
-s_hooks_edit (cli_t *cli, bool install, bool user)
+s_hooks_edit (cli_t *cli, const s_hook_agent_t *agent, bool install, bool user)
 {
     char path [AIP_PATH_MAX], exe [AIP_PATH_MAX], err [1024];
-    if (s_settings_path (cli, user, path, sizeof path) || s_exe (cli, exe, sizeof exe))
+    if (s_settings_path (cli, agent, user, path, sizeof path) || s_exe (cli, exe, sizeof exe))
         return -1;
-    if (strchr (exe, '\''))
-        return cli_fail (cli, "ai-peer's path %s holds a quote: install it elsewhere", exe);
+    if (strchr (exe, '\'') || strchr (cli->home, '\''))
+        return cli_fail (cli, "ai-peer's path %s or its home %s holds a quote: use another "
+                         "directory", exe, cli->home);
     json_t *settings = mcp_config_load (path, err, sizeof err);
     if (!settings)
         return cli_fail (cli, "%s", err);
@@ -358,8 +393,10 @@ s_hooks_edit (cli_t *cli, bool install, bool user)
         hooks = json_object ();
         json_object_set_new (settings, "hooks", hooks);
     }
-    for (size_t i = 0; hooks && i < HOOK_COUNT; i++) {
-        json_t *list = json_object_get (hooks, s_hooks [i].event);
+    const char *events [2] = { agent->stop_event, agent->prompt_event };
+    const char *modes [2] = { "stop", "prompt" };
+    for (size_t i = 0; hooks && i < 2; i++) {
+        json_t *list = json_object_get (hooks, events [i]);
         if (list && !json_is_array (list))
             continue;           //  not ours to repair
         if (list)
@@ -367,16 +404,23 @@ s_hooks_edit (cli_t *cli, bool install, bool user)
         if (install) {
             if (!list) {
                 list = json_array ();
-                json_object_set_new (hooks, s_hooks [i].event, list);
+                json_object_set_new (hooks, events [i], list);
             }
-            char command [AIP_PATH_MAX + 128];
-            snprintf (command, sizeof command, "'%s'%s%s", exe, HOOK_MARK, s_hooks [i].mode);
-            json_array_append_new (list, json_pack ("{s:[{s:s, s:s, s:i}]}", "hooks", "type",
-                                                    "command", "command", command, "timeout", 5));
+            //  The home it reads is the one installed from: agents may run
+            //  hooks with a reduced environment
+            char command [2 * AIP_PATH_MAX + 128];
+            snprintf (command, sizeof command, "AI_PEERS_HOME='%s' '%s'%s%s%s%s", cli->home, exe,
+                      HOOK_MARK_INBOX, agent->tool, HOOK_MARK_MODE, modes [i]);
+            json_t *hook = json_pack ("{s:s, s:s, s:i}", "type", "command", "command", command,
+                                      "timeout", agent->timeout);
+            if (agent->named)
+                json_object_set_new (hook, "name", json_string (i ? "ai-peer-news"
+                                                                  : "ai-peer-news-stop"));
+            json_array_append_new (list, json_pack ("{s:[o]}", "hooks", hook));
         }
         else
         if (list && json_array_size (list) == 0)
-            json_object_del (hooks, s_hooks [i].event);
+            json_object_del (hooks, events [i]);
     }
     if (!install && hooks && json_object_size (hooks) == 0)
         json_object_del (settings, "hooks");
@@ -388,20 +432,20 @@ s_hooks_edit (cli_t *cli, bool install, bool user)
     json_decref (settings);
     if (rc)
         return -1;
-    cli->data = json_pack ("{s:s, s:s, s:s, s:b}", "agent", "claude-code",
+    cli->data = json_pack ("{s:s, s:s, s:s, s:b}", "agent", agent->agent,
                            "scope", user ? "user" : "project", "path", path, "changed", changed);
     json_object_set_new (cli->data, install ? "installed" : "uninstalled", json_true ());
     if (install)
-        json_object_set_new (cli->data, "events", json_pack ("[s, s]", "Stop",
-                                                             "UserPromptSubmit"));
+        json_object_set_new (cli->data, "events", json_pack ("[s, s]", agent->stop_event,
+                                                             agent->prompt_event));
     return 0;
 }
 
 static json_t *
-s_hooks_scope_status (cli_t *cli, bool user)
+s_hooks_scope_status (cli_t *cli, const s_hook_agent_t *agent, bool user)
 {
     char path [AIP_PATH_MAX], err [1024];
-    if (s_settings_path (cli, user, path, sizeof path))
+    if (s_settings_path (cli, agent, user, path, sizeof path))
         return NULL;
     json_t *status = json_pack ("{s:s}", "path", path);
     json_t *settings = mcp_config_load (path, err, sizeof err);
@@ -410,17 +454,18 @@ s_hooks_scope_status (cli_t *cli, bool user)
         return status;
     }
     json_t *events = json_array ();
-    for (size_t i = 0; i < HOOK_COUNT; i++) {
-        json_t *list = json_object_get (json_object_get (settings, "hooks"), s_hooks [i].event);
+    const char *names [2] = { agent->stop_event, agent->prompt_event };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *list = json_object_get (json_object_get (settings, "hooks"), names [i]);
         size_t k;
         json_t *group;
         bool ours = false;
         json_array_foreach (list, k, group)
             ours = ours || s_group_ours (group);
         if (ours)
-            json_array_append_new (events, json_string (s_hooks [i].event));
+            json_array_append_new (events, json_string (names [i]));
     }
-    json_object_set_new (status, "installed", json_boolean (json_array_size (events) == HOOK_COUNT));
+    json_object_set_new (status, "installed", json_boolean (json_array_size (events) == 2));
     json_object_set_new (status, "events", events);
     json_decref (settings);
     return status;
@@ -430,7 +475,7 @@ int
 cmd_hooks (cli_t *cli, int argc, char **argv)
 {
     if (argc < 1)
-        return cli_fail (cli, "Usage: ai-peer hooks install|uninstall|status claude-code "
+        return cli_fail (cli, "Usage: ai-peer hooks install|uninstall|status claude-code|gemini "
                          "[--scope project|user]");
     const char *action = argv [0];
     cli_opt_t opts [] = { { "--scope", NULL, true, NULL, false },
@@ -439,20 +484,18 @@ cmd_hooks (cli_t *cli, int argc, char **argv)
     int npos;
     if (cli_parse (cli, "hooks", argc - 1, argv + 1, opts, pos, 1, &npos))
         return -1;
-    const char *agent = npos ? pos [0] : "claude-code";
-    if (strcmp (agent, "claude-code") != 0 && strcmp (agent, "claude") != 0)
-        return cli_fail (cli, "hooks are for claude-code only: %s cannot take text into a "
-                         "running session this way (see docs/mcp.md); use 'ai-peer mcp install "
-                         "%s' and its wait_messages tool", agent, agent);
+    const s_hook_agent_t *agent = s_hook_agent (cli, npos ? pos [0] : "claude-code");
+    if (!agent)
+        return -1;
     if (strcmp (action, "status") == 0) {
-        json_t *project = s_hooks_scope_status (cli, false);
-        json_t *user = s_hooks_scope_status (cli, true);
+        json_t *project = s_hooks_scope_status (cli, agent, false);
+        json_t *user = s_hooks_scope_status (cli, agent, true);
         if (!project || !user) {
             json_decref (project);
             json_decref (user);
             return -1;
         }
-        cli->data = json_pack ("{s:s, s:o, s:o}", "agent", "claude-code", "project", project,
+        cli->data = json_pack ("{s:s, s:o, s:o}", "agent", agent->agent, "project", project,
                                "user", user);
         return 0;
     }
@@ -463,5 +506,5 @@ cmd_hooks (cli_t *cli, int argc, char **argv)
     bool user;
     if (s_scope (cli, &opts [0], "project", &user))
         return -1;
-    return s_hooks_edit (cli, install, user);
+    return s_hooks_edit (cli, agent, install, user);
 }

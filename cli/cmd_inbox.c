@@ -1,7 +1,8 @@
 /*  cmd_inbox.c — ai-peer inbox: the messages from others an AI peer has not
     seen yet (its read cursors in storaged), and the same as the output of
     a Claude Code hook (--hook stop|prompt), which must never fail or slow
-    the agent's turn: with the daemons down it prints nothing and exits 0. */
+    the agent's turn: with the daemons down it prints nothing and exits 0.
+    Gemini CLI's AfterAgent and BeforeAgent hooks take the same output. */
 #include "cli.h"
 
 #include <sodium.h>
@@ -207,6 +208,12 @@ s_hook (cli_t *cli, const char *event, const char *tool, const char *room_id)
     //  Claude Code continues after a blocking Stop hook with this set:
     //  blocking again would loop
     bool active = json_is_true (json_object_get (input, "stop_hook_active"));
+    //  The agent's name for the event (Claude Code: UserPromptSubmit,
+    //  Gemini CLI: BeforeAgent)
+    const char *event_name = json_string_value (json_object_get (input, "hook_event_name"));
+    char prompt_event [32] = "UserPromptSubmit";
+    if (event_name && strcmp (event_name, "BeforeAgent") == 0)
+        snprintf (prompt_event, sizeof prompt_event, "%s", event_name);
     json_decref (input);
     if (stop && active)
         return 0;
@@ -230,7 +237,7 @@ s_hook (cli_t *cli, const char *event, const char *tool, const char *room_id)
         doc = json_pack ("{s:s, s:s}", "decision", "block", "reason", text);
     else
         doc = json_pack ("{s:{s:s, s:s}}", "hookSpecificOutput", "hookEventName",
-                         "UserPromptSubmit", "additionalContext", text);
+                         prompt_event, "additionalContext", text);
     free (text);
     if (doc && aip_json_dumpf (doc, stdout) == 0)
         fputc ('\n', stdout);

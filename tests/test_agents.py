@@ -196,9 +196,12 @@ class TestHooks(AgentCase):
         self.assertEqual(doc["model"], "x")
         stop = [h["command"] for g in doc["hooks"]["Stop"] for h in g["hooks"]]
         self.assertEqual(stop[0], "echo theirs")
-        self.assertEqual(stop[1], "'%s' inbox --tool claude-code --hook stop" % AI_PEER)
+        # the home it was installed from is the one it reads
+        self.assertEqual(stop[1], "AI_PEERS_HOME='%s' '%s' inbox --tool claude-code --hook stop"
+                         % (self.home, AI_PEER))
         prompt = [h["command"] for g in doc["hooks"]["UserPromptSubmit"] for h in g["hooks"]]
-        self.assertEqual(prompt, ["'%s' inbox --tool claude-code --hook prompt" % AI_PEER])
+        self.assertEqual(prompt, ["AI_PEERS_HOME='%s' '%s' inbox --tool claude-code --hook "
+                                  "prompt" % (self.home, AI_PEER)])
         r = self.in_project("hooks", "install", "claude-code")
         self.assertFalse(r.doc["data"]["changed"])
         self.assertEqual(s_load(settings), doc)
@@ -219,8 +222,19 @@ class TestHooks(AgentCase):
         self.assertEqual(r.rc, 1)
         self.assertIn("nothing was changed", r.doc["error"])
         self.assertEqual(s_text(settings), "{broken")
-        r = self.in_project("hooks", "install", "codex")
+        r = self.in_project("hooks", "install", "opencode")
         self.assertIn("docs/mcp.md", r.doc["error"])
+        # gemini: AfterAgent and BeforeAgent in .gemini/settings.json, named, in ms
+        data = self.in_project("hooks", "install", "gemini").doc["data"]
+        self.assertEqual(data["events"], ["AfterAgent", "BeforeAgent"])
+        doc = s_load(os.path.join(self.project, ".gemini", "settings.json"))
+        hook = doc["hooks"]["AfterAgent"][0]["hooks"][0]
+        self.assertEqual(hook["timeout"], 5000)
+        self.assertTrue(hook["command"].endswith(" inbox --tool gemini --hook stop"))
+        self.assertTrue(self.in_project("hooks", "status", "gemini").doc["data"]["project"]
+                        ["installed"])
+        self.in_project("hooks", "uninstall", "gemini")
+        self.assertEqual(s_load(os.path.join(self.project, ".gemini", "settings.json")), {})
 
 
 class TestMcpInstall(AgentCase):
@@ -423,6 +437,46 @@ class TestRealClaudeCode(AgentCase):
             carrying = [m for m in turns[0]["body"]["messages"]
                         if "news before the prompt" in json.dumps(m)]
             self.assertEqual(len(carrying), 1)
+
+
+class TestRealGemini(AgentCase):
+    """The real Gemini CLI with the installed hooks, offline."""
+
+    def test_after_agent_hook_brings_news_once(self):
+        ok, why = realcli.available("gemini")
+        if not ok:
+            self.fail(why)
+        room = self.new_room()
+        self.ok("chat", room, "I am in this room", "--tool", "gemini")
+        news = "news for gemini %d" % os.getpid()
+        script = [{"text": "Working on it.", "first_delay_ms": 1500},
+                  {"text": "I read the news."}]
+        with fakemodel.FakeModel(script=script) as fake:
+            env = realcli.env("gemini", fake, self.user_home)
+            env["AI_PEERS_HOME"] = self.home
+            # merged into the settings realcli wrote (auth, telemetry off)
+            r = self.run_cli("hooks", "install", "gemini", "--scope", "user", env=env)
+            self.assertTrue(r.doc["ok"], r)
+            settings = s_load(os.path.join(self.user_home, ".gemini", "settings.json"))
+            self.assertIn("security", settings)
+
+            def post():
+                fake.wait_turns(1, timeout=120)
+                self.ok("chat", room, news, "--tool", "codex")
+            t = threading.Thread(target=post)
+            t.start()
+            p = subprocess.run(realcli.command("gemini"), input=b"Do some work.", env=env,
+                               cwd=self.project, capture_output=True, timeout=180)
+            t.join(10)
+            self.assertEqual(p.returncode, 0, p.stderr.decode()[-2000:])
+            turns = fake.model_requests()
+            self.assertEqual(len(turns), 2, p.stdout.decode()[-3000:])
+            self.assertNotIn(news, json.dumps(turns[0]["body"]))
+            carrying = [c for c in turns[1]["body"]["contents"] if news in json.dumps(c)]
+            self.assertEqual(len(carrying), 1, json.dumps(turns[1]["body"])[-3000:])
+            self.assertIn("untrusted", json.dumps(carrying[0]))
+            self.assertEqual(fake.escapes(), [])
+        self.assertEqual(self.ok("inbox", "--tool", "gemini")["messages"], [])
 
 
 if __name__ == "__main__":
