@@ -84,18 +84,20 @@ const scenarios = {
         const js = await ok(client, 'export', { room: room.id, format: 'json' });
         assert.equal(js.room.id, room.id);
         const found = await ok(client, 'discover');
-        assert.ok(found.discovered.some(d => d.tool === 'claude'), JSON.stringify(found));
-        const answer = await ok(client, 'invite', { tool: 'claude', room: room.id, timeout: 30 });
-        assert.equal(answer.tool, 'claude');
+        assert.ok(found.discovered.some(d => ['claude', 'claude-code'].includes(d.tool)),
+                  JSON.stringify(found));
+        const answer = await ok(client, 'invite', { tool: 'claude-code', room: room.id,
+                                                    timeout: 30 });
+        assert.equal(answer.tool, 'claude-code');
         assert.match(answer.response, /claude answers/);
-        const quick = await ok(client, 'quick', { question: 'two tools?', tools: ['claude', 'codex'],
+        const quick = await ok(client, 'quick', { question: 'two tools?', tools: ['claude-code', 'codex'],
                                                   timeout: 30 });
-        assert.deepEqual(Object.keys(quick.responses).sort(), ['claude', 'codex']);
+        assert.deepEqual(Object.keys(quick.responses).sort(), ['claude-code', 'codex']);
         assert.match(quick.responses.codex, /codex answers/);
         // the question is the AI peer's too
         assert.equal(quick.conversation.find(m => m.content === 'two tools?').peer_id,
                      `${HOST}-claude-code`);
-        const talk = await ok(client, 'discuss', { tools: ['claude', 'codex'], rounds: 1,
+        const talk = await ok(client, 'discuss', { tools: ['claude-code', 'codex'], rounds: 1,
                                                    room: room.id, timeout: 30 });
         assert.equal(talk.total_invites, 2);
         const job = await ok(client, 'invite', { tool: 'codex', room: room.id, async: true });
