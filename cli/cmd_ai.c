@@ -2,8 +2,10 @@
     The tools run in spawnd workers (one job each); quick sends all its
     invites at once, so its wall time is the slowest tool, not the sum. */
 #include "cli.h"
+#include "aip_term.h"
 
 #include <sodium.h>
+#include <sys/ioctl.h>
 
 #include <assert.h>
 #include <errno.h>
@@ -15,8 +17,13 @@
 #include <unistd.h>
 #include <zmq.h>
 
-//  Progress on stderr (terminals only) at most this often
+//  Progress on stderr (terminals only): the clock at most this often, the
+//  first line after PROGRESS_FIRST_MS, events read every PROGRESS_POLL_MS
 #define PROGRESS_MS 1000
+#define PROGRESS_FIRST_MS 300
+#define PROGRESS_POLL_MS 50
+//  Text of a progress event beyond this is not shown (the contract's bound)
+#define SHOW_TEXT_MAX (64 * 1024)
 //  Characters of an answer quoted in discuss's log
 #define SNIPPET_CHARS 200
 
@@ -118,17 +125,41 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
     return 0;
 }
 
-//  Progress events of a room, for the line on a terminal
+//  ---------------------------------------------------------------------
+//  Progress on a terminal (stderr, when it is one; stdout holds only the
+//  JSON). One invite (invite, each turn of discuss): a line "⏳ TOOL is
+//  thinking… N s" until text comes, then the answer as it grows, from the
+//  progress events' text. Several at once (quick): one status line, a field
+//  per tool. Everything a tool wrote goes through aip_term_clean.
+
+//  Progress events of a room, and what the terminal was shown of them
 typedef struct {
     void *ctx;                  //  own zmq context (the client's is private)
     void *sub;                  //  SUB to the broker's events
+    char **text;                //  per invite: the latest text (or NULL)
+    size_t *text_len;           //  ... its length
+    bool *writing;              //  ... text has come
+    char *shown;                //  one invite: the text printed so far (its tail)
+    size_t shown_len;
+    bool streaming;             //  one invite: its text is being printed
+    bool at_line_start;         //  the last byte printed was a newline
+    bool status_line;           //  a line ended by \r is on the terminal
+    size_t count;               //  invites
 } s_progress_t;
 
+//  The tail of the printed text kept to find where new text starts
+#define SHOWN_TAIL 512
+
 static void
-s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id)
+s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id, size_t count)
 {
     char endpoint [AIP_PATH_MAX], err [256], topic [AIP_MAX_ID + 8];
     memset (p, 0, sizeof *p);
+    p->count = count;
+    p->text = (char **) calloc (count, sizeof (char *));
+    p->text_len = (size_t *) calloc (count, sizeof (size_t));
+    p->writing = (bool *) calloc (count, sizeof (bool));
+    p->at_line_start = true;
     if (aip_home_endpoint (cli->home, "events", endpoint, sizeof endpoint, err, sizeof err))
         return;
     p->ctx = zmq_ctx_new ();
@@ -144,7 +175,9 @@ s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id)
     zmq_connect (p->sub, endpoint);
 }
 
-//  Read the progress events that arrived; update the invites' counts
+//  Read the progress events that arrived; update the invites' counts and
+//  texts ("text" is the answer so far; a spawnd without it sends "partial",
+//  the tail of the output, which is better than nothing)
 static void
 s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
 {
@@ -164,9 +197,25 @@ s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
             const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
             const aip_obj_t *data = aip_obj_get (root, "data");
             if (root && aip_obj_streq (aip_obj_get (root, "type"), "progress"))
-                for (size_t i = 0; i < count; i++)
-                    if (aip_obj_streq (aip_obj_get (data, "msg_id"), invs [i].msg_id))
-                        invs [i].streamed = aip_obj_get_int (data, "bytes", 0);
+                for (size_t i = 0; i < count; i++) {
+                    if (!aip_obj_streq (aip_obj_get (data, "msg_id"), invs [i].msg_id))
+                        continue;
+                    invs [i].streamed = aip_obj_get_int (data, "bytes", 0);
+                    size_t len;
+                    const char *text = aip_obj_str (aip_obj_get (data, "text"), &len);
+                    if (!text)
+                        text = aip_obj_str (aip_obj_get (data, "partial"), &len);
+                    if (text && len > SHOW_TEXT_MAX)
+                        len = 0;            //  beyond the contract: not shown
+                    if (text && len && i < p->count) {
+                        free (p->text [i]);
+                        p->text [i] = (char *) malloc (len + 1);
+                        memcpy (p->text [i], text, len);
+                        p->text [i][len] = 0;
+                        p->text_len [i] = len;
+                        p->writing [i] = true;
+                    }
+                }
             aip_doc_destroy (&doc);
         }
         zmq_msg_close (&topic);
@@ -176,13 +225,156 @@ s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
     }
 }
 
+//  Print text from a tool, cleaned
+static void
+s_progress_put (s_progress_t *p, const char *text, size_t len)
+{
+    if (!len)
+        return;
+    size_t clean_len;
+    char *clean = aip_term_clean (text, len, &clean_len);
+    if (clean && clean_len) {
+        fwrite (clean, 1, clean_len, stderr);
+        p->at_line_start = clean [clean_len - 1] == '\n';
+    }
+    free (clean);
+}
+
+//  Take the status line away
+static void
+s_progress_unstatus (s_progress_t *p)
+{
+    if (p->status_line)
+        fputs ("\r\033[K", stderr);
+    p->status_line = false;
+}
+
+//  The terminal's width (80 when it cannot say)
+static size_t
+s_columns (void)
+{
+    struct winsize ws;
+    if (ioctl (STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
+    return 80;
+}
+
+//  One invite: its new text (what follows what was printed), or the line
+//  that says it is thinking
+static void
+s_progress_stream (s_progress_t *p, const s_invite_t *inv, int64_t elapsed_ms)
+{
+    const char *text = p->text [0];
+    size_t len = p->text_len [0];
+    if (!text) {
+        fprintf (stderr, "\r\033[K  ⏳ %s is thinking… %lld s", inv->tool,
+                 (long long) (elapsed_ms / 1000));
+        p->status_line = true;
+        return;
+    }
+    const char *from = text;
+    if (!p->streaming) {
+        s_progress_unstatus (p);
+        fprintf (stderr, "[%s]: ", inv->tool);
+        p->streaming = true;
+    }
+    else
+    if (p->shown_len == 0)
+        from = text;
+    else
+    if (p->shown_len <= len && memcmp (text, p->shown, p->shown_len) == 0
+    &&  p->shown_len < SHOWN_TAIL)
+        from = text + p->shown_len;         //  the text so far, grown
+    else {
+        //  Past SHOWN_TAIL (or the text is a tail of a longer answer): find
+        //  where the printed tail ends in the new text
+        const char *at = NULL;
+        for (const char *q = text; q + p->shown_len <= text + len; q++) {
+            q = memchr (q, p->shown [0], (size_t) (text + len - q));
+            if (!q || q + p->shown_len > text + len)
+                break;
+            if (memcmp (q, p->shown, p->shown_len) == 0)
+                at = q;
+        }
+        if (at)
+            from = at + p->shown_len;
+        else {
+            //  Rewritten: say so, then show it again
+            fputs (p->at_line_start ? "[…]\n" : "\n[…]\n", stderr);
+            p->at_line_start = true;
+        }
+    }
+    s_progress_put (p, from, (size_t) (text + len - from));
+    //  Keep the printed tail, starting on a character
+    size_t keep = len < SHOWN_TAIL ? len : SHOWN_TAIL;
+    while (keep < len && keep > 0 && ((unsigned char) text [len - keep] & 0xc0) == 0x80)
+        keep--;
+    free (p->shown);
+    p->shown = (char *) malloc (keep + 1);
+    memcpy (p->shown, text + len - keep, keep);
+    p->shown_len = keep;
+}
+
+//  Several invites: one line, a field per tool, cut to the terminal's width
+static void
+s_progress_status (s_progress_t *p, const s_invite_t *invs, size_t count, int64_t elapsed_ms)
+{
+    char line [1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < count && used + 1 < sizeof line; i++) {
+        const s_invite_t *inv = &invs [i];
+        int n;
+        if (inv->done)
+            n = snprintf (line + used, sizeof line - used, "%s%s: %s", i ? " · " : "",
+                          inv->tool, inv->data ? "done" : "failed");
+        else
+        if (p->writing [i])
+            n = snprintf (line + used, sizeof line - used, "%s%s: writing, %lld bytes",
+                          i ? " · " : "", inv->tool, (long long) inv->streamed);
+        else
+            n = snprintf (line + used, sizeof line - used, "%s%s: thinking",
+                          i ? " · " : "", inv->tool);
+        if (n < 0)
+            break;
+        used += (size_t) n;
+    }
+    char head [64];
+    snprintf (head, sizeof head, "  ⏳ %lld s · ", (long long) (elapsed_ms / 1000));
+    //  Tool names are ids (ASCII): bytes are columns; the "⏳" takes two
+    size_t width = s_columns () - 1, room = width > strlen (head) ? width - strlen (head) : 0;
+    fprintf (stderr, "\r\033[K%s%.*s", head, (int) (used < room ? used : room), line);
+    p->status_line = true;
+}
+
+static void
+s_progress_show (s_progress_t *p, const s_invite_t *invs, size_t count, int64_t elapsed_ms)
+{
+    if (count == 1)
+        s_progress_stream (p, invs, elapsed_ms);
+    else
+        s_progress_status (p, invs, count, elapsed_ms);
+    fflush (stderr);
+}
+
+//  Leave the terminal tidy: the status line gone, a streamed answer ended
+//  by a newline
 static void
 s_progress_close (s_progress_t *p)
 {
+    s_progress_unstatus (p);
+    if (!p->at_line_start)
+        fputc ('\n', stderr);
+    fflush (stderr);
     if (p->sub)
         zmq_close (p->sub);
     if (p->ctx)
         zmq_ctx_term (p->ctx);
+    for (size_t i = 0; i < p->count; i++)
+        free (p->text [i]);
+    free (p->text);
+    free (p->text_len);
+    free (p->writing);
+    free (p->shown);
     memset (p, 0, sizeof *p);
 }
 
@@ -199,11 +391,11 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
     //  Invites beyond the worker count queue: allow for them in turn
     int64_t deadline = start + (int64_t) count * (longest * 1000 + AIP_SPAWN_REPLY_MARGIN_MS);
     bool tty = isatty (2) && !cli->hooks;
-    //  A terminal gets a progress line (elapsed, output streamed so far)
     s_progress_t progress;
     memset (&progress, 0, sizeof progress);
     if (tty)
-        s_progress_open (cli, &progress, invs [0].room_id);
+        s_progress_open (cli, &progress, invs [0].room_id, count);
+    int64_t shown_at = 0;
     size_t left = count;
     int arrived = 0;
     while (left > 0) {
@@ -213,10 +405,23 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
             return cli_fail (cli, "no answer from spawnd within %ld s: see %s/daemon.log",
                              (long) ((deadline - start) / 1000), cli->home);
         }
+        if (tty) {
+            //  The first line after a moment (a quick answer shows none),
+            //  then as often as text comes, and the clock every second
+            s_progress_read (&progress, invs, count);
+            bool fresh = count == 1 && progress.text [0] && progress.writing [0];
+            if (now - start >= PROGRESS_FIRST_MS && (fresh || now - shown_at >= PROGRESS_MS)) {
+                s_progress_show (&progress, invs, count, now - start);
+                shown_at = now;
+                if (count == 1)
+                    progress.writing [0] = false;
+            }
+        }
         aip_reply_t rep;
         bool died = false;
         char err [1024];
-        int wait = (int) (deadline - now < PROGRESS_MS ? deadline - now : PROGRESS_MS);
+        int step = tty ? PROGRESS_POLL_MS : PROGRESS_MS;
+        int wait = (int) (deadline - now < step ? deadline - now : step);
         if (cli_cancelled (cli)) {
             s_progress_close (&progress);
             return cli_fail (cli, "cancelled");
@@ -227,16 +432,6 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
             if (died) {
                 s_progress_close (&progress);
                 return cli_fail (cli, "%s", err);
-            }
-            if (tty) {
-                s_progress_read (&progress, invs, count);
-                int64_t streamed = 0;
-                for (size_t i = 0; i < count; i++)
-                    streamed += invs [i].done ? 0 : invs [i].streamed;
-                fprintf (stderr, "\r  waiting for %zu of %zu AI answer(s)... %lds, %lld bytes "
-                         "streamed ", left, count, (long) ((aip_clock_ms () - start) / 1000),
-                         (long long) streamed);
-                fflush (stderr);
             }
             continue;
         }
@@ -254,8 +449,16 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
         }
         aip_reply_free (&rep);
     }
-    if (tty && aip_clock_ms () - start >= PROGRESS_MS)
-        fprintf (stderr, "\r%70s\r", "");
+    if (tty && count == 1 && progress.streaming) {
+        //  The rest of the answer, as the reply has it
+        const char *response = json_string_value (json_object_get (invs [0].data, "response"));
+        if (response && strlen (response) <= SHOW_TEXT_MAX) {
+            free (progress.text [0]);
+            progress.text [0] = strdup (response);
+            progress.text_len [0] = strlen (response);
+            s_progress_stream (&progress, invs, aip_clock_ms () - start);
+        }
+    }
     s_progress_close (&progress);
     return 0;
 }

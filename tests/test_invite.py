@@ -441,7 +441,9 @@ class InviteTest(unittest.TestCase):
         growing = [e["text"] for e in progress if not e["done"]]
         self.assertTrue(growing and "part 7" not in growing[0], growing)
         self.assertEqual(progress[-1]["msg_id"], progress[0]["msg_id"])
-        self.assertIn(b"bytes streamed", terminal)
+        #  The answer as it grew, on the terminal (stderr), once
+        self.assertIn(b"[codex]: part 0 of a streamed answer", terminal)
+        self.assertEqual(terminal.count(b"part 7 of a streamed answer"), 1, terminal)
 
     def test_daemon_stop_kills_running_tools(self):
         room = self.room()

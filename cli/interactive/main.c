@@ -29,6 +29,24 @@
 #define MAX_PENDING     16          //  invites running at once
 #define SEEN_MAX        4096        //  ids remembered for de-duplication
 #define TICK_MS         1000        //  status line and broker checks
+#define MAX_LIVE        (MAX_PENDING + 8)   //  answers growing on screen at once
+#define PROMPT          "[You]: "
+#define LIVE_TEXT_MAX   (64 * 1024) //  text of one progress event shown
+#define LIVE_LINGER_MS  5000        //  a block whose invite ended, at most
+#define LIVE_STALE_MS   120000      //  somebody else's block without events
+
+//  An AI answer growing on screen (from progress events), until the posted
+//  message with the same id replaces it
+typedef struct {
+    bool used;                      //  the slot is taken
+    char msg_id [AIP_MAX_ID + 1];   //  the answer's id ("" until an event names it)
+    char tool [AIP_MAX_NAME + 1];   //  whose answer
+    pid_t pid;                      //  our invite process, or 0 (somebody else's)
+    char *text;                     //  the answer so far, as the event had it, or NULL
+    int64_t started;                //  since when it is shown
+    int64_t heard;                  //  the last event about it
+    int64_t finished;               //  our invite process ended (0: running)
+} s_live_t;
 
 //  An invite running in the background
 typedef struct {
@@ -59,7 +77,12 @@ typedef struct {
     bool quit;                      //  leave the loop
     unsigned ticks;                 //  seconds in the room
     char exe_dir [AIP_PATH_MAX];    //  where ai-peer lives
+    s_live_t live [MAX_LIVE];       //  answers growing above the prompt
+    int live_rows;                  //  terminal rows they take now
 } s_chat_t;
+
+static void s_live_hide (s_chat_t *self);
+static void s_live_draw (s_chat_t *self);
 
 static s_chat_t *s_chat;            //  for the libedit line callback
 static volatile sig_atomic_t s_interrupted;
@@ -166,8 +189,11 @@ s_print_raw (s_chat_t *self, const char *text)
         return;
     }
     //  Keep what is half-typed: clear the line, print above it, and let
-    //  libedit redraw the prompt with the text and cursor as they were
+    //  libedit redraw the prompt with the text and cursor as they were;
+    //  the growing answers stay below what is printed, above the prompt
+    s_live_hide (self);
     fprintf (stderr, "\r\033[K%s\n", text);
+    s_live_draw (self);
     fflush (stderr);
     rl_forced_update_display ();
 }
@@ -257,6 +283,297 @@ s_print_message (s_chat_t *self, const char *peer_id, const char *name, const ch
     s_layout_print (self, &lay, &line);
 }
 
+//  ---------------------------------------------------------------------
+//  Answers growing in place (a terminal only)
+//
+//  Progress events carry an answer's text so far and the id it will be
+//  posted under. Each growing answer is a block of rows right above the
+//  prompt: "⏳ TOOL is thinking… N s" until text comes, then "✎ TOOL is
+//  writing… N s" and the last rows of the text. Whatever is printed goes
+//  above the blocks (s_print_raw hides and redraws them), and when the
+//  posted message arrives its block goes and the message is printed as any
+//  other. The rows are laid out by s_layout (which wraps before the
+//  terminal does), so the number of rows drawn is exact and the blocks can
+//  be taken away by moving the cursor up that many rows.
+
+static size_t
+s_term_size (bool rows)
+{
+    struct winsize ws;
+    if (ioctl (STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20 && ws.ws_row >= 8)
+        return rows ? ws.ws_row : ws.ws_col;
+    return rows ? 24 : 80;
+}
+
+//  The row of the prompt the cursor is on (a long line wraps)
+static int
+s_prompt_row (void)
+{
+    size_t at = strlen (PROMPT) + (rl_point > 0 ? (size_t) rl_point : 0);
+    return (int) (at / s_term_size (false));
+}
+
+//  Take the blocks (and the prompt below them) off the screen; the cursor
+//  ends at the start of the row where the first block was
+static void
+s_live_hide (s_chat_t *self)
+{
+    if (!self->tty || self->live_rows == 0)
+        return;
+    int up = self->live_rows + s_prompt_row ();
+    fprintf (stderr, "\r\033[%dA\033[J", up);
+    self->live_rows = 0;
+}
+
+//  One block's rows, at most max (one at least), appended to out
+static int
+s_live_rows (s_chat_t *self, s_live_t *live, int max, FILE *out)
+{
+    char *clean_tool = aip_term_clean_line (live->tool, strlen (live->tool), NULL);
+    long long seconds = (long long) ((aip_clock_ms () - live->started) / 1000);
+    if (!live->text) {
+        fprintf (out, "  ⏳ %s is thinking… %lld s\n", clean_tool ? clean_tool : "?", seconds);
+        free (clean_tool);
+        return 1;
+    }
+    fprintf (out, "  ✎ %s is writing… %lld s\n", clean_tool ? clean_tool : "?", seconds);
+    free (clean_tool);
+    //  Lay out only the tail that can show (4 bytes a column at most)
+    size_t columns = s_term_size (false);
+    size_t len = strlen (live->text), cap = (size_t) max * columns * 4;
+    const char *tail = live->text + (len > cap ? len - cap : 0);
+    while (*tail && ((unsigned char) *tail & 0xc0) == 0x80)
+        tail++;
+    char *laid = NULL;
+    size_t laid_len;
+    s_layout_t lay;
+    s_layout_open (self, &lay, &laid, &laid_len);
+    s_layout_text (&lay, INDENT);
+    s_layout_untrusted (&lay, tail, false);
+    fclose (lay.out);
+    if (!laid)
+        return 1;
+    //  The last max - 1 rows of the text
+    int rows = 1;
+    for (const char *p = laid; *p; p++)
+        rows += *p == '\n';
+    const char *from = laid;
+    for (int skip = rows - (max - 1); skip > 0 && from; skip--) {
+        from = strchr (from, '\n');
+        if (from)
+            from++;
+    }
+    int shown = 0;
+    if (from && max > 1) {
+        fprintf (out, "%s\n", from);
+        shown = rows < max - 1 ? rows : max - 1;
+    }
+    free (laid);
+    return 1 + shown;
+}
+
+//  Draw the blocks where the cursor is (the start of an empty row), half
+//  the screen at most, shared out between them
+static void
+s_live_draw (s_chat_t *self)
+{
+    if (!self->tty)
+        return;
+    int blocks = 0;
+    for (int i = 0; i < MAX_LIVE; i++)
+        blocks += self->live [i].used;
+    if (!blocks)
+        return;
+    int budget = (int) s_term_size (true) / 2;
+    int each = budget / blocks < 2 ? 2 : budget / blocks;
+    char *rows = NULL;
+    size_t size;
+    FILE *out = open_memstream (&rows, &size);
+    if (!out)
+        return;
+    int drawn = 0;
+    for (int i = 0; i < MAX_LIVE && drawn < budget; i++)
+        if (self->live [i].used)
+            drawn += s_live_rows (self, &self->live [i], each < budget - drawn ? each
+                                                         : budget - drawn, out);
+    fclose (out);
+    if (rows)
+        fputs (rows, stderr);
+    free (rows);
+    self->live_rows = drawn;
+}
+
+//  Draw the blocks again (new text, the clock) and the prompt below them
+static void
+s_live_refresh (s_chat_t *self)
+{
+    if (!self->tty)
+        return;
+    s_live_hide (self);
+    fputs ("\r\033[K", stderr);
+    s_live_draw (self);
+    fflush (stderr);
+    rl_forced_update_display ();
+}
+
+static void
+s_live_free (s_live_t *live)
+{
+    free (live->text);
+    memset (live, 0, sizeof *live);
+}
+
+//  A slot for a new block (NULL: all taken)
+static s_live_t *
+s_live_new (s_chat_t *self, const char *tool, pid_t pid)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (!self->live [i].used) {
+            s_live_t *live = &self->live [i];
+            live->used = true;
+            snprintf (live->tool, sizeof live->tool, "%s", tool);
+            live->pid = pid;
+            live->started = live->heard = aip_clock_ms ();
+            return live;
+        }
+    return NULL;
+}
+
+//  Our invite started: its block says it is thinking
+static void
+s_live_start (s_chat_t *self, const char *tool, pid_t pid)
+{
+    if (s_live_new (self, tool, pid))
+        s_live_refresh (self);
+}
+
+//  Was this message shown already? (a late event must not bring it back)
+static bool
+s_live_shown (s_chat_t *self, const char *id)
+{
+    for (size_t i = 0; i < SEEN_MAX; i++)
+        if (self->seen [i] && strcmp (self->seen [i], id) == 0)
+            return true;
+    return false;
+}
+
+//  A progress event: the answer so far ("text"; a spawnd without it sends
+//  "partial", the tail of the output)
+static void
+s_live_progress (s_chat_t *self, const aip_obj_t *data)
+{
+    char tool [AIP_MAX_NAME + 1], msg_id [AIP_MAX_ID + 1];
+    aip_obj_get_str (data, "tool", tool, sizeof tool, "");
+    aip_obj_get_str (data, "msg_id", msg_id, sizeof msg_id, "");
+    if (!*tool || !aip_id_valid (msg_id, strlen (msg_id)) || s_live_shown (self, msg_id))
+        return;
+    s_live_t *live = NULL;
+    for (int i = 0; i < MAX_LIVE && !live; i++)
+        if (self->live [i].used && strcmp (self->live [i].msg_id, msg_id) == 0)
+            live = &self->live [i];
+    //  The first event of one of our invites names its answer
+    for (int i = 0; i < MAX_LIVE && !live; i++)
+        if (self->live [i].used && self->live [i].pid && !*self->live [i].msg_id
+        &&  strcmp (self->live [i].tool, tool) == 0)
+            live = &self->live [i];
+    //  Somebody else's invite in this room
+    if (!live)
+        live = s_live_new (self, tool, 0);
+    if (!live)
+        return;
+    snprintf (live->msg_id, sizeof live->msg_id, "%s", msg_id);
+    live->heard = aip_clock_ms ();
+    size_t len;
+    const char *text = aip_obj_str (aip_obj_get (data, "text"), &len);
+    if (!text)
+        text = aip_obj_str (aip_obj_get (data, "partial"), &len);
+    if (text && len > 0 && len <= LIVE_TEXT_MAX) {
+        free (live->text);
+        live->text = (char *) malloc (len + 1);
+        memcpy (live->text, text, len);
+        live->text [len] = 0;
+    }
+    s_live_refresh (self);
+}
+
+//  The posted message arrived: its block goes (the message is printed next)
+static void
+s_live_end (s_chat_t *self, const char *msg_id)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (self->live [i].used && strcmp (self->live [i].msg_id, msg_id) == 0) {
+            s_live_hide (self);
+            s_live_free (&self->live [i]);
+            //  Redrawn by the print of the message that follows
+            fputs ("\r\033[K", stderr);
+            s_live_draw (self);
+            fflush (stderr);
+        }
+}
+
+//  Our invite process ended: a failure takes its block away; a success
+//  leaves it until the message arrives
+static void
+s_live_exited (s_chat_t *self, pid_t pid, bool ok)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (self->live [i].used && self->live [i].pid == pid) {
+            if (ok)
+                self->live [i].finished = aip_clock_ms ();
+            else {
+                s_live_hide (self);
+                s_live_free (&self->live [i]);
+                s_live_refresh (self);
+            }
+        }
+}
+
+//  Every second: the clocks; blocks whose message never came are dropped
+static void
+s_live_tick (s_chat_t *self)
+{
+    int64_t now = aip_clock_ms ();
+    bool any = false;
+    for (int i = 0; i < MAX_LIVE; i++) {
+        s_live_t *live = &self->live [i];
+        if (!live->used)
+            continue;
+        if ((live->finished && now - live->finished > LIVE_LINGER_MS)
+        ||  (!live->pid && now - live->heard > LIVE_STALE_MS)) {
+            s_live_hide (self);
+            s_live_free (live);
+        }
+        any = true;
+    }
+    if (any)
+        s_live_refresh (self);
+}
+
+//  Enter was pressed: libedit left the typed line on screen below the
+//  blocks; print it above them instead, as if it had been printed
+static void
+s_live_enter (s_chat_t *self, const char *line)
+{
+    if (!self->tty || self->live_rows == 0)
+        return;
+    size_t columns = s_term_size (false);
+    int typed_rows = (int) ((strlen (PROMPT) + strlen (line)) / columns) + 1;
+    fprintf (stderr, "\r\033[%dA\033[J", self->live_rows + typed_rows);
+    self->live_rows = 0;
+    char *clean = aip_term_clean_line (line, strlen (line), NULL);
+    fprintf (stderr, "%s%s\n", PROMPT, clean ? clean : "");
+    free (clean);
+    fflush (stderr);
+}
+
+static void
+s_live_destroy (s_chat_t *self)
+{
+    s_live_hide (self);
+    for (int i = 0; i < MAX_LIVE; i++)
+        s_live_free (&self->live [i]);
+}
+
 //  Show one message (JSON object, content already revealed) once. What
 //  this session sent is in the seen ids from the moment it is sent (the
 //  user saw it as typed); what the same identity sent from elsewhere (another
@@ -268,6 +585,7 @@ s_show (s_chat_t *self, json_t *m)
     const char *ts = json_string_value (json_object_get (m, "created_at"));
     if (!id || !ts)
         return;
+    s_live_end (self, id);
     //  Advance the cursor even for what is not shown
     if (strcmp (ts, self->cursor_ts) > 0
     ||  (strcmp (ts, self->cursor_ts) == 0 && strcmp (id, self->cursor_id) > 0)) {
@@ -336,6 +654,10 @@ s_subscribe (s_chat_t *self)
 static void
 s_progress (s_chat_t *self, const aip_obj_t *data)
 {
+    if (self->tty) {
+        s_live_progress (self, data);
+        return;
+    }
     char tool [AIP_MAX_NAME + 1];
     aip_obj_get_str (data, "tool", tool, sizeof tool, "");
     for (int i = 0; i < MAX_PENDING; i++) {
@@ -463,6 +785,10 @@ s_invite (s_chat_t *self, const char *tool, const char *context)
     self->pending [slot].pid = pid;
     snprintf (self->pending [slot].tool, sizeof self->pending [slot].tool, "%s", tool);
     self->pending [slot].started = aip_clock_ms ();
+    if (self->tty) {
+        s_live_start (self, tool, pid);
+        return;
+    }
     char line [300];
     snprintf (line, sizeof line, "  ⏳ %s is thinking…", tool);
     s_print (self, line);
@@ -495,6 +821,7 @@ s_reap (s_chat_t *self)
         int status;
         if (!p->pid || waitpid (p->pid, &status, WNOHANG) != p->pid)
             continue;
+        s_live_exited (self, p->pid, WIFEXITED (status) && WEXITSTATUS (status) == 0);
         if (!(WIFEXITED (status) && WEXITSTATUS (status) == 0)) {
             char line [400];
             snprintf (line, sizeof line, "  ✗ %s did not answer (see the room for "
@@ -681,13 +1008,15 @@ s_on_line (char *line)
         s_chat->quit = true;        //  Ctrl-D
         return;
     }
+    s_live_enter (s_chat, line);
     s_line (s_chat, line);
     free (line);
     //  A fresh handler per line: libedit's callback mode reports Ctrl-D on
     //  an empty line (EOF) only at the first prompt of an installed handler
     if (!s_chat->quit) {
         rl_callback_handler_remove ();
-        rl_callback_handler_install ("[You]: ", s_on_line);
+        rl_callback_handler_install (PROMPT, s_on_line);
+        s_live_refresh (s_chat);
     }
 }
 
@@ -712,8 +1041,10 @@ s_tick (s_chat_t *self)
         s_subscribe (self);
         s_fetch (self, AIP_MAX_PAGE, true, false);
     }
-    //  Who is thinking, and for how long: a line every 10 s
-    if (s_any_pending (self) && ++self->ticks % 10 == 0) {
+    //  Who is thinking, and for how long: on a terminal, in place; else
+    //  a line every 10 s
+    s_live_tick (self);
+    if (!self->tty && s_any_pending (self) && ++self->ticks % 10 == 0) {
         char status [512] = "  …";
         for (int i = 0; i < MAX_PENDING; i++)
             if (self->pending [i].pid)
@@ -877,6 +1208,7 @@ main (int argc, char **argv)
     }
     free (buffer);
     if (self.tty) {
+        s_live_destroy (&self);
         rl_callback_handler_remove ();
         fprintf (stderr, "\nLeft the room.\n");
     }
@@ -902,6 +1234,8 @@ done:
     }
     for (size_t i = 0; i < SEEN_MAX; i++)
         free (self.seen [i]);
+    for (int i = 0; i < MAX_LIVE; i++)
+        s_live_free (&self.live [i]);
     sodium_memzero (&self.room, sizeof self.room);
     json_decref (cli.data);
     if (self.sub)
