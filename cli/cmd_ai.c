@@ -346,6 +346,34 @@ s_progress_status (s_progress_t *p, const s_invite_t *invs, size_t count, int64_
     p->status_line = true;
 }
 
+//  The answer as posted: what the last event did not show yet. It may end
+//  without the whitespace that was shown, or be told differently (then the
+//  JSON has it): only text past the printed tail is printed
+static void
+s_progress_finish (s_progress_t *p, const char *response)
+{
+    size_t shown = p->shown_len;
+    while (shown > 0 && strchr (" \t\r\n", p->shown [shown - 1]))
+        shown--;
+    if (!response || shown == 0)
+        return;
+    const char *at = NULL, *end = response + strlen (response);
+    for (const char *q = response; (q = memchr (q, p->shown [0], (size_t) (end - q))); q++) {
+        if ((size_t) (end - q) < shown)
+            break;
+        if (memcmp (q, p->shown, shown) == 0)
+            at = q;
+    }
+    if (!at)
+        return;
+    const char *rest = at + shown;
+    //  The whitespace that was printed after the tail
+    for (size_t k = shown; k < p->shown_len && *rest == p->shown [k]; k++)
+        rest++;
+    if (*rest)
+        s_progress_put (p, rest, (size_t) (end - rest));
+}
+
 static void
 s_progress_show (s_progress_t *p, const s_invite_t *invs, size_t count, int64_t elapsed_ms)
 {
@@ -449,16 +477,9 @@ s_invites_wait (cli_t *cli, s_invite_t *invs, size_t count)
         }
         aip_reply_free (&rep);
     }
-    if (tty && count == 1 && progress.streaming) {
-        //  The rest of the answer, as the reply has it
-        const char *response = json_string_value (json_object_get (invs [0].data, "response"));
-        if (response && strlen (response) <= SHOW_TEXT_MAX) {
-            free (progress.text [0]);
-            progress.text [0] = strdup (response);
-            progress.text_len [0] = strlen (response);
-            s_progress_stream (&progress, invs, aip_clock_ms () - start);
-        }
-    }
+    if (tty && count == 1 && progress.streaming)
+        s_progress_finish (&progress, json_string_value (json_object_get (invs [0].data,
+                                                                          "response")));
     s_progress_close (&progress);
     return 0;
 }
