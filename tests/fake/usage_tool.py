@@ -10,6 +10,7 @@ $FAKE_AI_DIR:
                  NAME.release exists before it prints the rest of the answer
                  and ends: a test sees the streamed text while the tool runs,
                  without guessing how long anything takes
+  NAME.first_at  written when the first text left: time.monotonic()
   NAME.calls     one line per run (the prompt's length)
 Text mode prints the answer; --json prints {"result": answer, "usage": {...}}.
 """
@@ -39,9 +40,15 @@ def main():
     first = setting(directory, name + ".first")
     out = sys.stdout
     if first is not None:
+        #  When the first text left (CLOCK_MONOTONIC, for bench/bench_stream.py)
+        left = time.monotonic()
         if not as_json:
             out.write(first)
             out.flush()
+        with open(os.path.join(directory, name + ".first_at.tmp"), "w") as f:
+            f.write("%.6f\n" % left)
+        os.rename(os.path.join(directory, name + ".first_at.tmp"),
+                  os.path.join(directory, name + ".first_at"))
         release = os.path.join(directory, name + ".release")
         #  Bounded: the invite's own timeout ends a test that never releases
         deadline = time.monotonic() + 300
