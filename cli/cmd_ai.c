@@ -37,6 +37,9 @@ typedef struct {
     long timeout_s;
     bool async;                 //  the broker answers with a job id at once
     long history;               //  messages of history in the prompt (0: default)
+    bool fresh;                 //  start a new tool session (no resume)
+    bool sessions;              //  a password room: let the tool keep its session
+    const char *max_cost;       //  USD the tool may spend (claude), or NULL
     uint64_t request_id;        //  set when sent
     char msg_id [AIP_MSG_ID_LEN + 1];   //  id of the answer, for progress events
     int64_t streamed;           //  bytes of output so far (progress events)
@@ -81,7 +84,8 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
     const char *msg_id = inv->msg_id;
     size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0)
                  + (inv->async || cli->hooks ? 1 : 0)
-                 + (inv->history ? 1 : 0);
+                 + (inv->history ? 1 : 0) + (inv->fresh ? 1 : 0) + (inv->sessions ? 1 : 0)
+                 + (inv->max_cost ? 1 : 0);
     inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
     aip_pack_kstr (cli->pk, "room_id", inv->room_id);
@@ -96,6 +100,12 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         aip_pack_kbool (cli->pk, "async", true);
     if (inv->history)
         aip_pack_kint (cli->pk, "history", inv->history);
+    if (inv->fresh)
+        aip_pack_kbool (cli->pk, "fresh", true);
+    if (inv->sessions)
+        aip_pack_kbool (cli->pk, "sessions", true);
+    if (inv->max_cost)
+        aip_pack_kstr (cli->pk, "max_cost", inv->max_cost);
     char err [1024];
     if (aip_client_send (cli->client, cli->pk, err, sizeof err))
         return cli_fail (cli, "%s", err);
@@ -536,6 +546,9 @@ cmd_invite (cli_t *cli, int argc, char **argv)
                           { "--model", NULL, true, NULL, false },
                           { "--async", NULL, false, NULL, false },
                           { "--history", NULL, true, NULL, false },
+                          { "--fresh", NULL, false, NULL, false },
+                          { "--sessions", NULL, false, NULL, false },
+                          { "--max-cost", NULL, true, NULL, false },
                           { NULL, NULL, false, NULL, false } };
     char *pos [1];
     int npos;
@@ -543,7 +556,8 @@ cmd_invite (cli_t *cli, int argc, char **argv)
         return -1;
     if (!opts [0].present || !opts [1].present)
         return cli_fail (cli, "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] "
-                         "[--timeout S] [--cwd DIR] [--model M]");
+                         "[--timeout S] [--cwd DIR] [--model M] [--fresh] [--sessions] "
+                         "[--max-cost USD]");
     s_invite_t inv;
     memset (&inv, 0, sizeof inv);
     inv.tool = opts [0].value;
@@ -554,6 +568,19 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     inv.async = opts [6].present;
     if (opts [7].present && cli_opt_int (cli, &opts [7], 1, AIP_MAX_PROMPT_HISTORY, &inv.history))
         return -1;
+    inv.fresh = opts [8].present;
+    inv.sessions = opts [9].present;
+    if (opts [10].present) {
+        //  A plain decimal amount: it becomes a command-line value
+        const char *v = opts [10].value;
+        char *end = NULL;
+        double usd = strtod (v, &end);
+        bool plain = *v && strlen (v) <= 16 && strspn (v, "0123456789.") == strlen (v);
+        if (!plain || !end || *end || !(usd > 0) || usd > 10000)
+            return cli_fail (cli, "--max-cost takes an amount in USD, e.g. 0.50 (more than 0, "
+                             "at most 10000)");
+        inv.max_cost = v;
+    }
     char cwd [PATH_MAX];
     if (s_check_tool (cli, inv.tool) || cli_check_room_id (cli, inv.room_id)
     ||  (inv.context && s_check_text (cli, "--context", inv.context))

@@ -173,6 +173,25 @@ static const aip_field_t s_member_claim_fields [] = {
     F_END
 };
 
+//  An AI tool's resumable session in a room (spawnd): which session, and
+//  the last message it has seen (seen_ts, seen_id) and its own last answer.
+//  session.put without session_id forgets the session.
+static const aip_field_t s_session_get_fields [] = {
+    { "room_id",    AIP_T_ID,  true,  AIP_MAX_ID,   NULL, NULL },
+    { "tool",       AIP_T_STR, true,  AIP_MAX_NAME, NULL, NULL },
+    F_END
+};
+
+static const aip_field_t s_session_put_fields [] = {
+    { "room_id",    AIP_T_ID,  true,  AIP_MAX_ID,   NULL, NULL },
+    { "tool",       AIP_T_STR, true,  AIP_MAX_NAME, NULL, NULL },
+    { "session_id", AIP_T_STR, false, 128,          NULL, NULL },
+    { "seen_ts",    AIP_T_STR, false, AIP_MAX_TIME, NULL, NULL },
+    { "seen_id",    AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
+    { "answer_id",  AIP_T_STR, false, AIP_MAX_ID,   NULL, NULL },
+    F_END
+};
+
 //  Token usage of AI answers, per tool: of one room, or (no room_id) of all
 static const aip_field_t s_usage_sum_fields [] = {
     { "room_id",   AIP_T_ID,  false, AIP_MAX_ID, NULL, NULL },
@@ -219,6 +238,11 @@ static const aip_field_t s_spawn_run_fields [] = {
     { "msg_id",  AIP_T_ID,  false, AIP_MAX_ID,             NULL, NULL },
     { "history", AIP_T_INT, false, AIP_MAX_PROMPT_HISTORY, NULL, NULL },
     { "async",   AIP_T_BOOL, false, 0,                     NULL, NULL },
+    //  start a new tool session; a password room's tool may keep its own
+    { "fresh",   AIP_T_BOOL, false, 0,                     NULL, NULL },
+    { "sessions", AIP_T_BOOL, false, 0,                    NULL, NULL },
+    //  USD the tool may spend (claude --max-budget-usd)
+    { "max_cost", AIP_T_STR, false, 16,                    NULL, NULL },
     F_END
 };
 

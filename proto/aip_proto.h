@@ -96,7 +96,9 @@ struct aip_field_s {
     X (LAN_FETCH,     "lan.fetch",     AIP_SVC_RELAY,  s_lan_fetch_fields) \
     X (MEMBER_CLAIM,  "member.claim",  AIP_SVC_STORE,  s_member_claim_fields) \
     X (USAGE_SUM,     "usage.sum",     AIP_SVC_STORE,  s_usage_sum_fields) \
-    X (MSG_UNREAD,    "msg.unread",    AIP_SVC_STORE,  s_msg_unread_fields)
+    X (MSG_UNREAD,    "msg.unread",    AIP_SVC_STORE,  s_msg_unread_fields) \
+    X (SESSION_GET,   "session.get",   AIP_SVC_STORE,  s_session_get_fields) \
+    X (SESSION_PUT,   "session.put",   AIP_SVC_STORE,  s_session_put_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,

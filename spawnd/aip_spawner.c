@@ -380,6 +380,9 @@ typedef struct {
     char *context;                  //  or NULL
     int timeout_s;
     int history;
+    bool fresh;                     //  start a new tool session
+    bool sessions;                  //  a password room's tool may keep its session
+    char max_cost [17];             //  USD for the tool's budget flag, or ""
 } s_job_t;
 
 //  Other known tools the answer @mentions
@@ -661,6 +664,75 @@ s_prompt_file (s_spawner_t *self, const char *prompt, size_t len, char *path, si
     return 0;
 }
 
+//  The tool's session in this room: {session_id, seen_ts, seen_id,
+//  answer_id} or NULL (none, or the store cannot say: no resume then)
+static json_t *
+s_session_get (s_spawner_t *self, const char *room_id, const char *tool)
+{
+    uint64_t id = s_store_begin (self, AIP_OP_SESSION_GET, 2);
+    aip_pack_kstr (self->pk, "room_id", room_id);
+    aip_pack_kstr (self->pk, "tool", tool);
+    json_t *data = NULL;
+    s_result_t ignored;
+    memset (&ignored, 0, sizeof ignored);
+    if (s_store_call (self, id, &data, &ignored))
+        return NULL;
+    json_t *row = json_incref (json_array_get (json_object_get (data, "sessions"), 0));
+    json_decref (data);
+    if (row && !aip_session_id_valid (json_string_value (json_object_get (row, "session_id")))) {
+        json_decref (row);
+        row = NULL;
+    }
+    return row;
+}
+
+//  The messages a session has not seen: after (seen_ts, seen_id), less its
+//  own last answer. New array.
+static json_t *
+s_unseen (json_t *messages, json_t *session)
+{
+    const char *seen_ts = json_string_value (json_object_get (session, "seen_ts"));
+    const char *seen_id = json_string_value (json_object_get (session, "seen_id"));
+    const char *answer_id = json_string_value (json_object_get (session, "answer_id"));
+    json_t *unseen = json_array ();
+    size_t i;
+    json_t *m;
+    json_array_foreach (messages, i, m) {
+        const char *ts = json_string_value (json_object_get (m, "created_at"));
+        const char *id = json_string_value (json_object_get (m, "id"));
+        if (!ts || !id || (answer_id && streq (id, answer_id)))
+            continue;
+        int order = seen_ts ? strcmp (ts, seen_ts) : 1;
+        if (order > 0 || (order == 0 && seen_id && strcmp (id, seen_id) > 0))
+            json_array_append (unseen, m);
+    }
+    return unseen;
+}
+
+//  Remember the session: it has seen the newest of messages and answer_id
+static void
+s_session_put (s_spawner_t *self, const char *room_id, const char *tool, const char *session_id,
+               json_t *messages, const char *answer_id)
+{
+    json_t *newest = json_array_get (messages, json_array_size (messages) - 1);
+    const char *ts = json_string_value (json_object_get (newest, "created_at"));
+    const char *mid = json_string_value (json_object_get (newest, "id"));
+    uint64_t id = s_store_begin (self, AIP_OP_SESSION_PUT, 6);
+    aip_pack_kstr (self->pk, "room_id", room_id);
+    aip_pack_kstr (self->pk, "tool", tool);
+    aip_pack_kstr (self->pk, "session_id", session_id);
+    aip_pack_kstr (self->pk, "seen_ts", ts ? ts : "");
+    aip_pack_kstr (self->pk, "seen_id", mid ? mid : "");
+    aip_pack_kstr (self->pk, "answer_id", answer_id ? answer_id : "");
+    json_t *data = NULL;
+    s_result_t failed;
+    memset (&failed, 0, sizeof failed);
+    if (s_store_call (self, id, &data, &failed))
+        zsys_warning ("spawner: cannot keep %s's session in room %s: %s", tool, room_id,
+                      failed.message);
+    json_decref (data);
+}
+
 //  How an attempt went, beyond its result
 typedef struct {
     bool server_silent;             //  a protocol server said nothing we understood
@@ -846,24 +918,44 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
         goto cleanup;
     if (self->encrypted)
         aip_roomkey_reveal_json (&self->room_key, json_object_get (history, "messages"));
+    //  A tool that can resume keeps one session per room: it is sent only
+    //  what it has not seen. A password room's tool keeps nothing on disk
+    //  (and so cannot resume) unless the invite says --sessions.
+    json_t *messages = json_object_get (history, "messages");
+    bool resumable = tool->format != AIP_FORMAT_TEXT
+                  && (tool->resume_args || aip_format_is_protocol (tool->format));
+    bool persist = !self->encrypted || job->sessions;
+    json_t *session = NULL, *unseen = NULL;
+    if (resumable && persist && !job->fresh)
+        session = s_session_get (self, job->room_id, tool->name);
+    if (session)
+        unseen = s_unseen (messages, session);
     size_t prompt_len, dropped;
     aip_prompt_args_t pargs = { tool->name, job->room_id,
                                 json_string_value (json_object_get (room, "name")),
-                                json_object_get (history, "messages"), job->context,
-                                AIP_MAX_PROMPT };
+                                unseen ? unseen : messages, job->context, AIP_MAX_PROMPT };
     prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
     if (tool->prompt_via == AIP_PROMPT_FILE
     &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path)) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
         snprintf (result->message, sizeof result->message, "cannot write the prompt file in "
                   "%s/run: %s", self->args.home, strerror (errno));
+        json_decref (session);
+        json_decref (unseen);
         goto cleanup;
     }
     //  A structured tool runs once; again with its fallback command if its
-    //  protocol server cannot run here, or afresh if its session cannot be
-    //  resumed
-    aip_tool_run_t run = { job->model, *prompt_path ? prompt_path : NULL, NULL, false, NULL,
-                           false };
+    //  protocol server cannot run here, or afresh (full history) if its
+    //  session cannot be resumed
+    char session_id [129] = "";
+    if (session)
+        snprintf (session_id, sizeof session_id, "%s",
+                  json_string_value (json_object_get (session, "session_id")));
+    aip_tool_run_t run = { job->model, *prompt_path ? prompt_path : NULL,
+                           *session_id && aip_session_id_valid (session_id) ? session_id : NULL,
+                           !persist, *job->max_cost ? job->max_cost : NULL, false };
+    json_decref (session);
+    json_decref (unseen);
     char warning_out [1024] = "";
     for (int attempt = 0; attempt < 3; attempt++) {
         int rc = s_attempt (self, tool, job, &run, prompt, prompt_len, &answer, &answer_len,
@@ -879,6 +971,27 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
                       tool->fallback_argv [0], tool->fallback_argv [1]);
             zsys_warning ("spawner: %s", warning_out);
             run.fallback = true;
+            run.session_id = NULL;      //  the fallbacks start afresh
+            continue;
+        }
+        bool resume_failed = run.session_id && outcome.kind != AIP_STREAM_OK
+                          && outcome.kind != AIP_STREAM_ERR_AUTH
+                          && outcome.kind != AIP_STREAM_ERR_RATE
+                          && outcome.kind != AIP_STREAM_ERR_BUDGET;
+        if (resume_failed) {
+            snprintf (warning_out, sizeof warning_out, "could not resume %s's session %s "
+                      "(%.300s); started a new session with the full history", tool->name,
+                      run.session_id, result->message);
+            zsys_warning ("spawner: %s", warning_out);
+            run.session_id = NULL;
+            free (prompt);
+            pargs.messages = messages;
+            prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
+            if (*prompt_path) {
+                unlink (prompt_path);
+                if (s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path))
+                    goto cleanup;
+            }
             continue;
         }
         goto cleanup;
@@ -903,6 +1016,10 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
         post_error = false;
         goto cleanup;
     }
+    //  The session has now seen the history it was sent and its own answer
+    if (resumable && persist && *outcome.session_id)
+        s_session_put (self, job->room_id, tool->name, outcome.session_id, messages,
+                       json_string_value (json_object_get (sent, "id")));
     result->data = json_object ();
     json_object_set_new (result->data, "tool", json_string (tool->name));
     json_object_set_new (result->data, "response", json_stringn (answer, answer_len));
@@ -1042,6 +1159,9 @@ s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
         job.history = (int) aip_obj_get_int (req.args, "history", AIP_PROMPT_HISTORY);
         if (job.history < 1)
             job.history = 1;
+        job.fresh = aip_obj_get_bool (req.args, "fresh", false);
+        job.sessions = aip_obj_get_bool (req.args, "sessions", false);
+        aip_obj_get_str (req.args, "max_cost", job.max_cost, sizeof job.max_cost, "");
         s_run (self, &job, &result);
         free (job.context);
     }

@@ -252,6 +252,29 @@ s_step_read_cursors (sqlite3 *db, char **errmsg)
         NULL, NULL, errmsg);
 }
 
+//  Version 8 (AI sessions): per room and tool, the tool's resumable session
+//  (spawnd resumes it and sends only what it has not seen: the messages
+//  after seen_ts/seen_id, less its own answer_id). Deleting a room forgets
+//  its sessions.
+static int
+s_step_sessions (sqlite3 *db, char **errmsg)
+{
+    return sqlite3_exec (db,
+        "CREATE TABLE IF NOT EXISTS tool_sessions (\n"
+        "    room_id TEXT NOT NULL,\n"
+        "    tool TEXT NOT NULL,\n"
+        "    session_id TEXT NOT NULL,\n"
+        "    seen_ts TEXT NOT NULL,\n"
+        "    seen_id TEXT NOT NULL,\n"
+        "    answer_id TEXT NOT NULL,\n"
+        "    updated_at TEXT NOT NULL,\n"
+        "    PRIMARY KEY (room_id, tool)\n"
+        ") WITHOUT ROWID;\n"
+        "CREATE TRIGGER IF NOT EXISTS sessions_on_room_delete AFTER DELETE ON rooms"
+        " BEGIN DELETE FROM tool_sessions WHERE room_id = old.id; END;\n",
+        NULL, NULL, errmsg);
+}
+
 typedef int (s_step_fn) (sqlite3 *db, char **errmsg);
 static s_step_fn *s_steps [] = {
     s_step_v1,
@@ -261,6 +284,7 @@ static s_step_fn *s_steps [] = {
     s_step_lan,
     s_step_usage,
     s_step_read_cursors,
+    s_step_sessions,
 };
 #define STEP_COUNT ((int) (sizeof s_steps / sizeof s_steps [0]))
 

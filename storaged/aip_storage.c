@@ -117,11 +117,23 @@
                    " m.created_at, p.name, p.tool, p.type, m.rowid" \
                    " FROM messages m LEFT JOIN peers p ON m.peer_id = p.id"
 
+//  AI tools' sessions per (room, tool), for spawnd
+#define SESSION_STMTS(X) \
+    X (SESSION_GET, "SELECT session_id, seen_ts, seen_id, answer_id, updated_at" \
+                    " FROM tool_sessions WHERE room_id = ?1 AND tool = ?2") \
+    X (SESSION_PUT, "INSERT INTO tool_sessions (room_id, tool, session_id, seen_ts, seen_id," \
+                    " answer_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" \
+                    " ON CONFLICT (room_id, tool) DO UPDATE SET session_id = excluded.session_id," \
+                    " seen_ts = excluded.seen_ts, seen_id = excluded.seen_id," \
+                    " answer_id = excluded.answer_id, updated_at = excluded.updated_at") \
+    X (SESSION_DEL, "DELETE FROM tool_sessions WHERE room_id = ?1 AND tool = ?2")
+
 typedef enum {
 #define STMT_ENUM(e, sql) STMT_##e,
     STMTS (STMT_ENUM)
     OUTBOX_STMTS (STMT_ENUM)
     USAGE_STMTS (STMT_ENUM)
+    SESSION_STMTS (STMT_ENUM)
 #undef STMT_ENUM
     STMT_COUNT
 } s_stmt_id_t;
@@ -131,6 +143,7 @@ static const char *s_stmt_sql [STMT_COUNT] = {
     STMTS (STMT_SQL)
     OUTBOX_STMTS (STMT_SQL)
     USAGE_STMTS (STMT_SQL)
+    SESSION_STMTS (STMT_SQL)
 #undef STMT_SQL
 };
 
@@ -1141,6 +1154,73 @@ s_op_usage_sum (s_storage_t *self, const aip_request_t *req)
     return s_reply_rows (self, stmt, "by_tool", s_usage_keys, 10, "summing token usage");
 }
 
+static const char *s_session_keys [] = { "session_id", "seen_ts", "seen_id", "answer_id",
+                                         "updated_at" };
+
+//  Is this a session id spawnd may put in argv? ^[A-Za-z0-9_.:-]{1,128}$
+static bool
+s_session_id_ok (const char *id)
+{
+    size_t n = strlen (id);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum ((unsigned char) id [i]) || strchr ("_.:-", id [i])))
+            return false;
+    return true;
+}
+
+static int
+s_op_session_get (s_storage_t *self, const aip_request_t *req)
+{
+    char room_id [AIP_MAX_ID + 1], tool [AIP_MAX_NAME + 1];
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
+    aip_obj_get_str (req->args, "tool", tool, sizeof tool, "");
+    sqlite3_stmt *stmt = s_stmt (self, STMT_SESSION_GET);
+    s_bind_str (stmt, 1, room_id);
+    s_bind_str (stmt, 2, tool);
+    return s_reply_rows (self, stmt, "sessions", s_session_keys, 5, "reading a tool session");
+}
+
+static int
+s_op_session_put (s_storage_t *self, const aip_request_t *req)
+{
+    char room_id [AIP_MAX_ID + 1], tool [AIP_MAX_NAME + 1], session_id [129];
+    char seen_ts [AIP_MAX_TIME + 1], seen_id [AIP_MAX_ID + 1], answer_id [AIP_MAX_ID + 1];
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
+    aip_obj_get_str (req->args, "tool", tool, sizeof tool, "");
+    if (!aip_obj_get_str (req->args, "session_id", session_id, sizeof session_id, NULL)) {
+        sqlite3_stmt *stmt = s_stmt (self, STMT_SESSION_DEL);
+        s_bind_str (stmt, 1, room_id);
+        s_bind_str (stmt, 2, tool);
+        if (sqlite3_step (stmt) != SQLITE_DONE)
+            return s_db_fail (self, "forgetting a tool session");
+        aip_pack_map (self->reply, 1);
+        aip_pack_kbool (self->reply, "forgotten", true);
+        return 0;
+    }
+    //  A bad id is never stored: it would reach a command line
+    if (!s_session_id_ok (session_id))
+        return s_fail (self, AIP_ERR_INVALID, "a session id is 1 to 128 letters, digits or "
+                       "'_.:-'");
+    aip_obj_get_str (req->args, "seen_ts", seen_ts, sizeof seen_ts, "");
+    aip_obj_get_str (req->args, "seen_id", seen_id, sizeof seen_id, "");
+    aip_obj_get_str (req->args, "answer_id", answer_id, sizeof answer_id, "");
+    char now [AIP_MAX_TIME + 1];
+    aip_time_now (now);
+    sqlite3_stmt *stmt = s_stmt (self, STMT_SESSION_PUT);
+    const char *values [] = { room_id, tool, session_id, seen_ts, seen_id, answer_id, now };
+    for (int i = 0; i < 7; i++)
+        s_bind_str (stmt, i + 1, values [i]);
+    if (sqlite3_step (stmt) != SQLITE_DONE)
+        return s_db_fail (self, "storing a tool session");
+    aip_pack_map (self->reply, 1);
+    aip_pack_kstr (self->reply, "session_id", session_id);
+    return 0;
+}
+
 typedef int (s_op_fn) (s_storage_t *self, const aip_request_t *req);
 
 //  Dispatch table: operation -> handler (NULL: not a storage op)
@@ -1162,6 +1242,8 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_MEMBER_CLAIM]  = s_op_member_claim,
     [AIP_OP_USAGE_SUM]     = s_op_usage_sum,
     [AIP_OP_MSG_UNREAD]    = s_op_msg_unread,
+    [AIP_OP_SESSION_GET]   = s_op_session_get,
+    [AIP_OP_SESSION_PUT]   = s_op_session_put,
 };
 
 //  ---------------------------------------------------------------------

@@ -560,6 +560,103 @@ class InviteTest(unittest.TestCase):
         self.assertIn(path + ":3: tools.bad.argv", doc["error"])
         self.assertNotIn("add your own", doc["error"])
 
+    def sessions_db(self, sql, *args):
+        """Read or change peers.db; a change is made with the daemons stopped."""
+        import sqlite3
+        if not sql.startswith("SELECT"):
+            self.run_cli("daemon", "stop")
+        con = sqlite3.connect(os.path.join(self.home, "peers.db"), timeout=10)
+        try:
+            rows = con.execute(sql, args).fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+
+    def test_sessions_resume_and_send_only_what_is_new(self):
+        room = self.room()
+        self.run_cli("chat", room, "OLD-MESSAGE-1")
+        for tool in ("claude", "gemini", "codex", "opencode"):
+            first = self.run_cli("invite", "--tool", tool, "--room", room)["data"]
+            self.assertFalse(first["resumed"])
+            self.assertIn("OLD-MESSAGE-1", self.calls(tool)[-1]["stdin"])
+            self.run_cli("chat", room, "NEW-MESSAGE-" + tool)
+            second = self.run_cli("invite", "--tool", tool, "--room", room)["data"]
+            self.assertTrue(second["resumed"], second)
+            self.assertEqual(second["session_id"], first["session_id"])
+            call = self.calls(tool)[-1]
+            self.assertEqual(call["resumed"], first["session_id"])
+            self.assertIn("NEW-MESSAGE-" + tool, call["stdin"])
+            # not the old message, not its own last answer
+            self.assertNotIn("OLD-MESSAGE-1", call["stdin"])
+            self.assertNotIn(first["response"], call["stdin"])
+            self.assertIn("UNTRUSTED", call["stdin"])
+        # --fresh starts a new session with the full history
+        data = self.run_cli("invite", "--tool", "claude", "--room", room, "--fresh")["data"]
+        self.assertFalse(data["resumed"])
+        self.assertNotIn("--resume", self.calls("claude")[-1]["argv"])
+        self.assertIn("OLD-MESSAGE-1", self.calls("claude")[-1]["stdin"])
+        # room delete forgets the sessions
+        self.assertEqual(len(self.sessions_db("SELECT tool FROM tool_sessions WHERE room_id = ?",
+                                              room)), 4)
+        self.run_cli("room", "delete", room)
+        self.assertEqual(self.sessions_db("SELECT tool FROM tool_sessions WHERE room_id = ?",
+                                          room), [])
+
+    def test_failed_resume_falls_back_once_with_a_warning(self):
+        room = self.room()
+        self.run_cli("chat", room, "OLD-MESSAGE-1")
+        for tool in ("claude", "gemini", "codex", "opencode"):
+            self.run_cli("invite", "--tool", tool, "--room", room)
+            # the tool lost the session (upgraded, another machine...)
+            name = "claude-code" if tool == "claude" else tool
+            self.sessions_db("UPDATE tool_sessions SET session_id = 'gone-1' WHERE tool = ?", name)
+            data = self.run_cli("invite", "--tool", tool, "--room", room)["data"]
+            self.assertIn("could not resume", data["warning"])
+            self.assertIn("gone-1", data["warning"])
+            self.assertFalse(data["resumed"])
+            calls = self.calls(tool)
+            self.assertEqual(calls[-2]["resumed"], "gone-1")
+            self.assertIn("OLD-MESSAGE-1", calls[-1]["stdin"])      # the full history again
+            self.assertTrue(data["session_id"].startswith("fake-"))
+
+    def test_password_room_keeps_no_tool_session_unless_asked(self):
+        doc = self.run_cli("room", "create", "secret", "--password", "pw-123456")
+        room = doc["data"]["id"]
+        self.run_cli("chat", room, "PRIVATE-LINE")
+        self.run_cli("invite", "--tool", "claude", "--room", room)
+        self.run_cli("invite", "--tool", "codex", "--room", room)
+        self.assertIn("--no-session-persistence", self.calls("claude")[-1]["argv"])
+        self.assertTrue(self.calls("codex")[-1]["params"]["ephemeral"])
+        self.assertEqual(self.sessions_db("SELECT tool FROM tool_sessions"), [])
+        # the full history each turn
+        self.run_cli("invite", "--tool", "claude", "--room", room)
+        self.assertIn("PRIVATE-LINE", self.calls("claude")[-1]["stdin"])
+        self.assertNotIn("--resume", self.calls("claude")[-1]["argv"])
+        # --sessions opts in
+        self.run_cli("invite", "--tool", "claude", "--room", room, "--sessions")
+        self.assertNotIn("--no-session-persistence", self.calls("claude")[-1]["argv"])
+        self.run_cli("invite", "--tool", "claude", "--room", room, "--sessions")
+        self.assertIn("--resume", self.calls("claude")[-1]["argv"])
+
+    def test_max_cost_and_bad_session_ids(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        self.run_cli("invite", "--tool", "claude", "--room", room, "--max-cost", "0.25")
+        argv = self.calls("claude")[-1]["argv"]
+        self.assertEqual(argv[argv.index("--max-budget-usd") + 1], "0.25")
+        for bad in ("1e3", "-1", "0", "abc", "1;rm"):
+            doc = self.run_cli("invite", "--tool", "claude", "--room", room, "--max-cost", bad,
+                               ok=False)
+            self.assertIn("--max-cost", doc["error"])
+        # a session id with shell characters is never stored nor put in argv
+        self.set_answer("claude", "fine")
+        with open(os.path.join(self.fake_dir, "claude.mode"), "w") as f:
+            f.write("answer")
+        self.sessions_db("UPDATE tool_sessions SET session_id = 'x; rm -rf /'")
+        self.run_cli("invite", "--tool", "claude", "--room", room)
+        self.assertNotIn("--resume", self.calls("claude")[-1]["argv"])
+
     def test_bad_arguments(self):
         doc = self.run_cli("invite", "--tool", "codex", ok=False)
         self.assertIn("Usage", doc["error"])

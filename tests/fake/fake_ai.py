@@ -343,6 +343,8 @@ class Rpc:
                     else:
                         self.send({"id": mid, "result": {}})
                 else:
+                    self.resumed = wanted
+                    record(self.tool, b"", self.fmt, {}, None, self)
                     self.send({"id": mid, "error": {"code": -32600,
                                                     "message": "no session %s" % wanted}})
             elif method == "session/set_model":
@@ -362,6 +364,23 @@ class Rpc:
             pass
 
 
+def record(tool, prompt, fmt, opts, escaped, rpc):
+    """One line per run in $FAKE_AI_DIR/<tool>.calls.jsonl."""
+    d = os.environ.get("FAKE_AI_DIR")
+    if not d:
+        return
+    with open(os.path.join(d, "%s.calls.jsonl" % tool), "a") as f:
+        f.write(json.dumps({"argv": sys.argv, "stdin": prompt.decode("utf-8", "replace"),
+                            "cwd": os.getcwd(), "pid": os.getpid(),
+                            "pgid": os.getpgid(0), "claudecode": os.environ.get("CLAUDECODE"),
+                            "format": fmt, "opts": opts, "escaped": escaped,
+                            "methods": rpc.methods if rpc else None,
+                            "params": getattr(rpc, "params", None) if rpc else None,
+                            "resumed": rpc.resumed if rpc else (opts.get("--resume")
+                                                                or opts.get("-r"))})
+                + "\n")
+
+
 def main(tool):
     args = sys.argv[1:]
     if args == ["--version"]:
@@ -378,27 +397,28 @@ def main(tool):
         prompt = rpc.until_prompt()
     else:
         prompt = sys.stdin.buffer.read()
-    d = os.environ.get("FAKE_AI_DIR")
     escaped = None
     if mode == "setsid":
         child = subprocess.Popen(["sleep", "1000"], stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True)
         escaped = child.pid
-    if d:
-        with open(os.path.join(d, "%s.calls.jsonl" % tool), "a") as f:
-            f.write(json.dumps({"argv": sys.argv, "stdin": prompt.decode("utf-8", "replace"),
-                                "cwd": os.getcwd(), "pid": os.getpid(),
-                                "pgid": os.getpgid(0), "claudecode": os.environ.get("CLAUDECODE"),
-                                "format": fmt, "opts": opts, "escaped": escaped,
-                                "methods": rpc.methods if rpc else None,
-                                "params": getattr(rpc, "params", None) if rpc else None,
-                                "resumed": rpc.resumed if rpc else opts.get("--resume")})
-                    + "\n")
+    record(tool, prompt, fmt, opts, escaped, rpc)
     answer = (setting(tool, "answer") or (
         "%s answers: I read %d bytes of prompt." % (tool, len(prompt))).encode()).decode(
             "utf-8", "surrogateescape")
     out = Out(tool, fmt, rpc)
+    resume = opts.get("--resume") or opts.get("-r")
+    if resume:
+        # as the real tools: a session they never made cannot be resumed
+        if not resume.startswith("fake-"):
+            if tool == "claude":
+                sys.stderr.write("No conversation found with session ID: %s\n" % resume)
+                out.line({"type": "result", "subtype": "error_during_execution",
+                          "is_error": True, "session_id": out.session})
+                sys.exit(1)
+            die("Error resuming session: Invalid session identifier \"%s\"" % resume, 42)
+        out.session = resume
     if mode.startswith("delay:"):
         time.sleep(float(mode.split(":", 1)[1]))
     elif mode == "hang":
