@@ -306,7 +306,7 @@ class TestMcpInstall(AgentCase):
             for agent, (tool, word) in expect.items():
                 ok, why = realcli.available(tool)
                 if not ok:
-                    self.fail(why)
+                    raise self.failureException(why)
                 self.in_project("mcp", "install", agent, env=env)
                 p = subprocess.run([realcli.binary(tool), "mcp", "list"], env=env,
                                    cwd=self.project, capture_output=True, timeout=120)
@@ -325,7 +325,7 @@ class TestRealClaudeCode(AgentCase):
         super().setUp()
         ok, why = realcli.available("claude")
         if not ok:
-            self.fail(why)
+            raise self.failureException(why)
 
     def claude(self, fake, prompt, extra=(), timeout=180):
         env = realcli.env("claude", fake, self.user_home)
@@ -445,7 +445,7 @@ class TestRealGemini(AgentCase):
     def test_after_agent_hook_brings_news_once(self):
         ok, why = realcli.available("gemini")
         if not ok:
-            self.fail(why)
+            raise self.failureException(why)
         room = self.new_room()
         self.ok("chat", room, "I am in this room", "--tool", "gemini")
         news = "news for gemini %d" % os.getpid()

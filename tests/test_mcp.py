@@ -55,8 +55,8 @@ class TestSdkClient(McpCase):
     def setUp(self):
         super().setUp()
         if not NODE or not os.path.isdir(SDK):
-            self.fail("node and @modelcontextprotocol/sdk (tests/node) are needed: run "
-                      "scripts/setup.sh")
+            raise self.failureException("node and @modelcontextprotocol/sdk (tests/node) are "
+                                        "needed: run scripts/setup.sh")
 
     def scenario(self, name, timeout=120):
         p = subprocess.run([NODE, SDK_CLIENT, name], env=self.env, stdout=subprocess.PIPE,
