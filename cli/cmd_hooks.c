@@ -1,7 +1,7 @@
 /*  cmd_hooks.c — registering ai-peer in agents' own config files:
     `ai-peer mcp install|uninstall claude-code|codex|gemini|opencode` (the
     MCP server) and `ai-peer hooks install|uninstall|status claude-code`
-    and `ai-peer hooks install|uninstall|status claude-code|gemini` (room
+    and `ai-peer hooks install|uninstall|status claude-code|gemini|codex` (room
     news delivered into a running agent session). Every edit
     merges into what is there, is idempotent, and removes only our entry. */
 #include "mcp.h"
@@ -315,6 +315,10 @@ static const s_hook_agent_t s_hook_agents [] = {
     //  Gemini CLI: AfterAgent "deny"/"block" + reason retries the turn with
     //  the reason as the prompt; BeforeAgent additionalContext; milliseconds
     { "gemini", "gemini", ".gemini", "settings.json", "AfterAgent", "BeforeAgent", 5000, true },
+    //  Codex (0.171): Claude Code's events and output in hooks.json ($CODEX_HOME); each
+    //  hook runs only once the user trusted it (codex's /hooks), or under
+    //  --dangerously-bypass-hook-trust
+    { "codex", "codex", ".codex", "hooks.json", "Stop", "UserPromptSubmit", 5, false },
     { NULL, NULL, NULL, NULL, NULL, NULL, 0, false }
 };
 
@@ -326,7 +330,7 @@ s_hook_agent (cli_t *cli, const char *name)
     for (const s_hook_agent_t *a = s_hook_agents; a->agent; a++)
         if (strcmp (a->agent, name) == 0)
             return a;
-    cli_fail (cli, "hooks are for claude-code and gemini: %.64s cannot take text into a "
+    cli_fail (cli, "hooks are for claude-code, gemini and codex: %.64s cannot take text into a "
               "running session this way (see docs/mcp.md); use 'ai-peer mcp install %.64s' "
               "and its wait_messages tool", name, name);
     return NULL;
@@ -336,6 +340,11 @@ static int
 s_settings_path (cli_t *cli, const s_hook_agent_t *agent, bool user, char *path, size_t size)
 {
     char base [AIP_PATH_MAX];
+    const char *codex_home = getenv ("CODEX_HOME");
+    if (user && strcmp (agent->agent, "codex") == 0 && codex_home && *codex_home) {
+        snprintf (path, size, "%s/%s", codex_home, agent->file);
+        return 0;
+    }
     if (user ? s_home_dir (cli, base, sizeof base) != 0 : !getcwd (base, sizeof base))
         return *cli->err ? -1 : cli_fail (cli, "cannot read the current directory: %s",
                                           strerror (errno));
@@ -438,6 +447,10 @@ s_hooks_edit (cli_t *cli, const s_hook_agent_t *agent, bool install, bool user)
     if (install)
         json_object_set_new (cli->data, "events", json_pack ("[s, s]", agent->stop_event,
                                                              agent->prompt_event));
+    if (install && strcmp (agent->agent, "codex") == 0)
+        json_object_set_new (cli->data, "note", json_string (
+            "codex runs a hook only once you trusted it: review and trust the two ai-peer "
+            "hooks in codex (/hooks)"));
     return 0;
 }
 
@@ -475,7 +488,7 @@ int
 cmd_hooks (cli_t *cli, int argc, char **argv)
 {
     if (argc < 1)
-        return cli_fail (cli, "Usage: ai-peer hooks install|uninstall|status claude-code|gemini "
+        return cli_fail (cli, "Usage: ai-peer hooks install|uninstall|status claude-code|gemini|codex "
                          "[--scope project|user]");
     const char *action = argv [0];
     cli_opt_t opts [] = { { "--scope", NULL, true, NULL, false },

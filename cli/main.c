@@ -82,12 +82,14 @@ static const s_command_t s_commands [] = {
       "  The server posts as the AI peer <host>-T: --tool, else the client's name\n"
       "  (claude-code, codex, gemini, opencode). install registers it in that agent's config\n"
       "  (user: its home config, the default; project: the current directory).\n" },
-    { "hooks", cmd_hooks, "Agents", "room news into a running Claude Code or Gemini CLI session",
-      "Usage: ai-peer hooks install|uninstall|status claude-code|gemini [--scope project|user]\n"
+    { "hooks", cmd_hooks, "Agents", "room news into a running Claude Code, Gemini or Codex session",
+      "Usage: ai-peer hooks install|uninstall|status claude-code|gemini|codex [--scope project|user]\n"
       "  claude-code: Stop and UserPromptSubmit hooks in .claude/settings.json (project, the\n"
       "  default) or ~/.claude/settings.json (user); gemini: AfterAgent and BeforeAgent hooks in\n"
-      "  .gemini/settings.json or ~/.gemini/settings.json. New messages reach the agent once,\n"
-      "  fenced as untrusted. A hook with the daemons down prints nothing and exits 0.\n" },
+      "  .gemini/settings.json or ~/.gemini/settings.json; codex: Stop and UserPromptSubmit in\n"
+      "  .codex/hooks.json or $CODEX_HOME/hooks.json (trust them once in codex: /hooks).\n"
+      "  New messages reach the agent once, fenced as untrusted. A hook with the daemons\n"
+      "  down prints nothing and exits 0.\n" },
     { "daemon", cmd_daemon, "System", "start, stop, status",
       "Usage: ai-peer daemon start|stop|status [--lan] [--port N] [--workers N]\n"
       "  --workers N: spawnd processes, i.e. invites that run at once (default 4)\n"

@@ -439,6 +439,48 @@ class TestRealClaudeCode(AgentCase):
             self.assertEqual(len(carrying), 1)
 
 
+class TestRealCodex(AgentCase):
+    """The real codex with the installed hooks, offline."""
+
+    def test_stop_hook_brings_news_once(self):
+        ok, why = realcli.available("codex")
+        if not ok:
+            raise self.failureException(why)
+        room = self.new_room()
+        self.ok("chat", room, "I am in this room", "--tool", "codex")
+        news = "news for codex %d" % os.getpid()
+        script = [{"text": "Working on it.", "first_delay_ms": 1500},
+                  {"text": "I read the news."}]
+        with fakemodel.FakeModel(script=script) as fake:
+            env = realcli.env("codex", fake, self.user_home)
+            env["AI_PEERS_HOME"] = self.home
+            r = self.run_cli("hooks", "install", "codex", "--scope", "user", env=env)
+            self.assertTrue(r.doc["ok"], r)
+            self.assertEqual(r.doc["data"]["path"], os.path.join(env["CODEX_HOME"],
+                                                                 "hooks.json"))
+            self.assertIn("trust", r.doc["data"]["note"])
+
+            def post():
+                fake.wait_turns(1, timeout=120)
+                self.ok("chat", room, news, "--tool", "gemini")
+            t = threading.Thread(target=post)
+            t.start()
+            # codex runs hooks the user trusted; a test has no user to ask
+            argv = realcli.command("codex")
+            argv.insert(2, "--dangerously-bypass-hook-trust")
+            p = subprocess.run(argv, input=b"Do some work.", env=env, cwd=self.project,
+                               capture_output=True, timeout=180)
+            t.join(10)
+            self.assertEqual(p.returncode, 0, p.stderr.decode()[-2000:])
+            turns = fake.model_requests()
+            self.assertEqual(len(turns), 2, p.stdout.decode()[-3000:])
+            self.assertNotIn(news, json.dumps(turns[0]["body"]))
+            self.assertIn(news, json.dumps(turns[1]["body"]))
+            self.assertIn("I read the news.", p.stdout.decode())
+            self.assertEqual(fake.escapes(), [])
+        self.assertEqual(self.ok("inbox", "--tool", "codex")["messages"], [])
+
+
 class TestRealGemini(AgentCase):
     """The real Gemini CLI with the installed hooks, offline."""
 
