@@ -254,5 +254,37 @@ class UsageOfInvites(UsageTestCase):
         self.assertEqual(self.calls("alpha"), 0)
 
 
+class UsageOfBuiltinTools(UsageTestCase):
+    """The built-in adapters on the fake CLIs, which print the real tools'
+    structured shapes (claude and gemini stream-json, codex app-server,
+    opencode acp) with usage in each tool's own keys."""
+
+    def setUp(self):
+        super().setUp()
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
+
+    def test_quick_usage_and_the_room_sum_agree(self):
+        tools = ["claude-code", "codex", "gemini", "opencode"]
+        data = self.ok("quick", "what is 2+2?", "--tools", ",".join(tools), "--max-tokens", "1")
+        for tool in tools:
+            self.assertFalse(data["responses"][tool].startswith("[error]"), data["responses"])
+        usage = data["usage"]
+        self.assertEqual(sorted(usage["by_tool"]), sorted(tools))
+        for tool in tools:
+            self.assertGreater(usage["by_tool"][tool]["input_tokens"], 0, usage)
+            self.assertGreater(usage["by_tool"][tool]["output_tokens"], 0, usage)
+        for key in ("input_tokens", "output_tokens"):
+            self.assertEqual(usage[key], sum(u[key] for u in usage["by_tool"].values()))
+        #  Every answer is past a budget of one token
+        self.assertEqual(sorted(data["over_budget"]), sorted(tools))
+        summed = self.ok("usage", data["room"])
+        self.assertEqual(summed["answers"], 4)
+        for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            self.assertEqual(summed[key], usage[key], key)
+        for tool in tools:
+            self.assertEqual(summed["by_tool"][tool]["input_tokens"],
+                             usage["by_tool"][tool]["input_tokens"], tool)
+
+
 if __name__ == "__main__":
     main()
