@@ -100,7 +100,7 @@ class InteractiveStreaming(StreamingCase):
         self.assertEqual(self.last_line().rstrip(), "[You]: half typed")
         self.assertEqual(self.title(), title)
         self.release("alpha")
-        self.wait_screen("Third line.")
+        self.wait_screen("[alpha (alpha)]: Short answer")
         screen = self.screen()
         #  Replaced by exactly one final message
         self.assertNotIn("alpha is writing", screen)

@@ -344,13 +344,19 @@ s_live_rows (s_chat_t *self, s_live_t *live, int max, FILE *out)
     const char *tail = live->text + (len > cap ? len - cap : 0);
     while (*tail && ((unsigned char) *tail & 0xc0) == 0x80)
         tail++;
+    //  A last newline would leave an empty row
+    char *trimmed = strdup (tail);
+    size_t tlen = strlen (trimmed);
+    while (tlen && strchr (" \t\r\n", trimmed [tlen - 1]))
+        trimmed [--tlen] = 0;
     char *laid = NULL;
     size_t laid_len;
     s_layout_t lay;
     s_layout_open (self, &lay, &laid, &laid_len);
     s_layout_text (&lay, INDENT);
-    s_layout_untrusted (&lay, tail, false);
+    s_layout_untrusted (&lay, trimmed, false);
     fclose (lay.out);
+    free (trimmed);
     if (!laid)
         return 1;
     //  The last max - 1 rows of the text
