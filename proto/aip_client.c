@@ -26,6 +26,7 @@ struct _aip_client_t {
     pid_t broker_pid;               //  the broker we talk to
     bool autostart;                 //  may (re)start the daemons
     uint64_t next_id;               //  request ids
+    volatile int *stop;             //  when set and non-zero, a wait gives up
 };
 
 //  How often a waiting client checks that the broker is still alive
@@ -359,6 +360,12 @@ aip_client_next_id (aip_client_t *self)
     return ++self->next_id;
 }
 
+void
+aip_client_set_stop (aip_client_t *self, volatile int *stop)
+{
+    self->stop = stop;
+}
+
 pid_t
 aip_client_broker_pid (aip_client_t *self)
 {
@@ -401,6 +408,10 @@ aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *r
         int n = zmq_poll (&item, 1, left < LIVENESS_CHECK_MS ? left : LIVENESS_CHECK_MS);
         if (n < 0 && zmq_errno () == EINTR)
             continue;
+        if (self->stop && *self->stop) {
+            snprintf (err, errlen, "interrupted while waiting for the ai-peer daemons");
+            break;
+        }
         if (n == 0) {
             //  A broker killed mid-request never answers: notice it
             if (self->broker_pid && !s_pid_is_brokerd (self->broker_pid)) {

@@ -53,6 +53,10 @@ int aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_
 //  idempotent (clients choose the ids of what they create).
 int aip_client_call (aip_client_t *self, aip_pack_t *request, uint64_t id, int timeout_ms,
                      aip_reply_t *rep, char *err, size_t errlen);
+//  A daemon stopping: waits give up (within LIVENESS_CHECK_MS) once *stop
+//  is non-zero (e.g. &zsys_interrupted), so a SIGTERM is not held up by a
+//  daemon that will not answer any more
+void aip_client_set_stop (aip_client_t *self, volatile int *stop);
 //  Pid of the broker this client talks to
 pid_t aip_client_broker_pid (aip_client_t *self);
 

@@ -302,6 +302,8 @@ s_store (s_relay_t *self)
         self->store = aip_client_new (self->home, false, err, sizeof err);
         if (!self->store)
             zsys_warning ("relay: cannot reach storaged yet: %s", err);
+        else
+            aip_client_set_stop (self->store, &zsys_interrupted);
     }
     return self->store;
 }
