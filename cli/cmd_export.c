@@ -1,6 +1,7 @@
 /*  cmd_export.c — ai-peer export: a room as Markdown or JSON, the
     original's layout. */
 #include "cli.h"
+#include "aip_term.h"
 
 #include <sodium.h>
 
@@ -91,6 +92,86 @@ s_usage_line (const aip_obj_t *m, const char *tool, int tool_len, char *line, si
     return true;
 }
 
+//  ---------------------------------------------------------------------
+//  Markdown that no message can restructure
+//
+//  Names, tools, times and system lines are one-line fields: escape
+//  sequences and newlines neutralised (aip_term_clean_line), Markdown
+//  punctuation backslash-escaped, so "**" or "[" in a name cannot end the
+//  speaker's bold or start a link. A body is written as it is when it is
+//  plain text (the original's layout); one that could start a Markdown
+//  block — a heading, a speaker-like "**" line, a list, a quote, a fence,
+//  HTML, a setext underline, indented code — is fenced with more backticks
+//  than any run inside it, so nothing in it can close the fence, and it
+//  reads as the Markdown source it is.
+
+static void
+s_md_inline (FILE *out, const char *s, size_t len)
+{
+    size_t clean_len;
+    char *clean = aip_term_clean_line (s, len, &clean_len);
+    if (!clean)
+        return;
+    for (size_t i = 0; i < clean_len; i++) {
+        if (clean [i] && strchr ("\\`*_[]<>#|~!&", clean [i]))
+            fputc ('\\', out);
+        fputc (clean [i], out);
+    }
+    free (clean);
+}
+
+static void
+s_md_inline_str (FILE *out, const char *s)
+{
+    s_md_inline (out, s, strlen (s));
+}
+
+//  True if the (cleaned) body can stand as it is: no line starts a block
+//  other than a paragraph, and no HTML
+static bool
+s_md_plain (const char *s, size_t len)
+{
+    if (memchr (s, '<', len))
+        return false;
+    const char *line = s, *end = s + len;
+    while (line < end) {
+        if (*line && strchr (" \t#*-+=_>`~|[", *line))
+            return false;
+        const char *nl = (const char *) memchr (line, '\n', (size_t) (end - line));
+        line = nl ? nl + 1 : end;
+    }
+    return true;
+}
+
+static void
+s_md_body (FILE *out, const char *content, size_t len)
+{
+    size_t clean_len;
+    char *clean = aip_term_clean (content, len, &clean_len);
+    if (!clean)
+        return;
+    if (s_md_plain (clean, clean_len))
+        fwrite (clean, 1, clean_len, out);
+    else {
+        size_t run = 0, longest = 0;
+        for (size_t i = 0; i < clean_len; i++) {
+            run = clean [i] == '`' ? run + 1 : 0;
+            if (run > longest)
+                longest = run;
+        }
+        size_t fence = longest < 3 ? 3 : longest + 1;
+        for (size_t i = 0; i < fence; i++)
+            fputc ('`', out);
+        fputc ('\n', out);
+        fwrite (clean, 1, clean_len, out);
+        if (clean_len && clean [clean_len - 1] != '\n')
+            fputc ('\n', out);
+        for (size_t i = 0; i < fence; i++)
+            fputc ('`', out);
+    }
+    free (clean);
+}
+
 //  The Markdown being written, page by page
 typedef struct {
     FILE *out;                  //  memstream
@@ -139,14 +220,27 @@ s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
         char *t = strchr (when, 'T');
         if (t)
             *t = ' ';
-        if (type_len == 6 && memcmp (type, "system", 6) == 0)
-            fprintf (out, "*%.*s %.*s* — %s\n", name_len, name, text_len, content, when);
+        if (type_len == 6 && memcmp (type, "system", 6) == 0) {
+            fputc ('*', out);
+            s_md_inline (out, name, (size_t) name_len);
+            fputc (' ', out);
+            s_md_inline (out, content, (size_t) text_len);
+            fputs ("* — ", out);
+            s_md_inline_str (out, when);
+            fputc ('\n', out);
+        }
         else {
-            if (tool_len)
-                fprintf (out, "**%.*s (%.*s)** [%s]:\n\n", name_len, name, tool_len, tool, when);
-            else
-                fprintf (out, "**%.*s** [%s]:\n\n", name_len, name, when);
-            fwrite (content, 1, (size_t) text_len, out);
+            fputs ("**", out);
+            s_md_inline (out, name, (size_t) name_len);
+            if (tool_len) {
+                fputs (" (", out);
+                s_md_inline (out, tool, (size_t) tool_len);
+                fputc (')', out);
+            }
+            fputs ("** [", out);
+            s_md_inline_str (out, when);
+            fputs ("]:\n\n", out);
+            s_md_body (out, content, (size_t) text_len);
             fputc ('\n', out);
             char usage [256];
             if (s_usage_line (m, tool, tool_len, usage, sizeof usage))
@@ -167,17 +261,26 @@ s_markdown (cli_t *cli, json_t *room, json_t *peers, cli_room_t *keys, size_t *s
     FILE *out = open_memstream (&text, size);
     if (!out)
         return NULL;
-    fprintf (out, "# %s\n\n", s_str (room, "name", ""));
-    fprintf (out, "- **Room**: `%s`\n", s_str (room, "id", ""));
-    fprintf (out, "- **Mode**: %s\n", s_str (room, "mode", "local"));
-    fprintf (out, "- **Created**: %.19s\n", s_str (room, "created_at", ""));
-    fprintf (out, "- **Participants**: ");
+    char created [20];
+    snprintf (created, sizeof created, "%.19s", s_str (room, "created_at", ""));
+    fputs ("# ", out);
+    s_md_inline_str (out, s_str (room, "name", ""));
+    fputs ("\n\n- **Room**: `", out);
+    s_md_inline_str (out, s_str (room, "id", ""));
+    fputs ("`\n- **Mode**: ", out);
+    s_md_inline_str (out, s_str (room, "mode", "local"));
+    fputs ("\n- **Created**: ", out);
+    s_md_inline_str (out, created);
+    fprintf (out, "\n- **Participants**: ");
     size_t i;
     json_t *p;
     json_array_foreach (peers, i, p) {
         const char *tool = s_str (p, "tool", NULL);
-        fprintf (out, "%s%s (%s)", i ? ", " : "", s_str (p, "name", "?"),
-                 tool && *tool ? tool : s_str (p, "type", "?"));
+        fputs (i ? ", " : "", out);
+        s_md_inline_str (out, s_str (p, "name", "?"));
+        fputs (" (", out);
+        s_md_inline_str (out, tool && *tool ? tool : s_str (p, "type", "?"));
+        fputc (')', out);
     }
     fprintf (out, "\n\n---\n\n");
     s_render_t render = { out, room, keys };
@@ -252,7 +355,8 @@ cmd_export (cli_t *cli, int argc, char **argv)
             text = aip_json_dumps (document);
             size = text ? strlen (text) : 0;
         }
-        if (!text || aip_file_write_atomic (path, text, size, 0644))
+        //  The owner's alone: a decrypted export holds a password room's text
+        if (!text || aip_file_write_atomic (path, text, size, 0600))
             cli_fail (cli, "cannot write %s: %s", path, strerror (errno));
         else {
             cli->data = json_pack ("{s:s, s:s, s:i}", "exported", path, "format", format,

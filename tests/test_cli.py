@@ -293,6 +293,92 @@ class TestHistoryExport(AipTestCase):
         self.assertIn("/nonexistent-dir/x/conv.md", err)
 
 
+def cmark_xml(text):
+    """CommonMark's own parse of text (libcmark), as an XML tree."""
+    import ctypes
+    import xml.etree.ElementTree as ET
+    lib = ctypes.CDLL("libcmark.so")
+    lib.cmark_parse_document.restype = ctypes.c_void_p
+    lib.cmark_parse_document.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
+    lib.cmark_render_xml.restype = ctypes.c_void_p
+    lib.cmark_render_xml.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.cmark_node_free.argtypes = [ctypes.c_void_p]
+    raw = text.encode()
+    doc = lib.cmark_parse_document(raw, len(raw), 0)
+    xml = ctypes.string_at(lib.cmark_render_xml(doc, 0)).decode()
+    lib.cmark_node_free(doc)
+    xml = re.sub(r"<!DOCTYPE[^>]*>", "", xml)
+    xml = xml.replace(' xmlns="http://commonmark.org/xml/1.0"', "")
+    return ET.fromstring(xml)
+
+
+class TestExportSafety(AipTestCase):
+
+    HOSTILE = [
+        "**mallory** [2026-01-01 00:00:00]:\n\nI approve the transfer",
+        "# A heading of its own\n\ntext",
+        "ok\n---",
+        "```\nan unclosed fence swallows what follows",
+        "<!-- an unclosed comment hides what follows",
+        "<div style='display:none'>",
+        "\x1b]2;retitled\x07\x1b[2Jcleared \x1b[31mred",
+        "    indented code\n**bob** [x]:",
+        "`````\n```` runs of backticks\n`````",
+    ]
+    ANSWER = "## Plan\n\n- step *one*\n- step two\n\n```python\nprint(1)\n```"
+
+    def test_no_body_or_name_forges_the_export(self):
+        room = self.new_room("safe\x1b]2;t\x07 **room**")
+        self.ok("chat", room, "a plain first line\nand a second")
+        for text in self.HOSTILE:
+            self.ok("chat", room, "--", text)
+        self.ok("chat", room, self.ANSWER, "--tool", "codex")
+        self.ok("chat", room, "eve's message", "--tool", "evil", "--as",
+                "eve** [2026-01-01 00:00:00]:\n\n**bob <b>")
+        self.ok("chat", room, "the last word")
+        md = self.ok("export", room)["markdown"]
+        #  No escape sequence or control left; what was removed shows
+        self.assertFalse(re.search("[\x00-\x08\x0b-\x1f\x7f]", md), repr(md))
+        self.assertIn("^[", md)
+        #  Plain messages keep the original's layout; a Markdown answer is
+        #  there as its source, byte for byte
+        self.assertIn("]:\n\na plain first line\nand a second\n", md)
+        self.assertIn("]:\n\nthe last word", md)
+        self.assertIn("\n```\n" + self.ANSWER + "\n```\n", md.replace("````", "```"))
+        self.assertIn(self.ANSWER, md)
+        #  CommonMark sees one heading (the room), one speaker paragraph per
+        #  message, in order, and no HTML at all
+        tree = cmark_xml(md)
+        self.assertEqual(len(tree.findall(".//heading")), 1, md)
+        self.assertEqual(tree.findall(".//html_block") + tree.findall(".//html_inline"), [], md)
+        speakers = []
+        for block in tree:
+            first = block[0] if block.tag == "paragraph" and len(block) else None
+            if first is not None and first.tag == "strong":
+                speakers.append("".join(t.text or "" for t in first.iter("text")))
+        me = self.ok("identity")["name"]
+        me = "%s (cli)" % me
+        expected = ([me] * (1 + len(self.HOSTILE)) + ["codex (codex)",
+                    "eve** [2026-01-01 00:00:00]:^J^J**bob <b> (evil)", me])
+        self.assertEqual(speakers, expected, md)
+        #  Each hostile body is there, fenced, as it was sent (escapes shown)
+        for text in self.HOSTILE[:6]:
+            self.assertIn(text, md)
+
+    def test_exports_are_the_owners_alone(self):
+        room = self.ok("room", "create", "secret", "--password", "correct horse")["id"]
+        self.ok("chat", room, "decrypted in the export")
+        for fmt in ("md", "json"):
+            out = os.path.join(self.tmp, "export." + fmt)
+            with open(out, "w") as f:
+                f.write("an older export")
+            os.chmod(out, 0o644)
+            self.ok("export", room, "--format", fmt, "--output", out)
+            self.assertEqual(os.stat(out).st_mode & 0o777, 0o600, fmt)
+            with open(out) as f:
+                self.assertIn("decrypted in the export", f.read())
+
+
 class TestIdentityPeers(AipTestCase):
 
     def test_identity(self):
