@@ -63,6 +63,8 @@ class TestSdkClient(McpCase):
                            stderr=subprocess.PIPE, timeout=timeout)
         out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
         self.assertEqual(p.returncode, 0, "scenario %s failed:\n%s\n%s" % (name, out, err))
+        for mark in aiptest.SANITIZER_MARKS:
+            self.assertNotIn(mark, err)
         facts = json.loads(out.strip().splitlines()[-1])
         self.assertTrue(facts["ok"])
         return facts
@@ -106,6 +108,9 @@ class RawServer:
         if self.p.poll() is None:
             self.p.kill()
         self.p.wait()
+        err = self.p.stderr.read().decode(errors="replace")
+        for mark in aiptest.SANITIZER_MARKS:
+            assert mark not in err, "sanitizer report from ai-peer mcp:\n" + err
         for f in (self.p.stdin, self.p.stdout, self.p.stderr):
             try:
                 f.close()

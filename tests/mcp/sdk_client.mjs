@@ -28,8 +28,9 @@ function cli(...args) {
 }
 
 async function connect(name = 'claude-code', args = ['mcp']) {
+    // the server's stderr (its log, a sanitizer's report) goes to ours
     const transport = new StdioClientTransport({ command: BIN, args, env: process.env,
-                                                 stderr: 'pipe' });
+                                                 stderr: 'inherit' });
     const client = new Client({ name, version: '1.0.0' });
     await client.connect(transport);
     return { client, transport };
