@@ -155,7 +155,7 @@ cmd_usage (cli_t *cli, int argc, char **argv)
     bool costed = false;
     for (size_t i = 0; i < aip_obj_size (rows); i++) {
         const aip_obj_t *row = aip_obj_at (rows, i);
-        char tool [AIP_MAX_ID + 1];
+        char tool [4 * AIP_MAX_ID + 1];     //  64 characters (SQL substr)
         aip_obj_get_str (row, "tool", tool, sizeof tool, "?");
         json_t *usage = s_row_usage (row, !room_id);
         answers += json_integer_value (json_object_get (usage, "answers"));

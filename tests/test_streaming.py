@@ -213,6 +213,26 @@ class TerminalStderr(StreamingCase):
         self.assertTrue(seen.get("both"), shown)
         self.assertEqual(doc["data"]["responses"]["alpha"], "alpha is on it: 4.")
 
+    def test_discuss_streams_each_turn_on_stderr(self):
+        self.gate("alpha", "alpha opens", "alpha opens the discussion.")
+        self.gate("beta", "beta replies", "beta replies to alpha.")
+        seen = {}
+
+        def on_output(text, p):
+            #  Each turn's text while its tool runs
+            for tool, first in (("alpha", "alpha opens"), ("beta", "beta replies")):
+                if "[%s]: %s" % (tool, first) in text and tool not in seen:
+                    seen[tool] = p.poll() is None
+                    self.release(tool)
+        doc, shown = self.run_pty(["discuss", "--tools", "alpha,beta", "--rounds", "1",
+                                   "--context", "tabs or spaces?"], on_output)
+        self.assertTrue(doc["ok"], doc)
+        self.assertEqual(seen, {"alpha": True, "beta": True}, shown)
+        self.assertIn("[alpha]: alpha opens the discussion.", shown)
+        self.assertIn("[beta]: beta replies to alpha.", shown)
+        self.assertLess(shown.index("[alpha]:"), shown.index("[beta]:"))
+        self.assertEqual(doc["data"]["total_invites"], 2)
+
     def test_no_progress_when_stderr_is_not_a_terminal(self):
         room = self.new_room()
         self.gate("alpha", "quietly", "quietly done")

@@ -130,6 +130,20 @@ class UsageCommand(UsageTestCase):
             self.assertEqual(data[key], 0, key)
         self.assertNotIn("cost_usd", gemini)
 
+    def test_a_long_tool_name_is_counted_under_its_first_64_characters(self):
+        room = self.new_room()
+        client = ProtoClient(self.home)
+        self.addCleanup(client.close)
+        tool = "é" * 100
+        peer = dict(ai_peer("x"), tool=tool)
+        rep = client.call("msg.send", {"room_id": room, "content": "hi", "peer": peer,
+                                       "metadata": json.dumps({"usage": {"input_tokens": 9}})})
+        self.assertTrue(rep["ok"], rep)
+        data = self.ok("usage", room)
+        self.assertEqual(list(data["by_tool"]), ["é" * 64])
+        self.assertEqual(data["by_tool"]["é" * 64]["input_tokens"], 9)
+        self.assertEqual(data["input_tokens"], 9)
+
     def test_arguments_are_checked(self):
         self.assertIn("room list", self.fail("usage", "room-000000000000"))
         self.assertIn("Invalid room id", self.fail("usage", "no such room"))
