@@ -1756,6 +1756,77 @@ aip_storage_test (bool verbose)
     assert (rep.ok);
     aip_reply_free (&rep);
 
+    //  Read cursors: the messages from others a peer has not seen, once
+    aip_request_begin (pk, 69, AIP_OP_ROOM_CREATE, 2);
+    aip_pack_kstr (pk, "id", "room-0000000unread");
+    aip_pack_kstr (pk, "name", "unread");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 70, AIP_OP_ROOM_JOIN, 2);
+    aip_pack_kstr (pk, "room_id", "room-0000000unread");
+    s_pack_test_peer (pk, "h-reader", "reader");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    for (int i = 0; i < 3; i++) {
+        aip_request_begin (pk, 71 + (uint64_t) i, AIP_OP_MSG_SEND, 3);
+        aip_pack_kstr (pk, "room_id", "room-0000000unread");
+        aip_pack_kstr (pk, "content", i == 1 ? "own" : "news");
+        s_pack_test_peer (pk, i == 1 ? "h-reader" : "h-human-me", "x");
+        rep = s_call (client, pk);
+        assert (rep.ok);
+        aip_reply_free (&rep);
+    }
+    //  Peek: two (its own and the join are not news), nothing moves
+    for (int i = 0; i < 2; i++) {
+        aip_request_begin (pk, 74, AIP_OP_MSG_UNREAD, 3);
+        aip_pack_kstr (pk, "peer_id", "h-reader");
+        aip_pack_kint (pk, "limit", 1);
+        aip_pack_kbool (pk, "mark", i == 1);
+        rep = s_call (client, pk);
+        assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "messages")) == 1);
+        assert (aip_obj_get_bool (rep.data, "more", false));
+        aip_reply_free (&rep);
+    }
+    //  Marked one: one left, then none
+    for (int i = 0; i < 2; i++) {
+        aip_request_begin (pk, 75, AIP_OP_MSG_UNREAD, 3);
+        aip_pack_kstr (pk, "peer_id", "h-reader");
+        aip_pack_kstr (pk, "room_id", "room-0000000unread");
+        aip_pack_kbool (pk, "mark", true);
+        rep = s_call (client, pk);
+        assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "messages")) == (i ? 0u : 1u));
+        assert (!aip_obj_get_bool (rep.data, "more", true));
+        aip_reply_free (&rep);
+    }
+    //  A read with mark_read moves it too
+    aip_request_begin (pk, 76, AIP_OP_MSG_SEND, 3);
+    aip_pack_kstr (pk, "room_id", "room-0000000unread");
+    aip_pack_kstr (pk, "content", "later");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 77, AIP_OP_MSG_LIST, 4);
+    aip_pack_kstr (pk, "room_id", "room-0000000unread");
+    aip_pack_kint (pk, "limit", 1);
+    aip_pack_kbool (pk, "mark_read", true);
+    s_pack_test_peer (pk, "h-reader", "reader");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 78, AIP_OP_MSG_UNREAD, 1);
+    aip_pack_kstr (pk, "peer_id", "h-reader");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "messages")) == 0);
+    aip_reply_free (&rep);
+    //  A deleted room takes its cursors along
+    aip_request_begin (pk, 79, AIP_OP_ROOM_DELETE, 1);
+    aip_pack_kstr (pk, "id", "room-0000000unread");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+
     //  Room list, members, delete
     aip_request_begin (pk, 40, AIP_OP_ROOM_PEERS, 1);
     aip_pack_kstr (pk, "id", "room-000000000abc");
