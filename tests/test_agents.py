@@ -6,6 +6,7 @@ receiving room news through the installed hooks, once.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,23 @@ class TestHooks(AgentCase):
         # garbage input, no input: still nothing, 0
         r = self.run_cli("inbox", "--hook", "stop", input=b"\xff{not json")
         self.assertEqual((r.rc, r.stdout), (0, b""))
+
+    def test_a_hook_ends_within_a_second_when_the_daemons_hang(self):
+        room = self.new_room()
+        self.ok("chat", room, "here", "--tool", "claude-code")
+        self.ok("chat", room, "news")
+        broker = self.broker_pid()
+        os.kill(broker, signal.SIGSTOP)
+        try:
+            for mode in ("stop", "prompt"):
+                r, took = self.hook(mode, {"stop_hook_active": False})
+                self.assertEqual((r.rc, r.stdout), (0, b""), r)
+                self.assertLess(took, 1.5)
+        finally:
+            os.kill(broker, signal.SIGCONT)
+        # what was not handed over is still news
+        r, _ = self.hook("stop", {"stop_hook_active": False})
+        self.assertIn("news", json.loads(r.stdout)["reason"])
 
     def test_install_merges_is_idempotent_and_uninstall_removes_only_ours(self):
         settings = os.path.join(self.project, ".claude", "settings.json")

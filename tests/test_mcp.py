@@ -9,6 +9,7 @@ line over 1 MiB, stdin closed mid-call.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,37 @@ class TestRawProtocol(McpCase):
                    "the tool of the abandoned call to be killed")
         jobs = self.ok("jobs")["jobs"]
         self.assertEqual([j["state"] for j in jobs], ["cancelled"])
+
+    def test_the_daemons_killed_mid_session(self):
+        """brokerd dies under a running server: the next call restarts the
+        daemons, and wait_messages is woken by the new broker's events."""
+        room = self.new_room()
+        s = RawServer(self, "--tool", "codex")
+        s.initialize()
+        r = s.call(1, "tools/call", {"name": "chat_send",
+                                     "arguments": {"room": room, "message": "before"}})
+        self.assertFalse(r["result"]["isError"], r)
+        old = self.broker_pid()
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: not aiptest.pid_alive(old), 10, "brokerd to die")
+        r = s.call(2, "tools/call", {"name": "chat_send",
+                                     "arguments": {"room": room, "message": "after"}})
+        self.assertFalse(r["result"]["isError"], r)
+        self.assertEqual(r["result"]["structuredContent"]["sent"]["content"], "after")
+        self.assertNotEqual(wait_until(self.broker_pid, 10, "a new brokerd"), old)
+        s.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "wait_messages", "_meta": {"progressToken": "w"},
+                           "arguments": {"room": room, "timeout_s": 60}}})
+        # a progress notification: it is waiting
+        self.assertEqual(s.recv()["method"], "notifications/progress")
+        self.ok("chat", room, "wake after the restart")
+        while True:
+            r = s.recv()
+            if r.get("id") == 3:
+                break
+        got = r["result"]["structuredContent"]
+        self.assertEqual([m["content"] for m in got["messages"]], ["wake after the restart"])
+        self.assertFalse(got["timed_out"])
 
     def test_stdout_is_protocol_only(self):
         room = self.new_room()
