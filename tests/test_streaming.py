@@ -51,6 +51,8 @@ class InteractiveStreaming(StreamingCase):
 
     def setUp(self):
         super().setUp()
+        #  The fake AI CLIs: the daemons started below inherit this PATH
+        self.env["PATH"] = FAKE + ":" + self.env.get("PATH", "/usr/bin:/bin")
         self.room = self.new_room("live")
         self.sock = os.path.join(self.tmp, "tmux.sock")
         env = " ".join("%s=%s" % (k, self.env[k]) for k in ("AI_PEERS_HOME", "USER")
@@ -141,6 +143,34 @@ class InteractiveStreaming(StreamingCase):
         self.assertNotIn("is writing", screen)
         self.assertEqual(screen.count("alpha writes first"), 1, screen)
         self.assertEqual(self.last_line().rstrip(), "[You]:")
+
+    def test_the_four_builtin_adapters_stream_at_once(self):
+        #  The fake CLIs print each real tool's structured shape (claude and
+        #  gemini stream-json deltas, codex app-server and opencode acp
+        #  notifications); each waits after its first delta
+        tools = {"claude-code": "claude", "codex": "codex", "gemini": "gemini",
+                 "opencode": "opencode"}
+        for binary in tools.values():
+            with open(os.path.join(self.tmp, binary + ".mode"), "w") as f:
+                f.write("gate")
+        for tool in tools:
+            self.keys("@%s go" % tool, "Enter")
+        for binary in tools.values():
+            self.wait_screen("first half from %s" % binary, timeout=60)
+        screen = self.screen()
+        for tool in tools:
+            self.assertIn("%s is writing" % tool, screen)
+        self.assertEqual(self.last_line().rstrip(), "[You]:")
+        for binary in tools.values():
+            self.release(binary)
+        for tool, binary in tools.items():
+            self.wait_screen("second half from %s" % binary, timeout=60)
+        wait_until(lambda: "is writing" not in self.screen(), 20,
+                   "every block replaced:\n" + self.screen())
+        screen = self.screen()
+        for binary in tools.values():
+            self.assertEqual(screen.count("first half from %s" % binary), 1, screen)
+            self.assertEqual(screen.count("second half from %s" % binary), 1, screen)
 
     def test_a_failed_invite_takes_its_line_away(self):
         self.keys("@nosuchtool are you there?", "Enter")

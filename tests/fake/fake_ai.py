@@ -8,7 +8,8 @@ EOF, and answers. Behaviour on demand, per run:
       answer (default) | delay:N | stream | hang | ignore-term | grandchild |
       grandchild-hang | big | badutf8 | crash | auth | empty | fail | noread |
       setsid (a detached grandchild that outlives the tool) | nofinal (no final event) |
-      noserver (no app-server / acp: an older release)
+      noserver (no app-server / acp: an older release) |
+      gate (a first delta, then waits for $FAKE_AI_DIR/<tool>.release)
   Each prints in the shape of the real tool's format: claude stream-json, gemini
   stream-json, codex app-server JSON-RPC (or exec --json), opencode acp (or run
   --format json); text where asked for text.
@@ -440,6 +441,22 @@ def main(tool):
                 out.raw(chunk)
             return
         answer = "x" * (50 * 1024 * 1024)        # one 50 MB line: the final event
+    elif mode == "gate":
+        # the first half as a delta, then wait for $FAKE_AI_DIR/<tool>.release
+        # (bounded), then the rest: a test sees the text while the tool runs
+        out.start()
+        first = "first half from %s\n" % tool
+        out.delta(first)
+        release = os.path.join(os.environ.get("FAKE_AI_DIR", "/nonexistent"), tool + ".release")
+        deadline = time.monotonic() + 300
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rest = "second half from %s" % tool
+        out.delta(rest)
+        out.final(first + rest, len(prompt))
+        if rpc:
+            rpc.drain()
+        return
     elif mode == "stream":
         out.start()
         parts = []
