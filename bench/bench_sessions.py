@@ -113,7 +113,10 @@ def bench_bytes(build, tools, rounds, messages=20):
             out["usage"] = data.get("usage")
             return out
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("AIP_KEEP_TMP"):
+            print("kept " + tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 LAT_SCRIPT = {"text": "Streaming answer for the latency bench. " * 8, "chunks": 10,
