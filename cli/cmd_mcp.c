@@ -39,6 +39,8 @@ static const char *s_versions [] = { "2025-11-25", "2025-06-18", NULL };
 #define DRAIN_MS            3000
 //  wait_messages' default wait
 #define WAIT_DEFAULT_S      60
+//  Tool calls in flight at once (each is a thread); more are refused
+#define MAX_CALLS           64
 
 typedef struct _s_server_t s_server_t;
 
@@ -493,7 +495,21 @@ s_tools_call (s_server_t *self, json_t *id, json_t *params)
                                          "\"arguments\" must be an object"));
         return;
     }
+    pthread_mutex_lock (&self->lock);
+    size_t running = self->ncalls;
+    pthread_mutex_unlock (&self->lock);
+    if (running >= MAX_CALLS) {
+        char message [160];
+        snprintf (message, sizeof message, "too many tool calls in flight (%d): wait for some "
+                  "to finish, or cancel them", MAX_CALLS);
+        s_send (self, aip_jsonrpc_error (id, AIP_JSONRPC_INTERNAL_ERROR, message));
+        return;
+    }
     s_call_t *call = (s_call_t *) calloc (1, sizeof *call);
+    if (!call) {
+        s_send (self, aip_jsonrpc_error (id, AIP_JSONRPC_INTERNAL_ERROR, "out of memory"));
+        return;
+    }
     call->server = self;
     call->id = json_deep_copy (id);
     call->tool = tool;

@@ -274,6 +274,30 @@ class TestRawProtocol(McpCase):
         self.assertEqual([m["content"] for m in got["messages"]], ["wake after the restart"])
         self.assertFalse(got["timed_out"])
 
+    def test_calls_in_flight_are_bounded(self):
+        s = RawServer(self)
+        s.initialize()
+        for i in range(80):
+            s.send({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                    "params": {"name": "wait_messages", "arguments": {"timeout_s": 60}}})
+        refused = [s.recv() for _ in range(16)]
+        self.assertEqual(sorted(r["id"] for r in refused), list(range(65, 81)))
+        for r in refused:
+            self.assertEqual(r["error"]["code"], -32603)
+            self.assertIn("too many tool calls", r["error"]["message"])
+        # cancelling makes room again
+        for i in range(64):
+            s.send({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                    "params": {"requestId": i + 1}})
+        r = wait_until(lambda: self._try_ping_call(s), 20, "a call to be accepted again")
+        self.assertFalse(r["result"]["isError"])
+
+    def _try_ping_call(self, s):
+        s.send({"jsonrpc": "2.0", "id": "again", "method": "tools/call",
+                "params": {"name": "room_list", "arguments": {}}})
+        r = s.recv()
+        return r if "result" in r else None
+
     def test_stdout_is_protocol_only(self):
         room = self.new_room()
         s = RawServer(self)
