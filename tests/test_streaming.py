@@ -11,6 +11,7 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -178,6 +179,61 @@ class InteractiveStreaming(StreamingCase):
         self.wait_screen("nosuchtool did not answer", timeout=60)
         wait_until(lambda: "nosuchtool is thinking" not in self.screen(), 10,
                    "the thinking line to go:\n" + self.screen())
+
+
+@unittest.skipUnless(TMUX, "tmux is not installed")
+class RealClaudeStreaming(InteractiveStreaming):
+    """The real claude CLI (tests/node) against the tests' fake model server,
+    streaming its answer slowly: chat -i shows it growing, then the posted
+    message replaces it."""
+
+    ANSWER = ("Streamed by the real claude: keep tokens short-lived, rotate the "
+              "signing keys, and log every refresh with its client id.")
+
+    def setUp(self):
+        import fakemodel
+        import realcli
+        ok, why = realcli.available("claude")
+        if not ok:
+            self.skipTest(why)
+        self.fake = fakemodel.FakeModel()
+        toolhome = tempfile.mkdtemp(prefix="aiptool", dir="/tmp")
+        self.addCleanup(shutil.rmtree, toolhome, True)
+        self.realcli_env = lambda base: realcli.env("claude", self.fake, toolhome, base=base)
+        super().setUp()
+        self.addCleanup(self.fake.close)
+
+    def new_room(self, name="test"):
+        #  The daemons start here: with the real CLI first on PATH, its
+        #  config in a temporary HOME
+        self.env = self.realcli_env(self.env)
+        return super().new_room(name)
+
+    def test_the_real_claude_streams_into_chat(self):
+        #  14 deltas 250 ms apart: the model takes about 3.5 s to finish
+        self.fake.add({"text": self.ANSWER, "chunks": 14, "chunk_delay_ms": 250,
+                       "usage": {"input_tokens": 50, "output_tokens": 20}})
+        self.keys("@claude-code how long should tokens live?", "Enter")
+        final = "[claude-code (claude-code)]: Streamed by the real claude"
+
+        def partial_block():
+            screen = self.screen()
+            if final in screen:
+                raise AssertionError("the answer was posted before any text showed:\n"
+                                     + screen)
+            return "claude-code is writing" in screen and "Streamed by" in screen
+        wait_until(partial_block, 120, "the answer growing in chat -i:\n" + self.screen())
+        self.wait_screen(final, timeout=120)
+        wait_until(lambda: "is writing" not in self.screen(), 20, "the block replaced")
+        screen = self.screen()
+        self.assertEqual(screen.count("Streamed by the real claude"), 1, screen)
+        self.assertEqual([r["path"] for r in self.fake.escapes()], [])
+
+    #  The fake-tool tests of the parent class are not run again here
+    test_the_answer_grows_in_place_then_the_message_replaces_it = None
+    test_two_answers_at_once_stay_apart = None
+    test_the_four_builtin_adapters_stream_at_once = None
+    test_a_failed_invite_takes_its_line_away = None
 
 
 class TerminalStderr(StreamingCase):
