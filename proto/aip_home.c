@@ -37,9 +37,45 @@ aip_home_resolve (char *buf, size_t size, char *err, size_t errlen)
 }
 
 int
+aip_home_check (const char *home, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat (home, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;               //  aip_home_prepare creates it, or says why not
+        snprintf (err, errlen, "cannot use %s: %s", home, strerror (errno));
+        return -1;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+        snprintf (err, errlen, "%s is not a directory (set AI_PEERS_HOME to a directory of "
+                  "your own)", home);
+        return -1;
+    }
+    //  Whoever can write the home can replace identity.json, and so know
+    //  the signing secret: refuse, as ssh refuses such files
+    if (st.st_uid != geteuid ()) {
+        snprintf (err, errlen, "%s is owned by uid %ld, not by you (uid %ld): its owner could "
+                  "replace your identity; use a home of your own (chown -R %ld %s, or set "
+                  "AI_PEERS_HOME)", home, (long) st.st_uid, (long) geteuid (),
+                  (long) geteuid (), home);
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf (err, errlen, "%s is writable by %s (mode %04o): another user could replace "
+                  "your identity; fix it with: chmod 700 %s", home,
+                  (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+                  (unsigned) (st.st_mode & 07777), home);
+        return -1;
+    }
+    return 0;
+}
+
+int
 aip_home_prepare (const char *home, char *err, size_t errlen)
 {
     char run [AIP_PATH_MAX];
+    if (aip_home_check (home, err, errlen))
+        return -1;
     if (aip_mkdir_p (home, 0700)) {
         snprintf (err, errlen, "cannot create %s: %s (set AI_PEERS_HOME to a writable directory)",
                   home, strerror (errno));
@@ -72,13 +108,16 @@ aip_home_path (const char *home, const char *name, char *buf, size_t size)
 int
 aip_home_pick (const char *arg, char *buf, size_t size, char *err, size_t errlen)
 {
-    if (!arg)
-        return aip_home_resolve (buf, size, err, errlen);
+    if (!arg) {
+        if (aip_home_resolve (buf, size, err, errlen))
+            return -1;
+    }
+    else
     if ((size_t) snprintf (buf, size, "%s", arg) >= size) {
         snprintf (err, errlen, "the home directory path is too long");
         return -1;
     }
-    return 0;
+    return aip_home_check (buf, err, errlen);
 }
 
 int
@@ -154,6 +193,26 @@ aip_home_test (bool verbose)
     assert (strstr (err, "cannot create"));
     if (verbose)
         printf ("(%s) ", err);
+
+    //  A home others can write, or another user's, is refused
+    snprintf (home, sizeof home, "%s/shared", dir);
+    assert (mkdir (home, 0700) == 0 && chmod (home, 0777) == 0);
+    assert (aip_home_prepare (home, err, sizeof err) == -1);
+    assert (strstr (err, "writable by everyone") && strstr (err, "chmod 700"));
+    if (verbose)
+        printf ("(%s) ", err);
+    assert (aip_home_pick (home, buf, sizeof buf, err, sizeof err) == -1);
+    assert (chmod (home, 0720) == 0);
+    assert (aip_home_check (home, err, sizeof err) == -1 && strstr (err, "its group"));
+    assert (chmod (home, 0755) == 0);
+    assert (aip_home_prepare (home, err, sizeof err) == 0);
+    if (geteuid () == 0) {
+        assert (chown (home, 4242, 4242) == 0);
+        assert (aip_home_prepare (home, err, sizeof err) == -1);
+        assert (strstr (err, "owned by uid 4242"));
+        if (verbose)
+            printf ("(%s) ", err);
+    }
 
     char longhome [200];
     memset (longhome, 'a', sizeof longhome - 1);

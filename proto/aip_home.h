@@ -14,9 +14,14 @@
 
 //  Resolve the home directory into buf. Returns 0 or -1 with err filled.
 int aip_home_resolve (char *buf, size_t size, char *err, size_t errlen);
-//  Create home (0700 if new) and home/run (0700); check it is writable.
+//  Refuse a home that exists and is not the user's alone: owned by another
+//  uid, or writable by group or others (err says how to fix it)
+int aip_home_check (const char *home, char *err, size_t errlen);
+//  Check home (aip_home_check), create it (0700 if new) and home/run (0700);
+//  check it is writable.
 int aip_home_prepare (const char *home, char *err, size_t errlen);
-//  A daemon's --home: given (arg not NULL), else as aip_home_resolve
+//  A daemon's --home: given (arg not NULL), else as aip_home_resolve; then
+//  aip_home_check
 int aip_home_pick (const char *arg, char *buf, size_t size, char *err, size_t errlen);
 //  A daemon's --endpoint: given (arg not NULL), else home's <name> endpoint
 int aip_home_endpoint_pick (const char *home, const char *name, const char *arg, char *buf,

@@ -54,6 +54,36 @@ s_write (const char *path, json_t *root, char *err, size_t errlen)
     return 0;
 }
 
+//  identity.json holds the signing secret: refuse one another user owns or
+//  can write (they would know or choose the secret), as ssh refuses such
+//  key files; one that others can only read is made the owner's alone
+static int
+s_check_file (const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat (path, &st) != 0)
+        return 0;                   //  absent: created 0600; unreadable: said below
+    if (st.st_uid != geteuid ()) {
+        snprintf (err, errlen, "%s is owned by uid %ld, not by you (uid %ld): its owner knows "
+                  "your signing secret; move it away to create a new identity (relays will "
+                  "then see you as a new peer)", path, (long) st.st_uid, (long) geteuid ());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf (err, errlen, "%s is writable by %s (mode %04o): another user could have "
+                  "replaced your signing secret; if you trust its content, fix it with: "
+                  "chmod 600 %s", path, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+                  (unsigned) (st.st_mode & 07777), path);
+        return -1;
+    }
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) && chmod (path, 0600) != 0) {
+        snprintf (err, errlen, "%s is readable by others and cannot be made private: %s "
+                  "(fix it with: chmod 600 %s)", path, strerror (errno), path);
+        return -1;
+    }
+    return 0;
+}
+
 int
 aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t errlen)
 {
@@ -66,6 +96,8 @@ aip_identity_load (const char *home, aip_identity_t *self, char *err, size_t err
     aip_id_sanitize (host_id);
     const char *user = aip_username ();
 
+    if (s_check_file (path, err, errlen))
+        return -1;
     size_t len;
     char *text = aip_file_read (path, IDENTITY_MAX_BYTES, &len);
     if (!text && errno != ENOENT) {
@@ -182,6 +214,28 @@ aip_identity_test (bool verbose)
     char *text = aip_file_read (path, 1000, &len);
     assert (text && strcmp (text, "{\"id\": \"x\", ") == 0);
     free (text);
+
+    //  Writable by others, or another user's: refused; readable: made 0600
+    aip_home_path (dir, "identity.json", path, sizeof path);
+    assert (aip_identity_load (dir, &a, err, sizeof err) == -1);    //  still corrupted
+    f = fopen (path, "w");
+    fprintf (f, "{\"id\": \"box-human-alice\", \"peer_secret\": \"%s\"}", a.secret);
+    fclose (f);
+    assert (chmod (path, 0666) == 0);
+    assert (aip_identity_load (dir, &a, err, sizeof err) == -1);
+    assert (strstr (err, "writable by everyone") && strstr (err, "chmod 600"));
+    if (verbose)
+        printf ("(%s) ", err);
+    assert (chmod (path, 0620) == 0);
+    assert (aip_identity_load (dir, &a, err, sizeof err) == -1 && strstr (err, "its group"));
+    assert (chmod (path, 0644) == 0);
+    assert (aip_identity_load (dir, &a, err, sizeof err) == 0);
+    assert (stat (path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    if (geteuid () == 0) {
+        assert (chown (path, 4242, 4242) == 0);
+        assert (aip_identity_load (dir, &a, err, sizeof err) == -1);
+        assert (strstr (err, "owned by uid 4242"));
+    }
 
     aip_identity_ai_peer_id ("codex", path, sizeof path);
     assert (strlen (path) > 6 && strcmp (path + strlen (path) - 6, "-codex") == 0);
