@@ -1221,6 +1221,7 @@ aip_broker (zsock_t *pipe, void *args)
     self->workers = self->clients ? s_bind (self, ZMQ_ROUTER, "workers", AIP_MAX_REPLY) : NULL;
     self->events = self->workers ? s_bind (self, ZMQ_PUB, "events", 0) : NULL;
     if (!self->events) {
+        ((aip_broker_args_t *) args)->failed = true;
         zsock_signal (pipe, 1);
         s_broker_destroy (&self);
         return;
@@ -1230,6 +1231,7 @@ aip_broker (zsock_t *pipe, void *args)
         snprintf (message, sizeof message, "cannot write daemon.pid in %s: %s", self->home,
                   strerror (errno));
         s_signal_failure (self, message);
+        ((aip_broker_args_t *) args)->failed = true;
         zsock_signal (pipe, 1);
         s_broker_destroy (&self);
         return;
@@ -1243,6 +1245,7 @@ aip_broker (zsock_t *pipe, void *args)
         else
         if (!self->args.lan) {
             s_signal_failure (self, err);
+            ((aip_broker_args_t *) args)->failed = true;
             zsock_signal (pipe, 1);
             s_broker_destroy (&self);
             return;
@@ -1387,7 +1390,7 @@ aip_broker_test (bool verbose)
     assert (mkdtemp (home));
     char err [256];
     assert (aip_home_prepare (home, err, sizeof err) == 0);
-    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0, false };
+    aip_broker_args_t args = { home, NULL, -1, false, 0, false, 300, 0, false, false };
     zactor_t *broker = zactor_new (aip_broker, &args);
     assert (broker);
     zsock_t *client = s_test_client (home);

@@ -24,10 +24,13 @@ typedef struct {
     int spawn_workers;          //  spawnd processes to run (0: none)
     bool lan_optional;          //  LAN mode only remembered: if it cannot start, serve
                                 //  locally (and log why) rather than not at all
+    bool failed;                //  set by the actor when it cannot start (it then exits)
 } aip_broker_args_t;
 
 //  zactor body: zactor_new (aip_broker, &args). The actor sends "STOPPED"
-//  on its pipe when a client asked it to stop (daemon stop).
+//  on its pipe when a client asked it to stop (daemon stop). When it cannot
+//  start (a socket, daemon.pid, the LAN port) it sets args->failed and
+//  returns: zactor_new does not say so, the caller must look.
 void aip_broker (zsock_t *pipe, void *args);
 
 void aip_broker_test (bool verbose);

@@ -23,7 +23,8 @@ main (int argc, char **argv)
     char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
     const char *home_arg = NULL;
     bool local = false;
-    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS, false };
+    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS, false,
+                               false };
     for (int i = 1; i < argc; i++) {
         if (streq (argv [i], "--home") && i + 1 < argc)
             home_arg = argv [++i];
@@ -93,8 +94,13 @@ main (int argc, char **argv)
     aip_signals_block ();
     zactor_t *broker = zactor_new (aip_broker, &args);
     aip_signals_unblock ();
-    if (!broker)
+    //  A broker that cannot start (daemon.pid unwritable, the disk full,
+    //  the LAN port taken) exits: the command that started it has the reason
+    //  from the ready pipe, and no broker is left that nobody can see
+    if (!broker || args.failed) {
+        zactor_destroy (&broker);
         return 1;
+    }
     //  Wait for a signal (SIGTERM, SIGINT) or for the broker to stop itself
     zpoller_t *poller = zpoller_new (broker, NULL);
     while (!zsys_interrupted) {

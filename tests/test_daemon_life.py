@@ -2,9 +2,14 @@
 
 (a) relayd honours SIGTERM at once, also right after a start and while it
 waits for a storaged that will not answer: `daemon stop` never has to kill it.
+(b) a broker that cannot start (daemon.pid unwritable, the LAN port taken,
+the disk full) exits: no invisible brokerd, one more per retry, and `daemon
+stop` / `daemon status` tell the truth.
 """
 import os
 import signal
+import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +56,74 @@ class TestStop(AipTestCase):
         self.assertEqual(self.killed_at_stop("relayd"), [],
                          "relayd ignored SIGTERM while it waited for storaged")
         self.assertIn("relay: storaged: interrupted while waiting", self.daemon_log())
+
+
+
+class TestFailedStart(AipTestCase):
+
+    def assert_no_daemons_left(self, why):
+        wait_until(lambda: not self.daemons(), 10, "no daemon left after %s" % why)
+        self.assertEqual(self.ok("daemon", "stop")["status"], "not running")
+        self.assertIs(self.ok("daemon", "status")["running"], False)
+        self.assertEqual(self.daemons(), {})
+
+    def test_unwritable_pid_file(self):
+        self.ok("identity")
+        os.mkdir(self.path("daemon.pid"))
+        for attempt in range(3):
+            error = self.fail("room", "list")
+            self.assertIn("daemon.pid", error)
+            self.assert_no_daemons_left("start %d with daemon.pid unwritable" % attempt)
+        os.rmdir(self.path("daemon.pid"))
+        self.assertEqual(self.ok("room", "list")["rooms"], [])
+        self.assertEqual(len(self.daemons("brokerd")), 1)
+
+    def test_lan_port_in_use(self):
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("0.0.0.0", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        for attempt in range(2):
+            error = self.fail("daemon", "start", "--lan", "--port", str(port))
+            self.assertIn(str(port), error)
+            self.assert_no_daemons_left("start %d with LAN port %d taken" % (attempt, port))
+        taken.close()
+        self.assertEqual(self.ok("daemon", "start", "--lan", "--port", str(port))["mode"], "lan")
+
+    def test_full_disk(self):
+        disk = os.path.join(self.tmp, "disk")
+        os.mkdir(disk)
+        mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", disk],
+                               capture_output=True, text=True)
+        if mount.returncode != 0:
+            self.skipTest("cannot mount a small tmpfs here: %s" % mount.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", disk])
+        home = os.path.join(disk, "h")
+        self.home = home
+        self.env["AI_PEERS_HOME"] = home
+        room = self.new_room("before the disk filled")
+        self.ok("daemon", "stop")
+        #  Fill the disk to the last block
+        fd = os.open(os.path.join(disk, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for chunk in (65536, 1):
+                try:
+                    while os.write(fd, b"\0" * chunk):
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        for attempt in range(2):
+            r = self.run_cli("room", "list")
+            self.assert_envelope(r)
+            self.assertFalse(r.doc["ok"], r)
+            self.assertIn("No space left", r.doc["error"])
+            self.assert_no_daemons_left("start %d on a full disk" % attempt)
+        os.unlink(os.path.join(disk, "filler"))
+        self.assertEqual([x["id"] for x in self.ok("room", "list")["rooms"]], [room])
 
 
 if __name__ == "__main__":
