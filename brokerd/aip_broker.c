@@ -77,6 +77,7 @@ typedef struct {
     int64_t started_ms;         //  for uptime
     int ready_fd;               //  start-up pipe, -1 once used
     bool stopping;              //  daemon stop requested
+    char stop_reason [600];     //  why, when the start failed ("" for daemon stop)
     bool terminated;            //  leave the loop
     aip_pack_t *pk;             //  scratch packer
     uint64_t routed;            //  requests routed, for status
@@ -847,8 +848,12 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     }
     aip_request_free (&req);
     if (self->stopping) {
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE,
-                       "the ai-peer daemons are stopping");
+        //  A command that meets a broker giving up on a failed start gets
+        //  the reason, as the one that started it did
+        char message [700];
+        snprintf (message, sizeof message, "the ai-peer daemons are stopping%s%s",
+                  *self->stop_reason ? ": " : "", self->stop_reason);
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
         goto cleanup;
     }
     char job_id [AIP_MAX_ID + 1] = "";
@@ -946,6 +951,7 @@ s_children_check (s_broker_t *self)
             snprintf (message, sizeof message, "%s %s during start-up%s%s", exit.name,
                       exit.why, *reason ? ": " : "", reason);
             s_signal_failure (self, message);
+            snprintf (self->stop_reason, sizeof self->stop_reason, "%s", message);
             self->stopping = true;
         }
         else
