@@ -15,6 +15,8 @@
 #include "aip_worker.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -646,22 +648,65 @@ s_evaluate_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *strea
     return -1;
 }
 
-//  Write the prompt to a private temp file (tools that read a file)
+//  The prompt of a tool that reads a file ("prompt": "file"): an anonymous
+//  memory file (memfd) the tool opens as /proc/<spawnd>/fd/<n>, so the
+//  text (a password room's, decrypted) is never on disk and nothing is left
+//  behind, not even by a kill -9 of spawnd. Only where the kernel has no
+//  memfd: a private temp file in run/, removed after the run.
 static int
-s_prompt_file (s_spawner_t *self, const char *prompt, size_t len, char *path, size_t size)
+s_prompt_file (s_spawner_t *self, const char *prompt, size_t len, char *path, size_t size,
+               int *fd_out)
 {
-    snprintf (path, size, "%s/run/prompt-XXXXXX", self->args.home);
-    int fd = mkstemp (path);
-    if (fd < 0)
-        return -1;
+    *fd_out = -1;
+    bool memory = true;
+    int fd = memfd_create ("ai-peer-prompt", MFD_CLOEXEC);
+    if (fd < 0) {
+        memory = false;
+        snprintf (path, size, "%s/run/prompt-XXXXXX", self->args.home);
+        fd = mkstemp (path);
+        if (fd < 0)
+            return -1;
+    }
     fchmod (fd, 0600);
-    ssize_t n = write (fd, prompt, len);
-    close (fd);
-    if (n != (ssize_t) len) {
-        unlink (path);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write (fd, prompt + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += (size_t) n;
+    }
+    if (done != len) {
+        int saved = errno;
+        close (fd);
+        if (!memory)
+            unlink (path);
+        *path = 0;
+        errno = saved;
         return -1;
     }
+    if (!memory) {
+        close (fd);
+        return 0;
+    }
+    //  The tool does not inherit our descriptors: it opens ours by path
+    snprintf (path, size, "/proc/%d/fd/%d", (int) getpid (), fd);
+    *fd_out = fd;
     return 0;
+}
+
+//  Done with the prompt file: the memfd closed, or the temp file removed
+static void
+s_prompt_release (char *path, int *fd)
+{
+    if (*fd >= 0)
+        close (*fd);
+    else
+    if (*path)
+        unlink (path);
+    *fd = -1;
+    *path = 0;
 }
 
 //  The tool's session in this room: {session_id, seen_ts, seen_id,
@@ -849,6 +894,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     char **argv = NULL, **envp = NULL;
     char *prompt = NULL, *answer = NULL;
     char prompt_path [AIP_PATH_MAX] = "";
+    int prompt_fd = -1;             //  the memfd behind prompt_path
     aip_proc_t *proc = NULL;
     size_t answer_len = 0;
     bool post_error = false;
@@ -936,7 +982,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
                                 unseen ? unseen : messages, job->context, AIP_MAX_PROMPT };
     prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
     if (tool->prompt_via == AIP_PROMPT_FILE
-    &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path)) {
+    &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path, &prompt_fd)) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
         snprintf (result->message, sizeof result->message, "cannot write the prompt file in "
                   "%s/run: %s", self->args.home, strerror (errno));
@@ -988,9 +1034,11 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
             pargs.messages = messages;
             prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
             if (*prompt_path) {
-                unlink (prompt_path);
-                if (s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path))
+                s_prompt_release (prompt_path, &prompt_fd);
+                if (s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path,
+                                   &prompt_fd))
                     goto cleanup;
+                run.prompt_file = prompt_path;
             }
             continue;
         }
@@ -1062,8 +1110,7 @@ cleanup:
         free (tool_id);
         free (content);
     }
-    if (*prompt_path)
-        unlink (prompt_path);
+    s_prompt_release (prompt_path, &prompt_fd);
     aip_proc_destroy (&proc);
     aip_strv_free (&argv);
     aip_strv_free (&envp);

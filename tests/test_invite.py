@@ -473,6 +473,40 @@ class InviteTest(unittest.TestCase):
         self.set_mode("codex", "answer")
         self.run_cli("invite", "--tool", "codex", "--room", room)
 
+    def test_killed_spawnd_leaves_no_prompt_file(self):
+        # a "prompt": "file" tool that reads its prompt, says so, and hangs
+        started = os.path.join(self.work, "started")
+        script = ("import os,sys,time; p=open(sys.argv[1]).read(); "
+                  "open(sys.argv[2]+'.tmp','w').write('%d %s\\n%s' % (os.getppid(), "
+                  "sys.argv[1], p)); os.rename(sys.argv[2]+'.tmp', sys.argv[2]); "
+                  "time.sleep(120)")
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"hangfile": {"argv": ["/usr/bin/python3", "-c", script,
+                                                       "{prompt_file}", started],
+                                              "prompt": "file"}}}, f)
+        room = self.room()
+        secret = "PLAINTEXT-ONLY-IN-MEMORY-7f3a"
+        self.run_cli("chat", room, secret)
+        job = self.run_cli("invite", "--tool", "hangfile", "--room", room,
+                           "--async")["data"]["job"]
+        wait_for(lambda: os.path.exists(started), 15, "the tool to read its prompt")
+        with open(started) as f:
+            head, prompt = f.read().split("\n", 1)
+        spawnd, path = head.split(" ", 1)
+        self.assertIn(secret, prompt)               # the tool got the text
+        self.assertFalse(path.startswith(self.home), path)
+        os.kill(int(spawnd), signal.SIGKILL)
+        self.run_cli("wait", job, ok=False)
+        # no file under the home holds the prompt
+        for top, _, files in os.walk(self.home):
+            for name in files:
+                full = os.path.join(top, name)
+                if name.startswith("prompt-"):
+                    self.fail("prompt file left behind: %s" % full)
+                if os.path.isfile(full) and not name.startswith("peers.db"):
+                    with open(full, "rb") as f:
+                        self.assertNotIn(secret.encode(), f.read(), full)
+
     def test_discover_registers_tools(self):
         data = self.run_cli("discover")["data"]
         tools = {d["tool"]: d for d in data["discovered"]}
