@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from aiptest import AI_PEER, AipTestCase, main, wait_until
+from aiptest import AI_PEER, SANITIZER_MARKS, AipTestCase, main, wait_until
 
 TMUX = shutil.which("tmux")
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake")
@@ -63,7 +63,21 @@ class InteractiveStreaming(StreamingCase):
                         % (env, AI_PEER, self.room)], check=True)
         self.addCleanup(lambda: subprocess.run([TMUX, "-S", self.sock, "kill-server"],
                                                stderr=subprocess.DEVNULL))
+        self.addCleanup(self.leave)
         self.wait_screen("[You]:")
+
+    def history(self):
+        return subprocess.run([TMUX, "-S", self.sock, "capture-pane", "-p", "-S", "-",
+                               "-t", "t"], stdout=subprocess.PIPE, check=True).stdout.decode()
+
+    def leave(self):
+        """chat -i ends cleanly, with no sanitizer report (ASan builds)."""
+        self.keys("C-u", "/quit", "Enter")
+        wait_until(lambda: "EXIT=" in self.history(), 20, "chat -i to end:\n" + self.screen())
+        history = self.history()
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, history, history[-5000:])
+        self.assertIn("EXIT=0", history)
 
     def screen(self):
         return subprocess.run([TMUX, "-S", self.sock, "capture-pane", "-p", "-t", "t"],
@@ -263,6 +277,8 @@ class TerminalStderr(StreamingCase):
                 break
         os.close(master)
         out = p.communicate(timeout=30)[0]
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, shown.decode(errors="replace"))
         return json.loads(out.decode()), shown.decode(errors="replace")
 
     def test_invite_shows_the_growing_answer_on_stderr(self):
