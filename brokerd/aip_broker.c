@@ -6,6 +6,7 @@
     keeps its own state and hands back what to send; the loop below names
     one handler per socket. */
 #include "aip_broker.h"
+#include "aip_clients.h"
 #include "aip_crypto.h"
 #include "aip_home.h"
 #include "aip_jobs.h"
@@ -42,6 +43,7 @@ typedef struct {
     char job [160];             //  what it does, for daemon status ("" if nothing to say)
     int64_t since;              //  when it was handed over
     char job_id [AIP_MAX_ID + 1];   //  async job whose result this is, or ""
+    size_t cost;                //  charged to its client's budget until it ends
 } s_pending_t;
 
 //  A request waiting for a worker of its service
@@ -54,6 +56,7 @@ typedef struct {
     char job [160];             //  what it does, for daemon status
     char job_id [AIP_MAX_ID + 1];   //  async job, or ""
     char tool [AIP_MAX_NAME + 1];   //  spawn.run: the tool it needs, or ""
+    size_t cost;                //  charged to its client's budget until it ends
 } s_queued_t;
 
 //  Routing ids of clients on the LAN socket carry this first byte, so that
@@ -82,6 +85,8 @@ typedef struct {
     aip_pack_t *pk;             //  scratch packer
     uint64_t routed;            //  requests routed, for status
     aip_jobs_t *jobs;           //  asynchronous jobs (invite --async)
+    aip_clients_t *budgets;     //  what each client holds here, in bytes
+    int64_t sweep_at;           //  next time idle clients are forgotten
     aip_lanmode_t *lan;         //  LAN mode while it is on, else NULL
     int64_t refused_log_at;     //  next time a refused remote worker is logged
 } s_broker_t;
@@ -147,14 +152,11 @@ s_send_client (s_broker_t *self, zframe_t *client, const void *data, size_t size
     bool remote = zframe_size (client) > 1 && id [0] == REMOTE_MARK;
     if (remote && !self->lan)
         return;                 //  LAN mode went away with its clients
-    zmsg_t *msg = zmsg_new ();
-    if (remote)
-        zmsg_addmem (msg, id + 1, zframe_size (client) - 1);
-    else
-        zmsg_add (msg, zframe_dup (client));
-    zmsg_addmem (msg, data, size);
-    //  A client that went away is no reason to block or fail
-    zmsg_send (&msg, remote ? aip_lanmode_sock (self->lan) : self->clients);
+    //  A client that went away is no reason to block or fail; one that
+    //  does not read has its replies kept, within its budget
+    void *sock = zsock_resolve (remote ? aip_lanmode_sock (self->lan) : self->clients);
+    aip_clients_send (self->budgets, sock, client, remote ? id + 1 : id,
+                      zframe_size (client) - (remote ? 1 : 0), data, size);
 }
 
 //  Send what a class handed back: pairs of [client][reply body]
@@ -257,7 +259,7 @@ s_worker_pick (s_broker_t *self, aip_svc_t svc, const char *tool)
 
 static void
 s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
-            uint64_t request_id, aip_op_t op, const char *job, const char *job_id)
+            uint64_t request_id, aip_op_t op, const char *job, const char *job_id, size_t cost)
 {
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
     p->tag = ++self->next_tag;
@@ -271,6 +273,7 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
     p->request_id = request_id;
     p->worker = worker;
     p->op = op;
+    p->cost = cost;
     zhashx_insert (self->pending, &p->tag, p);
     worker->inflight++;
     self->routed++;
@@ -298,7 +301,8 @@ s_drain_queue (s_broker_t *self, aip_svc_t svc)
             q = (s_queued_t *) zlistx_next (self->queue [svc]);
             continue;
         }
-        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id);
+        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id,
+                    q->cost);
         zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
         q = (s_queued_t *) zlistx_first (self->queue [svc]);
     }
@@ -352,6 +356,7 @@ s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
                   aip_op_name (p->op), why);
         uint64_t tag = p->tag;
         s_fail_request (self, p->client, p->job_id, p->request_id, AIP_ERR_WORKER_LOST, message);
+        aip_clients_release (self->budgets, p->client, p->cost);
         zhashx_delete (self->pending, &tag);
     }
     zlistx_destroy (&tags);
@@ -468,6 +473,7 @@ s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
         goto cleanup;
     }
     s_deliver (self, p->client, p->job_id, zframe_data (body), zframe_size (body));
+    aip_clients_release (self->budgets, p->client, p->cost);
     zhashx_delete (self->pending, &tag);
     worker->inflight--;
     worker->processed++;
@@ -802,7 +808,7 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     }
     aip_request_t req;
     uint64_t id;
-    char err [256];
+    char err [512];
     if (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err, sizeof err)) {
         zsys_warning ("broker: malformed request %llu refused: %s", (unsigned long long) id, err);
         char message [320];
@@ -856,6 +862,13 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
         goto cleanup;
     }
+    //  Within its budget, or refused before any work is done (an async
+    //  job's client is answered at once: the job holds nothing for it)
+    size_t cost = async ? 0 : aip_clients_cost (op, zframe_size (body));
+    if (cost && aip_clients_admit (self->budgets, client, cost, err, sizeof err)) {
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, err);
+        goto cleanup;
+    }
     char job_id [AIP_MAX_ID + 1] = "";
     if (async) {
         //  The client gets the job id now; the result waits in the job
@@ -879,13 +892,14 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     }
     s_worker_t *worker = s_worker_pick (self, svc, tool);
     if (worker && zlistx_size (self->queue [svc]) == 0)
-        s_dispatch (self, worker, &client, &body, request_id, op, job, job_id);
+        s_dispatch (self, worker, &client, &body, request_id, op, job, job_id, cost);
     else
     if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
         char message [256];
         snprintf (message, sizeof message, "%s is overloaded (%d requests waiting): retry later",
                   s_svc_daemon (svc), AIP_MAX_QUEUED);
         s_fail_request (self, client, job_id, request_id, AIP_ERR_UNAVAILABLE, message);
+        aip_clients_release (self->budgets, client, cost);
     }
     else {
         s_queued_t *q = (s_queued_t *) zmalloc (sizeof (s_queued_t));
@@ -894,6 +908,7 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         client = body = NULL;
         q->request_id = request_id;
         q->op = op;
+        q->cost = cost;
         snprintf (q->job, sizeof q->job, "%s", job);
         snprintf (q->job_id, sizeof q->job_id, "%s", job_id);
         snprintf (q->tool, sizeof q->tool, "%s", tool);
@@ -998,12 +1013,19 @@ s_tick (s_broker_t *self)
                       aip_svc_name ((aip_svc_t) svc), self->args.queue_wait_ms / 1000, self->home);
             void *cursor = zlistx_cursor (self->queue [svc]);
             s_fail_request (self, q->client, q->job_id, q->request_id, AIP_ERR_UNAVAILABLE, message);
+            aip_clients_release (self->budgets, q->client, q->cost);
             zlistx_delete (self->queue [svc], cursor);
         }
     }
     s_children_check (self);
     if (self->lan)
         aip_lanmode_expire (self->lan);
+    //  Replies kept for clients whose pipe was full
+    aip_clients_flush (self->budgets);
+    if (now >= self->sweep_at) {
+        aip_clients_sweep (self->budgets);
+        self->sweep_at = now + 1000;
+    }
 }
 
 static int
@@ -1019,6 +1041,9 @@ s_next_timeout (s_broker_t *self)
     //  Children are polled often so a crash fails its requests promptly
     if (self->supervisor && now + 50 < next)
         next = now + 50;
+    //  Replies wait for room in a client's pipe: look again soon
+    if (aip_clients_flush (self->budgets) && now + 2 < next)
+        next = now + 2;
     return next <= now ? 0 : (int) (next - now);
 }
 
@@ -1084,6 +1109,13 @@ s_bind (s_broker_t *self, int type, const char *name, int64_t maxmsg)
         zsock_set_maxmsgsize (sock, (int) maxmsg);
     if (type == ZMQ_ROUTER)
         zsock_set_router_mandatory (sock, 0);
+    if (streq (name, "broker")) {
+        //  Clients: a full pipe says so (aip_clients keeps the reply and
+        //  counts it) rather than blocking the broker or dropping it
+        zsock_set_sndhwm (sock, AIP_CLIENT_SNDHWM);
+        zsock_set_router_mandatory (sock, 1);
+        zsock_set_sndtimeo (sock, 0);
+    }
     if (type == ZMQ_PUB)
         zsock_set_sndhwm (sock, 100000);
     if (zsock_bind (sock, "%s", endpoint) != 0) {
@@ -1121,6 +1153,7 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         zlistx_set_destructor (self->queue [svc], s_queued_free);
     }
     self->jobs = aip_jobs_new ();
+    self->budgets = aip_clients_new (AIP_CLIENT_BUDGET);
     self->started_ms = aip_clock_ms ();
     self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
@@ -1152,6 +1185,7 @@ s_broker_destroy (s_broker_t **self_p)
     aip_supervisor_destroy (&self->supervisor);
     zhashx_destroy (&self->pending);
     aip_jobs_destroy (&self->jobs);
+    aip_clients_destroy (&self->budgets);
     for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
         zlistx_destroy (&self->worker_list [svc]);
         zlistx_destroy (&self->queue [svc]);

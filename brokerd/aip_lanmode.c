@@ -107,7 +107,11 @@ aip_lanmode_new (const char *home, int port, char *err, size_t errlen)
     assert (self->sock);
     zsock_set_linger (self->sock, 0);
     zsock_set_maxmsgsize (self->sock, AIP_MAX_REQUEST);
-    zsock_set_router_mandatory (self->sock, 0);
+    //  As the local client socket: a full pipe to a client says so (the
+    //  broker keeps the reply within the client's budget); never blocks
+    zsock_set_sndhwm (self->sock, AIP_CLIENT_SNDHWM);
+    zsock_set_router_mandatory (self->sock, 1);
+    zsock_set_sndtimeo (self->sock, 0);
     zcert_apply (self->cert, self->sock);
     zsock_set_curve_server (self->sock, 1);
     if (zsock_bind (self->sock, "tcp://*:%d", port) < 0) {

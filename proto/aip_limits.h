@@ -29,7 +29,8 @@
 //  Messages in one page of history
 #define AIP_MAX_PAGE            10000
 //  Bytes of content in one page of history; the page stops early past it
-#define AIP_MAX_PAGE_BYTES      (32 * 1024 * 1024)
+//  (a page always holds at least one message); this caps one reply
+#define AIP_MAX_PAGE_BYTES      (4 * 1024 * 1024)
 //  Decoder: nesting depth and element count of any msgpack document
 #define AIP_MAX_DEPTH           16
 #define AIP_MAX_ELEMENTS        (1024 * 1024)
@@ -182,5 +183,18 @@
 //  A protocol server (codex app-server, opencode acp) that has answered is
 //  given this long to exit once its stdin is closed
 #define AIP_TOOL_FINISH_GRACE_MS 1000
+
+//  What the broker buffers for one client, in bytes: the requests it has
+//  in flight (their bodies, plus a page for a request that lists) and the
+//  replies its socket would not take yet. A client over it is refused.
+#define AIP_CLIENT_BUDGET       (128 * 1024 * 1024)
+//  A request counts at least this much against its client's budget
+#define AIP_CLIENT_MIN_COST     4096
+//  Replies queued in ZeroMQ's pipe to one client before the broker keeps
+//  them itself (where they are counted)
+#define AIP_CLIENT_SNDHWM       16
+//  Bytes of replies a storage worker holds in one group commit: a batch
+//  stops taking requests past it
+#define AIP_MAX_BATCH_BYTES     (64 * 1024 * 1024)
 
 #endif

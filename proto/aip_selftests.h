@@ -17,6 +17,7 @@
     X(schema)            \
     X(storage)           \
     X(jobs)              \
+    X(clients)           \
     X(supervisor)        \
     X(lanmode)           \
     X(broker)            \

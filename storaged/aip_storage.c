@@ -172,6 +172,7 @@ typedef struct {
     aip_pack_t *reply;          //  reply being built
     aip_pack_t *scratch;        //  messages being packed
     zlistx_t *out;              //  replies and events of this batch
+    size_t out_bytes;           //  bytes of the replies in out
     zhashx_t *peer_cache;       //  peer id -> s_peer_cached_t
     zhashx_t *member_cache;     //  "room\x1fpeer" -> "" for known members
     char errcode [32];          //  error of the failing request
@@ -1300,6 +1301,7 @@ s_run_request (s_storage_t *self, uint64_t tag, zframe_t *body)
     s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
     o->tag = tag;
     o->data = aip_pack_steal (self->reply, &o->size);
+    self->out_bytes += o->size;
     zlistx_add_end (self->out, o);
 }
 
@@ -1311,7 +1313,9 @@ s_handle_batch (s_storage_t *self)
     size_t requests = 0;
     bool in_tx = false;
     int slots = self->args.slots;
-    while ((int) requests < slots) {
+    //  Replies wait for the commit: a batch of large pages stops early
+    self->out_bytes = 0;
+    while ((int) requests < slots && self->out_bytes < AIP_MAX_BATCH_BYTES) {
         uint64_t tag;
         zframe_t *body = NULL;
         int rc = aip_worker_recv (self->worker, &tag, &body);

@@ -319,9 +319,16 @@ class LanTest(LanCase):
         self.assertTrue(mine, "A has the fake tools on PATH")
         #  A's beacon tells the tools its spawn workers said they have in
         #  their READY: it is re-published once they are up
-        tools = lambda p: sorted(t if isinstance(t, str) else t.get("tool") for t in p["tools"])
-        wait_for("B to hear A's installed tools",
-                 lambda: tools(self.lan_peer(self.B, "hostA")) == mine)
+        #  (claude-code's alias "claude" is listed too: invites may use it)
+        tools = lambda p: sorted(t for t in (t if isinstance(t, str) else t.get("tool")
+                                             for t in p["tools"])
+                                 if t != "claude" or "claude-code" not in mine)
+        heard = {}
+        try:
+            wait_for("B to hear A's installed tools", lambda: heard.update(
+                tools=tools(self.lan_peer(self.B, "hostA"))) or heard["tools"] == mine)
+        except AssertionError as e:
+            raise AssertionError("%s: B hears %r, A has %r" % (e, heard.get("tools"), mine))
         #  and the other way round
         self.assertEqual(self.lan_peer(self.A, "hostB").get("address"), self.B.addr)
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aiptest  # noqa: E402
@@ -270,6 +271,97 @@ class TestBrokerCrash(AipTestCase):
         self.assertEqual(len(stored), len(set(stored)))
         self.assertTrue(set(ok) <= set(stored))
         self.assertGreaterEqual(len(ok), 55)
+
+
+class TestGreedyClient(AipTestCase):
+    """Issue 11 item 10: a client that pipelines large msg.list and reads
+    nothing is held to a byte budget; everyone else keeps being served."""
+
+    # AipTestCase.fail runs a CLI command that must fail; unittest's assert
+    # methods report through self.fail(msg): here they must really fail
+    fail = unittest.TestCase.fail
+
+    MESSAGES = 24               # of 200 KiB: more than one page of history
+    REQUESTS = 2000             # pipelined msg.list, never read while sent
+    RSS_BOUND_MB = 1024         # generous: unbounded, both went past 2 GB
+
+    def peak_rss_mb(self, pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+        return 0
+
+    def test_greedy_client_is_refused_and_nobody_slows_down(self):
+        room = self.new_room("greedy")
+        filler = ProtoClient(self.home, timeout_ms=30000)
+        self.addCleanup(filler.close)
+        big = "x" * (200 * 1024)
+        for i in range(self.MESSAGES):
+            rep = filler.call("msg.send", {"room_id": room, "id": "msg-big%04d" % i,
+                                           "content": big, "peer": peer("filler")})
+            self.assertTrue(rep and rep["ok"], rep)
+        broker, storaged = self.broker_pid(), self.storaged_pid()
+
+        # the greedy client: a short receive queue of its own, so that what
+        # it does not read stays on the broker's side
+        ctx = zmq.Context()
+        self.addCleanup(ctx.term)
+        greedy = ctx.socket(zmq.DEALER)
+        self.addCleanup(greedy.close, 0)
+        greedy.setsockopt(zmq.LINGER, 0)
+        greedy.setsockopt(zmq.RCVHWM, 4)
+        greedy.setsockopt(zmq.RCVBUF, 64 * 1024)
+        greedy.setsockopt(zmq.SNDTIMEO, 60000)
+        greedy.connect("ipc://%s/run/broker.ipc" % self.home)
+        for rid in range(1, self.REQUESTS + 1):
+            greedy.send(msgpack.packb({"v": 1, "id": rid, "op": "msg.list",
+                                       "a": {"room_id": room, "limit": 1000}}))
+
+        # meanwhile another client is answered, every time, in good time
+        other = ProtoClient(self.home, timeout_ms=5000)
+        self.addCleanup(other.close)
+        for i in range(20):
+            started = time.monotonic()
+            rep = other.call("room.list", {})
+            self.assertIsNotNone(rep, "another client got no answer while one client "
+                                      "pipelined msg.list without reading")
+            self.assertTrue(rep["ok"], rep)
+            rep = other.call("msg.send", {"room_id": room, "id": "msg-other%04d" % i,
+                                          "content": "still here %d" % i,
+                                          "peer": peer("other")})
+            self.assertTrue(rep and rep["ok"], rep)
+            self.assertLess(time.monotonic() - started, 5.0)
+        self.assertLess(self.peak_rss_mb(broker), self.RSS_BOUND_MB)
+        self.assertLess(self.peak_rss_mb(storaged), self.RSS_BOUND_MB)
+
+        # the greedy client, reading at last: pages, and clear refusals
+        pages = refused = 0
+        while greedy.poll(10000):
+            rep = msgpack.unpackb(greedy.recv(), raw=False)
+            if rep["ok"]:
+                self.assertTrue(rep["data"]["messages"], rep["id"])
+                self.assertTrue(rep["data"].get("truncated"), "a page stops at its byte cap")
+                pages += 1
+            else:
+                self.assertEqual(rep["error"]["code"], "unavailable", rep)
+                self.assertIn("read the replies before sending more", rep["error"]["message"])
+                refused += 1
+            if pages + refused == self.REQUESTS:
+                break
+        self.assertGreater(pages, 0)
+        self.assertGreater(refused, 0)
+        self.assertLess(self.peak_rss_mb(broker), self.RSS_BOUND_MB)
+        self.assertLess(self.peak_rss_mb(storaged), self.RSS_BOUND_MB)
+        # nothing was dropped or restarted, and it is served again
+        self.assertEqual(self.broker_pid(), broker)
+        self.assertEqual(self.storaged_pid(), storaged)
+        rep = other.call("msg.list", {"room_id": room, "limit": 5})
+        self.assertTrue(rep and rep["ok"], rep)
+        status = self.ok("daemon", "status")
+        store = [d for d in status["daemons"] if d["name"] == "storaged"][0]
+        self.assertEqual(store["restarts"], 0)
+        self.assertNotIn("lost: no heartbeat", self.daemon_log())
 
 
 class TestMalformedFrames(AipTestCase):
