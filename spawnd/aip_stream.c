@@ -1087,7 +1087,12 @@ s_line (aip_stream_t *self, const char *line, size_t len)
     }
     if (s_fast_delta (self, line, len))
         return;
-    json_t *ev = json_loadb (line, len, 0, NULL);
+    json_error_t jerr;
+    json_t *ev = json_loadb (line, len, 0, &jerr);
+    if (!ev && json_error_code (&jerr) == json_error_numeric_overflow)
+        //  A number past int64 (an absurd count): read as a real, so the
+        //  event is kept and that number dropped
+        ev = json_loadb (line, len, JSON_DECODE_INT_AS_REAL, NULL);
     if (!ev && !aip_utf8_valid (line, len)) {
         //  Invalid UTF-8 inside a string: read it with U+FFFD in its place
         size_t fixed_len = 0;
@@ -1551,13 +1556,15 @@ aip_stream_test (bool verbose)
     s = s_test_parse (AIP_FORMAT_CLAUDE,
         "banner line\n{\"type\":\"result\",\"is_error\":false,\"result\":\"ok\","
         "\"session_id\":\"x; rm -rf /\",\"total_cost_usd\":1e300,"
-        "\"usage\":{\"input_tokens\":-5,\"output_tokens\":99999999999999999}}\n"
+        "\"usage\":{\"input_tokens\":-5,\"output_tokens\":99999999999999999,"
+        "\"cache_read_input_tokens\":100000000000000000000000000}}\n"
         "plain text after\n", 3, &rc);
     assert (rc == 0 && streq (s_test_answer (s), "ok"));
     assert (!aip_stream_session_id (s));
     assert (!json_object_get (aip_stream_usage (s), "input_tokens"));
     assert (!json_object_get (aip_stream_usage (s), "output_tokens"));
     assert (!json_object_get (aip_stream_usage (s), "cost_usd"));
+    assert (!json_object_get (aip_stream_usage (s), "cache_read_tokens"));
     aip_stream_destroy (&s);
 
     //  A line past the limit breaks the stream without being kept

@@ -691,6 +691,35 @@ class InviteTest(unittest.TestCase):
         self.run_cli("invite", "--tool", "claude", "--room", room)
         self.assertNotIn("--resume", self.calls("claude")[-1]["argv"])
 
+    def test_bad_output_from_a_tool(self):
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        for tool in ("claude", "gemini", "codex", "opencode"):
+            # a switch of format, invalid JSON and unknown events are skipped
+            self.set_mode(tool, "switch")
+            data = self.run_cli("invite", "--tool", tool, "--room", room)["data"]
+            self.assertEqual(data["response"], "kept answer")
+            # absurd usage is dropped, a session id with shell characters is
+            # neither returned nor stored nor resumed
+            self.set_mode(tool, "absurd")
+            if tool in ("codex", "opencode"):
+                # a protocol server's session is where the turn goes: refused
+                doc = self.run_cli("invite", "--tool", tool, "--room", room, "--fresh",
+                                   ok=False)
+                self.assertIn("no valid", doc["error"])
+            else:
+                data = self.run_cli("invite", "--tool", tool, "--room", room,
+                                    "--fresh")["data"]
+                self.assertTrue(data["response"].startswith(tool + " answers:"), data)
+                for key in ("input_tokens", "output_tokens"):
+                    self.assertNotIn(key, data["usage"])
+                self.assertNotIn("session_id", data)
+            self.set_mode(tool, "answer")
+            self.run_cli("invite", "--tool", tool, "--room", room)
+            self.assertNotIn("rm -rf", json.dumps(self.calls(tool)[-1]["argv"]))
+        rows = self.sessions_db("SELECT session_id FROM tool_sessions")
+        self.assertFalse([r for r in rows if "rm" in r[0]], rows)
+
     def test_bad_arguments(self):
         doc = self.run_cli("invite", "--tool", "codex", ok=False)
         self.assertIn("Usage", doc["error"])

@@ -9,7 +9,9 @@ EOF, and answers. Behaviour on demand, per run:
       grandchild-hang | big | badutf8 | crash | auth | empty | fail | noread |
       setsid (a detached grandchild that outlives the tool) | nofinal (no final event) |
       noserver (no app-server / acp: an older release) |
-      gate (a first delta, then waits for $FAKE_AI_DIR/<tool>.release)
+      gate (a first delta, then waits for $FAKE_AI_DIR/<tool>.release) |
+      switch (format switch, invalid JSON, unknown events mid-stream) |
+      absurd (absurd usage, bad session id)
   Each prints in the shape of the real tool's format: claude stream-json, gemini
   stream-json, codex app-server JSON-RPC (or exec --json), opencode acp (or run
   --format json); text where asked for text.
@@ -219,6 +221,8 @@ class Out:
 
     def final(self, answer, prompt_len):
         usage_in, usage_out = prompt_len // 4, len(answer) // 4
+        if prompt_len < 0:       # absurd: past int64, and past any real count
+            usage_in, usage_out = prompt_len, 10 ** 15
         if self.fmt == "stream-json" and self.tool == "claude":
             self.line({"type": "assistant", "session_id": self.session,
                        "message": {"content": [{"type": "text", "text": answer}]}})
@@ -328,6 +332,8 @@ class Rpc:
                                                      "platformOs": "linux"}})
             elif method in ("thread/start", "session/new"):
                 self.session = "fake-%s-%d" % (self.tool, os.getpid())
+                if (setting(self.tool, "mode", b"") or b"").strip() == b"absurd":
+                    self.session = "x; rm -rf ~ $(id)"
                 self.params = params
                 if method == "thread/start":
                     self.send({"id": mid, "result": {"thread": {"id": self.session},
@@ -494,6 +500,28 @@ def main(tool):
         return
     elif mode == "fail":
         die("boom: the fake %s broke" % tool, 2)
+    elif mode == "switch":
+        # a change of format mid-stream, invalid JSON and unknown events: skipped
+        out.start()
+        out.delta("kept ")
+        out.raw(b"plain text now, not JSON\n{\"type\": broken json\n")
+        out.line({"type": "brand_new_event", "method": "some/new/notification", "x": [1, 2]})
+        out.delta("answer")
+        out.final("kept answer", len(prompt))
+        if rpc:
+            rpc.drain()
+        return
+    elif mode == "absurd":
+        # usage numbers no model reports, and a session id with shell characters
+        out.session = "x; rm -rf ~ $(id)"
+        if rpc:
+            rpc.session = out.session
+        out.start()
+        out.delta(answer)
+        out.final(answer, -10 ** 30)
+        if rpc:
+            rpc.drain()
+        return
     out.start()
     out.delta(answer)
     out.final(answer, len(prompt))
