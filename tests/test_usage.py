@@ -130,6 +130,19 @@ class UsageCommand(UsageTestCase):
             self.assertEqual(data[key], 0, key)
         self.assertNotIn("cost_usd", gemini)
 
+    def test_a_message_sent_again_is_counted_once(self):
+        room = self.new_room()
+        client = ProtoClient(self.home)
+        self.addCleanup(client.close)
+        args = {"room_id": room, "id": "msg-resent-once", "content": "an answer",
+                "peer": ai_peer("codex"),
+                "metadata": json.dumps({"usage": {"input_tokens": 40, "output_tokens": 2}})}
+        for _ in range(3):
+            rep = client.call("msg.send", args)
+            self.assertTrue(rep["ok"], rep)
+        data = self.ok("usage", room)
+        self.assertEqual((data["answers"], data["input_tokens"]), (1, 40))
+
     def test_a_long_tool_name_is_counted_under_its_first_64_characters(self):
         room = self.new_room()
         client = ProtoClient(self.home)
