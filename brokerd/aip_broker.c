@@ -15,6 +15,7 @@
 #include "aip_proto.h"
 #include "aip_supervisor.h"
 #include "aip_util.h"
+#include "aip_webmode.h"
 #include "aip_worker.h"
 
 //  A worker connected to us
@@ -618,7 +619,9 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
                 aip_pack_nil (pk);
         }
         aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
-        aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready" : "starting");
+        //  webd is a client, never a worker: running is all it can be
+        aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready"
+                                  : c->svc == AIP_SVC_BROKER ? "running" : "starting");
         aip_pack_kint (pk, "restarts", c->restarts);
         aip_pack_kint (pk, "inflight", worker ? worker->inflight : 0);
         aip_pack_kint (pk, "processed", worker ? (int64_t) worker->processed : 0);
@@ -693,6 +696,64 @@ s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     s_send_client (self, client, data, size);
 }
 
+//  ---------------------------------------------------------------------
+//  The web view: webd is one more supervised child while web/mode says so
+
+//  web.start: remember the port, (re)start webd on it; answers {port, pid}
+//  (the port webd actually listens on is in run/web.json once it does)
+static void
+s_web_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    int port = (int) aip_obj_get_int (req->args, "port", AIP_WEB_PORT);
+    char exe [AIP_PATH_MAX + 8];
+    snprintf (exe, sizeof exe, "%s/webd", self->args.bin_dir ? self->args.bin_dir : ".");
+    if (!self->supervisor || access (exe, X_OK) != 0) {
+        s_reply_error (self, client, req->id, AIP_ERR_UNAVAILABLE,
+                       "webd is not installed next to brokerd: reinstall ai-peer");
+        return;
+    }
+    bool changed = aip_webmode_get (self->home) != port;
+    if (aip_webmode_set (self->home, port)) {
+        s_reply_error (self, client, req->id, AIP_ERR_INTERNAL,
+                       "cannot write web/mode in the ai-peer home");
+        return;
+    }
+    //  A new port needs a new webd; the same port keeps the running one
+    pid_t pid = aip_supervisor_start_now (self->supervisor, "webd", changed);
+    if (pid < 0 && aip_supervisor_add (self->supervisor, "webd", AIP_SVC_BROKER, false) == 0)
+        pid = aip_supervisor_start_now (self->supervisor, "webd", false);
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, req->id);
+    aip_pack_map (pk, 2);
+    aip_pack_kint (pk, "port", port);
+    aip_pack_kint (pk, "pid", pid > 0 ? pid : 0);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
+//  web.stop: webd stops and is forgotten (not started again)
+static void
+s_web_stop_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    pid_t pid = self->supervisor ? aip_supervisor_remove (self->supervisor, "webd") : -1;
+    if (aip_webmode_set (self->home, -1)) {
+        s_reply_error (self, client, req->id, AIP_ERR_INTERNAL,
+                       "cannot remove web/mode from the ai-peer home");
+        return;
+    }
+    aip_pack_t *pk = self->pk;
+    aip_pack_reset (pk);
+    aip_reply_ok_begin (pk, req->id);
+    aip_pack_map (pk, 2);
+    aip_pack_kstr (pk, "status", pid > 0 ? "stopped" : "not running");
+    aip_pack_kint (pk, "pid", pid > 0 ? pid : 0);
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    s_send_client (self, client, data, size);
+}
+
 //  Handle one message on the LAN socket: a remote spawn worker's, or a
 //  request from another machine; false when none was waiting
 static bool
@@ -760,6 +821,14 @@ s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     }
     if (req->op == AIP_OP_LAN_START) {
         s_lan_start_reply (self, client, req);
+        return;
+    }
+    if (req->op == AIP_OP_WEB_START) {
+        s_web_start_reply (self, client, req);
+        return;
+    }
+    if (req->op == AIP_OP_WEB_STOP) {
+        s_web_stop_reply (self, client, req);
         return;
     }
     aip_pack_reset (self->pk);
@@ -1172,6 +1241,11 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
         snprintf (relayd, sizeof relayd, "%s/relayd", args->bin_dir);
         if (access (relayd, X_OK) == 0)
             aip_supervisor_add (self->supervisor, "relayd", AIP_SVC_RELAY, false);
+        //  The web view comes back as it was (ai-peer web turned it on)
+        char webd [AIP_PATH_MAX];
+        snprintf (webd, sizeof webd, "%s/webd", args->bin_dir);
+        if (aip_webmode_get (self->home) >= 0 && access (webd, X_OK) == 0)
+            aip_supervisor_add (self->supervisor, "webd", AIP_SVC_BROKER, false);
     }
     return self;
 }

@@ -229,6 +229,65 @@ aip_supervisor_stop (aip_supervisor_t *self)
     }
 }
 
+static aip_child_t *
+s_child_named (aip_supervisor_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (streq (self->children [i].name, name))
+            return &self->children [i];
+    return NULL;
+}
+
+//  Stop one child now: SIGTERM, then SIGKILL after 3 s
+static void
+s_child_halt (aip_child_t *c)
+{
+    c->start_at = 0;
+    if (!c->pid)
+        return;
+    kill (c->pid, SIGTERM);
+    int64_t deadline = aip_clock_ms () + 3000;
+    while (waitpid (c->pid, NULL, WNOHANG) == 0) {
+        if (aip_clock_ms () > deadline) {
+            zsys_warning ("broker: %s (pid %d) ignored SIGTERM; killing it", c->name, (int) c->pid);
+            kill (c->pid, SIGKILL);
+            waitpid (c->pid, NULL, 0);
+            break;
+        }
+        zclock_sleep (5);       //  bounded wait for the child to exit
+    }
+    c->pid = 0;
+}
+
+pid_t
+aip_supervisor_start_now (aip_supervisor_t *self, const char *name, bool restart)
+{
+    aip_child_t *c = s_child_named (self, name);
+    if (!c)
+        return -1;
+    if (restart)
+        s_child_halt (c);
+    c->held = false;
+    c->backoff_ms = AIP_RESTART_MIN_MS;
+    if (!c->pid)
+        s_child_start (self, c);
+    return c->pid;
+}
+
+pid_t
+aip_supervisor_remove (aip_supervisor_t *self, const char *name)
+{
+    aip_child_t *c = s_child_named (self, name);
+    if (!c)
+        return -1;
+    pid_t pid = c->pid;
+    s_child_halt (c);
+    size_t index = (size_t) (c - self->children);
+    memmove (c, c + 1, (self->count - index - 1) * sizeof *c);
+    self->count--;
+    return pid;
+}
+
 size_t
 aip_supervisor_size (aip_supervisor_t *self)
 {
@@ -324,6 +383,16 @@ aip_supervisor_test (bool verbose)
     aip_supervisor_stop (sup);
     assert (steady->pid == 0 && kill (sleeper, 0) != 0);
 
+    //  Started now on demand, restarted on demand, removed (webd)
+    assert (aip_supervisor_start_now (sup, "missing", false) == -1);
+    pid_t now = aip_supervisor_start_now (sup, "steady", false);
+    assert (now > 0 && aip_supervisor_start_now (sup, "steady", false) == now);
+    pid_t again = aip_supervisor_start_now (sup, "steady", true);
+    assert (again > 0 && again != now && kill (now, 0) != 0);
+    assert (aip_supervisor_remove (sup, "steady") == again && kill (again, 0) != 0);
+    assert (aip_supervisor_size (sup) == 1 && aip_supervisor_remove (sup, "steady") == -1);
+    assert (streq (aip_supervisor_child (sup, 0)->name, "failing"));
+
     //  What a child said last in daemon.log
     char path [AIP_PATH_MAX], reason [128];
     snprintf (path, sizeof path, "%s/daemon.log", home);
@@ -340,6 +409,6 @@ aip_supervisor_test (bool verbose)
     snprintf (command, sizeof command, "rm -rf '%s'", home);
     assert (system (command) == 0);
     if (verbose)
-        printf ("(fail, reap, backoff, hold, release, stop) ");
+        printf ("(fail, reap, backoff, hold, release, stop, start now, remove) ");
     printf ("OK\n");
 }

@@ -61,6 +61,13 @@ void aip_supervisor_last_error (aip_supervisor_t *self, const char *name, char *
 //  SIGTERM every child, SIGKILL what is still there after 3 s
 void aip_supervisor_stop (aip_supervisor_t *self);
 
+//  Start the child called name now, stopping it first when it runs and
+//  restart is true (a new port for webd): its pid, or -1 when there is none
+pid_t aip_supervisor_start_now (aip_supervisor_t *self, const char *name, bool restart);
+//  Stop the child called name (SIGTERM, SIGKILL after 3 s) and forget it:
+//  the pid it had (0: it was not running), or -1 when there is none
+pid_t aip_supervisor_remove (aip_supervisor_t *self, const char *name);
+
 size_t aip_supervisor_size (aip_supervisor_t *self);
 const aip_child_t *aip_supervisor_child (aip_supervisor_t *self, size_t index);
 //  The child running as pid, or NULL

@@ -176,6 +176,7 @@ long long cli_usage_tokens (const json_t *usage);
 int cmd_inbox (cli_t *cli, int argc, char **argv);
 int cmd_hooks (cli_t *cli, int argc, char **argv);
 int cmd_mcp (cli_t *cli, int argc, char **argv);
+int cmd_web (cli_t *cli, int argc, char **argv);
 
 //  Public rooms (cmd_room.c): how long chat waits for the relay
 //  (AI_PEER_RELAY_WAIT_MS, default AIP_RELAY_WAIT_MS)

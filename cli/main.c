@@ -94,6 +94,10 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer daemon start|stop|status [--lan] [--port N] [--workers N]\n"
       "  --workers N: spawnd processes, i.e. invites that run at once (default 4)\n"
       "  The daemons start by themselves on the first command; 'start' is rarely needed.\n" },
+    { "web", cmd_web, "System", "the web view of your rooms (this machine only)",
+      "Usage: ai-peer web [--port P] [--open] [--stop]\n"
+      "  Turns the web view on (127.0.0.1 only; default port 7898, remembered) and prints\n"
+      "  {url, port}: the URL logs in once. --open opens it in the browser; --stop turns it off.\n" },
     { "identity", cmd_identity, "System", "show current identity",
       "Usage: ai-peer identity\n" },
     { "list", cmd_list, "System", "show all known peers",

@@ -366,6 +366,12 @@ aip_client_set_stop (aip_client_t *self, volatile int *stop)
     self->stop = stop;
 }
 
+void *
+aip_client_socket (aip_client_t *self)
+{
+    return self->dealer;
+}
+
 pid_t
 aip_client_broker_pid (aip_client_t *self)
 {

@@ -57,6 +57,9 @@ int aip_client_call (aip_client_t *self, aip_pack_t *request, uint64_t id, int t
 //  is non-zero (e.g. &zsys_interrupted), so a SIGTERM is not held up by a
 //  daemon that will not answer any more
 void aip_client_set_stop (aip_client_t *self, volatile int *stop);
+//  The socket to brokerd (a ZeroMQ DEALER, borrowed), for a daemon that
+//  polls it in its own loop and decodes the replies itself (webd)
+void *aip_client_socket (aip_client_t *self);
 //  Pid of the broker this client talks to
 pid_t aip_client_broker_pid (aip_client_t *self);
 

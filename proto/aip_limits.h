@@ -197,4 +197,29 @@
 //  stops taking requests past it
 #define AIP_MAX_BATCH_BYTES     (64 * 1024 * 1024)
 
+//  The web view (webd, ai-peer web)
+#define AIP_WEB_PORT            7898
+//  A login token printed by ai-peer web works once, within this time
+#define AIP_WEB_TOKEN_TTL_S     600
+//  Logged-in browser sessions kept (the oldest goes first)
+#define AIP_WEB_MAX_SESSIONS    16
+//  Open connections (HTTP and WebSocket) webd serves at once
+#define AIP_WEB_MAX_CONNS       64
+//  A WebSocket message from a page (a post is at most AIP_MAX_CONTENT,
+//  JSON-escaped)
+#define AIP_WEB_MAX_FRAME       (1024 * 1024)
+//  An HTTP request body (only the login posts one)
+#define AIP_WEB_MAX_BODY        4096
+//  Bytes queued for one page that does not read: beyond, it is closed
+#define AIP_WEB_MAX_QUEUE       (8 * 1024 * 1024)
+//  Requests a page may make: this many a second, in bursts of AIP_WEB_BURST
+#define AIP_WEB_RATE            20
+#define AIP_WEB_BURST           60
+//  Messages of a room sent when a page opens it
+#define AIP_WEB_HISTORY         200
+//  ai-peer commands (invite, quick, discuss, join, export) running at once
+#define AIP_WEB_MAX_JOBS        8
+//  Output of one such command read back (an export)
+#define AIP_WEB_MAX_JOB_OUTPUT  (32 * 1024 * 1024)
+
 #endif

@@ -198,6 +198,12 @@ static const aip_field_t s_usage_sum_fields [] = {
     F_END
 };
 
+//  web.start: the port webd listens on (127.0.0.1; 0: any free port)
+static const aip_field_t s_web_start_fields [] = {
+    { "port", AIP_T_INT, true, 65535, NULL, NULL },
+    F_END
+};
+
 static const aip_field_t s_lan_message_fields [] = {
     { "id",         AIP_T_ID,  true,  AIP_MAX_ID,           NULL, NULL },
     { "content",    AIP_T_STR, true,  AIP_MAX_CONTENT_WIRE, NULL, NULL },

@@ -98,7 +98,9 @@ struct aip_field_s {
     X (USAGE_SUM,     "usage.sum",     AIP_SVC_STORE,  s_usage_sum_fields) \
     X (MSG_UNREAD,    "msg.unread",    AIP_SVC_STORE,  s_msg_unread_fields) \
     X (SESSION_GET,   "session.get",   AIP_SVC_STORE,  s_session_get_fields) \
-    X (SESSION_PUT,   "session.put",   AIP_SVC_STORE,  s_session_put_fields)
+    X (SESSION_PUT,   "session.put",   AIP_SVC_STORE,  s_session_put_fields) \
+    X (WEB_START,     "web.start",     AIP_SVC_BROKER, s_web_start_fields) \
+    X (WEB_STOP,      "web.stop",      AIP_SVC_BROKER, s_no_fields)
 
 typedef enum {
 #define AIP_OP_ENUM(e, name, svc, fields) AIP_OP_##e,
