@@ -28,4 +28,8 @@
     X(stream)            \
     X(relay)             \
     X(relay_ws)          \
-    X(jsonrpc)
+    X(jsonrpc)           \
+    X(webmode)           \
+    X(markdown)          \
+    X(webjob)            \
+    X(web)
