@@ -94,7 +94,7 @@ def daemon_pids(home, name=None):
         if not argv or not argv[0]:
             continue
         exe = os.path.basename(argv[0]).decode(errors="replace")
-        if exe not in ("brokerd", "storaged", "spawnd", "relayd"):
+        if exe not in ("brokerd", "storaged", "spawnd", "relayd", "webd"):
             continue
         if name and exe != name:
             continue
