@@ -69,6 +69,7 @@ typedef struct {
     zlistx_t *out;              //  s_frame_t queued for this page
     size_t out_bytes;           //  bytes in out
     bool killed;                //  closed for not reading
+    bool closing;               //  closed for flooding once its queue is out
     double tokens;              //  rate limit: requests allowed now
     int64_t tokens_at;          //  when tokens was last topped up
     int refused;                //  requests refused in this window (flood)
@@ -698,9 +699,12 @@ s_check_tool (s_web_t *self, s_conn_t *c, const char *tool)
 static bool
 s_known_tool (s_web_t *self, const char *name, size_t len)
 {
+    //  "claude" is spawnd's alias of claude-code
+    bool claude = len == 6 && memcmp (name, "claude", 6) == 0;
     for (char *tool = (char *) zlistx_first (self->tools); tool;
          tool = (char *) zlistx_next (self->tools))
-        if (strlen (tool) == len && memcmp (tool, name, len) == 0)
+        if ((strlen (tool) == len && memcmp (tool, name, len) == 0)
+        ||  (claude && streq (tool, "claude-code")))
             return true;
     return false;
 }
@@ -975,6 +979,8 @@ s_rate_ok (s_conn_t *c)
 static int
 s_page_request (s_web_t *self, s_conn_t *c, const char *text, size_t size)
 {
+    if (c->closing)
+        return 0;               //  being closed for flooding: not heard any more
     if (!s_rate_ok (c)) {
         //  Refusals are counted over a window: a flood that lets a request
         //  through now and then (the bucket refills) is still a flood
@@ -982,11 +988,14 @@ s_page_request (s_web_t *self, s_conn_t *c, const char *text, size_t size)
             c->refused_since = aip_clock_ms ();
             c->refused = 0;
         }
-        if (++c->refused >= FLOOD_CLOSE_AFTER) {
+        if (++c->refused >= FLOOD_CLOSE_AFTER && !c->closing) {
+            //  Closed once what is queued (the error saying why) is out;
+            //  a flood that does not read either is cut off in 5 s
             zsys_warning ("webd: a page sent %d requests over the limit: closing it", c->refused);
-            lws_close_reason (c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                              (unsigned char *) "too many requests", 17);
-            return -1;
+            c->closing = true;
+            lws_set_timeout (c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, 5);
+            lws_callback_on_writable (c->wsi);
+            return 0;
         }
         if (aip_clock_ms () - c->refused_said >= 1000) {
             c->refused_said = aip_clock_ms ();
@@ -1594,6 +1603,11 @@ static int
 s_page_write (s_web_t *self, struct lws *wsi, s_conn_t *c)
 {
     s_frame_t *frame = (s_frame_t *) zlistx_first (c->out);
+    if (!frame && c->closing) {
+        lws_close_reason (wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                          (unsigned char *) "too many requests", 17);
+        return -1;
+    }
     if (!frame)
         return 0;
     zlistx_delete (c->out, zlistx_cursor (c->out));
@@ -1602,7 +1616,7 @@ s_page_write (s_web_t *self, struct lws *wsi, s_conn_t *c)
     s_frame_unref (frame);
     if (n < 0)
         return -1;
-    if (zlistx_size (c->out))
+    if (zlistx_size (c->out) || c->closing)
         lws_callback_on_writable (wsi);
     return 0;
 }

@@ -168,11 +168,23 @@ try {
     await page.waitForSelector('#jobs .job[data-kind="invite"] .what >> text=claude', { timeout: 5000 });
     // While it streams, a progress line (or its text) grows in place
     await page.waitForSelector("#messages .msg.streaming", { timeout: 30000 });
+    // ... with the answer so far (progress "text"), or at least its size
+    result.streamed = await page.evaluate(() => {
+      const s = document.querySelector("#messages .msg.streaming");
+      return s ? { text: s.querySelector(".body").textContent, line: s.querySelector(".progress").textContent } : null;
+    });
+    assert.ok(result.streamed && (result.streamed.text.includes("streamed answer")
+                                  || /writing… \d+ bytes/.test(result.streamed.line)),
+              "nothing shown while streaming: " + JSON.stringify(result.streamed));
     await page.waitForFunction(() => {
+      // claude is spawnd's alias of claude-code
       for (const m of document.querySelectorAll("#messages .msg.peer-ai:not(.streaming) .name"))
-        if (m.textContent === "claude") return true;
+        if (m.textContent.startsWith("claude")) return true;
       return false;
     }, null, { timeout: 60000 });
+    // per-answer usage and cost (metadata.usage)
+    const usage = await page.textContent("#messages .msg.peer-ai .usage");
+    assert.match(usage, /in \d+ · out \d+/);
     const streaming = await page.$$("#messages .msg.streaming");
     assert.equal(streaming.length, 0, "the streamed answer was not replaced by the message");
   });
