@@ -216,6 +216,17 @@ class AipTestCase(unittest.TestCase):
         pids = [p for p in pids if proc_ppid(p) not in pids]
         return pids[0] if len(pids) == 1 else None
 
+    def assert_one_daemon_set(self):
+        """One brokerd and one storaged (spawnd and relayd start beside
+        them; a child forked but not yet exec'd shows as brokerd)."""
+        def settled():
+            names = sorted(self.daemons().values())
+            return (names.count("brokerd") == 1 and names.count("storaged") == 1
+                    and set(names) <= {"brokerd", "storaged", "spawnd", "relayd"})
+        wait_until(settled, 10, "one daemon set: %r" % self.daemons())
+        return {pid: name for pid, name in self.daemons().items()
+                if name in ("brokerd", "storaged")}
+
     def storaged_pid(self):
         pids = [p for p, n in self.daemons().items() if n == "storaged"]
         return pids[0] if len(pids) == 1 else None

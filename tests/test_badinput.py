@@ -231,7 +231,7 @@ class TestFiles(AipTestCase):
                 f.write(content)
             self.assertEqual(self.ok("daemon", "status")["running"], False, content)
             self.ok("room", "list")
-            self.assertEqual(sorted(self.daemons().values()), ["brokerd", "storaged"])
+            self.assert_one_daemon_set()
             self.assertTrue(pid_alive(os.getpid()))
             self.stop_daemons()
 
@@ -246,8 +246,7 @@ class TestFiles(AipTestCase):
             wait_until(lambda: not self.daemons(), 10, "the daemons to die with the broker")
             self.assertTrue(os.path.exists(self.path("run", "broker.ipc")))
             sent = self.ok("chat", room, "after crash %d" % round)["sent"]
-            new = self.daemons()
-            self.assertEqual(sorted(new.values()), ["brokerd", "storaged"])
+            new = self.assert_one_daemon_set()
             self.assertFalse(set(new) & set(pids))
             self.assertEqual(self.ok("daemon", "status")["pid"], self.broker_pid())
         msgs = [m["content"] for m in self.read(room) if m["type"] == "message"]
@@ -260,7 +259,7 @@ class TestFiles(AipTestCase):
         wait_until(lambda: not self.daemons(), 10, "the daemons to die with the broker")
         os.unlink(self.path("daemon.pid"))
         self.ok("room", "list")
-        self.assertEqual(sorted(self.daemons().values()), ["brokerd", "storaged"])
+        self.assert_one_daemon_set()
 
     def test_pid_file_of_another_homes_broker(self):
         #  A pid that is a live brokerd, but for another home
@@ -273,7 +272,7 @@ class TestFiles(AipTestCase):
         with open(self.path("daemon.pid"), "w") as f:
             f.write(other_pid)
         self.new_room()
-        self.assertEqual(sorted(self.daemons().values()), ["brokerd", "storaged"])
+        self.assert_one_daemon_set()
         self.assertEqual(len(self.ok("room", "list")["rooms"]), 1)
         self.assertEqual(self.ok("room", "list", home=other)["rooms"], [])
 

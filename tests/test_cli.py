@@ -437,17 +437,6 @@ class TestIdentityPeers(AipTestCase):
 
 class TestDaemon(AipTestCase):
 
-    def assert_one_daemon_set(self, pids=None):
-        """One brokerd and one storaged (spawnd and relayd start beside
-        them; a child forked but not yet exec'd shows as brokerd)."""
-        def settled():
-            names = sorted(self.daemons().values())
-            return (names.count("brokerd") == 1 and names.count("storaged") == 1
-                    and set(names) <= {"brokerd", "storaged", "spawnd", "relayd"})
-        wait_until(settled, 10, "one daemon set: %r" % self.daemons())
-        return {pid: name for pid, name in self.daemons().items()
-                if name in ("brokerd", "storaged")}
-
     def test_start_status_stop(self):
         data = self.ok("daemon", "status")
         self.assertEqual(data["running"], False)
