@@ -308,7 +308,7 @@ s_user_version (sqlite3 *db)
 }
 
 int
-aip_schema_migrate (sqlite3 *db, char *err, size_t errlen)
+aip_schema_version_check (sqlite3 *db, char *err, size_t errlen)
 {
     int version = s_user_version (db);
     if (version < 0) {
@@ -320,6 +320,15 @@ aip_schema_migrate (sqlite3 *db, char *err, size_t errlen)
                   "understands (%d): upgrade ai-peer", version, STEP_COUNT);
         return -1;
     }
+    return version;
+}
+
+int
+aip_schema_migrate (sqlite3 *db, char *err, size_t errlen)
+{
+    int version = aip_schema_version_check (db, err, errlen);
+    if (version < 0)
+        return -1;
     for (int step = version; step < STEP_COUNT; step++) {
         char *errmsg = NULL;
         int rc = sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, &errmsg);
@@ -435,6 +444,7 @@ aip_schema_test (bool verbose)
     //  From the future: refused
     assert (sqlite3_exec (db, "PRAGMA user_version = 999", NULL, NULL, NULL) == SQLITE_OK);
     assert (aip_schema_migrate (db, err, sizeof err) == -1);
+    assert (aip_schema_version_check (db, err, sizeof err) == -1 && strstr (err, "999"));
     if (verbose)
         printf ("(%s) ", err);
     sqlite3_close (db);

@@ -14,6 +14,9 @@
 
 //  Schema version this build writes
 int aip_schema_version (void);
+//  The file's schema version, or -1 (and err) if it is not a database or is
+//  newer than this code: reads only, so a refused file stays byte-exact
+int aip_schema_version_check (sqlite3 *db, char *err, size_t errlen);
 //  Bring db up to date. 0, or -1 with err filled (nothing half-applied).
 int aip_schema_migrate (sqlite3 *db, char *err, size_t errlen);
 

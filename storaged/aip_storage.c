@@ -1389,7 +1389,13 @@ s_open (s_storage_t *self, char *err, size_t errlen)
         return -1;
     }
     sqlite3_busy_timeout (self->db, 5000);
-    //  Refuse a file that is not a database before touching it
+    //  Refuse a file that is not a database, or one newer than we are,
+    //  before touching it (WAL mode rewrites the header)
+    char why [300];
+    if (aip_schema_version_check (self->db, why, sizeof why) < 0) {
+        snprintf (err, errlen, "cannot use %s: %s", self->args.db_path, why);
+        return -1;
+    }
     char *errmsg = NULL;
     if (sqlite3_exec (self->db, "PRAGMA journal_mode=WAL", NULL, NULL, &errmsg) != SQLITE_OK
     ||  sqlite3_exec (self->db, self->args.sync_normal ? "PRAGMA synchronous=NORMAL"

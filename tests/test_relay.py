@@ -396,7 +396,8 @@ class RelayTest(unittest.TestCase):
             msg = wait_for("bob to get claude's answer",
                            lambda: [m for m in self.bob.messages(self.room)
                                     if m["content"] == "claude's answer through the relay"])
-            self.assertTrue(msg[0]["peer_id"].endswith("-claude"), msg[0])
+            #  "claude" is an alias of the built-in peer claude-code
+            self.assertTrue(msg[0]["peer_id"].endswith("-claude-code"), msg[0])
             self.assertEqual(msg[0]["peer_type"], "ai")
         finally:
             erin.run("daemon", "stop")
