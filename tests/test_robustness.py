@@ -483,7 +483,7 @@ class TestMalformedFrames(AipTestCase):
             {"v": 1, "id": 12, "op": "msg.send", "a": {"room_id": "room-x", "content": "x",
                                                        "type": "shout", "peer": p}},
             {"v": 1, "id": 12, "op": "msg.send", "a": {"room_id": "room-x",
-                                                       "content": "x" * (256 * 1024 + 1),
+                                                       "content": "x" * (256 * 1024 * 4 // 3 + 1025),
                                                        "peer": p}},
             {"v": 1, "id": 12, "op": "msg.list", "a": {"room_id": "room-x", "limit": -5}},
             {"v": 1, "id": 12, "op": "msg.list", "a": {"room_id": "room-x", "limit": 10 ** 9}},
