@@ -15,6 +15,7 @@
 #include "aip_worker.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -709,6 +710,31 @@ s_prompt_release (char *path, int *fd)
     *path = 0;
 }
 
+//  Prompt files of an older ai-peer, or of a spawnd killed before prompts
+//  were memfds, hold plaintext in run/: where this kernel makes memfds,
+//  every spawnd here uses them, so any run/prompt-* is such a leftover
+static void
+s_prompt_leftovers_remove (s_spawner_t *self)
+{
+    int probe = memfd_create ("ai-peer-probe", MFD_CLOEXEC);
+    if (probe < 0)
+        return;
+    close (probe);
+    char run [AIP_PATH_MAX], path [AIP_PATH_MAX];
+    aip_home_path (self->args.home, "run", run, sizeof run);
+    DIR *dir = opendir (run);
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (strncmp (entry->d_name, "prompt-", 7) == 0) {
+            snprintf (path, sizeof path, "%s/%s", run, entry->d_name);
+            if (unlink (path) == 0)
+                zsys_info ("spawner: removed a prompt file left behind: %s", path);
+        }
+    closedir (dir);
+}
+
 //  The tool's session in this room: {session_id, seen_ts, seen_id,
 //  answer_id} or NULL (none, or the store cannot say: no resume then)
 static json_t *
@@ -1275,6 +1301,7 @@ aip_spawner (zsock_t *pipe, void *args)
         aip_worker_set_tools (self->worker, tools);
     }
     aip_adapter_destroy (&adapter);
+    s_prompt_leftovers_remove (self);
     zsock_signal (pipe, 0);
     zsys_info ("spawner: %s ready (pid %d)%s%s", self->args.name, (int) getpid (),
                self->args.hub_key ? ", serving the LAN hub " : "",

@@ -495,8 +495,13 @@ class InviteTest(unittest.TestCase):
         spawnd, path = head.split(" ", 1)
         self.assertIn(secret, prompt)               # the tool got the text
         self.assertFalse(path.startswith(self.home), path)
+        # and a prompt file an older ai-peer left in run/ goes at the next start
+        old = os.path.join(self.home, "run", "prompt-Ab12Cd")
+        with open(old, "w") as f:
+            f.write(secret)
         os.kill(int(spawnd), signal.SIGKILL)
         self.run_cli("wait", job, ok=False)
+        wait_for(lambda: not os.path.exists(old), 15, "the restarted spawnd to remove it")
         # no file under the home holds the prompt
         for top, _, files in os.walk(self.home):
             for name in files:
