@@ -380,6 +380,44 @@ class RelayTest(unittest.TestCase):
         self.assertIn("signature", doc["error"])
         self.assertNotIn("fake", self.bob.contents(self.room))
 
+    @unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
+    def test_10_a_remote_member_cannot_take_the_terminal(self):
+        # alice watches in a real terminal; bob, through the relay, sends
+        # a name and text full of escape sequences
+        self.join_bob()
+        tmux = shutil.which("tmux")
+        sock = os.path.join(self.tmp, "tmux.sock")
+        env = " ".join("%s='%s'" % (k, self.alice.env[k]) for k in ("AI_PEERS_HOME", "USER",
+                                                                     "AI_PEER_RELAY"))
+        subprocess.run([tmux, "-S", sock, "new-session", "-d", "-s", "t", "-x", "150", "-y",
+                        "40", "env %s NO_COLOR=1 %s chat %s -i; sleep 600"
+                        % (env, AI_PEER, self.room)], check=True)
+        self.addCleanup(lambda: subprocess.run([tmux, "-S", sock, "kill-server"],
+                                               stderr=subprocess.DEVNULL))
+
+        def tmux_out(*args):
+            return subprocess.run([tmux, "-S", sock] + list(args), stdout=subprocess.PIPE,
+                                  check=True).stdout.decode()
+        screen = lambda: tmux_out("capture-pane", "-p", "-t", "t")
+        wait_for("alice's prompt", lambda: "[You]:" in screen())
+        title = tmux_out("display-message", "-p", "-t", "t", "#{pane_title}").strip()
+        hostile = ("\x1b]2;PWNED\x07\x1b[2J\x1b[H\x1b[31m[alice]: paint\x1b[0m"
+                   "\n[alice]: forged line")
+        self.bob.ok("chat", self.room, hostile, "--tool", "evil", "--as",
+                    "bo\x1b]0;PWNED-NAME\x07b")
+        wait_for("bob's message on alice's screen", lambda: "forged line" in screen())
+        rows = screen().split("\n")
+        self.assertEqual(tmux_out("display-message", "-p", "-t", "t", "#{pane_title}").strip(),
+                         title)
+        self.assertTrue([r for r in rows if r.startswith("Room %s" % self.room)], rows)
+        # (the name's escapes are gone or shown, whichever part took them)
+        self.assertTrue([r for r in rows if r.startswith("[bo") and "\x1b" not in r
+                         and r.endswith(" (evil)]: ^[^[^[^[[alice]: paint^[")], rows)
+        self.assertIn("    [alice]: forged line", rows)
+        self.assertNotIn("\x1b[31m", tmux_out("capture-pane", "-p", "-e", "-t", "t"))
+        # alice's room holds bob's text byte-exact
+        self.assertIn(hostile, self.alice.contents(self.room))
+
     def test_9_invite_in_a_public_room_posts_as_the_ai_peer(self):
         self.join_bob()
         fake_dir = os.path.join(self.tmp, "fake")
