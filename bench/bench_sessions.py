@@ -8,11 +8,10 @@ bytes: a 3-round `discuss` of 2 tools in a 20-message room. Counts the bytes
   ai-peer writes to each tool's stdin (a wrapper first on PATH tees it: the
   prompt, and for a stdio protocol server its JSON-RPC too) and the bytes of
   the model requests the tools then send (tests/fakemodel.py receives them).
-latency: the model's first text delta (the fake writes it) → the first
-  progress event with text seen by a subscriber to the broker's events, per
-  invite; and, for the same script, the tool's own latency: first delta →
-  the tool's first stdout line carrying it, running the CLI directly. The
-  difference of the medians is ai-peer's share.
+latency: per invite, the model's first text delta (the fake writes it) →
+  the tool's stdout line carrying it (a relay between spawnd and the tool
+  logs it: the tool's own latency) → the first progress event with text
+  seen by a subscriber to the broker's events (ai-peer's share).
 Prints JSON; bench/RESULTS-invite.md records the runs.
 """
 import argparse
@@ -123,90 +122,41 @@ LAT_SCRIPT = {"text": "Streaming answer for the latency bench. " * 8, "chunks": 
               "first_delay_ms": 300, "chunk_delay_ms": 100}
 
 
-def first_text_line(tool, line):
-    try:
-        d = json.loads(line)
-    except ValueError:
-        return False
-    if tool == "claude":
-        ev = d.get("event") or {}
-        return ev.get("type") == "content_block_delta" and \
-            (ev.get("delta") or {}).get("type") == "text_delta"
-    if tool == "gemini":
-        return d.get("type") == "message" and d.get("role") == "assistant"
-    if tool == "codex":
-        return d.get("type") == "item.completed"
-    return d.get("type") == "text"
+#  A line of the tool's output that carries a text delta, per tool
+DELTA_MARK = {"claude": '"text_delta"', "gemini": '"delta":true',
+              "codex": "item/agentMessage/delta", "opencode": "agent_message_chunk"}
 
-
-def rpc_own_latency(tool, fake, home):
-    """codex app-server / opencode acp: first delta → its delta notification."""
-    argv = [realcli.binary(tool)] + (["app-server"] if tool == "codex" else ["acp"])
-    rpc = realcli.JsonRpcStdio(argv, realcli.env(tool, fake, home), home)
-    try:
-        if tool == "codex":
-            rpc.request("initialize", {"clientInfo": {"name": "bench", "version": "0"}})
-            rpc.notify("initialized", {})
-            tid = rpc.request("thread/start", {"cwd": home, "approvalPolicy": "never",
-                                               "sandbox": "read-only"})["result"]["thread"]["id"]
-            rpc.request("turn/start", {"threadId": tid, "input": [
-                {"type": "text", "text": "Say something long."}]})
-            rpc.wait(lambda d: d.get("method") == "turn/completed", 120, "turn/completed")
-            mark = "item/agentMessage/delta"
-        else:
-            rpc.request("initialize", {"protocolVersion": 1, "clientCapabilities": {}})
-            sid = rpc.request("session/new", {"cwd": home, "mcpServers": []})["result"][
-                "sessionId"]
-            rpc.request("session/prompt", {"sessionId": sid, "prompt": [
-                {"type": "text", "text": "Say something long."}]}, timeout=120)
-            mark = "agent_message_chunk"
-    finally:
-        rpc.close()
-    for t in rpc.transcript:
-        if t["dir"] == "recv" and mark in t["line"]:
-            return t["t"]
-    return None
-
-
-def tool_own_latency(tool, n):
-    """First delta written by the fake → the CLI's line with it, in the mode
-    ai-peer runs it (stream-json for claude and gemini, the stdio servers
-    for codex and opencode)."""
-    out = []
-    for _ in range(n):
-        if tool in ("codex", "opencode"):
-            home = tempfile.mkdtemp(prefix="aipbl", dir="/tmp")
-            try:
-                with fakemodel.FakeModel(script=[dict(LAT_SCRIPT)]) as fake:
-                    seen = rpc_own_latency(tool, fake, home)
-                    first = fake.model_requests()[0]["first_delta_at"]
-                    if seen and first:
-                        out.append((seen - first) * 1000)
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
-            continue
-        home = tempfile.mkdtemp(prefix="aipbl", dir="/tmp")
-        try:
-            with fakemodel.FakeModel(script=[dict(LAT_SCRIPT)]) as fake:
-                p = subprocess.Popen(realcli.command(tool), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env=realcli.env(tool, fake, home), cwd=home)
-                p.stdin.write(b"Say something long.")
-                p.stdin.close()
-                seen = None
-                for line in p.stdout:
-                    if seen is None and first_text_line(tool, line):
-                        seen = time.time()
-                p.wait()
-                first = fake.model_requests()[0]["first_delta_at"]
-                if seen and first:
-                    out.append((seen - first) * 1000)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-    return out
+RELAY = """#!/usr/bin/python3
+# bench relay: runs the real tool, passes stdin and stdout through, and logs
+# when each line carrying a text delta left the tool
+import os, subprocess, sys, threading, time
+p = subprocess.Popen([%(real)r] + sys.argv[1:], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE)
+def pump():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            break
+        p.stdin.write(b)
+        p.stdin.flush()
+    p.stdin.close()
+threading.Thread(target=pump, daemon=True).start()
+log = open(%(log)r, "a")
+for line in p.stdout:
+    if %(mark)r.encode() in line:
+        log.write("%%f\\n" %% time.time())
+        log.flush()
+    os.write(1, line)
+sys.exit(p.wait())
+"""
 
 
 def bench_latency(build, tools, n):
+    """Per invite: the fake writes the first delta (t0); the tool prints
+    the line carrying it (t1, logged by a relay between spawnd and the
+    tool); a subscriber to the room's events sees the first progress
+    event with text (t2). The tool's own latency is t1 - t0, ai-peer's
+    share t2 - t1, the whole t2 - t0."""
     import zmq
     import msgpack
     result = {"build": build, "n": n, "tools": {}}
@@ -215,6 +165,14 @@ def bench_latency(build, tools, n):
         try:
             with fakemodel.FakeModel() as fake:
                 env = make_env(build, fake, tmp)
+                wrap = os.path.join(tmp, "relay")
+                os.makedirs(wrap)
+                log = os.path.join(tmp, tool + ".deltas")
+                with open(os.path.join(wrap, tool), "w") as f:
+                    f.write(RELAY % {"real": realcli.binary(tool), "log": log,
+                                     "mark": DELTA_MARK[tool]})
+                os.chmod(os.path.join(wrap, tool), 0o755)
+                env["PATH"] = wrap + os.pathsep + env["PATH"]
                 room = cli(build, env, "room", "create", "bench-latency")["id"]
                 cli(build, env, "chat", room, "Say something long.")
                 ctx = zmq.Context()
@@ -236,29 +194,33 @@ def bench_latency(build, tools, n):
                                 firsts.setdefault(d.get("msg_id"), now)
                 th = threading.Thread(target=listen, daemon=True)
                 th.start()
-                lat = []
+                own, beyond, whole = [], [], []
                 for i in range(n):
                     fake.add(dict(LAT_SCRIPT))
                     before = set(firsts)
                     cli(build, env, "invite", "--tool", tool, "--room", room,
                         "--timeout", "120")
-                    req = fake.model_requests()[-1]
+                    t0 = fake.model_requests()[-1]["first_delta_at"]
                     new = [m for m in firsts if m not in before]
-                    if new and req["first_delta_at"]:
-                        lat.append((firsts[new[0]] - req["first_delta_at"]) * 1000)
+                    with open(log) as f:
+                        t1s = [float(x) for x in f.read().split() if float(x) >= t0]
+                    if new and t0 and t1s:
+                        t1, t2 = t1s[0], firsts[new[0]]
+                        own.append((t1 - t0) * 1000)
+                        beyond.append((t2 - t1) * 1000)
+                        whole.append((t2 - t0) * 1000)
                 stop_ev.set()
                 th.join(2)
                 sub.close(0)
                 ctx.term()
                 stop(build, env)
-            own = tool_own_latency(tool, n)
-            entry = {"visible_ms": [round(x, 1) for x in lat],
-                     "tool_own_ms": [round(x, 1) for x in own]}
-            if lat and own:
-                entry["visible_median_ms"] = round(statistics.median(lat), 1)
+            entry = {"tool_own_ms": [round(x, 1) for x in own],
+                     "beyond_tool_ms": [round(x, 1) for x in beyond],
+                     "model_to_visible_ms": [round(x, 1) for x in whole]}
+            if beyond:
                 entry["tool_own_median_ms"] = round(statistics.median(own), 1)
-                entry["beyond_tool_median_ms"] = round(statistics.median(lat)
-                                                       - statistics.median(own), 1)
+                entry["beyond_tool_median_ms"] = round(statistics.median(beyond), 1)
+                entry["model_to_visible_median_ms"] = round(statistics.median(whole), 1)
             result["tools"][tool] = entry
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
