@@ -4,6 +4,7 @@
     the agent's turn: with the daemons down it prints nothing and exits 0.
     Gemini CLI's AfterAgent and BeforeAgent hooks take the same output. */
 #include "cli.h"
+#include "aip_term.h"
 
 #include <sodium.h>
 
@@ -228,8 +229,12 @@ s_hook (cli_t *cli, const char *event, const char *tool, const char *room_id)
     if (cli_unread (cli, tool, room_id, HOOK_MESSAGES, false, &data))
         return 0;
     size_t delivered = 0;
-    char *text = s_hook_text (data, tool, &delivered);
+    char *raw = s_hook_text (data, tool, &delivered);
     json_decref (data);
+    //  Agents show a hook's text on the user's terminal too (Claude Code's
+    //  stop-hook feedback): no peer's escape sequence may go through
+    char *text = raw ? aip_term_clean (raw, strlen (raw), NULL) : NULL;
+    free (raw);
     if (!text)
         return 0;
     json_t *doc;

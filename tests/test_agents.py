@@ -149,6 +149,21 @@ class TestHooks(AgentCase):
         r, _ = self.hook("stop", {"hook_event_name": "Stop", "stop_hook_active": False})
         self.assertEqual((r.rc, r.stdout), (0, b""))
 
+    def test_hook_text_carries_no_escape_sequence(self):
+        #  The agent shows it on the user's terminal (stop-hook feedback)
+        room = self.new_room()
+        self.ok("chat", room, "here", "--tool", "claude-code")
+        self.ok("chat", room, "\x1b]2;retitled\x07\x1b[2Jcleared \x1b[31mred\x07")
+        for mode, event in (("stop", "Stop"), ("prompt", "UserPromptSubmit")):
+            self.ok("chat", room, "news for the %s hook \x1b[5;1H" % mode)
+            r, _ = self.hook(mode, {"hook_event_name": event, "stop_hook_active": False,
+                                    "prompt": "hi"})
+            doc = json.loads(r.stdout)
+            text = doc["reason"] if mode == "stop" else doc["hookSpecificOutput"][
+                "additionalContext"]
+            self.assertIn("news for the %s hook ^[" % mode, text)
+            self.assertFalse([c for c in text if ord(c) < 32 and c not in "\n\t"], text)
+
     def test_prompt_hook_adds_context_bounded(self):
         room = self.new_room()
         self.ok("chat", room, "here", "--tool", "claude-code")
