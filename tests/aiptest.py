@@ -219,13 +219,17 @@ class AipTestCase(unittest.TestCase):
     def assert_one_daemon_set(self):
         """One brokerd and one storaged (spawnd and relayd start beside
         them; a child forked but not yet exec'd shows as brokerd)."""
+        seen = {}
         def settled():
-            names = sorted(self.daemons().values())
+            seen.clear()
+            seen.update(self.daemons())
+            names = sorted(seen.values())
             return (names.count("brokerd") == 1 and names.count("storaged") == 1
                     and set(names) <= {"brokerd", "storaged", "spawnd", "relayd"})
         wait_until(settled, 10, "one daemon set: %r" % self.daemons())
-        return {pid: name for pid, name in self.daemons().items()
-                if name in ("brokerd", "storaged")}
+        #  The set that settled: sampling again could catch a child forked
+        #  since (a worker restarting) that still shows as brokerd
+        return {pid: name for pid, name in seen.items() if name in ("brokerd", "storaged")}
 
     def storaged_pid(self):
         pids = [p for p, n in self.daemons().items() if n == "storaged"]

@@ -369,7 +369,7 @@ class TestMalformedFrames(AipTestCase):
     def setUp(self):
         super().setUp()
         self.ok("daemon", "start")
-        self.pids = self.daemons()
+        self.pids = self.assert_one_daemon_set()
         self.client = ProtoClient(self.home)
         self.addCleanup(self.client.close)
 
@@ -392,7 +392,7 @@ class TestMalformedFrames(AipTestCase):
         self.assertIsNotNone(rep, "the broker stopped answering")
         self.assertIs(rep["ok"], True, rep)
         self.assertIn("rooms", rep["data"])
-        self.assertEqual(self.daemons(), self.pids)
+        self.assertEqual(self.assert_one_daemon_set(), self.pids)
         status = self.ok("daemon", "status")
         self.assertEqual(status["pid"], self.broker_pid())
         store = [d for d in status["daemons"] if d["name"] == "storaged"][0]
