@@ -27,6 +27,8 @@
     X(spawner)           \
     X(stream)            \
     X(relay)             \
+    X(relay_http)        \
+    X(relay_lan)         \
     X(relay_ws)          \
     X(jsonrpc)           \
     X(webmode)           \
