@@ -69,6 +69,10 @@ class WebSocket:
             raise ValueError(status)
 
     def send_frame(self, payload, opcode=1, fin=True):
+        self.sock.sendall(self.frame(payload, opcode, fin))
+
+    def frame(self, payload, opcode=1, fin=True):
+        """The bytes of one masked frame (to send many in one write)."""
         header = bytes([(0x80 if fin else 0) | opcode])
         n = len(payload)
         if n < 126:
@@ -80,7 +84,7 @@ class WebSocket:
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 65536 else \
             _mask_fast(payload, mask)
-        self.sock.sendall(header + mask + masked)
+        return header + mask + masked
 
     def send(self, doc):
         self.send_frame(json.dumps(doc).encode())
