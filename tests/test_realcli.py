@@ -144,6 +144,9 @@ class RealCliCase(aiptest.AipTestCase):
     def assert_offline(self):
         self.assertEqual([r["path"] for r in self.fake.escapes()], [],
                          "a CLI tried to reach the internet")
+        #  and everything a CLI asked the fake for was answered
+        self.assertEqual([(r["method"], r["path"]) for r in self.fake.requests
+                          if r["api"] == "unknown"], [], "a CLI asked for what the fake lacks")
 
     # -- one tool: stream and usage --------------------------------------------
     def first_turn(self, tool):
