@@ -259,7 +259,8 @@ s_text_tail (const char *text, size_t len, size_t max, size_t *out_len)
 }
 
 //  Progress of the running tool on topic room.<id> (local only: events
-//  never leave the machine): {v, type:"progress", room_id, data:{tool,
+//  never leave the machine, an encrypted room's text never leaves this one):
+//  {v, type:"progress", room_id, data:{tool,
 //  msg_id, bytes, elapsed_ms, partial, text, done}}; text is the answer so
 //  far (a text tool's stdout), its last AIP_PROGRESS_TEXT_MAX bytes
 static void
@@ -282,8 +283,11 @@ s_progress (s_spawner_t *self, aip_proc_t *proc, bool done)
     aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
     aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
     aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
-    //  Events are not stored, but an encrypted room's text stays sealed
-    if (self->encrypted) {
+    //  Events are never stored nor sent to a relay: locally they are only
+    //  seen by this user's processes (the events socket is in the home), so
+    //  an encrypted room's text goes out only there, never to a LAN hub's
+    //  broker (remote mode)
+    if (self->encrypted && self->args.hub_key) {
         aip_pack_kstr (pk, "partial", "");
         aip_pack_kstr (pk, "text", "");
     }

@@ -696,6 +696,35 @@ class InviteTest(unittest.TestCase):
         self.run_cli("invite", "--tool", "claude", "--room", room)
         self.assertNotIn("--resume", self.calls("claude")[-1]["argv"])
 
+    def test_password_room_streams_locally(self):
+        # the deltas of a password room's answer reach local viewers (the
+        # events socket is this user's own), never a relay
+        import zmq
+        import msgpack
+        room = self.run_cli("room", "create", "secret", "--password", "pw-123456")["data"]["id"]
+        self.run_cli("chat", room, "hello")
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect("ipc://%s/run/events.ipc" % self.home)
+        sub.setsockopt(zmq.SUBSCRIBE, ("room." + room).encode())
+        self.set_mode("gemini", "stream")
+        proc = subprocess.Popen([AI_PEER, "invite", "--tool", "gemini", "--room", room],
+                                env=self.env, cwd=self.work, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        texts = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sub.poll(100):
+                _, body = sub.recv_multipart()
+                event = msgpack.unpackb(body, raw=False)
+                if event["type"] == "progress":
+                    texts.append(event["data"]["text"])
+        proc.communicate(timeout=30)
+        sub.close()
+        ctx.term()
+        self.assertTrue(any("part 0 of a streamed answer" in t for t in texts), texts)
+
     def test_bad_output_from_a_tool(self):
         room = self.room()
         self.run_cli("chat", room, "hello")
