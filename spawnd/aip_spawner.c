@@ -1187,6 +1187,7 @@ s_discover (s_spawner_t *self, s_result_t *result)
                                                  "version", version, "configured",
                                                  tool->configured));
     }
+    aip_proc_sweep ();          //  what a --version left behind, detached
     result->data = json_pack ("{s:o}", "discovered", found);
     if (*warning)
         json_object_set_new (result->data, "warning", json_string (warning));
