@@ -147,6 +147,9 @@ class WebTest(aiptest.AipTestCase):
         self.assertIsNone(webclient.login(port, "0" * 64))
         status, _, body = webclient.get(port, "/login", method="POST", body="x" * 10000)
         self.assertEqual(status, 413)
+        # no body at all: answered at once, not left waiting
+        self.assertEqual(webclient.get(port, "/login", method="POST")[0], 401)
+        self.assertEqual(webclient.get(port, "/app.js", method="POST", body="x")[0], 401)
         cookie = webclient.login(port, token)
         self.assertRegex(cookie, r"^[0-9a-f]{64}$")
         # ... once only
@@ -243,8 +246,12 @@ class WebTest(aiptest.AipTestCase):
             self.assertTrue(rep and rep["ok"], rep)
             watcher.wait_for(lambda d: d["type"] == "message"
                              and d["message"]["html"].startswith("<p>%d " % n), timeout=20)
-        # its memory was let go, and the others are served
-        self.assertLess(rss_kb(pid) - before, 40 * 1024)
+        # its memory was let go (ASan holds freed memory back: not there),
+        # and the others are served
+        with open("/proc/%d/maps" % pid) as f:
+            sanitized = "libasan" in f.read()
+        if not sanitized:
+            self.assertLess(rss_kb(pid) - before, 40 * 1024)
         # reset at once: what the kernel held for it is dropped as well
         self.assertIsNone(stuck.closed(timeout=20))
         self.assertEqual(self.run_cli("chat", room, "after the stuck page").rc, 0)
@@ -291,6 +298,7 @@ class WebTest(aiptest.AipTestCase):
         log = self.daemon_log()
         self.assertNotIn(self.token(data), log)
         self.assertNotIn("correct horse", log)
+        self.assertNotIn("join-secret-pw", log)
 
     def pwfile(self):
         path = os.path.join(self.tmp, "pw")

@@ -76,7 +76,8 @@ typedef struct {
     int64_t refused_since;      //  when the window began
     int64_t refused_said;       //  when the page was last told it is refused
     s_answer_t answer;          //  HTTP: the answer
-    bool login;                 //  HTTP: a POST /login is being read
+    bool post;                  //  HTTP: a POST whose body is being read
+    bool login;                 //  HTTP: ... to /login
     char body [AIP_WEB_MAX_BODY + 1];   //  HTTP: the posted body
     size_t body_size;           //  bytes in body
     bool body_overflow;         //  the body went over AIP_WEB_MAX_BODY
@@ -245,7 +246,7 @@ s_queue (s_web_t *self, s_conn_t *c, s_frame_t *frame)
 static void
 s_send_json (s_web_t *self, uint64_t serial, json_t *doc)
 {
-    s_conn_t *c = s_page (self, serial);
+    s_conn_t *c = doc ? s_page (self, serial) : NULL;
     if (c) {
         s_frame_t *frame = s_frame_json (doc);
         s_queue (self, c, frame);
@@ -259,6 +260,8 @@ s_send_json (s_web_t *self, uint64_t serial, json_t *doc)
 static void
 s_broadcast (s_web_t *self, json_t *doc, const char *room)
 {
+    if (!doc)
+        return;             //  a string that was not UTF-8 (cut short, say)
     s_frame_t *frame = s_frame_json (doc);
     frame->refs++;              //  held while queuing
     for (s_conn_t *c = (s_conn_t *) zlistx_first (self->pages); c;
@@ -1292,7 +1295,8 @@ s_fd_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
                 tag->job->fdwsi = NULL;
                 lws_set_opaque_user_data (wsi, NULL);
                 free (tag);
-                lws_sul_schedule (self->lws, 0, &self->reap_sul, s_reap_check, 1);
+                if (!self->terminated)
+                    lws_sul_schedule (self->lws, 0, &self->reap_sul, s_reap_check, 1);
             }
             break;
         default:
@@ -1450,11 +1454,14 @@ s_asset (const char *path)
     return NULL;
 }
 
+static void s_login (s_web_t *self, struct lws *wsi, s_conn_t *c);
+
 static int
 s_http_request (s_web_t *self, struct lws *wsi, s_conn_t *c, const char *uri)
 {
     memset (&c->answer, 0, sizeof c->answer);
     c->login = false;
+    c->post = false;
     c->body_size = 0;
     c->body_overflow = false;
     if (!s_host_ok (self, wsi)) {
@@ -1462,13 +1469,26 @@ s_http_request (s_web_t *self, struct lws *wsi, s_conn_t *c, const char *uri)
         return 0;
     }
     bool post = lws_hdr_total_length (wsi, WSI_TOKEN_POST_URI) > 0;
-    if (post && streq (uri, "/login")) {
-        c->login = true;        //  answered once the body is in
+    if (post) {
+        //  Answered once the body is in (HTTP_BODY_COMPLETION)
+        c->login = streq (uri, "/login");
+        c->post = true;
+        //  No length and not chunked: there is no body to wait for
+        char length [24] = "";
+        lws_hdr_copy (wsi, length, sizeof length, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+        if ((!*length || atol (length) == 0)
+        &&  lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) == 0) {
+            c->post = false;
+            if (c->login)
+                s_login (self, wsi, c);
+            else
+                s_answer_text (wsi, c, s_session_ok (self, wsi) ? 405 : 401);
+        }
         return 0;
     }
     bool session = s_session_ok (self, wsi);
     const aip_web_asset_t *asset = s_asset (uri);
-    if (post || !lws_hdr_total_length (wsi, WSI_TOKEN_GET_URI))
+    if (!lws_hdr_total_length (wsi, WSI_TOKEN_GET_URI))
         s_answer_text (wsi, c, session ? 405 : 401);
     else
     if (asset && (asset->public || session))
@@ -1632,7 +1652,7 @@ s_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         case LWS_CALLBACK_HTTP:
             return s_http_request (self, wsi, c, (const char *) in);
         case LWS_CALLBACK_HTTP_BODY:
-            if (c->login && !c->body_overflow) {
+            if (c->login && c->post && !c->body_overflow && in && len > 0) {
                 if (c->body_size + len > AIP_WEB_MAX_BODY)
                     c->body_overflow = true;
                 else {
@@ -1643,6 +1663,9 @@ s_http_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             }
             return 0;
         case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            if (!c->post)
+                return 0;
+            c->post = false;
             if (c->login)
                 s_login (self, wsi, c);
             else
@@ -1849,10 +1872,12 @@ s_web_destroy (s_web_t **self_p)
     s_web_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < AIP_WEB_MAX_JOBS; i++)
-        aip_webjob_destroy (&self->jobs [i].job);
+    //  lws first: closing the commands' pipes calls back into their jobs
+    self->terminated = true;
     if (self->lws)
         lws_context_destroy (self->lws);
+    for (int i = 0; i < AIP_WEB_MAX_JOBS; i++)
+        aip_webjob_destroy (&self->jobs [i].job);
     zhashx_destroy (&self->calls);
     zhashx_destroy (&self->rooms);
     zlistx_destroy (&self->pages);

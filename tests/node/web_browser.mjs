@@ -189,6 +189,41 @@ try {
     assert.equal(streaming.length, 0, "the streamed answer was not replaced by the message");
   });
 
+  await step("quick and discuss with the tool picker", async () => {
+    await page.click("#quick-box summary");
+    await page.fill("#quick-question", "quick question from the page?");
+    await page.check('#quick-tools input[value="codex"]');
+    await page.click('#quick-form button[type="submit"]');
+    await page.waitForSelector('#jobs .job-done[data-kind="quick"]', { timeout: 60000 });
+    // the new room is opened, with the answer in it
+    await messageWith(page, "quick question from the page?", 10000);
+    await messageWith(page, "codex answers", 10000);
+    const quickRoom = await page.evaluate(() => window.aipWeb.current);
+    assert.notEqual(quickRoom, room);
+    await page.click('#rooms li[data-room="' + room + '"]');
+    await messageWith(page, "hello from", 5000);
+    await page.click("#discuss-box summary");
+    await page.check('#discuss-tools input[value="codex"]');
+    await page.check('#discuss-tools input[value="gemini"]');
+    await page.fill("#discuss-rounds", "1");
+    await page.click('#discuss-form button[type="submit"]');
+    await page.waitForSelector('#jobs .job-done[data-kind="discuss"]', { timeout: 90000 });
+    await messageWith(page, "gemini", 10000);
+    await page.click("#discuss-box summary");
+  });
+
+  await step("join by connection string: a clear error for a bad one", async () => {
+    await page.click("#join-box summary");
+    await page.fill("#join-link", "peer://127.0.0.1:9/room-000000000000?token=abc");
+    await page.fill("#join-password", "join-secret-pw");
+    await page.click('#join-form button[type="submit"]');
+    await page.waitForSelector('#jobs .job-failed[data-kind="join"]', { timeout: 60000 });
+    assert.equal(await page.inputValue("#join-password"), "", "the password stayed in the page");
+    const said = await page.textContent("#status");
+    assert.ok(said.length > 10 && !said.includes("join-secret-pw"), "the error: " + said);
+    await page.click("#join-box summary");
+  });
+
   await step("screenshot of the room view", async () => {
     const file = join(out, "room.png");
     await page.screenshot({ path: file, fullPage: false });
