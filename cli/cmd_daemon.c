@@ -8,29 +8,40 @@
 #include <string.h>
 #include <unistd.h>
 
-//  daemon.json: {host, port} of the last start
-static int
-s_read_daemon_json (cli_t *cli, json_t **config)
+//  Largest daemon.json read (it holds two fields)
+#define AIP_DAEMON_JSON_MAX (64 * 1024)
+
+//  daemon.json: {host, port} of the last start. Only a record: when it is
+//  unreadable, too large or not what it should be, status goes on without
+//  it and *problem says why (the next daemon start writes it again)
+static void
+s_read_daemon_json (cli_t *cli, json_t **config, char *problem, size_t size)
 {
     char path [AIP_PATH_MAX];
     aip_home_path (cli->home, "daemon.json", path, sizeof path);
     size_t len;
-    char *text = aip_file_read (path, 64 * 1024, &len);
+    char *text = aip_file_read (path, AIP_DAEMON_JSON_MAX, &len);
     *config = NULL;
-    if (!text)
-        return errno == ENOENT ? 0 : cli_fail (cli, "cannot read %s: %s", path, strerror (errno));
+    *problem = 0;
+    if (!text) {
+        if (errno != ENOENT)
+            snprintf (problem, size, "cannot read %s (%s): ignored; the next 'ai-peer daemon "
+                      "start' writes it again", path, errno == EFBIG ? "larger than 64 KiB"
+                                                                      : strerror (errno));
+        return;
+    }
     json_error_t jerr;
     json_t *root = json_loadb (text, len, 0, &jerr);
     free (text);
     if (!root || !json_is_object (root)
     ||  (json_object_get (root, "port") && !json_is_integer (json_object_get (root, "port")))
     ||  (json_object_get (root, "host") && !json_is_string (json_object_get (root, "host")))) {
+        snprintf (problem, size, "%s is corrupted (%s): ignored; the next 'ai-peer daemon "
+                  "start' writes it again", path, root ? "bad host or port" : jerr.text);
         json_decref (root);
-        return cli_fail (cli, "%s is corrupted (%s): delete it and run 'ai-peer daemon start' "
-                         "to write it again", path, root ? "bad host or port" : jerr.text);
+        return;
     }
     *config = root;
-    return 0;
 }
 
 //  One request to a running broker (never starting one): 0 with *rep, or
@@ -177,8 +188,8 @@ static int
 s_status (cli_t *cli)
 {
     json_t *config;
-    if (s_read_daemon_json (cli, &config))
-        return -1;
+    char problem [AIP_PATH_MAX + 256];
+    s_read_daemon_json (cli, &config, problem, sizeof problem);
     json_t *port = config ? json_object_get (config, "port") : NULL;
     json_t *host = config ? json_object_get (config, "host") : NULL;
     pid_t pid;
@@ -195,6 +206,10 @@ s_status (cli_t *cli)
     if (!host)
         json_decref (json_object_get (cli->data, "host"));
     json_decref (config);
+    if (*problem) {
+        fprintf (stderr, "⚠ %s\n", problem);
+        json_object_set_new (cli->data, "warning", json_string (problem));
+    }
     if (!running)
         return 0;
     char err [1024];
@@ -206,8 +221,15 @@ s_status (cli_t *cli)
             json_object_set (cli->data, "uptime_s", json_object_get (detail, "uptime_s"));
             json_object_set (cli->data, "requests", json_object_get (detail, "requests"));
             json_object_set (cli->data, "daemons", json_object_get (detail, "daemons"));
-            if (json_object_get (detail, "lan"))
-                json_object_set (cli->data, "lan", json_object_get (detail, "lan"));
+            json_t *lan = json_object_get (detail, "lan");
+            if (lan)
+                json_object_set (cli->data, "lan", lan);
+            //  Without a readable daemon.json, the broker says where it listens
+            if (*problem && json_is_integer (json_object_get (lan, "port"))) {
+                json_object_set (cli->data, "port", json_object_get (lan, "port"));
+                if (json_is_string (json_object_get (lan, "address")))
+                    json_object_set (cli->data, "host", json_object_get (lan, "address"));
+            }
             json_decref (detail);
         }
         aip_reply_free (&rep);

@@ -222,4 +222,8 @@
 //  Output of one such command read back (an export)
 #define AIP_WEB_MAX_JOB_OUTPUT  (32 * 1024 * 1024)
 
+//  How far ahead of this machine's clock a relay cursor (a relay's time) may
+//  be: clocks differ, but a cursor far in the future stops every catch-up
+#define AIP_CURSOR_AHEAD_MAX_MS (24LL * 3600 * 1000)
+
 #endif

@@ -109,6 +109,63 @@ aip_time_now (char *buf)
               tm.tm_hour, tm.tm_min, tm.tm_sec, (long) (next % 1000000));
 }
 
+//  n decimal digits at s into *value; false if any is not a digit
+static bool
+s_digits (const char *s, int n, int *value)
+{
+    *value = 0;
+    for (int i = 0; i < n; i++) {
+        if (s [i] < '0' || s [i] > '9')
+            return false;
+        *value = *value * 10 + (s [i] - '0');
+    }
+    return true;
+}
+
+bool
+aip_time_valid (const char *s, size_t len, int64_t *ms)
+{
+    //  2026-11-23T21:29:49 is 19 characters; then fraction and zone
+    if (!s || len < 20 || len > 40)
+        return false;
+    int year, month, day, hour, minute, second;
+    if (!s_digits (s, 4, &year) || s [4] != '-' || !s_digits (s + 5, 2, &month) || s [7] != '-'
+    ||  !s_digits (s + 8, 2, &day) || s [10] != 'T' || !s_digits (s + 11, 2, &hour)
+    ||  s [13] != ':' || !s_digits (s + 14, 2, &minute) || s [16] != ':'
+    ||  !s_digits (s + 17, 2, &second))
+        return false;
+    if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23
+    ||  minute > 59 || second > 60)
+        return false;
+    size_t at = 19;
+    int millis = 0;
+    if (s [at] == '.') {
+        size_t digits = 0;
+        for (at++; at < len && s [at] >= '0' && s [at] <= '9'; at++, digits++)
+            if (digits < 3)
+                millis = millis * 10 + (s [at] - '0');
+        if (digits < 1 || digits > 9)
+            return false;
+        for (; digits < 3; digits++)
+            millis *= 10;
+    }
+    bool zone = (len - at == 1 && s [at] == 'Z')
+             || (len - at == 6 && memcmp (s + at, "+00:00", 6) == 0);
+    if (!zone)
+        return false;
+    if (ms) {
+        struct tm tm = { 0 };
+        tm.tm_year = year - 1900;
+        tm.tm_mon = month - 1;
+        tm.tm_mday = day;
+        tm.tm_hour = hour;
+        tm.tm_min = minute;
+        tm.tm_sec = second;
+        *ms = (int64_t) timegm (&tm) * 1000 + millis;
+    }
+    return true;
+}
+
 bool
 aip_id_valid (const char *s, size_t len)
 {
@@ -355,6 +412,19 @@ aip_util_test (bool verbose)
     aip_time_now (t);
     assert (strlen (t) == AIP_TIME_LEN);
     assert (t [10] == 'T' && strcmp (t + 26, "+00:00") == 0);
+
+    //  ISO-8601 UTC times, as written here, by the relays and by the original
+    int64_t ms;
+    assert (aip_time_valid (t, strlen (t), &ms) && ms / 1000 <= aip_time_ms () / 1000);
+    assert (aip_time_valid ("2026-11-23T21:29:49.953Z", 24, &ms) && ms == 1795469389953);
+    assert (aip_time_valid ("2026-11-23T21:29:49+00:00", 25, NULL));
+    const char *bad_times [] = { "zzzz", "", "2026-11-23 21:29:49Z", "2026-13-23T21:29:49Z",
+                                 "2026-11-23T21:29:49", "2026-11-23T21:29:49.Z",
+                                 "2026-11-23T21:29:49.9531234567Z", "2026-11-23T21:29:49+02:00",
+                                 "2026-11-23T21:29:49Zz", "1969-12-31T23:59:59Z",
+                                 "２026-11-23T21:29:49Z" };
+    for (size_t i = 0; i < sizeof bad_times / sizeof bad_times [0]; i++)
+        assert (!aip_time_valid (bad_times [i], strlen (bad_times [i]), NULL));
 
     assert (!aip_id_valid ("", 0));
     assert (!aip_id_valid ("room id", 7));

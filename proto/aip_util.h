@@ -29,6 +29,10 @@ void aip_random_bytes (void *out, size_t n);
 
 //  True if s matches ^[A-Za-z0-9_-]{1,64}$
 bool aip_id_valid (const char *s, size_t len);
+//  True if s is an ISO-8601 UTC time as ai-peer and the relays write them:
+//  YYYY-MM-DDTHH:MM:SS, optionally .1-9 digits, then Z or +00:00. With
+//  ms, its milliseconds since the epoch.
+bool aip_time_valid (const char *s, size_t len, int64_t *ms);
 //  Make s a valid id in place: characters outside [A-Za-z0-9_-] become '-',
 //  at most 64 kept (host names like "box.local" become "box-local")
 void aip_id_sanitize (char *s);

@@ -85,6 +85,14 @@ aip_relay_jstr (const json_t *o, const char *key)
     return json_string_value (json_object_get (o, key));
 }
 
+bool
+aip_relay_time_cursor_ok (const char *mark)
+{
+    int64_t ms;
+    return aip_time_valid (mark, strlen (mark), &ms)
+        && ms <= aip_time_ms () + AIP_CURSOR_AHEAD_MAX_MS;
+}
+
 //  ---------------------------------------------------------------------
 //  Replies to our own clients (through the broker)
 
@@ -187,6 +195,13 @@ static aip_sync_room_t *
 s_room_add (aip_relayd_t *self, const char *id, const char *url, const char *token,
             const char *cursor)
 {
+    //  A relay cursor stored before they were checked ('zzzz' sorts after
+    //  every time): catch up from the start (ids de-duplicate) rather than never
+    if (cursor && *cursor && !aip_lan_url_is (url) && !aip_relay_time_cursor_ok (cursor)) {
+        zsys_warning ("relay: room %s: stored cursor '%.40s' is not a time; catching up "
+                      "from the beginning", id, cursor);
+        cursor = NULL;
+    }
     aip_sync_room_t *room = (aip_sync_room_t *) zhashx_lookup (self->rooms, id);
     if (room) {
         bool moved = !streq (room->url, url) || !streq (room->token, token);

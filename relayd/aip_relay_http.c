@@ -284,7 +284,10 @@ static void
 s_http_cursor_of (const json_t *m, char *out, size_t size)
 {
     const char *created_at = aip_relay_jstr (m, "created_at");
-    snprintf (out, size, "%s", created_at ? created_at : "");
+    //  Only a time can be a cursor: 'zzzz' or the year 9999 from a relay
+    //  would stop every catch-up
+    bool ok = created_at && aip_relay_time_cursor_ok (created_at);
+    snprintf (out, size, "%s", ok ? created_at : "");
 }
 
 //  HTTP: the catch-up in flight asked from a dropped cursor

@@ -200,6 +200,9 @@ const aip_sync_transport_t *aip_sync_transport_for (const char *url);
 //  The core, for the transports and the hub (aip_relay.c)
 int aip_relay_jitter (int ms);
 const char *aip_relay_jstr (const json_t *o, const char *key);
+//  True if a relay's time may be a cursor: ISO-8601 UTC, at most
+//  AIP_CURSOR_AHEAD_MAX_MS ahead of our clock
+bool aip_relay_time_cursor_ok (const char *mark);
 void aip_relay_reply_json (aip_relayd_t *self, uint64_t tag, uint64_t request_id,
                            const json_t *data);
 void aip_relay_reply_error (aip_relayd_t *self, uint64_t tag, uint64_t request_id,

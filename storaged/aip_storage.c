@@ -78,7 +78,8 @@
                     " AND r.token IS NOT NULL") \
     X (SYNC_CURSOR, "INSERT INTO relay_cursors (room_id, since) SELECT ?1, ?2" \
                     " WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?1)" \
-                    " ON CONFLICT(room_id) DO UPDATE SET since = max(since, excluded.since)") \
+                    " ON CONFLICT(room_id) DO UPDATE SET since = CASE WHEN since > excluded.since" \
+                    " AND since GLOB '[0-9]*' THEN since ELSE excluded.since END") \
     X (CLAIM_GET,   "SELECT sig_hash FROM lan_members WHERE room_id = ?1 AND peer_id = ?2") \
     X (CLAIM_ADD,   "INSERT INTO lan_members (room_id, peer_id, sig_hash) VALUES (?1, ?2, ?3)") \
     X (CLAIM_MEMBER, "SELECT 1 FROM room_peers WHERE room_id = ?1 AND peer_id = ?2") \
@@ -763,6 +764,12 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     aip_obj_get_str (req->args, "metadata", metadata, sizeof metadata, "{}");
     if (!aip_obj_get_str (req->args, "created_at", created_at, sizeof created_at, NULL))
         aip_time_now (created_at);
+    else
+    if (!aip_time_valid (created_at, strlen (created_at), NULL))
+        //  Rooms are ordered by created_at: anything else would sort anywhere
+        return s_fail (self, AIP_ERR_INVALID, "created_at '%.40s' is not an ISO-8601 UTC time "
+                       "(like 2026-11-23T21:29:49.953123+00:00 or 2026-11-23T21:29:49.953Z)",
+                       created_at);
     aip_obj_get_str (peer, "id", peer_id, sizeof peer_id, "");
 
     bool inserted;
@@ -910,9 +917,32 @@ s_op_member_claim (s_storage_t *self, const aip_request_t *req)
     return 0;
 }
 
+//  A relay cursor is a relay's created_at (not far ahead of our clock) or a
+//  LAN hub's zero-padded seq: anything else ('zzzz', a time in the year
+//  9999) would stop every catch-up for good, since cursors only grow
+static bool
+s_cursor_valid (const char *cursor, size_t len)
+{
+    int64_t ms;
+    if (aip_time_valid (cursor, len, &ms))
+        return ms <= aip_time_ms () + AIP_CURSOR_AHEAD_MAX_MS;
+    if (len < 1 || len > 20)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (cursor [i] < '0' || cursor [i] > '9')
+            return false;
+    return true;
+}
+
 static int
 s_op_sync_cursor (s_storage_t *self, const aip_request_t *req)
 {
+    size_t clen;
+    const char *cursor = aip_obj_str (aip_req_arg (req, "cursor"), &clen);
+    if (!cursor || !s_cursor_valid (cursor, clen))
+        return s_fail (self, AIP_ERR_INVALID, "a relay cursor is an ISO-8601 UTC time (at most "
+                       "a day ahead) or a LAN hub's sequence number, not '%.*s'",
+                       cursor ? (int) (clen < 40 ? clen : 40) : 0, cursor ? cursor : "");
     sqlite3_stmt *stmt = s_stmt (self, STMT_SYNC_CURSOR);
     s_bind_obj (stmt, 1, aip_req_arg (req, "room_id"));
     s_bind_obj (stmt, 2, aip_req_arg (req, "cursor"));
@@ -1743,6 +1773,16 @@ aip_storage_test (bool verbose)
         aip_pack_kstr (pk, "cursor", cursors [i]);
         rep = s_call (client, pk);
         assert (rep.ok);
+        aip_reply_free (&rep);
+    }
+    //  What is not a cursor is refused: it would stop catch-up for good
+    const char *not_cursors [] = { "zzzz", "9999-01-01T00:00:00.000Z", "12a", "" };
+    for (int i = 0; i < 4; i++) {
+        aip_request_begin (pk, 70 + i, AIP_OP_SYNC_CURSOR, 2);
+        aip_pack_kstr (pk, "room_id", "room-00000000public");
+        aip_pack_kstr (pk, "cursor", not_cursors [i]);
+        rep = s_call (client, pk);
+        assert (!rep.ok && streq (rep.code, AIP_ERR_INVALID));
         aip_reply_free (&rep);
     }
     aip_request_begin (pk, 58, AIP_OP_SYNC_ROOMS, 0);

@@ -2,7 +2,10 @@
 
 (a) message ids: pipelined sends that let storaged make the ids never meet,
 and an insert that meets an existing id with other content, peer or room is
-refused while a retry of the same message stays idempotent.
+refused while a retry of the same message stays idempotent; (b) what the
+owner's socket takes as a time or a relay cursor is checked (a 'zzzz' cursor
+would stop catch-up for good); (c) `daemon status` with a daemon.json that is
+garbage or too large, while the daemons serve.
 """
 import os
 import re
@@ -99,6 +102,78 @@ class TestMessageIds(AipTestCase):
         self.assertEqual(len(ids), 3)
         for mid in ids:
             self.assertRegex(mid, OWN_MSG_ID)
+
+
+
+class TestOwnerSocket(AipTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ok("daemon", "start")
+        self.client = ProtoClient(self.home)
+        self.addCleanup(self.client.close)
+
+    def test_created_at_must_be_an_iso_utc_time(self):
+        room = self.new_room()
+        for bad in ("zzzz", "", "2026-11-23 21:29:49Z", "2026-11-23T21:29:49+02:00",
+                    "2026-02-30T25:00:00Z", "tomorrow", "9" * 32):
+            rep = self.client.call("msg.send", {"room_id": room, "content": "x", "peer": peer("a"),
+                                                "created_at": bad})
+            self.assertIs(rep["ok"], False, "created_at %r was taken" % bad)
+            self.assertEqual(rep["error"]["code"], "invalid", rep)
+            self.assertIn("ISO-8601", rep["error"]["message"])
+        for good in ("2026-11-23T21:29:49.953123+00:00", "2026-11-23T21:29:49.953Z",
+                     "2026-11-23T21:29:49+00:00"):
+            rep = self.client.call("msg.send", {"room_id": room, "content": good, "peer": peer("a"),
+                                                "created_at": good})
+            self.assertTrue(rep["ok"], rep)
+            self.assertEqual(rep["data"]["created_at"], good)
+        stored = [m["content"] for m in self.read(room) if m["type"] == "message"]
+        self.assertEqual(len(stored), 3)
+
+    def test_a_relay_cursor_must_be_a_time_or_a_seq(self):
+        #  A public room's row, as relay.join leaves it (no relay needed here)
+        rep = self.client.call("room.create", {"id": "room-0000000cursor", "name": "c",
+                                               "mode": "public", "relay_url": "http://127.0.0.1:9",
+                                               "token": "t" * 64})
+        self.assertTrue(rep["ok"], rep)
+        room = "room-0000000cursor"
+        for bad in ("zzzz", "9999-12-31T23:59:59.999Z", "12ab", "", "-1"):
+            rep = self.client.call("sync.cursor", {"room_id": room, "cursor": bad})
+            self.assertIs(rep["ok"], False, "cursor %r was taken" % bad)
+            self.assertIn("cursor", rep["error"]["message"])
+        for good in ("2026-01-01T00:00:00.000Z", "00000000000000000042"):
+            rep = self.client.call("sync.cursor", {"room_id": room, "cursor": good})
+            self.assertTrue(rep["ok"], rep)
+        cursor, = self.db().execute("SELECT since FROM relay_cursors WHERE room_id = ?",
+                                    (room,)).fetchone()
+        self.assertEqual(cursor, "2026-01-01T00:00:00.000Z")
+
+
+class TestDaemonJson(AipTestCase):
+
+    def test_status_with_a_broken_daemon_json_while_serving(self):
+        self.ok("daemon", "start")
+        broker = self.broker_pid()
+        for content, why in ((b"\x00garbage{{{", "corrupted"),
+                             (b'{"host": 5, "port": "x"}', "corrupted"),
+                             (b" " * (64 * 1024 + 1), "larger than 64 KiB"),
+                             (b'{"port": 7899, "host": "127.0.0.1", "pad": "' + b"x" * 200000 + b'"}',
+                              "larger than 64 KiB")):
+            with open(self.path("daemon.json"), "wb") as f:
+                f.write(content)
+            status = self.ok("daemon", "status")
+            self.assertIs(status["running"], True, status)
+            self.assertEqual(status["pid"], broker)
+            self.assertEqual(status["port"], 7899)
+            self.assertEqual(status["host"], "127.0.0.1")
+            self.assertIn("daemons", status)
+            self.assertIn(why, status["warning"])
+            self.assertIn("daemon.json", status["warning"])
+        #  The next start writes it again
+        self.ok("daemon", "stop")
+        self.ok("daemon", "start")
+        self.assertNotIn("warning", self.ok("daemon", "status"))
 
 
 if __name__ == "__main__":

@@ -245,5 +245,36 @@ class JoinTest(unittest.TestCase):
         self.assertEqual(len(self.secret_lines(bob, fernet["id"])), 3)
 
 
+    # -- (c) a cursor that is not a time does not freeze catch-up --------------
+
+    def test_a_stored_garbage_cursor_does_not_freeze_catch_up(self):
+        alice, bob = self.user("alice"), self.user("bob")
+        room = alice.ok("room", "create", "plain", "--relay", "default")
+        rid = room["id"]
+        alice.ok("chat", rid, "before")
+        bob.ok("room", "join", room["connection_string"])
+        self.assertIn("before", bob.contents(rid))
+        bob.ok("daemon", "stop")
+        #  What an unchecked sync.cursor left in a peers.db ('zzzz' sorts after every time)
+        con = sqlite3.connect(os.path.join(bob.home, "peers.db"))
+        with con:
+            con.execute("INSERT INTO relay_cursors (room_id, since) VALUES (?, 'zzzz')"
+                        " ON CONFLICT(room_id) DO UPDATE SET since = 'zzzz'", (rid,))
+        con.close()
+        alice.ok("chat", rid, "while bob was away")
+        wait_for("bob to catch up past a garbage cursor",
+                 lambda: "while bob was away" in bob.contents(rid))
+        self.assertEqual(bob.contents(rid).count("while bob was away"), 1)
+        #  And the garbage is gone once relayd saves a real cursor
+        def saved():
+            con = sqlite3.connect("file:%s?mode=ro" % os.path.join(bob.home, "peers.db"), uri=True)
+            try:
+                return con.execute("SELECT since FROM relay_cursors WHERE room_id = ?",
+                                   (rid,)).fetchone()[0] != "zzzz"
+            finally:
+                con.close()
+        wait_for("relayd to replace the garbage cursor", saved)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
