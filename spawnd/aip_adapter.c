@@ -39,6 +39,7 @@ typedef struct {
     const char *max_cost_args [3];
     const char *fallback_argv [8];
     aip_format_t fallback_format;
+    const char *fallback_ephemeral_args [2];
 } s_builtin_t;
 
 static const s_builtin_t s_builtins [] = {
@@ -49,29 +50,30 @@ static const s_builtin_t s_builtins [] = {
       "run 'claude' once and log in with /login (or set ANTHROPIC_API_KEY)",
       AIP_FORMAT_CLAUDE, { "--resume", "{session_id}", NULL },
       { "--no-session-persistence", NULL }, { "--max-budget-usd", "{max_cost}", NULL },
-      { NULL }, AIP_FORMAT_TEXT },
+      { NULL }, AIP_FORMAT_TEXT, { NULL } },
     //  The model and ephemeral threads go in the protocol (thread/start)
     { "codex", { "codex", "app-server", NULL },
       { NULL }, { NULL }, false,
       "npm install -g @openai/codex",
       "run 'codex login' (or set OPENAI_API_KEY)",
       AIP_FORMAT_CODEX_SERVER, { NULL }, { NULL }, { NULL },
-      { "codex", "exec", "--json", "--skip-git-repo-check", "{model_args}", "-", NULL },
-      AIP_FORMAT_CODEX_EXEC },
+      { "codex", "exec", "--json", "--skip-git-repo-check", "{ephemeral_args}", "{model_args}",
+        "-", NULL },
+      AIP_FORMAT_CODEX_EXEC, { "--ephemeral", NULL } },
     { "opencode", { "opencode", "acp", NULL },
       { NULL }, { NULL }, false,
       "npm install -g opencode-ai",
       "run 'opencode auth login'",
       AIP_FORMAT_ACP, { NULL }, { NULL }, { NULL },
       { "opencode", "run", "--format", "json", "{model_args}", NULL },
-      AIP_FORMAT_OPENCODE_RUN },
+      AIP_FORMAT_OPENCODE_RUN, { NULL } },
     { "gemini", { "gemini", "-p", "", "--output-format", "stream-json", "--skip-trust",
                   "{model_args}", NULL },
       { "-m", "{model}", NULL }, { NULL }, false,
       "npm install -g @google/gemini-cli",
       "run 'gemini' once and choose how to sign in (or set GEMINI_API_KEY)",
       AIP_FORMAT_GEMINI, { "--resume", "{session_id}", NULL }, { NULL }, { NULL },
-      { NULL }, AIP_FORMAT_TEXT },
+      { NULL }, AIP_FORMAT_TEXT, { NULL } },
 };
 
 //  The fallbacks' model arguments (the protocol servers take it in-band)
@@ -127,6 +129,7 @@ s_tool_free (aip_tool_t **tool_p)
     aip_strv_free (&t->ephemeral_args);
     aip_strv_free (&t->max_cost_args);
     aip_strv_free (&t->fallback_argv);
+    aip_strv_free (&t->fallback_ephemeral_args);
     free (t->answer_path);
     free (t->event_key);
     free (t->event_value);
@@ -428,6 +431,8 @@ aip_adapter_new (const char *home, char *warning, size_t warnlen)
         t->max_cost_args = b->max_cost_args [0] ? s_strv_from (b->max_cost_args) : NULL;
         t->fallback_argv = b->fallback_argv [0] ? s_strv_from (b->fallback_argv) : NULL;
         t->fallback_format = b->fallback_format;
+        t->fallback_ephemeral_args = b->fallback_ephemeral_args [0]
+                                   ? s_strv_from (b->fallback_ephemeral_args) : NULL;
         self->tools [self->count++] = t;
     }
     if (home)
@@ -578,7 +583,8 @@ aip_tool_command (const aip_tool_t *tool, const aip_tool_run_t *run, char ***arg
     char *const *groups [4] = {
         run->model && *run->model ? model_args : NULL,
         run->session_id && !run->fallback ? tool->resume_args : NULL,
-        run->ephemeral && !run->fallback ? tool->ephemeral_args : NULL,
+        !run->ephemeral ? NULL : run->fallback ? tool->fallback_ephemeral_args
+                                               : tool->ephemeral_args,
         run->max_cost && *run->max_cost ? tool->max_cost_args : NULL };
     bool spliced [4] = { false, false, false, false };
     size_t n = s_strv_len ((char **) template), extra = 0;

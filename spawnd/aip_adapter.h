@@ -57,6 +57,7 @@ typedef struct {
     char **max_cost_args;       //  to cap the cost at {max_cost} USD, or NULL
     char **fallback_argv;       //  a protocol server cannot run: this instead, or NULL
     aip_format_t fallback_format;   //  ... in this format
+    char **fallback_ephemeral_args; //  ... and to keep no session on disk, or NULL
 } aip_tool_t;
 
 //  What one run adds to the command line

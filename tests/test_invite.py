@@ -677,6 +677,11 @@ class InviteTest(unittest.TestCase):
         self.assertNotIn("--no-session-persistence", self.calls("claude")[-1]["argv"])
         self.run_cli("invite", "--tool", "claude", "--room", room, "--sessions")
         self.assertIn("--resume", self.calls("claude")[-1]["argv"])
+        # codex's fallback (no app server) keeps nothing either
+        self.set_mode("codex", "noserver")
+        self.run_cli("invite", "--tool", "codex", "--room", room)
+        self.assertEqual(self.calls("codex")[-1]["argv"][1:],
+                         ["exec", "--json", "--skip-git-repo-check", "--ephemeral", "-"])
 
     def test_max_cost_and_bad_session_ids(self):
         room = self.room()

@@ -69,13 +69,15 @@ def check_codex(args):
     if not args or args[0] != "exec":
         die("fake codex: interactive mode needs a terminal (use 'codex exec')", 1)
     args = args[1:]
-    skip, i, saw_dash, fmt = False, 0, False, "text"
+    skip, i, saw_dash, fmt, opts = False, 0, False, "text", {}
     while i < len(args):
         a = args[i]
         if a == "--skip-git-repo-check":
             skip = True
         elif a == "--json":
             fmt = "json"
+        elif a == "--ephemeral":
+            opts[a] = True
         elif a in ("-m", "--model", "-s", "--sandbox") and i + 1 < len(args):
             i += 1
         elif a == "-":
@@ -89,7 +91,7 @@ def check_codex(args):
         die("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
     if not saw_dash:
         die("fake codex: expected '-' to read the prompt from stdin", 2)
-    return fmt, {}
+    return fmt, opts
 
 
 def check_opencode(args):
