@@ -7,7 +7,10 @@ under real daemons. Asserted for each tool: the answer's text is published
 on the broker's events while the model is still streaming it, under the id
 the answer is then posted with; the usage ai-peer reports (reply and posted
 metadata) equals what the model reported; nothing leaves loopback. Then a
-401 from the model, the discuss token budget and a quick of all four.
+401 or 429 from the model; a stream the model server cuts off (claude falls
+back to a non-streaming request: its whole answer is posted once; codex and
+gemini give up: the invite fails, nothing posted); the discuss token budget
+and a quick of all four.
 Resumed sessions: test_realcli_sessions.py, on the same helpers.
 
 A CLI that is not installed (scripts/setup.sh runs npm ci in tests/node) is
@@ -230,6 +233,43 @@ class RealCliTest(RealCliCase):
 
     def test_opencode_rate_limit(self):
         self.check_api_error("opencode", 429, "rate|limit|quota")
+
+    # -- the model's stream breaks off ----------------------------------------
+    CUT = "A streamed answer that the model server cuts off after its first part."
+
+    def check_stream_cut(self, tool, times, recovers):
+        """The fake closes the stream after the first delta, `times` times.
+        A tool that recovers (retries, or claude's non-streaming fallback)
+        must get its whole answer posted once, never the cut part glued to
+        it; one that gives up must fail the invite with nothing posted."""
+        self.need(tool)
+        room = self.seeded_room()
+        self.fake.add({"text": self.CUT, "chunks": 4, "hang_up": True, "times": times},
+                      {"text": self.CUT})
+        r = self.cli("invite", "--tool", tool, "--room", room, "--timeout", "180")
+        last = self.read(room)[-1]
+        if recovers:
+            self.assertTrue(r.doc["ok"], r)
+            self.assertEqual(r.doc["data"]["response"].strip(), self.CUT)
+            self.assertEqual(last["content"].strip(), self.CUT)
+        else:
+            self.assertFalse(r.doc["ok"], r)
+            self.assertTrue(r.doc["error"].strip(), r)
+            self.assertTrue(last["content"].startswith("[spawn error]"), last)
+            #  and the part that came is not posted as if it were the answer
+            self.assertNotIn(self.CUT[:17], last["content"])
+        self.assert_offline()
+
+    def test_claude_stream_cut_falls_back(self):
+        #  claude retries a broken stream as one non-streaming request
+        self.check_stream_cut("claude", 50, True)
+
+    def test_codex_stream_cut_fails(self):
+        self.check_stream_cut("codex", 50, False)
+
+    def test_gemini_stream_cut_fails(self):
+        #  gemini exits 0 here, with a result of status "error"
+        self.check_stream_cut("gemini", 50, False)
 
     # -- discuss stops at the token budget --------------------------------------
     def test_discuss_token_budget(self):
