@@ -121,6 +121,12 @@ int cli_room_create_hub (cli_t *cli, const char *name, const char *password, con
 //  caller owns) is the stored message with the plaintext as its content
 int cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_peer_t *me,
               const char *text, size_t len, json_t **sent);
+//  Send text as me without looking at the room first (one round trip): 0
+//  with *sent as cli_send's, *queued when relayd delivers it (a public or
+//  joined LAN room; *lan for the latter); 1 when the room is encrypted
+//  (nothing sent: use cli_room_open and cli_send); -1 on error
+int cli_send_plain (cli_t *cli, const char *room_id, const cli_peer_t *me, const char *text,
+                    size_t len, json_t **sent, bool *queued, bool *lan);
 //  Every message of a room, in order, as a reader sees them (decrypted)
 int cli_conversation (cli_t *cli, const char *room_id, json_t **messages);
 

@@ -149,10 +149,52 @@ cli_send (cli_t *cli, const char *room_id, const cli_room_t *room, const cli_pee
     json_object_set_new (stored, "content", json_stringn_nocheck (text, len));
     //  storaged's note that a public room's message waits for relayd
     json_object_del (stored, "queued");
+    json_object_del (stored, "lan");
     if (sent)
         *sent = stored;
     else
         json_decref (stored);
+    return 0;
+}
+
+int
+cli_send_plain (cli_t *cli, const char *room_id, const cli_peer_t *me, const char *text,
+                size_t len, json_t **sent, bool *queued, bool *lan)
+{
+    char msg_id [AIP_MSG_ID_LEN + 1];
+    aip_msg_id_new (msg_id);
+    uint64_t id = cli_request (cli, AIP_OP_MSG_SEND, 5);
+    aip_pack_kstr (cli->pk, "room_id", room_id);
+    aip_pack_kstr (cli->pk, "id", msg_id);
+    aip_pack_kstrn (cli->pk, "content", text, len);
+    aip_pack_kbool (cli->pk, "plain", true);
+    cli_pack_peer (cli, me);
+    if (!cli->client)
+        return -1;              //  cli_request recorded why
+    aip_reply_t rep;
+    char err [1024];
+    if (aip_client_call (cli->client, cli->pk, id, AIP_CLIENT_TIMEOUT_MS, &rep, err, sizeof err))
+        return cli_fail (cli, "%s", err);
+    if (!rep.ok) {
+        bool encrypted = strcmp (rep.code, AIP_ERR_ENCRYPTED) == 0;
+        if (!encrypted)
+            cli_fail (cli, "%s", rep.message);
+        aip_reply_free (&rep);
+        return encrypted ? 1 : -1;
+    }
+    json_t *stored = aip_json_from_obj (rep.data);
+    aip_reply_free (&rep);
+    if (!json_is_object (stored)) {
+        json_decref (stored);
+        return cli_fail (cli, "storaged's answer to msg.send is not a message");
+    }
+    //  storaged's note that a public (or joined LAN) room's message waits
+    //  for relayd
+    *queued = json_is_true (json_object_get (stored, "queued"));
+    *lan = json_is_true (json_object_get (stored, "lan"));
+    json_object_del (stored, "queued");
+    json_object_del (stored, "lan");
+    *sent = stored;
     return 0;
 }
 

@@ -205,13 +205,22 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (!aip_utf8_valid (message, len))
         cli_fail (cli, "the message is not valid UTF-8");
     else {
-        cli_room_t room;
+        //  Sent as it is, unless storaged says the room is encrypted: then
+        //  with the room's key, encrypted here
         json_t *sent;
-        if (cli_room_open (cli, room_id, &room) == 0
-        &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0)
-            rc = room.public ? s_relay_wait (cli, room_id, room.lan, sent)
-                             : s_sent (cli, sent, NULL);
-        sodium_memzero (&room, sizeof room);
+        bool queued = false, lan = false;
+        int plain = cli_send_plain (cli, room_id, &peer, message, len, &sent, &queued, &lan);
+        if (plain == 0)
+            rc = queued ? s_relay_wait (cli, room_id, lan, sent) : s_sent (cli, sent, NULL);
+        else
+        if (plain == 1) {
+            cli_room_t room;
+            if (cli_room_open (cli, room_id, &room) == 0
+            &&  cli_send (cli, room_id, &room, &peer, message, len, &sent) == 0)
+                rc = room.public ? s_relay_wait (cli, room_id, room.lan, sent)
+                                 : s_sent (cli, sent, NULL);
+            sodium_memzero (&room, sizeof room);
+        }
     }
 cleanup:
     free (message);

@@ -15,9 +15,83 @@
 #include <string.h>
 #include <time.h>
 
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+//  ---------------------------------------------------------------------------
+//  OpenSSL, loaded on first use: only the original's Fernet rooms need it,
+//  and a linked libcrypto costs every command of the CLI its start-up (the
+//  dynamic loader's relocations of a 4.5 MB library, ~2 ms here)
+
+#define S_STR(x) #x
+#define S_XSTR(x) S_STR(x)
+#define S_LIBCRYPTO "libcrypto.so." S_XSTR (OPENSSL_VERSION_MAJOR)
+
+typedef struct {
+    EVP_CIPHER_CTX *(*ctx_new) (void);
+    void (*ctx_free) (EVP_CIPHER_CTX *ctx);
+    int (*encrypt_init) (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *engine,
+                         const unsigned char *key, const unsigned char *iv);
+    int (*encrypt_update) (EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl,
+                           const unsigned char *in, int inl);
+    int (*encrypt_final) (EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl);
+    int (*decrypt_init) (EVP_CIPHER_CTX *ctx, const EVP_CIPHER *cipher, ENGINE *engine,
+                         const unsigned char *key, const unsigned char *iv);
+    int (*decrypt_update) (EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl,
+                           const unsigned char *in, int inl);
+    int (*decrypt_final) (EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl);
+    const EVP_CIPHER *(*aes_128_cbc) (void);
+    const EVP_MD *(*sha256) (void);
+    int (*pbkdf2) (const char *pass, int passlen, const unsigned char *salt, int saltlen,
+                   int iter, const EVP_MD *digest, int keylen, unsigned char *out);
+    void (*thread_stop) (void);
+} s_openssl_t;
+
+static s_openssl_t s_ossl;              //  its functions, once loaded
+static bool s_ossl_ok;                  //  loaded, every function found
+static pthread_once_t s_ossl_once = PTHREAD_ONCE_INIT;
+
+static void
+s_openssl_load (void)
+{
+    void *lib = dlopen (S_LIBCRYPTO, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fprintf (stderr, "ai-peer: cannot load %s (OpenSSL), which Fernet rooms need: %s\n",
+                 S_LIBCRYPTO, dlerror ());
+        return;
+    }
+    struct { void **slot; const char *name; } table [] = {
+        { (void **) &s_ossl.ctx_new,        "EVP_CIPHER_CTX_new" },
+        { (void **) &s_ossl.ctx_free,       "EVP_CIPHER_CTX_free" },
+        { (void **) &s_ossl.encrypt_init,   "EVP_EncryptInit_ex" },
+        { (void **) &s_ossl.encrypt_update, "EVP_EncryptUpdate" },
+        { (void **) &s_ossl.encrypt_final,  "EVP_EncryptFinal_ex" },
+        { (void **) &s_ossl.decrypt_init,   "EVP_DecryptInit_ex" },
+        { (void **) &s_ossl.decrypt_update, "EVP_DecryptUpdate" },
+        { (void **) &s_ossl.decrypt_final,  "EVP_DecryptFinal_ex" },
+        { (void **) &s_ossl.aes_128_cbc,    "EVP_aes_128_cbc" },
+        { (void **) &s_ossl.sha256,         "EVP_sha256" },
+        { (void **) &s_ossl.pbkdf2,         "PKCS5_PBKDF2_HMAC" },
+        { (void **) &s_ossl.thread_stop,    "OPENSSL_thread_stop" },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table [0]; i++)
+        if (!(*table [i].slot = dlsym (lib, table [i].name))) {
+            fprintf (stderr, "ai-peer: %s has no %s\n", S_LIBCRYPTO, table [i].name);
+            return;
+        }
+    s_ossl_ok = true;
+}
+
+//  OpenSSL's functions, or NULL when it cannot be loaded (said on stderr)
+static const s_openssl_t *
+s_openssl (void)
+{
+    pthread_once (&s_ossl_once, s_openssl_load);
+    return s_ossl_ok ? &s_ossl : NULL;
+}
 
 #ifndef AIP_SOURCE_DIR
 #   define AIP_SOURCE_DIR "."
@@ -172,7 +246,9 @@ aip_crypto_init (void)
 void
 aip_crypto_thread_stop (void)
 {
-    OPENSSL_thread_stop ();
+    //  Nothing to stop in a thread of a process that never loaded it
+    if (s_ossl_ok)
+        s_ossl.thread_stop ();
 }
 
 const char *
@@ -317,10 +393,12 @@ aip_crypto_fernet_key (const char *password, const char *room_id,
     size_t room_len = strlen (room_id);
     if (password_len > INT32_MAX || room_len > INT32_MAX)
         return -1;
-    if (PKCS5_PBKDF2_HMAC (password, (int) password_len,
-                           (const unsigned char *) room_id, (int) room_len,
-                           AIP_CRYPTO_FERNET_ITERATIONS, EVP_sha256 (),
-                           AIP_CRYPTO_KEY_BYTES, key) != 1)
+    const s_openssl_t *ossl = s_openssl ();
+    if (!ossl
+    ||  ossl->pbkdf2 (password, (int) password_len,
+                      (const unsigned char *) room_id, (int) room_len,
+                      AIP_CRYPTO_FERNET_ITERATIONS, ossl->sha256 (),
+                      AIP_CRYPTO_KEY_BYTES, key) != 1)
         return -1;
     return 0;
 }
@@ -338,6 +416,9 @@ aip_crypto_fernet_encrypt_at (const uint8_t key [AIP_CRYPTO_KEY_BYTES],
     if (size > AIP_CRYPTO_MAX_PLAINTEXT)
         return AIP_CRYPTO_TOO_LARGE;
 
+    const s_openssl_t *ossl = s_openssl ();
+    if (!ossl)
+        return AIP_CRYPTO_ERROR;
     int rc = AIP_CRYPTO_ERROR;
     EVP_CIPHER_CTX *ctx = NULL;
     size_t padded = (size / FERNET_BLOCK + 1) * FERNET_BLOCK;
@@ -352,15 +433,15 @@ aip_crypto_fernet_encrypt_at (const uint8_t key [AIP_CRYPTO_KEY_BYTES],
     memcpy (bin + 9, iv, AIP_CRYPTO_FERNET_IV_BYTES);
 
     //  AES-128-CBC, PKCS7 padding (EVP's default), encryption key = key[16..31]
-    ctx = EVP_CIPHER_CTX_new ();
+    ctx = ossl->ctx_new ();
     if (!ctx
-    ||  EVP_EncryptInit_ex (ctx, EVP_aes_128_cbc (), NULL, key + FERNET_HALF_KEY, iv) != 1)
+    ||  ossl->encrypt_init (ctx, ossl->aes_128_cbc (), NULL, key + FERNET_HALF_KEY, iv) != 1)
         goto cleanup;
     int written = 0, final = 0;
     if (size
-    &&  EVP_EncryptUpdate (ctx, bin + FERNET_HEADER, &written, plaintext, (int) size) != 1)
+    &&  ossl->encrypt_update (ctx, bin + FERNET_HEADER, &written, plaintext, (int) size) != 1)
         goto cleanup;
-    if (EVP_EncryptFinal_ex (ctx, bin + FERNET_HEADER + written, &final) != 1
+    if (ossl->encrypt_final (ctx, bin + FERNET_HEADER + written, &final) != 1
     ||  (size_t) written + (size_t) final != padded)
         goto cleanup;
 
@@ -372,7 +453,8 @@ aip_crypto_fernet_encrypt_at (const uint8_t key [AIP_CRYPTO_KEY_BYTES],
         rc = AIP_CRYPTO_OK;
 
 cleanup:
-    EVP_CIPHER_CTX_free (ctx);
+    if (ctx)
+        ossl->ctx_free (ctx);
     free (bin);
     return rc;
 }
@@ -404,6 +486,9 @@ aip_crypto_fernet_decrypt (const uint8_t key [AIP_CRYPTO_KEY_BYTES],
     if (text_len > s_fernet_max_text ())
         return AIP_CRYPTO_TOO_LARGE;
 
+    const s_openssl_t *ossl = s_openssl ();
+    if (!ossl)
+        return AIP_CRYPTO_ERROR;
     aip_crypto_result_t rc = AIP_CRYPTO_MALFORMED;
     EVP_CIPHER_CTX *ctx = NULL;
     uint8_t *plain = NULL;
@@ -430,15 +515,15 @@ aip_crypto_fernet_decrypt (const uint8_t key [AIP_CRYPTO_KEY_BYTES],
     rc = AIP_CRYPTO_ERROR;
     plain_cap = cipher_len + FERNET_BLOCK + 1;
     plain = malloc (plain_cap);
-    ctx = EVP_CIPHER_CTX_new ();
+    ctx = ossl->ctx_new ();
     if (!plain || !ctx
-    ||  EVP_DecryptInit_ex (ctx, EVP_aes_128_cbc (), NULL,
+    ||  ossl->decrypt_init (ctx, ossl->aes_128_cbc (), NULL,
                             key + FERNET_HALF_KEY, bin + 9) != 1)
         goto cleanup;
     int written = 0, final = 0;
-    if (EVP_DecryptUpdate (ctx, plain, &written, bin + FERNET_HEADER,
-                           (int) cipher_len) != 1
-    ||  EVP_DecryptFinal_ex (ctx, plain + written, &final) != 1) {
+    if (ossl->decrypt_update (ctx, plain, &written, bin + FERNET_HEADER,
+                              (int) cipher_len) != 1
+    ||  ossl->decrypt_final (ctx, plain + written, &final) != 1) {
         //  Authentic but badly padded: made by a key holder, still not a good token
         rc = AIP_CRYPTO_MALFORMED;
         goto cleanup;
@@ -461,7 +546,8 @@ cleanup:
         sodium_memzero (plain, plain_cap);
         free (plain);
     }
-    EVP_CIPHER_CTX_free (ctx);
+    if (ctx)
+        ossl->ctx_free (ctx);
     free (bin);
     return rc;
 }

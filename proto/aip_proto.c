@@ -67,6 +67,10 @@ static const aip_field_t s_msg_send_fields [] = {
     //  true when relayd inserts a message that came from the relay: it is
     //  not queued for delivery, and a new member is not announced locally
     { "remote",     AIP_T_BOOL, false, 0,               NULL, NULL },
+    //  true when the sender did not encrypt the content: an encrypted
+    //  room refuses it with "encrypted" (a plain room's send is then one
+    //  round trip: no key lookup first)
+    { "plain",      AIP_T_BOOL, false, 0,               NULL, NULL },
     F_END
 };
 

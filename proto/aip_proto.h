@@ -117,6 +117,9 @@ typedef enum {
 #define AIP_ERR_WORKER_LOST "worker_lost"   //  worker died mid-request
 #define AIP_ERR_INTERNAL    "internal"      //  storage failure etc.
 #define AIP_ERR_TIMEOUT     "timeout"
+//  msg.send with plain: true into an encrypted room: nothing was stored;
+//  encrypt with the room's key and send again
+#define AIP_ERR_ENCRYPTED   "encrypted"
 
 //  Op name, service and schema
 const char *aip_op_name (aip_op_t op);

@@ -739,6 +739,11 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     if (s_room_arg (self, req, "room_id", room_id))
         return -1;
     bool encrypted = s_room_encrypted (self);
+    const char *mode = (const char *) sqlite3_column_text (self->stmt [STMT_ROOM_GET], 2);
+    bool lan = mode && streq (mode, "lan");
+    if (encrypted && aip_obj_get_bool (req->args, "plain", false))
+        return s_fail (self, AIP_ERR_ENCRYPTED, "Room '%s' is encrypted: encrypt the message "
+                       "with the room's key and send it again", room_id);
     size_t clen;
     const char *content = aip_obj_str (aip_req_arg (req, "content"), &clen);
     const aip_obj_t *type_arg = aip_req_arg (req, "type");
@@ -822,13 +827,15 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     if (queued) {
-        //  The message map with one more key: {..., queued: true}
+        //  The message map with two more keys: {..., queued: true, lan}
+        //  (the sender waits for the relay, or the LAN hub, to take it)
         const unsigned char *bytes = (const unsigned char *) data;
         assert (bytes [0] == 0x8a);         //  fixmap of 10
-        unsigned char header = 0x8b;
+        unsigned char header = 0x8c;
         aip_pack_raw (self->reply, &header, 1);
         aip_pack_raw (self->reply, bytes + 1, size - 1);
         aip_pack_kbool (self->reply, "queued", true);
+        aip_pack_kbool (self->reply, "lan", lan);
         s_queue_outbox_event (self, room_id, id);
     }
     else

@@ -109,6 +109,42 @@ class EncryptedRooms(AipTestCase):
         self.assertIn("[encrypted — wrong password or corrupted]", contents)
         self.assertNotIn("trust me", contents)
 
+    def test_a_send_in_one_round_trip_is_refused_by_an_encrypted_room(self):
+        """chat sends without asking for the room's key first (plain: true):
+        an encrypted room refuses that with "encrypted", storing nothing, and
+        the CLI then encrypts - also a text that looks like ciphertext."""
+        rid = self.ok("room", "create", "secret", "--password", PASSWORD)["id"]
+        plain_rid = self.new_room("plain")
+        from aiptest import ProtoClient
+        client = ProtoClient(self.home)
+        self.addCleanup(client.close)
+        for content in ("plain text", "gAAAAAlooks-like-fernet", "aip1:looks-like-aip1"):
+            rep = client.call("msg.send", {"room_id": rid, "content": content, "plain": True,
+                                           "peer": {"id": "alice", "name": "a",
+                                                    "type": "human"}})
+            self.assertFalse(rep["ok"], rep)
+            self.assertEqual(rep["error"]["code"], "encrypted", rep)
+            self.assertIn("encrypt the message", rep["error"]["message"])
+        rep = client.call("msg.send", {"room_id": plain_rid, "content": "hello", "plain": True,
+                                       "peer": {"id": "alice", "name": "a", "type": "human"}})
+        self.assertTrue(rep["ok"], rep)
+        self.assertNotIn("queued", rep["data"])         # a local room: nothing for relayd
+        #  The CLI: a plain room in one request, an encrypted one encrypted
+        sent = self.ok("chat", plain_rid, "gAAAAAhello")["sent"]
+        self.assertEqual(sent["content"], "gAAAAAhello")
+        self.assertNotIn("queued", sent)
+        self.assertNotIn("lan", sent)
+        sent = self.ok("chat", rid, "gAAAAAhello")["sent"]
+        self.assertEqual(sent["content"], "gAAAAAhello")
+        self.assertEqual([m["content"] for m in self.read(rid) if m["type"] == "message"],
+                         ["gAAAAAhello"])
+        self.stop_daemons()
+        with sqlite3.connect(self.path("peers.db")) as db:
+            stored = [r[0] for r in db.execute(
+                "SELECT content FROM messages WHERE room_id=? AND type='message'", (rid,))]
+        self.assertEqual(len(stored), 1)
+        self.assertTrue(stored[0].startswith("aip1:"), stored)
+
     def test_original_database_with_plaintext_password_and_fernet_messages(self):
         v = VECTORS["fernet"][0]
         os.makedirs(self.home)
