@@ -381,7 +381,7 @@ class RelayTest(unittest.TestCase):
         self.assertNotIn("fake", self.bob.contents(self.room))
 
     @unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
-    def test_10_a_remote_member_cannot_take_the_terminal(self):
+    def test_9b_a_remote_member_cannot_take_the_terminal(self):
         # alice watches in a real terminal; bob, through the relay, sends
         # a name and text full of escape sequences
         self.join_bob()
