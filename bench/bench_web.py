@@ -3,8 +3,9 @@
   1. a message sent by the CLI -> in the page's DOM (headless Chromium): median
   2. webd's idle RSS: started, and with a page open
   3. 20 open pages on one room: webd CPU per message (utime+stime of webd
-     from /proc, over M messages, the pages being WebSocket clients that read
-     every frame — the same frames a browser page gets)
+     from /proc): 20 Chromium pages over 100 CLI messages, and 0 / 1 / 20
+     WebSocket clients that read every frame (the same frames a page gets)
+     over 500 messages
 
 usage: AIP_BIN_DIR=build python3 bench/bench_web.py [--n 50] [--messages 500]
 Real daemons in a temporary AI_PEERS_HOME; prints one JSON document.
@@ -126,6 +127,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--messages", type=int, default=500)
+    ap.add_argument("--browser-pages", type=int, default=20)
+    ap.add_argument("--browser-messages", type=int, default=100)
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="aipbw", dir="/tmp")
     env = dict(os.environ, AI_PEERS_HOME=home)
@@ -138,12 +141,15 @@ def main():
         out["webd_rss_kb_idle"] = rss_kb(pid)
         # 1. CLI -> DOM
         e = dict(env, WEB_URL=data["url"], ROOM=room, AIP_CLI=CLI, N=str(args.n),
-                 AIP_SOURCE_DIR=SRC)
+                 AIP_SOURCE_DIR=SRC, PAGES=str(args.browser_pages), M=str(args.browser_messages),
+                 WEBD_PID=str(pid))
         p = subprocess.run(["node", os.path.join(SRC, "bench", "bench_web_dom.mjs")], env=e,
                            capture_output=True, timeout=600)
         if p.returncode:
             sys.exit(p.stderr.decode())
         dom = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        if "pages" in dom:
+            out["chromium_pages"] = dom.pop("pages")
         for key, values in dom.items():
             out[key] = {"median": statistics.median(values), "min": min(values),
                         "max": max(values), "n": len(values)}

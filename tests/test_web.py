@@ -295,6 +295,12 @@ class WebTest(aiptest.AipTestCase):
         self.assertTrue(os.path.exists(os.path.join(self.fake_dir, "codex.calls.jsonl")))
         self.assertTrue(os.path.exists(os.path.join(self.fake_dir, "claude.calls.jsonl"))
                         or os.path.exists(os.path.join(self.fake_dir, "claude-code.calls.jsonl")))
+        # the page's post in the encrypted room is ciphertext on disk
+        with self.db() as db:
+            stored = [r[0] for r in db.execute("SELECT content FROM messages WHERE room_id = ?",
+                                               (room2,))]
+        self.assertTrue(stored)
+        self.assertFalse([c for c in stored if "secret from the page" in c])
         log = self.daemon_log()
         self.assertNotIn(self.token(data), log)
         self.assertNotIn("correct horse", log)

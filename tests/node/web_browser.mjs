@@ -120,6 +120,18 @@ try {
     }, room2, { timeout: 5000 });
   });
 
+  await step("an encrypted room: read and written in plaintext here", async () => {
+    await page.click('#rooms li[data-room="' + room2 + '"]');
+    await messageWith(page, "a note for the other room", 5000);
+    await page.fill("#text", "secret from the page");
+    await page.click("#send");
+    await messageWith(page, "secret from the page", 5000);
+    const msgs = cli("chat", room2, "-n", "5").messages;
+    assert.ok(msgs.some((m) => m.content === "secret from the page"), "the CLI cannot read it");
+    await page.click('#rooms li[data-room="' + room + '"]');
+    await messageWith(page, "hello from", 5000);
+  });
+
   await step("hostile messages are inert", async () => {
     await page.evaluate(() => { window.__pwned = 0; });
     const hostile = [
