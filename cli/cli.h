@@ -206,4 +206,13 @@ int cli_each_page (cli_t *cli, const char *room_id, cli_page_fn *fn, void *arg, 
 //  Every message of a room as one JSON array (as stored: not decrypted)
 int cli_messages_json (cli_t *cli, const char *room_id, json_t **messages, size_t *total);
 
+//  Display names two peers share (anyone can take any name on a relay):
+//  human-facing renderings show such a name with its peer id. names maps a
+//  name to the first peer id seen with it, or to "" once two share it.
+//  Records name for peer_id; true if name is shared by now.
+bool cli_name_shared (json_t *names, const char *name, const char *peer_id);
+//  names seeded from a room's members (json array of {id, name}), or from
+//  the daemons when members is NULL. Never NULL.
+json_t *cli_room_names (cli_t *cli, const char *room_id, const json_t *members);
+
 #endif

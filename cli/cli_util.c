@@ -373,3 +373,42 @@ cli_lan_peers (cli_t *cli)
     }
     return peers;
 }
+
+bool
+cli_name_shared (json_t *names, const char *name, const char *peer_id)
+{
+    if (!names || !name || !peer_id || !*name)
+        return false;
+    const char *first = json_string_value (json_object_get (names, name));
+    if (!first) {
+        json_object_set_new (names, name, json_string (peer_id));
+        return false;
+    }
+    if (!*first)
+        return true;
+    if (strcmp (first, peer_id) == 0)
+        return false;
+    json_object_set_new (names, name, json_string (""));
+    return true;
+}
+
+json_t *
+cli_room_names (cli_t *cli, const char *room_id, const json_t *members)
+{
+    json_t *names = json_object ();
+    json_t *data = NULL;
+    if (!members) {
+        uint64_t id = cli_request (cli, AIP_OP_ROOM_PEERS, 1);
+        aip_pack_kstr (cli->pk, "id", room_id);
+        if (cli_call (cli, id, &data) == 0)
+            members = json_object_get (data, "peers");
+        cli->err [0] = 0;               //  names are a nicety: no error for them
+    }
+    size_t i;
+    const json_t *p;
+    json_array_foreach (members, i, p)
+        cli_name_shared (names, json_string_value (json_object_get (p, "name")),
+                         json_string_value (json_object_get (p, "id")));
+    json_decref (data);
+    return names;
+}

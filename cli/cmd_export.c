@@ -177,7 +177,31 @@ typedef struct {
     FILE *out;                  //  memstream
     json_t *room;               //  the room row
     cli_room_t *keys;           //  its key, if encrypted
+    json_t *names;              //  display names two peers share (cli_name_shared)
 } s_render_t;
+
+//  A speaker's name, and its peer id when another peer has the same name
+//  (or the exported text would pass one for the other)
+static void
+s_md_speaker (FILE *out, json_t *names, const char *name, int name_len, const char *peer_id,
+              int id_len, const char *tool, int tool_len)
+{
+    char n [AIP_MAX_NAME + 1], id [AIP_MAX_ID + 1];
+    snprintf (n, sizeof n, "%.*s", name_len, name);
+    snprintf (id, sizeof id, "%.*s", id_len, peer_id);
+    bool shared = cli_name_shared (names, n, id) && strcmp (n, id) != 0;
+    s_md_inline (out, name, (size_t) name_len);
+    if (shared || tool_len) {
+        fputs (" (", out);
+        if (shared)
+            s_md_inline (out, peer_id, (size_t) id_len);
+        if (shared && tool_len)
+            fputs (", ", out);
+        if (tool_len)
+            s_md_inline (out, tool, (size_t) tool_len);
+        fputc (')', out);
+    }
+}
 
 static int
 s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
@@ -222,7 +246,7 @@ s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
             *t = ' ';
         if (type_len == 6 && memcmp (type, "system", 6) == 0) {
             fputc ('*', out);
-            s_md_inline (out, name, (size_t) name_len);
+            s_md_speaker (out, r->names, name, name_len, peer_id, id_len, NULL, 0);
             fputc (' ', out);
             s_md_inline (out, content, (size_t) text_len);
             fputs ("* — ", out);
@@ -231,12 +255,7 @@ s_markdown_page (cli_t *cli, const aip_obj_t *page, void *arg)
         }
         else {
             fputs ("**", out);
-            s_md_inline (out, name, (size_t) name_len);
-            if (tool_len) {
-                fputs (" (", out);
-                s_md_inline (out, tool, (size_t) tool_len);
-                fputc (')', out);
-            }
+            s_md_speaker (out, r->names, name, name_len, peer_id, id_len, tool, tool_len);
             fputs ("** [", out);
             s_md_inline_str (out, when);
             fputs ("]:\n\n", out);
@@ -274,17 +293,25 @@ s_markdown (cli_t *cli, json_t *room, json_t *peers, cli_room_t *keys, size_t *s
     fprintf (out, "\n- **Participants**: ");
     size_t i;
     json_t *p;
+    json_t *names = cli_room_names (cli, s_str (room, "id", ""), peers);
     json_array_foreach (peers, i, p) {
         const char *tool = s_str (p, "tool", NULL);
+        const char *name = s_str (p, "name", "?");
+        const char *pid = s_str (p, "id", "?");
         fputs (i ? ", " : "", out);
-        s_md_inline_str (out, s_str (p, "name", "?"));
+        s_md_inline_str (out, name);
         fputs (" (", out);
+        if (cli_name_shared (names, name, pid) && strcmp (name, pid) != 0) {
+            s_md_inline_str (out, pid);
+            fputs (", ", out);
+        }
         s_md_inline_str (out, tool && *tool ? tool : s_str (p, "type", "?"));
         fputc (')', out);
     }
     fprintf (out, "\n\n---\n\n");
-    s_render_t render = { out, room, keys };
+    s_render_t render = { out, room, keys, names };
     int rc = cli_each_page (cli, s_str (room, "id", ""), s_markdown_page, &render, count);
+    json_decref (names);
     if (fclose (out) != 0 || rc) {
         free (text);
         return NULL;

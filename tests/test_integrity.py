@@ -5,7 +5,9 @@ and an insert that meets an existing id with other content, peer or room is
 refused while a retry of the same message stays idempotent; (b) what the
 owner's socket takes as a time or a relay cursor is checked (a 'zzzz' cursor
 would stop catch-up for good); (c) `daemon status` with a daemon.json that is
-garbage or too large, while the daemons serve.
+garbage or too large, while the daemons serve; (d) a display name two peers
+share is shown with each one's peer id wherever a person reads it (export md,
+chat -i), while JSON keeps the stored fields as they are.
 """
 import os
 import re
@@ -174,6 +176,45 @@ class TestDaemonJson(AipTestCase):
         self.ok("daemon", "stop")
         self.ok("daemon", "start")
         self.assertNotIn("warning", self.ok("daemon", "status"))
+
+
+
+class TestSharedNames(AipTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.room = self.new_room("names")
+        host = self.ok("identity")["id"].split("-human-")[0]
+        self.codex, self.gemini = host + "-codex", host + "-gemini"
+        self.ok("chat", self.room, "--tool", "codex", "--as", "bob", "I am bob")
+        self.ok("chat", self.room, "--tool", "gemini", "--as", "bob", "no, I am bob")
+        self.ok("chat", self.room, "--tool", "opencode", "--as", "carol", "carol here")
+
+    def test_export_md_names_both_bobs(self):
+        md = self.ok("export", self.room, "--format", "md")["markdown"]
+        self.assertIn("**bob (%s, codex)** [" % self.codex, md)
+        self.assertIn("**bob (%s, gemini)** [" % self.gemini, md)
+        self.assertIn("**carol (opencode)** [", md)
+        self.assertNotIn("carol (%s" % self.codex, md)
+        participants = [l for l in md.splitlines() if l.startswith("- **Participants**")][0]
+        self.assertIn("bob (%s, codex)" % self.codex, participants)
+        self.assertIn("bob (%s, gemini)" % self.gemini, participants)
+        self.assertIn("carol (opencode)", participants)
+        #  JSON keeps what is stored
+        data = self.ok("export", self.room, "--format", "json")
+        names = {m["peer_id"]: m["peer_name"] for m in data["messages"]}
+        self.assertEqual(names[self.codex], "bob")
+        self.assertEqual(names[self.gemini], "bob")
+        self.assertEqual({m["peer_name"] for m in self.read(self.room)
+                          if m["peer_id"] in (self.codex, self.gemini)}, {"bob"})
+
+    def test_chat_i_names_both_bobs(self):
+        r = self.run_cli("chat", self.room, "-i", input=b"")
+        self.assert_envelope(r)
+        shown = r.stderr.decode()
+        self.assertIn("[bob (%s, codex)]: I am bob" % self.codex, shown)
+        self.assertIn("[bob (%s, gemini)]: no, I am bob" % self.gemini, shown)
+        self.assertIn("[carol (opencode)]: carol here", shown)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ typedef struct {
     unsigned ticks;                 //  seconds in the room
     char exe_dir [AIP_PATH_MAX];    //  where ai-peer lives
     s_live_t live [MAX_LIVE];       //  answers growing above the prompt
+    json_t *names;                  //  display names two peers share (cli_name_shared)
     int live_rows;                  //  terminal rows they take now
 } s_chat_t;
 
@@ -259,10 +260,18 @@ s_print_message (s_chat_t *self, const char *peer_id, const char *name, const ch
     const char *color = s_color (self, peer_id ? peer_id : "");
     const char *reset = self->color ? "\033[0m" : "";
     const char *who = name ? name : peer_id ? peer_id : "?";
+    //  A name another peer has too is shown with its peer id
+    bool shared = peer_id && cli_name_shared (self->names, who, peer_id)
+               && strcmp (who, peer_id) != 0;
     if (type && strcmp (type, "system") == 0) {
         s_layout_text (&lay, "  * ");
         s_layout_codes (&lay, color);
         s_layout_untrusted (&lay, who, true);
+        if (shared) {
+            s_layout_text (&lay, " (");
+            s_layout_untrusted (&lay, peer_id, true);
+            s_layout_text (&lay, ")");
+        }
         s_layout_codes (&lay, reset);
         s_layout_text (&lay, " ");
     }
@@ -270,9 +279,14 @@ s_print_message (s_chat_t *self, const char *peer_id, const char *name, const ch
         s_layout_codes (&lay, color);
         s_layout_text (&lay, "[");
         s_layout_untrusted (&lay, who, true);
-        if (tool && *tool) {
+        if (shared || (tool && *tool)) {
             s_layout_text (&lay, " (");
-            s_layout_untrusted (&lay, tool, true);
+            if (shared)
+                s_layout_untrusted (&lay, peer_id, true);
+            if (shared && tool && *tool)
+                s_layout_text (&lay, ", ");
+            if (tool && *tool)
+                s_layout_untrusted (&lay, tool, true);
             s_layout_text (&lay, ")");
         }
         s_layout_text (&lay, "]");
@@ -1101,6 +1115,7 @@ main (int argc, char **argv)
     ||  cli_resolve_peer (&cli, opts [0].value, opts [1].value, opts [2].value, &self.me)
     ||  cli_room_open (&cli, self.room_id, &self.room))
         goto done;
+    self.names = cli_room_names (&cli, self.room_id, NULL);
     aip_daemon_running (cli.home, &self.broker_pid);
 
     //  Subscribe before reading, so nothing falls between the two
@@ -1238,6 +1253,7 @@ done:
         }
         json_decref (root);
     }
+    json_decref (self.names);
     for (size_t i = 0; i < SEEN_MAX; i++)
         free (self.seen [i]);
     for (int i = 0; i < MAX_LIVE; i++)
