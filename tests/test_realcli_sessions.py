@@ -6,7 +6,9 @@ first answer as the assistant's own turn, and the new message, not the old
 ones. A session the tool has lost (its store deleted) falls back once to a
 fresh session with the whole history and a warning. A tools.json tool that
 names a one-shot format and its resume arguments (a fork or wrapper of a
-CLI: opencode run --format json, -s ID) resumes the same way. Helpers, the
+CLI: opencode run --format json, -s ID) resumes the same way. In a password
+room claude and codex keep no session: each turn gets the whole history and
+no file under the tools' HOME holds the room's plaintext. Helpers, the
 fake model server and the first turn's checks are in test_realcli.py.
 """
 import json
@@ -135,6 +137,48 @@ class RealCliSessionTest(RealCliCase):
     def test_tools_json_opencode_run_resumes(self):
         self.check_tools_json("myopencode", "opencode", ["run", "--format", "json"],
                               "opencode-json", ["-s", "{session_id}"])
+
+    # -- password rooms: the tools keep nothing on disk --------------------------
+    SECRET = "plaintext-marker-7f3a9c: the launch code is 0000"
+
+    def files_with(self, needle):
+        found = []
+        for top, _dirs, files in os.walk(self.toolhome):
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    with open(path, "rb") as f:
+                        if needle.encode() in f.read():
+                            found.append(path)
+                except OSError:
+                    pass
+        return found
+
+    def check_password_room(self, tool):
+        self.need(tool)
+        room = self.ok("room", "create", "secret-room", "--password", "correct horse")["id"]
+        self.ok("chat", room, self.SECRET)
+        self.fake.add({"text": ANSWER1, "usage": USAGE1})
+        data = self.invite(tool, room)
+        self.assertEqual(data["response"].strip(), ANSWER1.strip())
+        self.ok("chat", room, NEW)
+        self.fake.add({"text": ANSWER2, "usage": USAGE2})
+        data2 = self.invite(tool, room)
+        self.assertFalse(data2.get("resumed"), data2)
+        #  no session: the whole history again, and no plaintext on disk
+        sent = "\n".join(t for r, t in fakemodel.FakeModel.conversation(
+            self.turn_requests(tool)[-1]) if r == "user")
+        self.assertIn(self.SECRET, sent)
+        self.assertIn(NEW, sent)
+        self.assertEqual(self.files_with("plaintext-marker-7f3a9c"), [],
+                         "%s kept the password room's plaintext on disk" % tool)
+        self.assert_offline()
+
+    def test_claude_password_room_keeps_nothing(self):
+        self.check_password_room("claude")
+
+    def test_codex_password_room_keeps_nothing(self):
+        self.check_password_room("codex")
 
 
 if __name__ == "__main__":
