@@ -33,7 +33,11 @@ fi
 #  The real parts the tests drive: the four AI CLIs, the MCP SDK client and
 #  the browser driver (tests/node/package.json, exact versions in its lock)
 if [ -f tests/node/package-lock.json ] && [ ! -d tests/node/node_modules ]; then
-    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    #  npm install, not npm ci: the registry here serves only this
+    #  platform's opencode binaries, so npm ci cannot check the other
+    #  platforms' entries of the lock and refuses it; install keeps the
+    #  pinned versions and the lock as they are
+    (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 fi
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
