@@ -281,7 +281,7 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
 
     zmsg_t *msg = zmsg_new ();
     zmsg_add (msg, zframe_dup (worker->routing_id));
-    zmsg_addstr (msg, "REQ");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
     zmsg_addmem (msg, &p->tag, sizeof p->tag);
     zmsg_add (msg, *body_p);
     *body_p = NULL;
@@ -499,7 +499,7 @@ s_worker_message (s_broker_t *self, zsock_t *sock, zmsg_t *msg, bool remote)
     char *key = zsys_sprintf ("%s%s", remote ? "L" : "", hex);
     free (hex);
     s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->worker_map, key);
-    if (streq (command, "READY")) {
+    if (streq (command, aip_frame_name (AIP_FRAME_READY))) {
         zframe_t *body = zmsg_pop (msg);
         s_worker_ready (self, sock, routing_id, key, body, remote);
         zframe_destroy (&body);
@@ -510,24 +510,24 @@ s_worker_message (s_broker_t *self, zsock_t *sock, zmsg_t *msg, bool remote)
         //  register again
         zmsg_t *bye = zmsg_new ();
         zmsg_add (bye, zframe_dup (routing_id));
-        zmsg_addstr (bye, "BYE");
+        zmsg_addstr (bye, aip_frame_name (AIP_FRAME_BYE));
         zmsg_send (&bye, sock);
     }
     else {
         worker->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
-        if (streq (command, "REPLY"))
+        if (streq (command, aip_frame_name (AIP_FRAME_REPLY)))
             s_worker_reply (self, worker, msg);
         else
-        if (streq (command, "EVENT") && zmsg_size (msg) == 2) {
+        if (streq (command, aip_frame_name (AIP_FRAME_EVENT)) && zmsg_size (msg) == 2) {
             //  [topic][body] out on PUB, unchanged
             zmsg_t *event = zmsg_dup (msg);
             zmsg_send (&event, self->events);
         }
         else
-        if (streq (command, "BYE"))
+        if (streq (command, aip_frame_name (AIP_FRAME_BYE)))
             s_worker_drop (self, worker, "said goodbye");
         else
-        if (!streq (command, "HB"))
+        if (!streq (command, aip_frame_name (AIP_FRAME_HB)))
             zsys_warning ("broker: unknown command from worker %s", worker->name);
     }
     free (key);
@@ -789,7 +789,7 @@ s_job_request (s_broker_t *self, zframe_t *client, const aip_request_t *req)
             //  The worker kills the tool and answers "cancelled"
             zmsg_t *msg = zmsg_new ();
             zmsg_add (msg, zframe_dup (p->worker->routing_id));
-            zmsg_addstr (msg, "CANCEL");
+            zmsg_addstr (msg, aip_frame_name (AIP_FRAME_CANCEL));
             zmsg_addmem (msg, &p->tag, sizeof p->tag);
             zmsg_send (&msg, p->worker->sock);
         }
@@ -889,8 +889,7 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         size_t alen = 0;
         const char *auth = req.auth ? aip_obj_str (req.auth, &alen) : NULL;
         bool worker = self->lan && aip_lanmode_worker_token_ok (self->lan, auth, alen)
-                   && (req.op == AIP_OP_ROOM_GET || req.op == AIP_OP_MSG_LIST
-                       || req.op == AIP_OP_MSG_SEND || req.op == AIP_OP_PING);
+                   && (aip_op_flags (req.op) & AIP_OP_F_REMOTE_WORKER);
         if (!worker) {
             zsys_warning ("broker: '%s' from another machine refused", aip_op_name (req.op));
             char message [256];
@@ -1062,7 +1061,7 @@ s_tick (s_broker_t *self)
             else {
                 zmsg_t *hb = zmsg_new ();
                 zmsg_add (hb, zframe_dup (w->routing_id));
-                zmsg_addstr (hb, "HB");
+                zmsg_addstr (hb, aip_frame_name (AIP_FRAME_HB));
                 zmsg_send (&hb, w->sock);
             }
         }

@@ -66,7 +66,7 @@ size_t
 aip_clients_cost (aip_op_t op, size_t size)
 {
     //  The operations whose answer is a page of messages
-    if (op == AIP_OP_MSG_LIST || op == AIP_OP_OUTBOX_LIST || op == AIP_OP_MSG_UNREAD)
+    if (aip_op_flags (op) & AIP_OP_F_PAGED)
         size += AIP_MAX_PAGE_BYTES;
     return size < AIP_CLIENT_MIN_COST ? AIP_CLIENT_MIN_COST : size;
 }

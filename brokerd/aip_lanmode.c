@@ -191,10 +191,12 @@ aip_lanmode_recv (aip_lanmode_t *self, bool *from_worker)
         return NULL;
     zframe_t *first = zmsg_first (msg);
     zframe_t *second = first ? zmsg_next (msg) : NULL;
-    static const char *commands [] = { "READY", "HB", "REPLY", "EVENT", "BYE" };
-    for (size_t i = 0; second && i < sizeof commands / sizeof commands [0]; i++)
-        if (zframe_streq (second, commands [i]))
-            *from_worker = true;
+    if (second && zframe_size (second) < 16) {
+        char command [16];
+        memcpy (command, zframe_data (second), zframe_size (second));
+        command [zframe_size (second)] = 0;
+        *from_worker = aip_frame_from_worker (command);
+    }
     return msg;
 }
 
@@ -333,7 +335,7 @@ aip_lanmode_test (bool verbose)
     assert (aip_lan_key_from_hex (aip_lanmode_key_hex (lan), key) == 0);
     zmq_setsockopt (zsock_resolve (client), ZMQ_CURVE_SERVERKEY, key, 32);
     assert (zsock_connect (client, "tcp://127.0.0.1:%d", port) == 0);
-    zstr_sendm (client, "HB");
+    zstr_sendm (client, aip_frame_name (AIP_FRAME_HB));
     zstr_send (client, "");
     zpoller_t *poller = zpoller_new (aip_lanmode_sock (lan), NULL);
     assert (zpoller_wait (poller, 5000) == aip_lanmode_sock (lan));

@@ -299,8 +299,61 @@ aip_op_fields (aip_op_t op)
 bool
 aip_op_remote (aip_op_t op)
 {
-    return op == AIP_OP_LAN_INFO || op == AIP_OP_LAN_JOIN || op == AIP_OP_LAN_POST
-        || op == AIP_OP_LAN_FETCH;
+    return (aip_op_flags (op) & AIP_OP_F_REMOTE) != 0;
+}
+
+//  The flags column of the operation table (kept beside it, so that a new
+//  row of AIP_OPS needs no flags: it has none)
+static const unsigned s_op_flags [AIP_OP_COUNT] = {
+    [AIP_OP_PING]       = AIP_OP_F_REMOTE_WORKER,
+    [AIP_OP_ROOM_GET]   = AIP_OP_F_REMOTE_WORKER,
+    [AIP_OP_MSG_SEND]   = AIP_OP_F_REMOTE_WORKER,
+    [AIP_OP_MSG_LIST]   = AIP_OP_F_REMOTE_WORKER | AIP_OP_F_PAGED,
+    [AIP_OP_OUTBOX_LIST] = AIP_OP_F_PAGED,
+    [AIP_OP_MSG_UNREAD] = AIP_OP_F_PAGED,
+    [AIP_OP_LAN_INFO]   = AIP_OP_F_REMOTE,
+    [AIP_OP_LAN_JOIN]   = AIP_OP_F_REMOTE,
+    [AIP_OP_LAN_POST]   = AIP_OP_F_REMOTE,
+    [AIP_OP_LAN_FETCH]  = AIP_OP_F_REMOTE | AIP_OP_F_PAGED,
+};
+
+static const struct {
+    const char *name;
+    unsigned from;
+} s_frames [AIP_FRAME_COUNT] = {
+#define AIP_FRAME_ROW(e, name, from) { name, from },
+    AIP_FRAMES (AIP_FRAME_ROW)
+#undef AIP_FRAME_ROW
+};
+
+const char *
+aip_frame_name (aip_frame_t frame)
+{
+    assert (frame < AIP_FRAME_COUNT);
+    return s_frames [frame].name;
+}
+
+int
+aip_frame_lookup (const char *name)
+{
+    for (int i = 0; name && i < AIP_FRAME_COUNT; i++)
+        if (strcmp (s_frames [i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+bool
+aip_frame_from_worker (const char *name)
+{
+    int frame = aip_frame_lookup (name);
+    return frame >= 0 && (s_frames [frame].from & AIP_FRAME_F_WORKER);
+}
+
+unsigned
+aip_op_flags (aip_op_t op)
+{
+    assert (op < AIP_OP_COUNT);
+    return s_op_flags [op];
 }
 
 int
@@ -1128,6 +1181,27 @@ aip_proto_test (bool verbose)
     printf (" * aip_proto: ");
     char err [256];
     aip_pack_t *pk = aip_pack_new ();
+
+    //  The flags column: another machine reaches only the lan.* ops, a
+    //  remote worker only what it reads and posts with; no broker op is
+    //  remote, and what is paged is served by the store or relay
+    for (int op = 0; op < AIP_OP_COUNT; op++) {
+        unsigned flags = aip_op_flags ((aip_op_t) op);
+        const char *name = aip_op_name ((aip_op_t) op);
+        assert (!(flags & AIP_OP_F_REMOTE) || strncmp (name, "lan.", 4) == 0);
+        assert (!(flags & AIP_OP_F_REMOTE) || aip_op_service ((aip_op_t) op) == AIP_SVC_RELAY);
+        assert (!(flags & AIP_OP_F_PAGED) || aip_op_service ((aip_op_t) op) != AIP_SVC_BROKER);
+        assert (aip_op_remote ((aip_op_t) op) == ((flags & AIP_OP_F_REMOTE) != 0));
+    }
+    assert (aip_op_remote (AIP_OP_LAN_POST) && !aip_op_remote (AIP_OP_MSG_SEND));
+    assert (aip_op_flags (AIP_OP_MSG_SEND) & AIP_OP_F_REMOTE_WORKER);
+    assert (!(aip_op_flags (AIP_OP_ROOM_DELETE) & AIP_OP_F_REMOTE_WORKER));
+    //  The worker frames, by name and back
+    for (int f = 0; f < AIP_FRAME_COUNT; f++)
+        assert (aip_frame_lookup (aip_frame_name ((aip_frame_t) f)) == f);
+    assert (aip_frame_lookup ("NOPE") == -1 && aip_frame_lookup (NULL) == -1);
+    assert (aip_frame_from_worker ("READY") && aip_frame_from_worker ("HB"));
+    assert (!aip_frame_from_worker ("REQ") && !aip_frame_from_worker ("CANCEL"));
 
     //  A request round trip
     aip_request_begin (pk, 42, AIP_OP_MSG_SEND, 3);

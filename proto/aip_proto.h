@@ -125,12 +125,54 @@ typedef enum {
 const char *aip_op_name (aip_op_t op);
 aip_svc_t aip_op_service (aip_op_t op);
 const aip_field_t *aip_op_fields (aip_op_t op);
-//  True for the operations another machine may call on a LAN hub without
-//  the worker token (lan.info, lan.join, lan.post, lan.fetch): each checks
-//  the room token itself
+//  What an operation is allowed and how it answers (aip_op_flags):
+//  REMOTE         another machine may call it on a LAN hub without the
+//                 worker token (each checks the room token itself)
+//  REMOTE_WORKER  a remote spawn worker with the worker token may call it
+//  PAGED          it answers with a page of messages (a reply of up to
+//                 AIP_MAX_PAGE_BYTES: the broker counts that much for it)
+#define AIP_OP_F_REMOTE         0x01
+#define AIP_OP_F_REMOTE_WORKER  0x02
+#define AIP_OP_F_PAGED          0x04
+unsigned aip_op_flags (aip_op_t op);
+//  aip_op_flags (op) & AIP_OP_F_REMOTE
 bool aip_op_remote (aip_op_t op);
 //  Op by name, or -1
 int aip_op_lookup (const char *name, size_t len);
+
+//  The frames between the broker and its workers (Majordomo style): after
+//  the routing id, one frame names the command, then its own frames:
+//    READY [body]      worker: I serve {svc, slots, name, pid, tools?, token?}
+//    HB                either side: alive
+//    REQ [tag][body]   broker: a request to handle
+//    REPLY [tag][body] worker: its reply
+//    EVENT [topic][body]  worker: publish this
+//    CANCEL [tag]      broker: stop that request
+//    BYE               either side: gone (from the broker: register again)
+//  X(ENUM, "name", from): from = AIP_FRAME_F_WORKER and/or AIP_FRAME_F_BROKER
+#define AIP_FRAME_F_WORKER 0x01
+#define AIP_FRAME_F_BROKER 0x02
+#define AIP_FRAMES(X) \
+    X (READY,  "READY",  AIP_FRAME_F_WORKER) \
+    X (HB,     "HB",     AIP_FRAME_F_WORKER | AIP_FRAME_F_BROKER) \
+    X (REQ,    "REQ",    AIP_FRAME_F_BROKER) \
+    X (REPLY,  "REPLY",  AIP_FRAME_F_WORKER) \
+    X (EVENT,  "EVENT",  AIP_FRAME_F_WORKER) \
+    X (CANCEL, "CANCEL", AIP_FRAME_F_BROKER) \
+    X (BYE,    "BYE",    AIP_FRAME_F_WORKER | AIP_FRAME_F_BROKER)
+
+typedef enum {
+#define AIP_FRAME_ENUM(e, name, from) AIP_FRAME_##e,
+    AIP_FRAMES (AIP_FRAME_ENUM)
+#undef AIP_FRAME_ENUM
+    AIP_FRAME_COUNT
+} aip_frame_t;
+
+//  The command frame's text, and back (-1 if it is none); a frame that a
+//  worker sends (tells a worker from a client on a shared socket)
+const char *aip_frame_name (aip_frame_t frame);
+int aip_frame_lookup (const char *name);
+bool aip_frame_from_worker (const char *name);
 //  Service names ("broker", "store", "spawn", "relay") and lookup (-1)
 const char *aip_svc_name (aip_svc_t svc);
 int aip_svc_lookup (const char *name, size_t len);

@@ -40,7 +40,7 @@ s_send_ready (aip_worker_t *self)
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "READY");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_READY));
     zmsg_addmem (msg, data, size);
     zmsg_send (&msg, self->sock);
     aip_pack_destroy (&pk);
@@ -158,9 +158,9 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
     self->broker_expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
     int rc = 0;
     char *command = zmsg_popstr (msg);
-    if (command && !streq (command, "BYE"))
+    if (command && !streq (command, aip_frame_name (AIP_FRAME_BYE)))
         self->byes_in_a_row = 0;
-    if (command && streq (command, "REQ") && zmsg_size (msg) == 2) {
+    if (command && streq (command, aip_frame_name (AIP_FRAME_REQ)) && zmsg_size (msg) == 2) {
         zframe_t *tagf = zmsg_pop (msg);
         if (zframe_size (tagf) == sizeof (uint64_t)) {
             memcpy (tag, zframe_data (tagf), sizeof (uint64_t));
@@ -170,11 +170,11 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
         zframe_destroy (&tagf);
     }
     else
-    if (command && streq (command, "CANCEL") && zmsg_size (msg) == 1
+    if (command && streq (command, aip_frame_name (AIP_FRAME_CANCEL)) && zmsg_size (msg) == 1
     &&  zframe_size (zmsg_first (msg)) == sizeof (uint64_t))
         memcpy (&self->cancel_tag, zframe_data (zmsg_first (msg)), sizeof (uint64_t));
     else
-    if (command && streq (command, "BYE")) {
+    if (command && streq (command, aip_frame_name (AIP_FRAME_BYE))) {
         //  The broker does not know us (it restarted): announce again. A
         //  broker that forgets us again at once refused the READY (a LAN
         //  hub does so for a wrong token): say so once, keep trying
@@ -205,7 +205,7 @@ int
 aip_worker_reply (aip_worker_t *self, uint64_t tag, const void *data, size_t size)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "REPLY");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REPLY));
     zmsg_addmem (msg, &tag, sizeof tag);
     zmsg_addmem (msg, data, size);
     return zmsg_send (&msg, self->sock);
@@ -215,7 +215,7 @@ int
 aip_worker_event (aip_worker_t *self, const char *topic, const void *data, size_t size)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "EVENT");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_EVENT));
     zmsg_addstr (msg, topic);
     zmsg_addmem (msg, data, size);
     return zmsg_send (&msg, self->sock);
@@ -235,7 +235,7 @@ aip_worker_tick (aip_worker_t *self)
         return;
     }
     if (now >= self->heartbeat_at) {
-        zstr_send (self->sock, "HB");
+        zstr_send (self->sock, aip_frame_name (AIP_FRAME_HB));
         self->heartbeat_at = now + AIP_HEARTBEAT_MS;
     }
 }
@@ -251,7 +251,7 @@ aip_worker_timeout (aip_worker_t *self)
 void
 aip_worker_bye (aip_worker_t *self)
 {
-    zstr_send (self->sock, "BYE");
+    zstr_send (self->sock, aip_frame_name (AIP_FRAME_BYE));
 }
 
 static void
@@ -293,7 +293,7 @@ s_test_next_ready (zsock_t *router, aip_worker_t *worker, int timeout_ms, zframe
             zmsg_t *msg = zmsg_recv (router);
             zframe_t *from = zmsg_pop (msg);
             char *command = zmsg_popstr (msg);
-            if (command && streq (command, "READY") && zmsg_size (msg) == 1) {
+            if (command && streq (command, aip_frame_name (AIP_FRAME_READY)) && zmsg_size (msg) == 1) {
                 char err [128];
                 zframe_t *body = zmsg_first (msg);
                 doc = aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err);
@@ -352,7 +352,7 @@ s_test_remote (bool verbose)
     uint64_t tag = 5;
     zmsg_t *msg = zmsg_new ();
     zmsg_add (msg, zframe_dup (identity));
-    zmsg_addstr (msg, "REQ");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
     zmsg_addmem (msg, &tag, sizeof tag);
     zmsg_addstr (msg, "job");
     zmsg_send (&msg, router);
@@ -373,7 +373,7 @@ s_test_remote (bool verbose)
     assert (zframe_eq (from, identity));
     zframe_destroy (&from);
     char *command = zmsg_popstr (msg);
-    assert (streq (command, "REPLY"));
+    assert (streq (command, aip_frame_name (AIP_FRAME_REPLY)));
     free (command);
     zmsg_destroy (&msg);
 
@@ -382,7 +382,7 @@ s_test_remote (bool verbose)
     for (int bye = 0; bye < 2; bye++) {
         msg = zmsg_new ();
         zmsg_add (msg, zframe_dup (identity));
-        zmsg_addstr (msg, "BYE");
+        zmsg_addstr (msg, aip_frame_name (AIP_FRAME_BYE));
         zmsg_send (&msg, router);
         poller = zpoller_new (aip_worker_sock (worker), NULL);
         assert (zpoller_wait (poller, 5000) == aip_worker_sock (worker));
@@ -434,7 +434,7 @@ aip_worker_test (bool verbose)
     zmsg_t *msg = zmsg_recv (router);
     zframe_t *identity = zmsg_pop (msg);
     char *command = zmsg_popstr (msg);
-    assert (streq (command, "READY"));
+    assert (streq (command, aip_frame_name (AIP_FRAME_READY)));
     zframe_t *body = zmsg_pop (msg);
     char err [128];
     aip_doc_t *doc = aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err);
@@ -449,7 +449,7 @@ aip_worker_test (bool verbose)
     uint64_t tag = 77;
     msg = zmsg_new ();
     zmsg_add (msg, zframe_dup (identity));
-    zmsg_addstr (msg, "REQ");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
     zmsg_addmem (msg, &tag, sizeof tag);
     zmsg_addstr (msg, "body");
     zmsg_send (&msg, router);
@@ -464,7 +464,7 @@ aip_worker_test (bool verbose)
     assert (zmsg_size (msg) == 4);
     zframe_t *f = zmsg_first (msg);
     f = zmsg_next (msg);
-    assert (zframe_streq (f, "REPLY"));
+    assert (zframe_streq (f, aip_frame_name (AIP_FRAME_REPLY)));
     zmsg_destroy (&msg);
     assert (aip_worker_timeout (worker) <= AIP_HEARTBEAT_MS);
     zpoller_destroy (&poller);

@@ -1567,7 +1567,7 @@ s_call (s_test_broker_t *tb, aip_pack_t *pk)
     uint64_t tag = 1;
     zmsg_t *msg = zmsg_new ();
     zmsg_add (msg, zframe_dup (tb->worker));
-    zmsg_addstr (msg, "REQ");
+    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
     zmsg_addmem (msg, &tag, sizeof tag);
     zmsg_addmem (msg, data, size);
     zmsg_send (&msg, tb->router);
@@ -1578,7 +1578,7 @@ s_call (s_test_broker_t *tb, aip_pack_t *pk)
         zframe_t *id = zmsg_pop (msg);
         char *command = zmsg_popstr (msg);
         zframe_destroy (&id);
-        bool reply = streq (command, "REPLY");
+        bool reply = streq (command, aip_frame_name (AIP_FRAME_REPLY));
         free (command);
         if (reply) {
             zframe_t *tagf = zmsg_pop (msg);
@@ -1625,7 +1625,7 @@ aip_storage_test (bool verbose)
     assert (ready);
     tb.worker = zmsg_pop (ready);
     char *command = zmsg_popstr (ready);
-    assert (streq (command, "READY"));
+    assert (streq (command, aip_frame_name (AIP_FRAME_READY)));
     free (command);
     zmsg_destroy (&ready);
     aip_pack_t *pk = aip_pack_new ();
