@@ -5,17 +5,10 @@
 #include "aip_client.h"
 #include "aip_home.h"
 #include "aip_lan.h"
+#include "aip_opts.h"
 #include "aip_worker.h"
 
 #include <fcntl.h>
-
-static void
-s_usage (void)
-{
-    fprintf (stderr, "usage: brokerd [--home DIR] [--ready-fd N] [--lan | --local] [--port N] "
-             "[--workers N]\n"
-             "  without --lan or --local, LAN mode is on if it was on last time (lan/mode)\n");
-}
 
 int
 main (int argc, char **argv)
@@ -23,38 +16,30 @@ main (int argc, char **argv)
     char home [AIP_PATH_MAX], err [512], bin_dir [AIP_PATH_MAX];
     const char *home_arg = NULL;
     bool local = false;
-    aip_broker_args_t args = { NULL, NULL, -1, false, 7899, true, 0, AIP_SPAWN_WORKERS, false,
-                               false };
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "--home") && i + 1 < argc)
-            home_arg = argv [++i];
-        else
-        if (streq (argv [i], "--ready-fd") && i + 1 < argc)
-            args.ready_fd = atoi (argv [++i]);
-        else
-        if (streq (argv [i], "--port") && i + 1 < argc)
-            args.port = atoi (argv [++i]);
-        else
-        if (streq (argv [i], "--lan"))
-            args.lan = true;
-        else
-        if (streq (argv [i], "--local"))
-            local = true;
-        else
-        if (streq (argv [i], "--workers") && i + 1 < argc) {
-            args.spawn_workers = atoi (argv [++i]);
-            if (args.spawn_workers < 0 || args.spawn_workers > AIP_MAX_SPAWN_WORKERS) {
-                fprintf (stderr, "brokerd: --workers takes 0 to %d\n", AIP_MAX_SPAWN_WORKERS);
-                return 1;
-            }
-        }
-        else {
-            s_usage ();
-            return 1;
-        }
-    }
-    if (args.port < 1 || args.port > 65535) {
-        fprintf (stderr, "brokerd: --port takes 1 to 65535\n");
+    aip_broker_args_t args = {
+        .ready_fd = -1,
+        .port = AIP_LAN_DEFAULT_PORT,
+        .write_files = true,
+        .spawn_workers = AIP_SPAWN_WORKERS,
+    };
+    aip_opt_t opts [] = {
+        { .name = "--home",     .kind = AIP_OPT_STR,  .value = &home_arg,   .meta = "DIR" },
+        { .name = "--ready-fd", .kind = AIP_OPT_INT,  .value = &args.ready_fd, .min = 0,
+          .max = 65535 },
+        { .name = "--lan",      .kind = AIP_OPT_FLAG, .value = &args.lan },
+        { .name = "--local",    .kind = AIP_OPT_FLAG, .value = &local },
+        { .name = "--port",     .kind = AIP_OPT_INT,  .value = &args.port, .min = 1,
+          .max = 65535 },
+        { .name = "--workers",  .kind = AIP_OPT_INT,  .value = &args.spawn_workers, .min = 0,
+          .max = AIP_MAX_SPAWN_WORKERS },
+        { .name = NULL }
+    };
+    if (aip_opts_parse (opts, argc, argv, err, sizeof err)) {
+        char usage [256];
+        aip_opts_usage ("brokerd", opts, usage, sizeof usage);
+        fprintf (stderr, "brokerd: %s\n%s\n"
+                 "  without --lan or --local, LAN mode is on if it was on last time (lan/mode)\n",
+                 err, usage);
         return 1;
     }
     if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)) {

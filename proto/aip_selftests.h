@@ -3,6 +3,7 @@
     tests/aip_selftest.c runs them; tests/tests.cmake makes one CTest each. */
 #define AIP_SELFTESTS(X) \
     X(util)              \
+    X(opts)              \
     X(term)              \
     X(proto)             \
     X(json)              \

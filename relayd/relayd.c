@@ -1,6 +1,7 @@
 /*  relayd — the ai-peer relay-sync daemon: a thin main around aip_relay.
     Keeps public rooms in sync with their relay. Started by brokerd. */
 #include "aip_home.h"
+#include "aip_opts.h"
 #include "aip_relay.h"
 #include "aip_worker.h"
 
@@ -11,16 +12,16 @@ main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], endpoint [AIP_PATH_MAX];
     const char *home_arg = NULL, *endpoint_arg = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "--home") && i + 1 < argc)
-            home_arg = argv [++i];
-        else
-        if (streq (argv [i], "--endpoint") && i + 1 < argc)
-            endpoint_arg = argv [++i];
-        else {
-            fprintf (stderr, "usage: relayd [--home DIR] [--endpoint EP]\n");
-            return 1;
-        }
+    aip_opt_t opts [] = {
+        { .name = "--home",     .kind = AIP_OPT_STR, .value = &home_arg,     .meta = "DIR" },
+        { .name = "--endpoint", .kind = AIP_OPT_STR, .value = &endpoint_arg, .meta = "EP" },
+        { .name = NULL }
+    };
+    if (aip_opts_parse (opts, argc, argv, err, sizeof err)) {
+        char usage [128];
+        aip_opts_usage ("relayd", opts, usage, sizeof usage);
+        fprintf (stderr, "relayd: %s\n%s\n", err, usage);
+        return 1;
     }
     if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)
     ||  aip_home_endpoint_pick (home, "workers", endpoint_arg, endpoint, sizeof endpoint, err,
@@ -36,7 +37,7 @@ main (int argc, char **argv)
     zsys_init ();
     zsys_set_logident ("relayd");
     zsys_set_logstream (stdout);
-    aip_relay_args_t args = { home, endpoint };
+    aip_relay_args_t args = { .home = home, .endpoint = endpoint };
     aip_signals_block ();
     zactor_t *relay = zactor_new (aip_relay, &args);
     aip_signals_unblock ();

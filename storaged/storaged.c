@@ -1,6 +1,7 @@
 /*  storaged — the ai-peer storage daemon: a thin main around aip_storage.
     The only process that opens peers.db. Started by brokerd. */
 #include "aip_home.h"
+#include "aip_opts.h"
 #include "aip_worker.h"
 #include "aip_storage.h"
 
@@ -8,28 +9,21 @@ int
 main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], db [AIP_PATH_MAX], endpoint [AIP_PATH_MAX];
-    const char *home_arg = NULL, *endpoint_arg = NULL;
-    aip_storage_args_t args = { NULL, NULL, 0, false };
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "--home") && i + 1 < argc)
-            home_arg = argv [++i];
-        else
-        if (streq (argv [i], "--endpoint") && i + 1 < argc)
-            endpoint_arg = argv [++i];
-        else
-        if (streq (argv [i], "--sync") && i + 1 < argc) {
-            const char *mode = argv [++i];
-            if (!streq (mode, "full") && !streq (mode, "normal")) {
-                fprintf (stderr, "storaged: --sync takes 'full' or 'normal'\n");
-                return 1;
-            }
-            args.sync_normal = streq (mode, "normal");
-        }
-        else {
-            fprintf (stderr, "usage: storaged [--home DIR] [--endpoint EP] [--sync full|normal]\n");
-            return 1;
-        }
+    const char *home_arg = NULL, *endpoint_arg = NULL, *sync_arg = "full";
+    aip_opt_t opts [] = {
+        { .name = "--home",     .kind = AIP_OPT_STR,    .value = &home_arg,     .meta = "DIR" },
+        { .name = "--endpoint", .kind = AIP_OPT_STR,    .value = &endpoint_arg, .meta = "EP" },
+        { .name = "--sync",     .kind = AIP_OPT_CHOICE, .value = &sync_arg,
+          .choices = "full|normal" },
+        { .name = NULL }
+    };
+    if (aip_opts_parse (opts, argc, argv, err, sizeof err)) {
+        char usage [256];
+        aip_opts_usage ("storaged", opts, usage, sizeof usage);
+        fprintf (stderr, "storaged: %s\n%s\n", err, usage);
+        return 1;
     }
+    aip_storage_args_t args = { .sync_normal = streq (sync_arg, "normal") };
     if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)
     ||  aip_home_endpoint_pick (home, "workers", endpoint_arg, endpoint, sizeof endpoint, err,
                                 sizeof err)) {
