@@ -462,6 +462,45 @@ s_cap_answer (char **answer_p, size_t *len_p, size_t total)
     *len_p = len;
 }
 
+//  A run that timed out, was cancelled or was killed by a signal (unless
+//  the tool's final event came first): the error in result, true
+static bool
+s_proc_failed (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, bool finished,
+               s_result_t *result)
+{
+    size_t err_len;
+    const char *errtext = aip_proc_stderr (proc, &err_len);
+    char words [AIP_TOOL_ERROR_BYTES + 8];
+    if (!finished && aip_proc_timed_out (proc)) {
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s timed out after %d s (its "
+                  "processes were killed)%s%s", tool->name, timeout_s, *words ? ": " : "", words);
+        return true;
+    }
+    if (aip_proc_cancelled (proc)) {
+        snprintf (result->code, sizeof result->code, "cancelled");
+        snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
+        return true;
+    }
+    if (!finished && !aip_proc_exited (proc)) {
+        int sig = aip_proc_exit_code (proc);
+        aip_tool_words (errtext, err_len, words, sizeof words);
+        snprintf (result->message, sizeof result->message, "%s crashed (killed by signal %d, "
+                  "%s)%s%s", tool->name, sig, strsignal (sig), *words ? ": " : "", words);
+        return true;
+    }
+    return false;
+}
+
+//  The tool has no working login: its words and how to log in
+static void
+s_not_logged_in (const aip_tool_t *tool, const char *words, s_result_t *result)
+{
+    snprintf (result->message, sizeof result->message, "%s is not logged in: %s%s%s",
+              tool->name, *words ? words : "authentication failed",
+              tool->login_hint ? " — " : "", tool->login_hint ? tool->login_hint : "");
+}
+
 //  Turn a finished run into the answer or an error message in the tool's
 //  own words
 static int
@@ -473,24 +512,8 @@ s_evaluate (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, char **answ
     const char *errtext = aip_proc_stderr (proc, &err_len);
     char words [AIP_TOOL_ERROR_BYTES + 8];
     snprintf (result->code, sizeof result->code, "%s", SPAWN_ERR_TOOL);
-    if (aip_proc_timed_out (proc)) {
-        aip_tool_words (errtext, err_len, words, sizeof words);
-        snprintf (result->message, sizeof result->message, "%s timed out after %d s (its "
-                  "processes were killed)%s%s", tool->name, timeout_s, *words ? ": " : "", words);
+    if (s_proc_failed (tool, proc, timeout_s, false, result))
         return -1;
-    }
-    if (aip_proc_cancelled (proc)) {
-        snprintf (result->code, sizeof result->code, "cancelled");
-        snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
-        return -1;
-    }
-    if (!aip_proc_exited (proc)) {
-        int sig = aip_proc_exit_code (proc);
-        aip_tool_words (errtext, err_len, words, sizeof words);
-        snprintf (result->message, sizeof result->message, "%s crashed (killed by signal %d, "
-                  "%s)%s%s", tool->name, sig, strsignal (sig), *words ? ": " : "", words);
-        return -1;
-    }
     int code = aip_proc_exit_code (proc);
     char *answer = NULL;
     bool is_error = false;
@@ -520,9 +543,7 @@ s_evaluate (const aip_tool_t *tool, aip_proc_t *proc, int timeout_s, char **answ
         //  gemini: exit 41 means no authentication configured
         bool auth = aip_tool_auth_failure (words) || (streq (tool->name, "gemini") && code == 41);
         if (auth)
-            snprintf (result->message, sizeof result->message, "%s is not logged in: %s%s%s",
-                      tool->name, *words ? words : "authentication failed",
-                      tool->login_hint ? " — " : "", tool->login_hint ? tool->login_hint : "");
+            s_not_logged_in (tool, words, result);
         else
             snprintf (result->message, sizeof result->message, "%s failed (exit %d): %s",
                       tool->name, code, *words ? words : "no explanation printed");
@@ -578,24 +599,8 @@ s_evaluate_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *strea
     aip_stream_end (stream);
     const char *why;
     aip_stream_err_t err = aip_stream_error (stream, &why);
-    if (!finished && aip_proc_timed_out (proc)) {
-        aip_tool_words (errtext, err_len, words, sizeof words);
-        snprintf (result->message, sizeof result->message, "%s timed out after %d s (its "
-                  "processes were killed)%s%s", tool->name, timeout_s, *words ? ": " : "", words);
+    if (s_proc_failed (tool, proc, timeout_s, finished, result))
         return -1;
-    }
-    if (aip_proc_cancelled (proc)) {
-        snprintf (result->code, sizeof result->code, "cancelled");
-        snprintf (result->message, sizeof result->message, "%s was cancelled", tool->name);
-        return -1;
-    }
-    if (!finished && !aip_proc_exited (proc)) {
-        int sig = aip_proc_exit_code (proc);
-        aip_tool_words (errtext, err_len, words, sizeof words);
-        snprintf (result->message, sizeof result->message, "%s crashed (killed by signal %d, "
-                  "%s)%s%s", tool->name, sig, strsignal (sig), *words ? ": " : "", words);
-        return -1;
-    }
     *kind = err;
     if (err == AIP_STREAM_OK) {
         size_t len;
@@ -628,9 +633,7 @@ s_evaluate_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *strea
              || (err == AIP_STREAM_ERR_OUTPUT && aip_tool_auth_failure (words))
              || (streq (tool->name, "gemini") && code == 41 && !finished);
     if (auth)
-        snprintf (result->message, sizeof result->message, "%s is not logged in: %s%s%s",
-                  tool->name, *words ? words : "authentication failed",
-                  tool->login_hint ? " — " : "", tool->login_hint ? tool->login_hint : "");
+        s_not_logged_in (tool, words, result);
     else
     if (err == AIP_STREAM_ERR_RATE)
         snprintf (result->message, sizeof result->message, "%s is rate-limited or out of quota: "
@@ -912,32 +915,17 @@ cleanup:
     return rc;
 }
 
-static void
-s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
+//  The room of a job, its key loaded into self when it is encrypted; NULL
+//  with the error in result
+static json_t *
+s_room_load (s_spawner_t *self, const char *room_id, s_result_t *result)
 {
-    int64_t started = aip_clock_ms ();
-    char warning [512];
-    aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
-    if (*warning)
-        zsys_warning ("spawner: %s", warning);
-    json_t *room = NULL, *history = NULL, *usage = NULL, *sent = NULL;
-    char **argv = NULL, **envp = NULL;
-    char *prompt = NULL, *answer = NULL;
-    char prompt_path [AIP_PATH_MAX] = "";
-    int prompt_fd = -1;             //  the memfd behind prompt_path
-    aip_proc_t *proc = NULL;
-    size_t answer_len = 0;
-    bool post_error = false;
-    const char *speaker = job->tool;    //  who posts an error: the tool, once known
-    s_outcome_t outcome;
-    memset (&outcome, 0, sizeof outcome);
-
-    //  The room must exist; the tool must be known
+    json_t *room = NULL;
     uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
-    aip_pack_kstr (self->pk, "id", job->room_id);
+    aip_pack_kstr (self->pk, "id", room_id);
     aip_pack_kbool (self->pk, "with_key", true);
     if (s_store_call (self, id, &room, result))
-        goto cleanup;
+        return NULL;
     //  An encrypted room answers {room, key}: its history is decrypted for
     //  the prompt, the answer encrypted before it is posted
     json_t *key = json_object_get (room, "key");
@@ -949,11 +937,20 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
         if (!self->encrypted) {
             snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
             snprintf (result->message, sizeof result->message, "the key of room %s is damaged",
-                      job->room_id);
-            goto cleanup;
+                      room_id);
+            json_decref (room);
+            return NULL;
         }
     }
-    post_error = true;
+    return room;
+}
+
+//  The job's tool, when it is known and its model and working directory
+//  are usable; NULL with the error in result
+static const aip_tool_t *
+s_tool_check (s_spawner_t *self, aip_adapter_t *adapter, const char *warning, s_job_t *job,
+              s_result_t *result)
+{
     const aip_tool_t *tool = aip_adapter_find (adapter, job->tool);
     if (!tool) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
@@ -967,15 +964,14 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
         else
             snprintf (result->message, sizeof result->message, "unknown tool '%s': known tools "
                       "are %s (add your own in %s/tools.json)", job->tool, names, self->args.home);
-        goto cleanup;
+        return NULL;
     }
-    speaker = tool->name;
     if (job->model [0] == '-') {
         //  A model is a value, never an option of the tool
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
         snprintf (result->message, sizeof result->message, "invalid model '%s': a model name "
                   "cannot start with '-'", job->model);
-        goto cleanup;
+        return NULL;
     }
     if (*job->cwd) {
         struct stat st;
@@ -983,11 +979,101 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
             snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INVALID);
             snprintf (result->message, sizeof result->message, "the working directory %s does "
                       "not exist on %s", job->cwd, self->host);
-            goto cleanup;
+            return NULL;
         }
     }
+    return tool;
+}
+
+//  The prompt file could not be written (errno says why)
+static void
+s_prompt_file_error (s_spawner_t *self, s_result_t *result)
+{
+    snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+    snprintf (result->message, sizeof result->message, "cannot write the prompt file in "
+              "%s/run: %s", self->args.home, strerror (errno));
+}
+
+//  As the original: a failed run shows in the room too, posted as the tool
+static void
+s_post_failure (s_spawner_t *self, s_job_t *job, const char *speaker, s_result_t *result)
+{
+    zsys_warning ("spawner: %s in room %s failed: %s", job->tool, job->room_id, result->message);
+    char *content = zsys_sprintf ("[spawn error] %s", result->message);
+    char *tool_id = strdup (speaker);
+    aip_id_sanitize (tool_id);
+    s_result_t post_result;
+    memset (&post_result, 0, sizeof post_result);
+    json_t *ignored = NULL;
+    if (s_post (self, job->room_id, *job->msg_id ? job->msg_id : NULL, tool_id, content,
+                strlen (content), "{\"error\":true}", &ignored, &post_result))
+        zsys_warning ("spawner: could not post the error: %s", post_result.message);
+    json_decref (ignored);
+    free (tool_id);
+    free (content);
+}
+
+//  The spawn.run reply of an answer that was posted as sent
+static json_t *
+s_answer_data (aip_adapter_t *adapter, const char *tool, const char *room_id, const char *answer,
+               size_t answer_len, int64_t started, json_t *usage, const char *session_id,
+               bool resumed, const char *warning, json_t *sent, size_t dropped)
+{
+    json_t *data = json_object ();
+    json_object_set_new (data, "tool", json_string (tool));
+    json_object_set_new (data, "response", json_stringn (answer, answer_len));
+    json_object_set_new (data, "room", json_string (room_id));
+    json_t *mentions = s_mentions (adapter, tool, answer);
+    if (json_array_size (mentions))
+        json_object_set (data, "mentions", mentions);
+    json_decref (mentions);
+    json_object_set_new (data, "elapsed_s",
+                         json_real ((double) (aip_clock_ms () - started) / 1000.0));
+    if (usage)
+        json_object_set (data, "usage", usage);
+    if (*session_id)
+        json_object_set_new (data, "session_id", json_string (session_id));
+    json_object_set_new (data, "resumed", json_boolean (resumed));
+    if (*warning)
+        json_object_set_new (data, "warning", json_string (warning));
+    json_object_set (data, "message_id", json_object_get (sent, "id"));
+    json_object_set (data, "peer_id", json_object_get (sent, "peer_id"));
+    if (dropped)
+        json_object_set_new (data, "history_dropped", json_integer ((json_int_t) dropped));
+    return data;
+}
+
+//  One spawn.run: load the room and its history, build the prompt, run the
+//  tool (retrying as its fallback or afresh), post the answer or the error
+static void
+s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
+{
+    int64_t started = aip_clock_ms ();
+    char warning [512];
+    aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
+    if (*warning)
+        zsys_warning ("spawner: %s", warning);
+    json_t *room = NULL, *history = NULL, *usage = NULL, *sent = NULL;
+    char *prompt = NULL, *answer = NULL;
+    char prompt_path [AIP_PATH_MAX] = "";
+    int prompt_fd = -1;             //  the memfd behind prompt_path
+    size_t answer_len = 0;
+    bool post_error = false;
+    const char *speaker = job->tool;    //  who posts an error: the tool, once known
+    s_outcome_t outcome;
+    memset (&outcome, 0, sizeof outcome);
+
+    //  The room must exist; the tool must be known
+    room = s_room_load (self, job->room_id, result);
+    if (!room)
+        goto cleanup;
+    post_error = true;
+    const aip_tool_t *tool = s_tool_check (self, adapter, warning, job, result);
+    if (!tool)
+        goto cleanup;
+    speaker = tool->name;
     //  History, newest last
-    id = s_store_begin (self, AIP_OP_MSG_LIST, 2);
+    uint64_t id = s_store_begin (self, AIP_OP_MSG_LIST, 2);
     aip_pack_kstr (self->pk, "room_id", job->room_id);
     aip_pack_kint (self->pk, "limit", job->history);
     if (s_store_call (self, id, &history, result))
@@ -1013,9 +1099,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
     if (tool->prompt_via == AIP_PROMPT_FILE
     &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path, &prompt_fd)) {
-        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
-        snprintf (result->message, sizeof result->message, "cannot write the prompt file in "
-                  "%s/run: %s", self->args.home, strerror (errno));
+        s_prompt_file_error (self, result);
         json_decref (session);
         json_decref (unseen);
         goto cleanup;
@@ -1066,8 +1150,10 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
             if (*prompt_path) {
                 s_prompt_release (prompt_path, &prompt_fd);
                 if (s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path,
-                                   &prompt_fd))
+                                   &prompt_fd)) {
+                    s_prompt_file_error (self, result);
                     goto cleanup;
+                }
                 run.prompt_file = prompt_path;
             }
             continue;
@@ -1098,52 +1184,15 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     if (resumable && persist && *outcome.session_id)
         s_session_put (self, job->room_id, tool->name, outcome.session_id, messages,
                        json_string_value (json_object_get (sent, "id")));
-    result->data = json_object ();
-    json_object_set_new (result->data, "tool", json_string (tool->name));
-    json_object_set_new (result->data, "response", json_stringn (answer, answer_len));
-    json_object_set_new (result->data, "room", json_string (job->room_id));
-    json_t *mentions = s_mentions (adapter, tool->name, answer);
-    if (json_array_size (mentions))
-        json_object_set (result->data, "mentions", mentions);
-    json_decref (mentions);
-    json_object_set_new (result->data, "elapsed_s",
-                         json_real ((double) (aip_clock_ms () - started) / 1000.0));
-    if (usage)
-        json_object_set (result->data, "usage", usage);
-    if (*outcome.session_id)
-        json_object_set_new (result->data, "session_id", json_string (outcome.session_id));
-    json_object_set_new (result->data, "resumed", json_boolean (run.session_id != NULL));
-    if (*warning_out || *warning)
-        json_object_set_new (result->data, "warning", json_string (*warning_out ? warning_out
-                                                                                : warning));
-    json_object_set (result->data, "message_id", json_object_get (sent, "id"));
-    json_object_set (result->data, "peer_id", json_object_get (sent, "peer_id"));
-    if (dropped)
-        json_object_set_new (result->data, "history_dropped", json_integer ((json_int_t) dropped));
+    result->data = s_answer_data (adapter, tool->name, job->room_id, answer, answer_len,
+                                  started, usage, outcome.session_id, run.session_id != NULL,
+                                  *warning_out ? warning_out : warning, sent, dropped);
     zsys_info ("spawner: %s answered in room %s (%zu bytes, %.2f s)", tool->name, job->room_id,
                answer_len, elapsed);
 cleanup:
-    if (!result->data && post_error && !self->terminated && !self->cancelled) {
-        //  As the original: the failure shows in the room too
-        zsys_warning ("spawner: %s in room %s failed: %s", job->tool, job->room_id,
-                      result->message);
-        char *content = zsys_sprintf ("[spawn error] %s", result->message);
-        char *tool_id = strdup (speaker);
-        aip_id_sanitize (tool_id);
-        s_result_t post_result;
-        memset (&post_result, 0, sizeof post_result);
-        json_t *ignored = NULL;
-        if (s_post (self, job->room_id, *job->msg_id ? job->msg_id : NULL, tool_id, content,
-                    strlen (content), "{\"error\":true}", &ignored, &post_result))
-            zsys_warning ("spawner: could not post the error: %s", post_result.message);
-        json_decref (ignored);
-        free (tool_id);
-        free (content);
-    }
+    if (!result->data && post_error && !self->terminated && !self->cancelled)
+        s_post_failure (self, job, speaker, result);
     s_prompt_release (prompt_path, &prompt_fd);
-    aip_proc_destroy (&proc);
-    aip_strv_free (&argv);
-    aip_strv_free (&envp);
     free (prompt);
     free (answer);
     json_decref (room);
