@@ -197,7 +197,7 @@ s_room_add (aip_relayd_t *self, const char *id, const char *url, const char *tok
 {
     //  A relay cursor stored before they were checked ('zzzz' sorts after
     //  every time): catch up from the start (ids de-duplicate) rather than never
-    if (cursor && *cursor && !aip_lan_url_is (url) && !aip_relay_time_cursor_ok (cursor)) {
+    if (cursor && *cursor && !aip_sync_transport_for (url)->cursor_ok (cursor)) {
         zsys_warning ("relay: room %s: stored cursor '%.40s' is not a time; catching up "
                       "from the beginning", id, cursor);
         cursor = NULL;
@@ -211,9 +211,7 @@ s_room_add (aip_relayd_t *self, const char *id, const char *url, const char *tok
             snprintf (room->cursor, sizeof room->cursor, "%s", cursor);
         room->transport = aip_sync_transport_for (url);
         if (moved) {
-            aip_relay_ws_close (self->ws, id);
-            room->ws_state = WS_DOWN;
-            room->ws_retry_at = 0;
+            room->transport->forget (self, room);
             zhashx_purge (room->joined);
         }
         room->listed = true;
@@ -279,7 +277,8 @@ s_rooms_load (aip_relayd_t *self)
                 zlistx_add_end (gone, r->id);
         for (char *rid = (char *) zlistx_first (gone); rid; rid = (char *) zlistx_next (gone)) {
             zsys_info ("relay: room %s is gone; no longer synced", rid);
-            aip_relay_ws_close (self->ws, rid);
+            aip_sync_room_t *room = (aip_sync_room_t *) zhashx_lookup (self->rooms, rid);
+            room->transport->forget (self, room);
             //  Its outbox went with it (storaged deleted the rows)
             aip_outmsg_t *om = (aip_outmsg_t *) zlistx_first (self->outbox);
             while (om) {
@@ -746,8 +745,7 @@ aip_relay_join_accepted (aip_relayd_t *self, aip_joinreq_t *join)
     w->data = data;
     zlistx_add_end (room->join_waiters, w);
     aip_relay_fetch (self, room);
-    if (room->ws_state == WS_DOWN)
-        room->ws_retry_at = 0;
+    room->transport->wake (self, room);
     aip_relay_joinreq_free (&join);
 }
 

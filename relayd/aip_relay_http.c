@@ -772,6 +772,24 @@ s_http_stop_transport (aip_relayd_t *self)
     self->multi = NULL;
 }
 
+//  The WebSocket goes; the next tick opens one to where the room is now
+static void
+s_http_forget (aip_relayd_t *self, aip_sync_room_t *room)
+{
+    aip_relay_ws_close (self->ws, room->id);
+    room->ws_state = WS_DOWN;
+    room->ws_retry_at = 0;
+}
+
+//  A WebSocket that is down reconnects at the next tick
+static void
+s_http_wake (aip_relayd_t *self, aip_sync_room_t *room)
+{
+    (void) self;
+    if (room->ws_state == WS_DOWN)
+        room->ws_retry_at = 0;
+}
+
 const aip_sync_transport_t aip_sync_http = {
     .name = "relay",
     .mode = "public",
@@ -784,6 +802,9 @@ const aip_sync_transport_t aip_sync_http = {
     .tick = s_http_tick,
     .cursor_of = s_http_cursor_of,
     .fetch_forget = s_http_fetch_forget,
+    .cursor_ok = aip_relay_time_cursor_ok,
+    .forget = s_http_forget,
+    .wake = s_http_wake,
     .poll_add = s_http_poll_add,
     .poll_done = s_http_poll_done,
     .expire = s_http_expire,
@@ -812,6 +833,9 @@ aip_relay_http_test (bool verbose)
     aip_sync_http.cursor_of (m, mark, sizeof mark);
     assert (*mark == 0);
     json_decref (m);
+    //  A stored cursor must be a time ('zzzz' would freeze the catch-up)
+    assert (aip_sync_http.cursor_ok ("2026-01-01T00:00:00.000Z"));
+    assert (!aip_sync_http.cursor_ok ("zzzz"));
     //  Relay URLs: https (or http on loopback) only
     char url [AIP_MAX_URL + 1], err [300];
     assert (aip_sync_http.check_url ("ftp://x", url, sizeof url, err, sizeof err) == -1);

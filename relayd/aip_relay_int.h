@@ -181,6 +181,12 @@ struct _aip_sync_transport_t {
     void (*cursor_of) (const json_t *m, char *out, size_t size);
     //  The cursor was reset: the catch-up in flight no longer counts
     void (*fetch_forget) (aip_sync_room_t *room);
+    //  Can a cursor stored in storaged be trusted? (else catch up from the start)
+    bool (*cursor_ok) (const char *cursor);
+    //  The room moved (URL or token) or is gone: drop its push channel
+    void (*forget) (aip_relayd_t *self, aip_sync_room_t *room);
+    //  Something happened that is worth a reconnect now, not after backoff
+    void (*wake) (aip_relayd_t *self, aip_sync_room_t *room);
     //  Its sockets for the loop's poll: adds at most max items (and may
     //  shorten *timeout); then handles what they had
     int (*poll_add) (aip_relayd_t *self, zmq_pollitem_t *items, int max, long *timeout);

@@ -593,6 +593,31 @@ s_lan_stop_transport (aip_relayd_t *self)
     zcert_destroy (&self->lan_cert);
 }
 
+//  A hub's cursor is its seq: strtoll reads what it can, and a cursor it
+//  cannot read starts from 0 (ids de-duplicate), so none freezes catch-up
+static bool
+s_lan_cursor_ok (const char *cursor)
+{
+    (void) cursor;
+    return true;
+}
+
+//  The held lan.fetch is answered or expires by itself; the link stays
+//  for the other rooms of the hub
+static void
+s_lan_forget (aip_relayd_t *self, aip_sync_room_t *room)
+{
+    (void) self;
+    (void) room;
+}
+
+static void
+s_lan_wake (aip_relayd_t *self, aip_sync_room_t *room)
+{
+    (void) self;
+    (void) room;
+}
+
 const aip_sync_transport_t aip_sync_lan = {
     .name = "lan",
     .mode = "lan",
@@ -605,6 +630,9 @@ const aip_sync_transport_t aip_sync_lan = {
     .tick = s_lan_tick,
     .cursor_of = s_lan_cursor_of,
     .fetch_forget = s_lan_fetch_forget,
+    .cursor_ok = s_lan_cursor_ok,
+    .forget = s_lan_forget,
+    .wake = s_lan_wake,
     .poll_add = s_lan_poll_add,
     .poll_done = s_lan_poll_done,
     .expire = s_lan_expire,
