@@ -37,7 +37,8 @@ struct _aip_stream_t {
     s_buf_t answer;             //  final answer
     bool have_answer;           //  the final answer was given whole
     uint64_t changes;           //  text changed this many times
-    char current_item [129];    //  codex: the agent message the deltas belong to
+    char current_item [129];    //  codex: the agent message the deltas belong to;
+                                //  acp: the messageId of the chunks so far
     char current_turn [129];    //  codex: our turn (a resumed thread reports old ones)
     json_t *usage;              //  the usage object
     char session_id [129];      //  validated, or ""
@@ -225,6 +226,23 @@ s_text_reset (aip_stream_t *self)
         s_buf_reset (&self->text);
         self->changes++;
     }
+}
+
+//  acp: a chunk of another message (opencode retrying a cut-off stream
+//  sends the answer again under a new messageId) starts the text anew
+static void
+s_acp_message (aip_stream_t *self, const char *id, size_t len)
+{
+    if (!id || !len)
+        return;
+    if (strlen (self->current_item) == len && memcmp (self->current_item, id, len) == 0)
+        return;
+    if (*self->current_item)
+        s_text_reset (self);
+    if (len >= sizeof self->current_item)
+        len = sizeof self->current_item - 1;
+    memcpy (self->current_item, id, len);
+    self->current_item [len] = 0;
 }
 
 static void
@@ -882,6 +900,8 @@ s_acp_event (aip_stream_t *self, json_t *msg)
         json_t *content = json_object_get (update, "content");
         if (kind && streq (kind, "agent_message_chunk") && s_is (content, "type", "text")) {
             const char *text = s_str (content, "text");
+            const char *message_id = s_str (update, "messageId");
+            s_acp_message (self, message_id, message_id ? strlen (message_id) : 0);
             if (text)
                 s_text_add (self, text, strlen (text));
         }
@@ -1064,8 +1084,10 @@ s_fast_delta (aip_stream_t *self, const char *line, size_t len)
     if (self->format == AIP_FORMAT_ACP && self->prompt_sent) {
         if (s_shape (line, len, "{\"jsonrpc\":\"2.0\",\"method\":\"session/update\",\"params\":"
                      "{\"sessionId\":%s,\"update\":{\"sessionUpdate\":\"agent_message_chunk\","
-                     "\"messageId\":%s,\"content\":{\"type\":\"text\",\"text\":%s}}}}", caps, 6))
+                     "\"messageId\":%s,\"content\":{\"type\":\"text\",\"text\":%s}}}}", caps, 6)) {
+            s_acp_message (self, caps [1].at + 1, caps [1].len - 2);
             return s_span_text (self, &caps [2]);
+        }
     }
     return false;
 }
@@ -1716,6 +1738,26 @@ aip_stream_test (bool verbose)
     assert (aip_stream_end (s) == 0 && streq (s_test_answer (s), "new answer"));
     assert (streq (aip_stream_session_id (s), "ses_abc"));
     assert (json_integer_value (json_object_get (aip_stream_usage (s), "output_tokens")) == 2);
+    aip_stream_destroy (&s);
+
+    //  opencode acp retrying a cut-off stream: each attempt is a new
+    //  messageId, and only the last one is the answer (general and fast path)
+    args.resume_id = NULL;
+    s = aip_stream_new (AIP_FORMAT_ACP, "opencode", &args);
+    free (aip_stream_output (s, &len));
+    reply = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":1}}\n";
+    aip_stream_feed (s, reply, strlen (reply));
+    free (aip_stream_output (s, &len));
+    reply = "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"sessionId\":\"ses_r\"}}\n";
+    aip_stream_feed (s, reply, strlen (reply));
+    free (aip_stream_output (s, &len));
+    reply = "{\"jsonrpc\":\"2.0\",\"method\":\"session/update\",\"params\":{\"sessionId\":\"ses_r\",\"update\":{\"sessionUpdate\":\"agent_message_chunk\",\"messageId\":\"msg_1\",\"content\":{\"type\":\"text\",\"text\":\"A streamed \"}}}}\n"
+            "{\"method\":\"session/update\",\"params\":{\"update\":{\"sessionUpdate\":\"agent_message_chunk\",\"messageId\":\"msg_2\",\"content\":{\"type\":\"text\",\"text\":\"A streamed \"}}}}\n"
+            "{\"jsonrpc\":\"2.0\",\"method\":\"session/update\",\"params\":{\"sessionId\":\"ses_r\",\"update\":{\"sessionUpdate\":\"agent_message_chunk\",\"messageId\":\"msg_2\",\"content\":{\"type\":\"text\",\"text\":\"answer\"}}}}\n"
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"stopReason\":\"end_turn\"}}\n";
+    aip_stream_feed (s, reply, strlen (reply));
+    free (aip_stream_output (s, &len));
+    assert (aip_stream_end (s) == 0 && streq (s_test_answer (s), "A streamed answer"));
     aip_stream_destroy (&s);
 
     //  opencode run --format json
