@@ -89,6 +89,7 @@ class _Stream:
         self.h = handler
         self.entry = entry
         self.sent_first = False
+        self.deltas = 0
 
     def start(self, content_type="text/event-stream"):
         self.h.send_response(200)
@@ -111,6 +112,13 @@ class _Stream:
 
     def pace(self):
         """Call before each text delta."""
+        #  "hold_after": N — the stream stops after N deltas until the test
+        #  calls FakeModel.release() (or hold_max_s passes): the answer is
+        #  then still unfinished for as long as the test needs, whatever
+        #  the machine's load
+        if self.deltas == self.entry.get("hold_after", -1):
+            self.h.server.fake.gate.wait(self.entry.get("hold_max_s", 120))
+        self.deltas += 1
         if not self.sent_first:
             self.sent_first = True
             d = self.entry.get("first_delay_ms", 0)
@@ -578,6 +586,9 @@ class FakeModel:
         self.turns = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        #  open, but for entries with "hold_after" between hold() and release()
+        self.gate = threading.Event()
+        self.gate.set()
         self._log = log
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
@@ -589,6 +600,13 @@ class FakeModel:
         self._thread.start()
 
     # -- script ----------------------------------------------------------
+    def hold(self):
+        """Streams of entries with "hold_after" stop there until release()."""
+        self.gate.clear()
+
+    def release(self):
+        self.gate.set()
+
     def add(self, *entries):
         """Append entries to the script."""
         with self._lock:

@@ -158,9 +158,29 @@ class RealCliCase(aiptest.AipTestCase):
         room = self.seeded_room()
         sub = Subscriber(self.home, room)
         self.addCleanup(sub.close)
-        #  12 deltas 250 ms apart: the model takes about 3 s to finish
-        self.fake.add({"text": ANSWER1, "chunks": 12, "chunk_delay_ms": 250, "usage": USAGE1})
-        data = self.invite(tool, room)
+        #  12 deltas; the model's stream stops after 4 of them until a
+        #  progress event with text has been seen (or 150 s passed), so the
+        #  answer is unfinished for as long as a loaded machine needs
+        self.fake.hold()
+        self.addCleanup(self.fake.release)
+        self.fake.add({"text": ANSWER1, "chunks": 12, "chunk_delay_ms": 20, "usage": USAGE1,
+                       "hold_after": 4, "hold_max_s": 150})
+        result = []
+        inviter = threading.Thread(target=lambda: result.append(self.invite(tool, room)))
+        inviter.start()
+
+        def text_seen():
+            return [d for t, d in sub.progress()
+                    if d.get("text") and d["tool"] == PEER_TOOL.get(tool, tool)]
+        deadline = time.monotonic() + 150
+        while not text_seen() and inviter.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        early = text_seen()
+        self.fake.release()
+        inviter.join(200)
+        self.assertFalse(inviter.is_alive(), "the invite did not end")
+        self.assertTrue(result, "the invite failed")
+        data = result[0]
         self.assertEqual(data["response"].strip(), ANSWER1.strip())
         posted = self.read(room)[-1]
         self.assertEqual(posted["content"].strip(), ANSWER1.strip())
@@ -168,12 +188,8 @@ class RealCliCase(aiptest.AipTestCase):
         #  The text was visible while the model was still streaming it
         req1 = self.turn_requests(tool)
         self.assertEqual(len(req1), 1, "one model turn for one invite")
-        model_done = req1[0]["done_at"]
-        early = [d for t, d in sub.progress()
-                 if t < model_done and d.get("text")
-                 and d["tool"] == PEER_TOOL.get(tool, tool)]
-        self.assertTrue(early, "no progress event with text before the model finished; "
-                        "events: %r" % sub.progress()[-5:])
+        self.assertTrue(early, "no progress event with text while the model's answer was "
+                        "unfinished; events: %r" % sub.progress()[-5:])
         for d in early:
             self.assertTrue(ANSWER1.startswith(d["text"]) or d["text"] in ANSWER1,
                             "progress text is not part of the answer: %r" % d["text"][:200])
