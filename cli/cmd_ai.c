@@ -316,9 +316,7 @@ s_progress_stream (s_progress_t *p, const s_invite_t *inv, int64_t elapsed_ms)
     }
     s_progress_put (p, from, (size_t) (text + len - from));
     //  Keep the printed tail, starting on a character
-    size_t keep = len < SHOWN_TAIL ? len : SHOWN_TAIL;
-    while (keep < len && keep > 0 && ((unsigned char) text [len - keep] & 0xc0) == 0x80)
-        keep--;
+    size_t keep = len - aip_utf8_tail (text, len, SHOWN_TAIL);
     free (p->shown);
     p->shown = (char *) malloc (keep + 1);
     memcpy (p->shown, text + len - keep, keep);
@@ -819,12 +817,7 @@ s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *m
         json_object_set_new (entry, "mentioned_by", json_string (mentioned_by));
     if (inv.data) {
         const char *response = json_string_value (json_object_get (inv.data, "response"));
-        size_t len = response ? strlen (response) : 0, cut = len;
-        if (cut > SNIPPET_CHARS) {
-            cut = SNIPPET_CHARS;
-            while (cut && ((unsigned char) response [cut] & 0xc0) == 0x80)
-                cut--;
-        }
+        size_t cut = response ? aip_utf8_cut (response, strlen (response), SNIPPET_CHARS) : 0;
         json_object_set_new (entry, "snippet", json_stringn (response ? response : "", cut));
         json_t *m = json_object_get (inv.data, "mentions");
         if (json_is_array (m))

@@ -231,6 +231,26 @@ aip_utf8_valid (const char *str, size_t len)
     return true;
 }
 
+size_t
+aip_utf8_cut (const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char) s [cut] & 0xc0) == 0x80)
+        cut--;
+    return cut;
+}
+
+size_t
+aip_utf8_tail (const char *s, size_t len, size_t max)
+{
+    size_t start = len > max ? len - max : 0;
+    while (start < len && ((unsigned char) s [start] & 0xc0) == 0x80)
+        start++;
+    return start;
+}
+
 bool
 aip_blank (const char *s, size_t len)
 {
@@ -442,6 +462,17 @@ aip_util_test (bool verbose)
     assert (!aip_utf8_valid ("\xc0\xaf", 2));                       //  overlong
     assert (!aip_utf8_valid ("\xed\xa0\x80", 3));                   //  surrogate
     assert (!aip_utf8_valid ("\xe4\xbd", 2));                       //  truncated
+    //  Cuts and tails land on a character: "a你好" is 1 + 3 + 3 bytes
+    const char *mixed = "a\xe4\xbd\xa0\xe5\xa5\xbd";
+    assert (aip_utf8_cut (mixed, 7, 9) == 7);
+    assert (aip_utf8_cut (mixed, 7, 7) == 7);
+    assert (aip_utf8_cut (mixed, 7, 6) == 4);
+    assert (aip_utf8_cut (mixed, 7, 3) == 1);
+    assert (aip_utf8_cut (mixed, 7, 0) == 0);
+    assert (aip_utf8_tail (mixed, 7, 9) == 0);
+    assert (aip_utf8_tail (mixed, 7, 5) == 4);
+    assert (aip_utf8_tail (mixed, 7, 3) == 4);
+    assert (aip_utf8_tail (mixed, 7, 2) == 7);
     assert (!aip_utf8_valid ("\xf4\x90\x80\x80", 4));               //  > U+10FFFF
 
     char host [] = "Johns-MacBook.local";

@@ -38,6 +38,10 @@ bool aip_time_valid (const char *s, size_t len, int64_t *ms);
 void aip_id_sanitize (char *s);
 //  True if s is well-formed UTF-8 (no overlongs, no surrogates)
 bool aip_utf8_valid (const char *s, size_t len);
+//  The length of s cut to at most max bytes, on a character boundary
+size_t aip_utf8_cut (const char *s, size_t len, size_t max);
+//  Where the last max bytes of s start, moved on to a character boundary
+size_t aip_utf8_tail (const char *s, size_t len, size_t max);
 //  True if every byte is whitespace (or len is 0)
 bool aip_blank (const char *s, size_t len);
 

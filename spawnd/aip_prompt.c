@@ -9,18 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Cut s to at most max bytes on a UTF-8 boundary
-static size_t
-s_utf8_cut (const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t n = max;
-    while (n > 0 && ((unsigned char) s [n] & 0xc0) == 0x80)
-        n--;
-    return n;
-}
-
 static const char *
 s_str (json_t *o, const char *key, const char *dflt)
 {
@@ -34,7 +22,7 @@ s_history_line (json_t *msg)
 {
     const char *content = s_str (msg, "content", "");
     size_t len = strlen (content);
-    size_t cut = s_utf8_cut (content, len, AIP_MAX_PROMPT_MESSAGE);
+    size_t cut = aip_utf8_cut (content, len, AIP_MAX_PROMPT_MESSAGE);
     const char *type = s_str (msg, "type", "message");
     const char *tool = s_str (msg, "peer_tool", NULL);
     const char *ptype = s_str (msg, "peer_type", NULL);
@@ -76,7 +64,7 @@ aip_prompt_build (const aip_prompt_args_t *args, size_t *len, size_t *dropped)
     //  The request: from the person who invited the tool
     const char *context = args->context && *args->context ? args->context : NULL;
     size_t ctx_len = context ? strlen (context) : 0;
-    size_t ctx_cut = context ? s_utf8_cut (context, ctx_len, args->max / 2) : 0;
+    size_t ctx_cut = context ? aip_utf8_cut (context, ctx_len, args->max / 2) : 0;
     char *tail;
     if (context)
         tail = zsys_sprintf ("%s END OF CONVERSATION\n\nRequest from the person who invited "

@@ -252,9 +252,7 @@ s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *
 static char *
 s_text_tail (const char *text, size_t len, size_t max, size_t *out_len)
 {
-    size_t start = len > max ? len - max : 0;
-    while (start < len && ((unsigned char) text [start] & 0xc0) == 0x80)
-        start++;
+    size_t start = aip_utf8_tail (text, len, max);
     return aip_utf8_repair (text + start, len - start, out_len);
 }
 
@@ -448,9 +446,7 @@ s_cap_answer (char **answer_p, size_t *len_p, size_t total)
     size_t len = *len_p;
     const size_t room = AIP_MAX_CONTENT - 256;
     if (len > room || total > len) {
-        size_t cut = len > room ? room : len;
-        while (cut > 0 && ((unsigned char) answer [cut] & 0xc0) == 0x80)
-            cut--;
+        size_t cut = aip_utf8_cut (answer, len, room);
         char marker [200];
         snprintf (marker, sizeof marker, "\n\n[... answer cut by ai-peer: %zu bytes in all, "
                   "the limit is %d]", total > len ? total : len, AIP_MAX_CONTENT - 256);

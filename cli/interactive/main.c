@@ -355,9 +355,7 @@ s_live_rows (s_chat_t *self, s_live_t *live, int max, FILE *out)
     //  Lay out only the tail that can show (4 bytes a column at most)
     size_t columns = s_term_size (false);
     size_t len = strlen (live->text), cap = (size_t) max * columns * 4;
-    const char *tail = live->text + (len > cap ? len - cap : 0);
-    while (*tail && ((unsigned char) *tail & 0xc0) == 0x80)
-        tail++;
+    const char *tail = live->text + aip_utf8_tail (live->text, len, cap);
     //  A last newline would leave an empty row
     char *trimmed = strdup (tail);
     size_t tlen = strlen (trimmed);
