@@ -214,5 +214,8 @@ bool cli_name_shared (json_t *names, const char *name, const char *peer_id);
 //  names seeded from a room's members (json array of {id, name}), or from
 //  the daemons when members is NULL. Never NULL.
 json_t *cli_room_names (cli_t *cli, const char *room_id, const json_t *members);
+//  How many backticks a Markdown fence around text needs so that nothing in
+//  it can close the fence: more than its longest run, at least 3
+size_t cli_fence_len (const char *text, size_t len);
 
 #endif

@@ -412,3 +412,15 @@ cli_room_names (cli_t *cli, const char *room_id, const json_t *members)
     json_decref (data);
     return names;
 }
+
+size_t
+cli_fence_len (const char *text, size_t len)
+{
+    size_t longest = 0, run = 0;
+    for (size_t i = 0; i < len; i++) {
+        run = text [i] == '`' ? run + 1 : 0;
+        if (run > longest)
+            longest = run;
+    }
+    return longest < 3 ? 3 : longest + 1;
+}

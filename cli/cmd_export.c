@@ -153,13 +153,7 @@ s_md_body (FILE *out, const char *content, size_t len)
     if (s_md_plain (clean, clean_len))
         fwrite (clean, 1, clean_len, out);
     else {
-        size_t run = 0, longest = 0;
-        for (size_t i = 0; i < clean_len; i++) {
-            run = clean [i] == '`' ? run + 1 : 0;
-            if (run > longest)
-                longest = run;
-        }
-        size_t fence = longest < 3 ? 3 : longest + 1;
+        size_t fence = cli_fence_len (clean, clean_len);
         for (size_t i = 0; i < fence; i++)
             fputc ('`', out);
         fputc ('\n', out);

@@ -83,31 +83,6 @@ cli_unread (cli_t *cli, const char *tool, const char *room_id, long limit, bool 
 //  ---------------------------------------------------------------------
 //  Hook output
 
-//  The longest run of backticks in text: the fence must be longer
-static size_t
-s_backtick_run (const char *text, size_t len)
-{
-    size_t best = 0, run = 0;
-    for (size_t i = 0; i < len; i++) {
-        run = text [i] == '`' ? run + 1 : 0;
-        if (run > best)
-            best = run;
-    }
-    return best;
-}
-
-//  Cut at a UTF-8 boundary at most max bytes in
-static size_t
-s_utf8_cut (const char *text, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut && ((unsigned char) text [cut] & 0xc0) == 0x80)
-        cut--;
-    return cut;
-}
-
 //  The messages as text for the agent: attributed, each fenced as
 //  untrusted, bounded. NULL when there is nothing.
 static char *
@@ -134,10 +109,8 @@ s_hook_text (json_t *data, const char *tool, size_t *delivered)
             break;
         const char *content = json_string_value (json_object_get (m, "content")) ?: "";
         size_t len = strlen (content);
-        size_t cut = s_utf8_cut (content, len, HOOK_MESSAGE_BYTES);
-        size_t fence = s_backtick_run (content, cut) + 1;
-        if (fence < 3)
-            fence = 3;
+        size_t cut = aip_utf8_cut (content, len, HOOK_MESSAGE_BYTES);
+        size_t fence = cli_fence_len (content, cut);
         const char *name = json_string_value (json_object_get (m, "peer_name"));
         const char *peer_id = json_string_value (json_object_get (m, "peer_id")) ?: "?";
         const char *type = json_string_value (json_object_get (m, "peer_type")) ?: "peer";
