@@ -17,10 +17,13 @@ typedef struct {
 static const s_command_t s_commands [] = {
     { "room", cmd_room, "Room & Chat", "create, join, list, delete rooms",
       "Usage: ai-peer room create|join|list|delete [args]\n"
-      "  create <name> [--relay default|URL] [--lan] [--password PW]\n"
-      "  join <room-id|peer://relay/room?token=T> [--relay URL] [--token T] [--password PW]\n"
+      "  create <name> [--relay default|URL] [--lan] [--password PW] [--password-file F]\n"
+      "         [--cipher aip1|fernet]\n"
+      "  join <room-id|peer://relay/room?token=T|peer+lan://...> [--relay URL] [--lan]\n"
+      "         [--token T] [--password PW] [--password-file F]\n"
       "  list\n"
-      "  delete <room-id>\n" },
+      "  delete <room-id>\n"
+      "  A password keeps out of 'ps' with --password-file F or $AI_PEER_PASSWORD.\n" },
     { "chat", cmd_chat, "Room & Chat", "send/read messages, interactive mode (-i)",
       "Usage: ai-peer chat <room-id> [message...] [--as NAME] [--tool TOOL] [--type ai|human]\n"
       "       ai-peer chat <room-id> [-n N]        read the last N messages (20)\n"
@@ -34,12 +37,16 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer export <room-id> [--format md|json] [--output FILE]\n" },
     { "invite", cmd_invite, "AI", "spawn an AI tool into a room",
       "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] [--timeout S] [--cwd DIR]\n"
-      "                      [--model M] [--history N] [--async]\n"
+      "                      [--model M] [--history N] [--async] [--fresh] [--sessions]\n"
+      "                      [--max-cost USD]\n"
       "  Runs TOOL (claude, codex, opencode, gemini, or one of $AI_PEERS_HOME/tools.json) with\n"
       "  the room's last 30 messages as its prompt (on stdin) and posts its answer as the AI\n"
       "  peer <host>-TOOL. --timeout (120 s) kills the tool and everything it started.\n"
       "  --cwd: where the tool runs (default: this directory). --history: messages in the\n"
       "  prompt (30).\n"
+      "  Each tool resumes its own session in the room and is sent only the messages since;\n"
+      "  --fresh starts a new one; --sessions lets it keep one in a password room too.\n"
+      "  --max-cost USD: a spending cap for tools that take one (claude: --max-budget-usd).\n"
       "  --async: print a job id at once; then 'ai-peer wait JOB', 'jobs', 'cancel JOB'.\n" },
     { "jobs", cmd_jobs, "AI", "list asynchronous invites (invite --async)",
       "Usage: ai-peer jobs\n" },
@@ -49,14 +56,14 @@ static const s_command_t s_commands [] = {
       "Usage: ai-peer cancel <job-id>\n" },
     { "quick", cmd_quick, "AI", "one-command AI conversation (create+send+invite)",
       "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] [--timeout S] [--cwd DIR]\n"
-      "                     [--max-tokens N]\n"
+      "                     [--max-tokens N] [--password PW] [--password-file F] [--cipher C]\n"
       "  Creates a room, posts the question, asks every tool at once (in parallel).\n"
       "  data.usage: the tokens of all answers, and by_tool. --max-tokens N (input + output,\n"
       "  all tools): data.over_budget lists the tools, in the order their answers arrived,\n"
       "  whose answer took the total past N (they all run at once: none is stopped).\n" },
     { "discuss", cmd_discuss, "AI", "multi-round AI debate (auto-orchestrated)",
       "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] [--context TEXT] [--timeout S]\n"
-      "                       [--follow-mentions N] [--max-tokens N]\n"
+      "                       [--cwd DIR] [--follow-mentions N] [--max-tokens N]\n"
       "  Rounds x tools, one after the other: each AI sees everything said before it.\n"
       "  --follow-mentions N: also invite a tool an answer @mentions, at most N hops per turn.\n"
       "  --max-tokens N: start no turn once the input + output tokens of all tools reach N;\n"
