@@ -6,6 +6,7 @@
 #include "aip_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -76,8 +77,15 @@ s_child_start (aip_supervisor_t *self, aip_child_t *child)
     snprintf (exe, sizeof exe, "%s/%s", self->bin_dir, child->name);
     aip_home_endpoint (self->home, "workers", endpoint, sizeof endpoint, err, sizeof err);
     pid_t parent = getpid ();
+    //  Signals wait until the child has dropped the broker's handlers: a
+    //  SIGTERM sent between fork and exec would otherwise only set the
+    //  broker's "interrupted" flag in the child, and be lost
+    sigset_t all, before;
+    sigfillset (&all);
+    pthread_sigmask (SIG_SETMASK, &all, &before);
     pid_t pid = fork ();
     if (pid < 0) {
+        pthread_sigmask (SIG_SETMASK, &before, NULL);
         zsys_error ("broker: cannot fork %s: %s", child->name, strerror (errno));
         child->start_at = aip_clock_ms () + child->backoff_ms;
         return;
@@ -87,15 +95,22 @@ s_child_start (aip_supervisor_t *self, aip_child_t *child)
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         if (getppid () != parent)
             _exit (1);
-        //  The broker's signal mask and handlers are not the child's
-        sigset_t all;
-        sigemptyset (&all);
-        sigprocmask (SIG_SETMASK, &all, NULL);
+        //  The broker's signal handlers and mask are not the child's
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction sa;
+            if (sig != SIGKILL && sig != SIGSTOP && sigaction (sig, NULL, &sa) == 0
+            &&  sa.sa_handler != SIG_IGN && sa.sa_handler != SIG_DFL)
+                signal (sig, SIG_DFL);
+        }
+        sigset_t none;
+        sigemptyset (&none);
+        sigprocmask (SIG_SETMASK, &none, NULL);
         const char *argv [] = { exe, "--home", self->home, "--endpoint", endpoint, NULL };
         execv (exe, (char *const *) argv);
         fprintf (stderr, "brokerd: cannot exec %s: %s\n", exe, strerror (errno));
         _exit (127);
     }
+    pthread_sigmask (SIG_SETMASK, &before, NULL);
     child->pid = pid;
     child->start_at = 0;
     child->started_at = aip_clock_ms ();
@@ -324,6 +339,12 @@ s_test_script (const char *dir, const char *name, const char *body)
     chmod (path, 0700);
 }
 
+static void
+s_test_note_signal (int sig)
+{
+    (void) sig;
+}
+
 static bool
 s_test_reap (aip_supervisor_t *sup, aip_child_exit_t *exit)
 {
@@ -392,6 +413,23 @@ aip_supervisor_test (bool verbose)
     assert (aip_supervisor_remove (sup, "steady") == again && kill (again, 0) != 0);
     assert (aip_supervisor_size (sup) == 1 && aip_supervisor_remove (sup, "steady") == -1);
     assert (streq (aip_supervisor_child (sup, 0)->name, "failing"));
+
+    //  A SIGTERM sent right after the fork, before the child's exec, ends
+    //  the child: the parent's handler (here one like the broker's, that
+    //  only notes the signal) is not the child's to swallow it with
+    {
+        struct sigaction noting = { .sa_handler = s_test_note_signal }, before;
+        sigemptyset (&noting.sa_mask);
+        sigaction (SIGTERM, &noting, &before);
+        assert (aip_supervisor_add (sup, "steady", AIP_SVC_SPAWN, false) == 0);
+        pid_t racer = aip_supervisor_start_now (sup, "steady", false);
+        assert (racer > 0);
+        kill (racer, SIGTERM);
+        assert (s_test_reap (sup, &exit));
+        assert (exit.pid == racer && streq (exit.why, "killed by signal 15"));
+        assert (aip_supervisor_remove (sup, "steady") == 0);
+        sigaction (SIGTERM, &before, NULL);
+    }
 
     //  What a child said last in daemon.log
     char path [AIP_PATH_MAX], reason [128];
