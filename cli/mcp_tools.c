@@ -252,6 +252,61 @@ mcp_argv_free (char **argv, int argc)
     free (argv);
 }
 
+//  The command-line text of one string, number or list argument; -1 with
+//  the reason in err when the value is not of its kind
+static int
+s_arg_text (const mcp_arg_t *a, json_t *v, char **text, char *err, size_t errlen)
+{
+    *text = NULL;
+    if (a->kind == MCP_STR) {
+        if (!json_is_string (v)) {
+            snprintf (err, errlen, "'%s' must be a string", a->key);
+            return -1;
+        }
+        if (strlen (json_string_value (v)) != json_string_length (v)) {
+            snprintf (err, errlen, "'%s' must not contain NUL characters", a->key);
+            return -1;
+        }
+        *text = strdup (json_string_value (v));
+        return 0;
+    }
+    if (a->kind == MCP_INT) {
+        if (!json_is_integer (v) || json_integer_value (v) < a->min
+        ||  json_integer_value (v) > a->max) {
+            snprintf (err, errlen, "'%s' must be a whole number from %ld to %ld", a->key,
+                      a->min, a->max);
+            return -1;
+        }
+        if (asprintf (text, "%lld", (long long) json_integer_value (v)) < 0)
+            *text = NULL;
+        return 0;
+    }
+    //  MCP_LIST: names joined with commas
+    size_t size = 1, i;
+    json_t *item;
+    if (!json_is_array (v) || json_array_size (v) == 0) {
+        snprintf (err, errlen, "'%s' must be a non-empty array of names", a->key);
+        return -1;
+    }
+    json_array_foreach (v, i, item) {
+        const char *name = json_string_value (item);
+        if (!name || !*name || strchr (name, ',') || strlen (name) > AIP_MAX_ID) {
+            snprintf (err, errlen, "'%s' must list tool names (strings of letters, digits, "
+                      "'_' or '-')", a->key);
+            return -1;
+        }
+        size += strlen (name) + 1;
+    }
+    *text = (char *) calloc (1, size);
+    if (*text)
+        json_array_foreach (v, i, item) {
+            if (i)
+                strcat (*text, ",");
+            strcat (*text, json_string_value (item));
+        }
+    return 0;
+}
+
 int
 mcp_tool_argv (const mcp_tool_t *tool, json_t *arguments, char ***argv_p, int *argc_p,
                char *err, size_t errlen)
@@ -305,70 +360,18 @@ mcp_tool_argv (const mcp_tool_t *tool, json_t *arguments, char ***argv_p, int *a
             }
             continue;
         }
-        char *text = NULL;
-        switch (a->kind) {
-            case MCP_STR:
-                if (!json_is_string (v)) {
-                    snprintf (err, errlen, "'%s' must be a string", a->key);
-                    rc = -1;
-                }
-                else
-                if (strlen (json_string_value (v)) != json_string_length (v)) {
-                    snprintf (err, errlen, "'%s' must not contain NUL characters", a->key);
-                    rc = -1;
-                }
-                else
-                    text = strdup (json_string_value (v));
-                break;
-            case MCP_INT:
-                if (!json_is_integer (v) || json_integer_value (v) < a->min
-                ||  json_integer_value (v) > a->max) {
-                    snprintf (err, errlen, "'%s' must be a whole number from %ld to %ld", a->key,
-                              a->min, a->max);
-                    rc = -1;
-                }
-                else
-                if (asprintf (&text, "%lld", (long long) json_integer_value (v)) < 0)
-                    text = NULL;
-                break;
-            case MCP_BOOL:
-                if (!json_is_boolean (v)) {
-                    snprintf (err, errlen, "'%s' must be true or false", a->key);
-                    rc = -1;
-                }
-                else
-                if (json_is_true (v))
-                    argv [argc++] = strdup (a->flag);
-                continue;
-            case MCP_LIST: {
-                size_t size = 1, i;
-                json_t *item;
-                if (!json_is_array (v) || json_array_size (v) == 0) {
-                    snprintf (err, errlen, "'%s' must be a non-empty array of names", a->key);
-                    rc = -1;
-                    break;
-                }
-                json_array_foreach (v, i, item) {
-                    const char *s = json_string_value (item);
-                    if (!s || !*s || strchr (s, ',') || strlen (s) > AIP_MAX_ID) {
-                        snprintf (err, errlen, "'%s' must list tool names (strings of letters, "
-                                  "digits, '_' or '-')", a->key);
-                        rc = -1;
-                        break;
-                    }
-                    size += strlen (s) + 1;
-                }
-                if (rc)
-                    break;
-                text = (char *) calloc (1, size);
-                json_array_foreach (v, i, item) {
-                    if (i)
-                        strcat (text, ",");
-                    strcat (text, json_string_value (item));
-                }
-                break;
+        if (a->kind == MCP_BOOL) {
+            if (!json_is_boolean (v)) {
+                snprintf (err, errlen, "'%s' must be true or false", a->key);
+                rc = -1;
             }
+            else
+            if (json_is_true (v))
+                argv [argc++] = strdup (a->flag);
+            continue;
         }
+        char *text = NULL;
+        rc = s_arg_text (a, v, &text, err, errlen);
         if (rc || !text) {
             free (text);
             if (!rc) {
