@@ -274,6 +274,26 @@ class TestRawProtocol(McpCase):
         self.assertEqual([m["content"] for m in got["messages"]], ["wake after the restart"])
         self.assertFalse(got["timed_out"])
 
+    def test_arguments_of_the_wrong_kind(self):
+        """Each kind of argument refuses a value of another kind with a
+        message naming it, before any command runs."""
+        s = RawServer(self)
+        s.initialize()
+        cases = [
+            ("chat_send", {"room": 7, "message": "x"}, "'room' must be a string"),
+            ("room_create", {"lan": "yes"}, "'lan' must be true or false"),
+            ("quick", {"question": "q", "tools": []}, "'tools' must be a non-empty array"),
+            ("quick", {"question": "q", "tools": ["codex", 3]}, "'tools' must list tool names"),
+            ("quick", {"question": "q", "tools": ["a,b"]}, "'tools' must list tool names"),
+            ("quick", {"tools": ["codex"]}, "quick needs the argument 'question'"),
+        ]
+        for i, (tool, args, want) in enumerate(cases):
+            r = s.call(i + 1, "tools/call", {"name": tool, "arguments": args})
+            self.assertIn("result", r, (tool, args))
+            self.assertTrue(r["result"]["isError"], r)
+            self.assertIn(want, r["result"]["content"][0]["text"], (tool, args))
+        self.assertEqual(self.ok("room", "list")["rooms"], [], "no command ran")
+
     def test_calls_in_flight_are_bounded(self):
         s = RawServer(self)
         s.initialize()
