@@ -330,9 +330,13 @@ s_hook_agent (cli_t *cli, const char *name)
     for (const s_hook_agent_t *a = s_hook_agents; a->agent; a++)
         if (strcmp (a->agent, name) == 0)
             return a;
-    cli_fail (cli, "hooks are for claude-code, gemini and codex: %.64s cannot take text into a "
-              "running session this way (see docs/mcp.md); use 'ai-peer mcp install %.64s' "
-              "and its wait_messages tool", name, name);
+    if (strcmp (name, "opencode") == 0)
+        cli_fail (cli, "hooks are for claude-code, gemini and codex: opencode cannot take text "
+                  "into a running session this way (see docs/mcp.md); use 'ai-peer mcp "
+                  "install opencode' and its wait_messages tool");
+    else
+        cli_fail (cli, "unknown agent '%.64s': hooks are for claude-code, gemini and codex "
+                  "(opencode: 'ai-peer mcp install opencode')", name);
     return NULL;
 }
 

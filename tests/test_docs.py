@@ -155,6 +155,18 @@ class TestDocsMatchHelp(AipTestCase):
         self.assertFalse(self.check_invocations("x", "`ai-peer invite --tool c --fresh`"))
 
 
+class TestMessages(AipTestCase):
+
+    def test_hooks_names_an_unknown_agent_as_unknown(self):
+        """Not 'use ai-peer mcp install foo' (no such agent there either)."""
+        for action in ("status", "install"):
+            e = self.fail("hooks", action, "foo")
+            self.assertIn("unknown agent 'foo'", e)
+            self.assertIn("claude-code, gemini and codex", e)
+            self.assertNotIn("mcp install foo", e)
+        self.assertIn("mcp install opencode", self.fail("hooks", "install", "opencode"))
+
+
 class TestMcpToolsDocumented(AipTestCase):
 
     def test_readme_and_skill_name_the_tools_mcp_lists(self):
