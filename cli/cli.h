@@ -217,5 +217,8 @@ json_t *cli_room_names (cli_t *cli, const char *room_id, const json_t *members);
 //  How many backticks a Markdown fence around text needs so that nothing in
 //  it can close the fence: more than its longest run, at least 3
 size_t cli_fence_len (const char *text, size_t len);
+//  The words of a message joined as the original does (one space); NULL
+//  when out of memory
+char *cli_join_words (char **words, int count);
 
 #endif

@@ -424,3 +424,25 @@ cli_fence_len (const char *text, size_t len)
     }
     return longest < 3 ? 3 : longest + 1;
 }
+
+char *
+cli_join_words (char **words, int count)
+{
+    size_t size = 1;
+    for (int i = 0; i < count; i++)
+        size += strlen (words [i]) + 1;
+    char *text = (char *) malloc (size);
+    if (!text)
+        return NULL;
+    text [0] = 0;
+    char *p = text;
+    for (int i = 0; i < count; i++) {
+        if (i)
+            *p++ = ' ';
+        size_t len = strlen (words [i]);
+        memcpy (p, words [i], len);
+        p += len;
+        *p = 0;
+    }
+    return text;
+}

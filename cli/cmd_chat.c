@@ -123,29 +123,6 @@ s_relay_wait (cli_t *cli, const char *room_id, bool lan, json_t *sent)
                                     : "Relay unreachable — message saved locally only");
 }
 
-//  Join the words of a message as the original does (one space)
-static char *
-s_join_words (char **words, int count)
-{
-    size_t size = 1;
-    for (int i = 0; i < count; i++)
-        size += strlen (words [i]) + 1;
-    char *text = (char *) malloc (size);
-    if (!text)
-        return NULL;
-    text [0] = 0;
-    char *p = text;
-    for (int i = 0; i < count; i++) {
-        if (i)
-            *p++ = ' ';
-        size_t len = strlen (words [i]);
-        memcpy (p, words [i], len);
-        p += len;
-        *p = 0;
-    }
-    return text;
-}
-
 int
 cmd_chat (cli_t *cli, int argc, char **argv)
 {
@@ -190,7 +167,7 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         rc = s_read (cli, room_id, limit, &peer);
         goto cleanup;
     }
-    message = s_join_words (pos + 1, npos - 1);
+    message = cli_join_words (pos + 1, npos - 1);
     size_t len = message ? strlen (message) : 0;
     if (!message)
         cli_fail (cli, "out of memory");
