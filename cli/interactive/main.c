@@ -1074,6 +1074,57 @@ s_tick (s_chat_t *self)
     }
 }
 
+//  Scripted input, read with read(2)
+typedef struct {
+    char *buffer;               //  AIP_MAX_CONTENT + 2 bytes: a line being read
+    size_t used;                //  bytes in buffer
+    long line_no;               //  of the line being read, for errors
+    bool dropping;              //  skipping the rest of a line too long
+    bool eof;                   //  stdin has ended
+} s_input_t;
+
+//  Read what stdin has, send each whole line; a line over the limit of a
+//  message is refused whole, its tail too
+static void
+s_read_input (s_chat_t *self, s_input_t *in)
+{
+    ssize_t got = read (0, in->buffer + in->used, AIP_MAX_CONTENT + 1 - in->used);
+    if (got <= 0 && !(got < 0 && errno == EINTR)) {
+        in->eof = true;
+        if (in->used && !in->dropping)  //  a last line without newline
+            s_input_line (self, in->buffer, in->used, in->line_no);
+        in->used = 0;
+    }
+    else
+    if (got > 0) {
+        in->used += (size_t) got;
+        char *start = in->buffer, *nl;
+        while ((nl = memchr (start, '\n', in->used - (size_t) (start - in->buffer)))) {
+            if (in->dropping)
+                in->dropping = false;   //  the end of a line too long
+            else
+                s_input_line (self, start, (size_t) (nl - start), in->line_no);
+            in->line_no++;
+            start = nl + 1;
+        }
+        in->used -= (size_t) (start - in->buffer);
+        memmove (in->buffer, start, in->used);
+        if (!in->dropping && in->used > AIP_MAX_CONTENT) {
+            //  No newline within the limit: the whole line goes,
+            //  its tail too, up to the next newline
+            char line [200];
+            snprintf (line, sizeof line, "  ! line %ld not sent: longer than "
+                      "256 KiB (%d bytes, the limit of a message)", in->line_no,
+                      AIP_MAX_CONTENT);
+            s_print (self, line);
+            self->not_sent++;
+            in->dropping = true;
+        }
+        if (in->dropping)
+            in->used = 0;
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1131,34 +1182,26 @@ main (int argc, char **argv)
         goto done;
     if (npos > 1) {
         //  An initial message on the command line
-        size_t size = 1;
-        for (int i = 1; i < npos; i++)
-            size += strlen (pos [i]) + 1;
-        char *text = (char *) calloc (1, size);
-        for (int i = 1; i < npos; i++) {
-            if (i > 1)
-                strcat (text, " ");
-            strcat (text, pos [i]);
-        }
-        s_line (&self, text);
+        char *text = cli_join_words (pos + 1, npos - 1);
+        if (text)
+            s_line (&self, text);
         free (text);
     }
 
+    //  Scripted input is read with read(2), not stdio: poll cannot see
+    //  lines already sitting in a stdio buffer
+    s_input_t input = { (char *) malloc (AIP_MAX_CONTENT + 2), 0, 1, false, false };
+    if (!input.buffer) {
+        cli_fail (&cli, "out of memory");
+        goto done;
+    }
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);
     sa.sa_handler = s_on_sigint;
     sigaction (SIGINT, &sa, NULL);
-    if (self.tty) {
+    if (self.tty)
         rl_callback_handler_install ("[You]: ", s_on_line);
-    }
-    //  Scripted input is read with read(2), not stdio: poll cannot see
-    //  lines already sitting in a stdio buffer
-    char *buffer = (char *) malloc (AIP_MAX_CONTENT + 2);
-    size_t used = 0;
-    long line_no = 1;               //  of the line being read, for errors
-    bool dropping = false;          //  skipping the rest of a line too long
     int64_t next_tick = aip_clock_ms () + TICK_MS;
-    bool eof = false;
     while (!self.quit) {
         if (s_interrupted) {
             s_interrupted = 0;
@@ -1169,7 +1212,7 @@ main (int argc, char **argv)
             { self.sub, 0, ZMQ_POLLIN, 0 },
             { NULL, 0, ZMQ_POLLIN, 0 },
         };
-        int nitems = eof ? 1 : 2;
+        int nitems = input.eof ? 1 : 2;
         int64_t wait = next_tick - aip_clock_ms ();
         if (zmq_poll (items, nitems, wait > 0 ? wait : 0) < 0 && zmq_errno () != EINTR)
             break;
@@ -1179,53 +1222,18 @@ main (int argc, char **argv)
         if (nitems > 1 && (items [1].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) {
             if (self.tty)
                 rl_callback_read_char ();
-            else {
-                ssize_t got = read (0, buffer + used, AIP_MAX_CONTENT + 1 - used);
-                if (got <= 0 && !(got < 0 && errno == EINTR)) {
-                    eof = true;
-                    if (used && !dropping)  //  a last line without newline
-                        s_input_line (&self, buffer, used, line_no);
-                    used = 0;
-                }
-                else
-                if (got > 0) {
-                    used += (size_t) got;
-                    char *start = buffer, *nl;
-                    while ((nl = memchr (start, '\n', used - (size_t) (start - buffer)))) {
-                        if (dropping)
-                            dropping = false;   //  the end of a line too long
-                        else
-                            s_input_line (&self, start, (size_t) (nl - start), line_no);
-                        line_no++;
-                        start = nl + 1;
-                    }
-                    used -= (size_t) (start - buffer);
-                    memmove (buffer, start, used);
-                    if (!dropping && used > AIP_MAX_CONTENT) {
-                        //  No newline within the limit: the whole line goes,
-                        //  its tail too, up to the next newline
-                        char line [200];
-                        snprintf (line, sizeof line, "  ! line %ld not sent: longer than "
-                                  "256 KiB (%d bytes, the limit of a message)", line_no,
-                                  AIP_MAX_CONTENT);
-                        s_print (&self, line);
-                        self.not_sent++;
-                        dropping = true;
-                    }
-                    if (dropping)
-                        used = 0;
-                }
-            }
+            else
+                s_read_input (&self, &input);
         }
         if (aip_clock_ms () >= next_tick) {
             s_tick (&self);
             next_tick = aip_clock_ms () + TICK_MS;
         }
         //  Scripted: after EOF, wait for the invites, then leave
-        if (eof && !s_any_pending (&self))
+        if (input.eof && !s_any_pending (&self))
             break;
     }
-    free (buffer);
+    free (input.buffer);
     if (self.tty) {
         s_live_destroy (&self);
         rl_callback_handler_remove ();
