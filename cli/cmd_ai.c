@@ -555,7 +555,7 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     if (!opts [0].present || !opts [1].present)
         return cli_fail (cli, "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] "
                          "[--timeout S] [--cwd DIR] [--model M] [--fresh] [--sessions] "
-                         "[--max-cost USD]");
+                         "[--max-cost USD] [--history N] [--async] (see 'ai-peer invite --help')");
     s_invite_t inv;
     memset (&inv, 0, sizeof inv);
     inv.tool = opts [0].value;
@@ -707,7 +707,7 @@ cmd_quick (cli_t *cli, int argc, char **argv)
         return -1;
     if (npos < 1 || !opts [0].present)
         return cli_fail (cli, "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] "
-                         "[--timeout S]");
+                         "[--timeout S] [--max-tokens N] (see 'ai-peer quick --help')");
     if (opts [3].present)
         return cli_fail (cli, "quick in a public room (--relay) is not available in this build "
                          "of ai-peer yet");
@@ -859,7 +859,8 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
         return -1;
     if (!opts [0].present)
         return cli_fail (cli, "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] "
-                         "[--context TEXT] [--timeout S]");
+                         "[--context TEXT] [--timeout S] [--max-tokens N] "
+                         "(see 'ai-peer discuss --help')");
     long rounds = 2, timeout_s = AIP_TOOL_TIMEOUT_S;
     if ((opts [1].present && cli_opt_int (cli, &opts [1], 1, AIP_MAX_DISCUSS_ROUNDS, &rounds))
     ||  (opts [4].present && cli_opt_int (cli, &opts [4], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s)))

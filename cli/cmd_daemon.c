@@ -245,7 +245,8 @@ int
 cmd_daemon (cli_t *cli, int argc, char **argv)
 {
     if (argc < 1)
-        return cli_fail (cli, "Usage: ai-peer daemon start|stop|status [--lan] [--port N]");
+        return cli_fail (cli, "Usage: ai-peer daemon start|stop|status [--lan] [--port N] "
+                         "[--workers N]");
     const char *action = argv [0];
     if (strcmp (action, "start") == 0)
         return s_start (cli, argc - 1, argv + 1);

@@ -188,7 +188,8 @@ class TestMcpToolsDocumented(AipTestCase):
                 if rid is not None:
                     reply = json.loads(p.stdout.readline())
                     self.assertEqual(reply.get("id"), rid, reply)
-            names = sorted(t["name"] for t in reply["result"]["tools"])
+            tools = {t["name"]: t for t in reply["result"]["tools"]}
+            names = sorted(tools)
         finally:
             p.stdin.close()
             p.wait(timeout=30)
@@ -204,6 +205,16 @@ class TestMcpToolsDocumented(AipTestCase):
         section = skill.split("## MCP tools", 1)[1].split("\n## ", 1)[0]
         missing = [n for n in names if not re.search(r"`%s\b" % n, section)]
         self.assertEqual(missing, [], "MCP tools SKILL.md does not name")
+        #  `chat_read {room, n}`: every argument SKILL.md shows is in the tool's schema
+        wrong = []
+        shown = re.findall(r"`([a-z_]+) \{([^}`]*)\}`", section)
+        self.assertGreater(len(shown), 8)
+        for name, args in shown:
+            props = tools[name]["inputSchema"].get("properties", {}) if name in tools else {}
+            for arg in re.findall(r"(?:^|,)\s*([a-z_]+)", args):
+                if arg not in props:
+                    wrong.append("%s {%s}" % (name, arg))
+        self.assertEqual(wrong, [], "SKILL.md's MCP arguments that the tools do not take")
 
 
 if __name__ == "__main__":
