@@ -19,6 +19,8 @@ typedef struct {
     json_t *messages;           //  array of message objects, oldest first
     const char *context;        //  the inviter's request, or NULL
     size_t max;                 //  cap on the whole prompt, bytes
+    bool resumed;               //  the tool's own session has the instructions
+                                //  already: a short reminder heads the new lines
 } aip_prompt_args_t;
 
 //  A new prompt (caller frees); *len its length; *dropped how many old

@@ -1091,7 +1091,8 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     size_t prompt_len, dropped;
     aip_prompt_args_t pargs = { tool->name, job->room_id,
                                 json_string_value (json_object_get (room, "name")),
-                                unseen ? unseen : messages, job->context, AIP_MAX_PROMPT };
+                                unseen ? unseen : messages, job->context, AIP_MAX_PROMPT,
+                                unseen != NULL };
     prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
     if (tool->prompt_via == AIP_PROMPT_FILE
     &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path, &prompt_fd)) {
@@ -1142,6 +1143,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
             run.session_id = NULL;
             free (prompt);
             pargs.messages = messages;
+            pargs.resumed = false;
             prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
             if (*prompt_path) {
                 s_prompt_release (prompt_path, &prompt_fd);
