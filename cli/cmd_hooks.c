@@ -164,6 +164,10 @@ s_codex_edit (cli_t *cli, const char *path, bool install, const char *exe, bool 
     char *kept = NULL;
     size_t kept_size = 0;
     FILE *out = open_memstream (&kept, &kept_size);
+    if (!out) {
+        free (text);
+        return cli_fail (cli, "cannot edit %s: out of memory", path);
+    }
     //  Everything but our block
     bool in_block = false, had = false, foreign = false;
     for (char *line = text, *next; line && *line; line = next) {
@@ -208,8 +212,6 @@ s_codex_edit (cli_t *cli, const char *path, bool install, const char *exe, bool 
     free (text);
     return rc;
 }
-
-int mcp_install (cli_t *cli, bool install, int argc, char **argv);
 
 int
 mcp_install (cli_t *cli, bool install, int argc, char **argv)

@@ -811,8 +811,6 @@ s_serve (cli_t *cli, const char *tool)
 //  ---------------------------------------------------------------------
 //  ai-peer mcp [--tool T] | mcp install|uninstall TOOL [--scope user|project]
 
-int mcp_install (cli_t *cli, bool install, int argc, char **argv);
-
 int
 cmd_mcp (cli_t *cli, int argc, char **argv)
 {

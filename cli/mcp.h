@@ -54,5 +54,7 @@ void mcp_argv_free (char **argv, int argc);
 //  from path (absent: empty), write it back atomically
 json_t *mcp_config_load (const char *path, char *err, size_t errlen);
 int mcp_config_save (const char *path, json_t *config, char *err, size_t errlen);
+//  ai-peer mcp install|uninstall TOOL [--scope user|project]
+int mcp_install (cli_t *cli, bool install, int argc, char **argv);
 
 #endif
