@@ -215,6 +215,17 @@ class TestMcpToolsDocumented(AipTestCase):
                 if arg not in props:
                     wrong.append("%s {%s}" % (name, arg))
         self.assertEqual(wrong, [], "SKILL.md's MCP arguments that the tools do not take")
+        #  docs/mcp.md's table: the arguments of each tool, exactly its schema's
+        table = {}
+        for line in read("docs", "mcp.md").replace("\\|", "/").splitlines():
+            m = re.match(r"\| `([a-z_]+)` \| ([^|]*) \|", line)
+            if m and m.group(1) in tools:
+                args = re.sub(r"\([^)]*\)", "", m.group(2))
+                table[m.group(1)] = set(re.findall(r"(?:^|,)\s*([a-z_]+)", args))
+        self.assertEqual(sorted(table), names, "docs/mcp.md's tool table")
+        for name in names:
+            props = set(tools[name]["inputSchema"].get("properties", {}))
+            self.assertEqual(table[name], props, "docs/mcp.md: the arguments of " + name)
 
 
 if __name__ == "__main__":
