@@ -90,9 +90,9 @@ struct aip_field_s {
     X (RELAY_STATUS,  "relay.status",  AIP_SVC_RELAY,  s_room_id_fields) \
     X (LAN_START,     "lan.start",     AIP_SVC_BROKER, s_lan_start_fields) \
     X (LAN_PEERS,     "lan.peers",     AIP_SVC_BROKER, s_no_fields) \
-    X (LAN_INFO,      "lan.info",      AIP_SVC_RELAY,  s_lan_info_fields) \
-    X (LAN_JOIN,      "lan.join",      AIP_SVC_RELAY,  s_lan_join_fields) \
-    X (LAN_POST,      "lan.post",      AIP_SVC_RELAY,  s_lan_post_fields) \
+    X (LAN_INFO,      "lan.info",      AIP_SVC_STORE,  s_lan_info_fields) \
+    X (LAN_JOIN,      "lan.join",      AIP_SVC_STORE,  s_lan_join_fields) \
+    X (LAN_POST,      "lan.post",      AIP_SVC_STORE,  s_lan_post_fields) \
     X (LAN_FETCH,     "lan.fetch",     AIP_SVC_RELAY,  s_lan_fetch_fields) \
     X (MEMBER_CLAIM,  "member.claim",  AIP_SVC_STORE,  s_member_claim_fields) \
     X (USAGE_SUM,     "usage.sum",     AIP_SVC_STORE,  s_usage_sum_fields) \

@@ -787,8 +787,9 @@ s_op_join (aip_relayd_t *self, uint64_t tag, const aip_request_t *req)
 //  seq) and retries what was in flight (ids make that harmless).
 
 //  ---------------------------------------------------------------------
-//  LAN rooms, hub side: lan.info, lan.join, lan.post and lan.fetch from
-//  other machines (the broker lets only these through from its LAN socket)
+//  LAN rooms, hub side: lan.fetch from other machines, held until something
+//  new is committed (lan.info, lan.join and lan.post are storaged's, in
+//  storaged/aip_hub.c; the broker lets only lan.* through from its LAN socket)
 
 //  ---------------------------------------------------------------------
 //  relay.push and relay.status
@@ -871,9 +872,6 @@ s_handle_request (aip_relayd_t *self, uint64_t tag, zframe_t *body)
         case AIP_OP_RELAY_JOIN:   s_op_join (self, tag, &req); break;
         case AIP_OP_RELAY_PUSH:   s_op_push (self, tag, &req); break;
         case AIP_OP_RELAY_STATUS: s_op_status (self, tag, &req); break;
-        case AIP_OP_LAN_INFO:     aip_relay_hub_info (self, tag, &req); break;
-        case AIP_OP_LAN_JOIN:     aip_relay_hub_join (self, tag, &req); break;
-        case AIP_OP_LAN_POST:     aip_relay_hub_post (self, tag, &req); break;
         case AIP_OP_LAN_FETCH:    aip_relay_hub_fetch (self, tag, &req); break;
         default:
             aip_relay_reply_error (self, tag, req.id, AIP_ERR_INVALID, "not a relay operation");

@@ -233,9 +233,6 @@ void aip_relay_joinreq_free (aip_joinreq_t **join_p);
 void aip_relay_waiter_free (void **item);
 
 //  The hub side of LAN rooms (aip_relay_hub.c)
-void aip_relay_hub_info (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
-void aip_relay_hub_join (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
-void aip_relay_hub_post (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
 void aip_relay_hub_fetch (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
 //  Something was committed in room_id: answer the fetches held for it
 void aip_relay_hub_wake (aip_relayd_t *self, const char *room_id);

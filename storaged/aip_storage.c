@@ -2,6 +2,7 @@
     SQLite, group commit, events after commit. */
 #include "aip_storage.h"
 #include "aip_crypto.h"
+#include "aip_hub.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
 #include "aip_schema.h"
@@ -164,7 +165,7 @@ typedef struct {
     int64_t written_ms;         //  when
 } s_peer_cached_t;
 
-typedef struct {
+typedef struct aip_store_s {
     zsock_t *pipe;              //  actor pipe
     aip_storage_args_t args;    //  configuration (strings borrowed)
     sqlite3 *db;                //  the one connection
@@ -876,15 +877,10 @@ s_op_sync_rooms (s_storage_t *self, const aip_request_t *req)
                          "listing public rooms");
 }
 
+//  Hold peer_id of a LAN room to the signature of its first claim
 static int
-s_op_member_claim (s_storage_t *self, const aip_request_t *req)
+s_claim (s_storage_t *self, const char *room_id, const char *peer_id, const char *signature)
 {
-    char room_id [AIP_MAX_ID + 1];
-    if (s_room_arg (self, req, "room_id", room_id))
-        return -1;
-    char peer_id [AIP_MAX_ID + 1], signature [129];
-    aip_obj_get_str (req->args, "peer_id", peer_id, sizeof peer_id, "");
-    aip_obj_get_str (req->args, "signature", signature, sizeof signature, "");
     //  Only a digest is kept: peers.db never holds a usable signature
     uint8_t digest [crypto_hash_sha256_BYTES];
     crypto_hash_sha256 (digest, (const uint8_t *) signature, strlen (signature));
@@ -919,6 +915,20 @@ s_op_member_claim (s_storage_t *self, const aip_request_t *req)
     }
     else
         return s_db_fail (self, "reading LAN members");
+    return 0;
+}
+
+static int
+s_op_member_claim (s_storage_t *self, const aip_request_t *req)
+{
+    char room_id [AIP_MAX_ID + 1];
+    if (s_room_arg (self, req, "room_id", room_id))
+        return -1;
+    char peer_id [AIP_MAX_ID + 1], signature [129];
+    aip_obj_get_str (req->args, "peer_id", peer_id, sizeof peer_id, "");
+    aip_obj_get_str (req->args, "signature", signature, sizeof signature, "");
+    if (s_claim (self, room_id, peer_id, signature))
+        return -1;
     aip_pack_map (self->reply, 1);
     aip_pack_kbool (self->reply, "ok", true);
     return 0;
@@ -1282,7 +1292,76 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_MSG_UNREAD]    = s_op_msg_unread,
     [AIP_OP_SESSION_GET]   = s_op_session_get,
     [AIP_OP_SESSION_PUT]   = s_op_session_put,
+    [AIP_OP_LAN_INFO]      = aip_hub_info,
+    [AIP_OP_LAN_JOIN]      = aip_hub_join,
+    [AIP_OP_LAN_POST]      = aip_hub_post,
 };
+
+//  ---------------------------------------------------------------------
+//  What the hub's handlers (aip_hub.c) borrow
+
+aip_pack_t *
+aip_store_reply (aip_store_t *self)
+{
+    return self->reply;
+}
+
+int
+aip_store_fail (aip_store_t *self, const char *code, const char *fmt, ...)
+{
+    snprintf (self->errcode, sizeof self->errcode, "%s", code);
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (self->errmsg, sizeof self->errmsg, fmt, args);
+    va_end (args);
+    return -1;
+}
+
+//  Copy column col of stmt into out (size bytes); "" when NULL or too long
+static void
+s_column_copy (sqlite3_stmt *stmt, int col, char *out, size_t size)
+{
+    const char *s = (const char *) sqlite3_column_text (stmt, col);
+    size_t len = (size_t) sqlite3_column_bytes (stmt, col);
+    if (!s || len >= size)
+        len = 0;
+    memcpy (out, s ? s : "", len);
+    out [len] = 0;
+}
+
+int
+aip_store_room (aip_store_t *self, const char *id, size_t len, aip_store_room_t *room)
+{
+    memset (room, 0, sizeof *room);
+    if (!s_room_exists (self, id, len))
+        return 1;
+    sqlite3_stmt *stmt = self->stmt [STMT_ROOM_GET];
+    s_column_copy (stmt, 0, room->id, sizeof room->id);
+    s_column_copy (stmt, 1, room->name, sizeof room->name);
+    s_column_copy (stmt, 2, room->mode, sizeof room->mode);
+    room->relay_url = sqlite3_column_type (stmt, 3) != SQLITE_NULL;
+    s_column_copy (stmt, 4, room->created_at, sizeof room->created_at);
+    s_column_copy (stmt, 5, room->token, sizeof room->token);
+    s_column_copy (stmt, 6, room->key, sizeof room->key);
+    room->encrypted = s_room_encrypted (self);
+    return 0;
+}
+
+int
+aip_store_claim (aip_store_t *self, const char *room_id, const char *peer_id,
+                 const char *signature)
+{
+    return s_claim (self, room_id, peer_id, signature);
+}
+
+int
+aip_store_run (aip_store_t *self, const aip_request_t *req)
+{
+    s_op_fn *handler = s_handlers [req->op];
+    if (!handler)
+        return s_fail (self, AIP_ERR_INVALID, "not a storage operation");
+    return handler (self, req);
+}
 
 //  ---------------------------------------------------------------------
 //  Batches
