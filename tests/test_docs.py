@@ -167,6 +167,15 @@ class TestMessages(AipTestCase):
         self.assertIn("mcp install opencode", self.fail("hooks", "install", "opencode"))
 
 
+    def test_chat_i_names_the_unknown_command(self):
+        """It said 'unknown command: /help lists them', as if /help were unknown."""
+        room = self.new_room()
+        r = self.run_cli("chat", room, "-i", input=b"/frob now\n")
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("unknown command /frob (/help lists them)", r.stderr.decode())
+        self.assertEqual(r.doc["data"]["sent"], 0)
+
+
 class TestMcpToolsDocumented(AipTestCase):
 
     def test_readme_and_skill_name_the_tools_mcp_lists(self):

@@ -989,8 +989,12 @@ s_line (s_chat_t *self, char *line)
         s_invite (self, tool, context);
     }
     else
-    if (text [0] == '/')
-        s_print (self, "  ! unknown command: /help lists them");
+    if (text [0] == '/') {
+        char line [128];
+        snprintf (line, sizeof line, "  ! unknown command %.*s (/help lists them)",
+                  (int) strcspn (text, " \t") > 64 ? 64 : (int) strcspn (text, " \t"), text);
+        s_print (self, line);
+    }
     else
         s_send (self, text);
 }
