@@ -27,6 +27,7 @@ typedef struct {
     struct lws_context *context;
     zhashx_t *conns;                //  room_id -> s_conn_t
     bool stop;                      //  leave the service loop
+    bool term;                      //  $TERM read: the owner is done with the context
     s_conn_t *connecting;           //  inside lws_client_connect_via_info
 } s_ws_thread_t;
 
@@ -145,8 +146,10 @@ s_commands (s_ws_thread_t *self)
         if (!msg)
             break;
         char *command = zmsg_popstr (msg);
-        if (command && (streq (command, "$TERM") || streq (command, "STOP")))
+        if (command && (streq (command, "$TERM") || streq (command, "STOP"))) {
             self->stop = true;
+            self->term = self->term || streq (command, "$TERM");
+        }
         else
         if (command && streq (command, "OPEN") && zmsg_size (msg) == 3) {
             char *room = zmsg_popstr (msg), *url = zmsg_popstr (msg), *token = zmsg_popstr (msg);
@@ -250,7 +253,7 @@ static void
 s_ws_actor (zsock_t *pipe, void *args)
 {
     aip_relay_ws_t *owner = (aip_relay_ws_t *) args;
-    s_ws_thread_t self = { pipe, NULL, zhashx_new (), false, NULL };
+    s_ws_thread_t self = { pipe, NULL, zhashx_new (), false, false, NULL };
     zhashx_set_destructor (self.conns, s_conn_free);
     lws_set_log_level (LLL_ERR, NULL);
     struct lws_context_creation_info info;
@@ -265,18 +268,23 @@ s_ws_actor (zsock_t *pipe, void *args)
     owner->context = self.context;
     zsock_signal (pipe, self.context ? 0 : 1);
     if (self.context) {
-        while (!self.stop && !zsys_interrupted)
+        //  Only the owner's STOP ends the loop, not SIGTERM
+        while (!self.stop)
             if (lws_service (self.context, 0) < 0)
                 break;
-        lws_context_destroy (self.context);
     }
-    zhashx_destroy (&self.conns);
-    //  zactor_destroy waits for $TERM to be read
-    while (!self.stop) {
+    //  The owner calls lws_cancel_service on the context while it stops
+    //  us, then zactor_destroy sends $TERM: only then may the context go
+    //  (destroying it on SIGTERM, under the owner's feet, was a double
+    //  free at shutdown)
+    while (!self.term) {
         char *command = zstr_recv (pipe);
-        self.stop = !command || streq (command, "$TERM");
+        self.term = !command || streq (command, "$TERM");
         free (command);
     }
+    if (self.context)
+        lws_context_destroy (self.context);
+    zhashx_destroy (&self.conns);
 }
 
 aip_relay_ws_t *
