@@ -1184,12 +1184,14 @@ aip_proto_test (bool verbose)
 
     //  The flags column: another machine reaches only the lan.* ops, a
     //  remote worker only what it reads and posts with; no broker op is
-    //  remote, and what is paged is served by the store or relay
+    //  remote (the hub's own work is the store's, lan.fetch is relayd's),
+    //  and what is paged is served by the store or relay
     for (int op = 0; op < AIP_OP_COUNT; op++) {
         unsigned flags = aip_op_flags ((aip_op_t) op);
         const char *name = aip_op_name ((aip_op_t) op);
         assert (!(flags & AIP_OP_F_REMOTE) || strncmp (name, "lan.", 4) == 0);
-        assert (!(flags & AIP_OP_F_REMOTE) || aip_op_service ((aip_op_t) op) == AIP_SVC_RELAY);
+        assert (!(flags & AIP_OP_F_REMOTE) || aip_op_service ((aip_op_t) op) == AIP_SVC_STORE
+                                            || aip_op_service ((aip_op_t) op) == AIP_SVC_RELAY);
         assert (!(flags & AIP_OP_F_PAGED) || aip_op_service ((aip_op_t) op) != AIP_SVC_BROKER);
         assert (aip_op_remote ((aip_op_t) op) == ((flags & AIP_OP_F_REMOTE) != 0));
     }
