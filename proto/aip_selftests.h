@@ -25,6 +25,7 @@
     X(proc)              \
     X(adapter)           \
     X(prompt)            \
+    X(answer)            \
     X(spawner)           \
     X(stream)            \
     X(relay)             \
