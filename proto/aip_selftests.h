@@ -5,6 +5,7 @@
     X(util)              \
     X(opts)              \
     X(term)              \
+    X(codec)             \
     X(proto)             \
     X(json)              \
     X(home)              \
