@@ -2,12 +2,7 @@
     an $AI_PEERS_HOME and exchanges requests and replies with it.
 
     Raw libzmq only (no czmq): the CLI is started for every command, so what
-    it loads is the user's latency.
-
-    Auto-start is guarded by an flock on run/start.lock: of ten first
-    commands started at once, one starts brokerd and waits for it to say it
-    is ready (a line on an inherited pipe); the others wait on the lock and
-    then find it running. */
+    it loads is the user's latency. Starting the daemons is aip_daemon's. */
 #ifndef AIP_CLIENT_H_INCLUDED
 #define AIP_CLIENT_H_INCLUDED
 
@@ -16,22 +11,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "aip_daemon.h"
 #include "aip_proto.h"
 
 typedef struct _aip_client_t aip_client_t;
-
-//  Modes of a daemon set being started
-typedef enum {
-    AIP_DAEMON_AUTO,        //  as it was last (LAN mode is remembered in lan/mode)
-    AIP_DAEMON_LOCAL,       //  local only (and forget LAN mode)
-    AIP_DAEMON_LAN          //  bind TCP with CURVE and beacon (LAN mode)
-} aip_daemon_mode_t;
-
-typedef struct {
-    aip_daemon_mode_t mode; //  local, LAN, or as last time
-    int port;               //  TCP port in LAN mode (7899)
-    int workers;            //  spawnd workers (0: the default, AIP_SPAWN_WORKERS; -1: none)
-} aip_daemon_opts_t;
 
 //  Connect to the daemons of home; start them first when they are not
 //  running and autostart is true. NULL with err filled on failure.
@@ -62,17 +45,6 @@ void aip_client_set_stop (aip_client_t *self, volatile int *stop);
 void *aip_client_socket (aip_client_t *self);
 //  Pid of the broker this client talks to
 pid_t aip_client_broker_pid (aip_client_t *self);
-
-//  Is brokerd running for home? Sets *pid (0 if not). Stale pid files (a
-//  dead process, or a recycled pid that is not brokerd) count as not
-//  running.
-bool aip_daemon_running (const char *home, pid_t *pid);
-//  Start the daemon set unless it runs; waits until it is ready.
-//  *started says whether this call started it.
-int aip_daemon_start (const char *home, const aip_daemon_opts_t *opts, bool *started,
-                      char *err, size_t errlen);
-//  Directory of the running executable (where brokerd and storaged live)
-int aip_exe_dir (char *buf, size_t size);
 
 void aip_client_test (bool verbose);
 

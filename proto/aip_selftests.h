@@ -9,6 +9,7 @@
     X(proto)             \
     X(json)              \
     X(home)              \
+    X(daemon)            \
     X(identity)          \
     X(crypto)            \
     X(roomkey)           \
