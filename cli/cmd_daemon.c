@@ -164,7 +164,9 @@ s_stop (cli_t *cli)
 {
     pid_t pid;
     if (!aip_daemon_running (cli->home, &pid)) {
-        cli->data = json_pack ("{s:s}", "status", "not running");
+        //  The same keys as a stop (DESIGN.md §6): no broker, no pid, as
+        //  daemon status says it
+        cli->data = json_pack ("{s:s, s:n}", "status", "not running", "pid");
         return 0;
     }
     //  Ask nicely first, then by signal

@@ -34,6 +34,18 @@ class TestStop(AipTestCase):
                 self.assertFalse(pid_alive(pid))
         self.assertEqual(self.killed_at_stop("relayd"), [])
 
+    def test_stop_has_the_same_keys_running_or_not(self):
+        #  DESIGN.md §6: daemon stop answers status and pid, either way;
+        #  with nothing running the pid is null, as daemon status has it
+        stopped = self.ok("daemon", "stop")
+        self.assertEqual(stopped, {"status": "not running", "pid": None})
+        self.assertIsNone(self.ok("daemon", "status")["pid"])
+        self.ok("daemon", "start")
+        broker = self.broker_pid()
+        stopped = self.ok("daemon", "stop")
+        self.assertEqual(stopped, {"status": "stopped", "pid": broker})
+        self.assertEqual(self.ok("daemon", "stop"), {"status": "not running", "pid": None})
+
     def test_relayd_waiting_for_a_frozen_storaged_still_stops(self):
         self.ok("daemon", "start")
         relayd, = self.daemons("relayd")
