@@ -9,12 +9,18 @@ Measures, on real separate daemon sets joined by veth through a bridge:
              publishes after the commit, read on that host's PUB socket):
              B -> A (joiner to hub: outbox, lan.post) and A -> B (hub to
              joiner: the held lan.fetch)
+  hub post   the store work one lan.post costs the hub: a raw CURVE client on
+             host C posts to a room on A that nobody else joined, one post at
+             a time; A's storaged counts the requests it processed (daemon
+             status), and the client times each post's round trip
 
 Needs root and `ip netns` (like tests/test_lan.py). Prints a Markdown table.
 Usage: bench/bench_lan.py [messages] [discovery rounds]
 """
+import json
 import os
 import statistics
+import urllib.parse
 import sys
 import time
 
@@ -39,7 +45,7 @@ def peers_heard(host):
 
 
 def discovery(net, rounds):
-    a, b = net.hosts
+    a, b = net.hosts[:2]
     times = []
     for _ in range(rounds):
         a.stop_daemons()
@@ -85,6 +91,65 @@ def latency(sender, receiver, room_id, count):
     return samples
 
 
+#  Runs on host C: N lan.post from a peer of its own, one at a time; prints the
+#  round trips in ms as JSON
+POSTER = r'''
+import json, secrets, sys, time, zmq, zmq.utils.z85, msgpack
+key, addr, port, room, token, count = sys.argv[1:7]
+s = zmq.Context().socket(zmq.DEALER)
+s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+s.curve_serverkey = zmq.utils.z85.encode(bytes.fromhex(key))
+s.linger = 0
+s.connect("tcp://%s:%s" % (addr, port))
+peer = {"id": "hostC-human-bench", "name": "bench", "type": "human"}
+out = []
+for i in range(int(count) + 1):
+    body = {"v": 1, "id": i + 1, "op": "lan.post", "a": {
+        "room_id": room, "token": token, "peer_signature": "ab" * 32,
+        "message": {"id": "msg-" + secrets.token_hex(8), "content": "hub post %d" % i,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime()),
+                    "type": "message", "peer": peer}}}
+    t0 = time.monotonic()
+    s.send(msgpack.packb(body, use_bin_type=True))
+    while True:
+        if not s.poll(10000):
+            sys.exit("no answer to lan.post %d" % i)
+        rep = msgpack.unpackb(s.recv(), raw=False)
+        if rep.get("id") == i + 1:
+            break
+    if not rep.get("ok"):
+        sys.exit("lan.post refused: %r" % rep)
+    if i:                       # the first claims the peer id: not counted
+        out.append((time.monotonic() - t0) * 1000)
+print(json.dumps(out))
+'''
+
+
+def store_processed(host):
+    """Requests host's storaged has processed (daemon status)."""
+    c = aiptest.ProtoClient(host.home)
+    try:
+        rep = c.call("daemon.status", {}, timeout_ms=5000)
+        return sum(d.get("processed", 0) for d in rep["data"]["daemons"]
+                   if d.get("name") == "storaged")
+    finally:
+        c.close()
+
+
+def hub_post(hub, poster, count):
+    """(store requests per lan.post at the hub, round trips in ms)."""
+    room = hub.ok("room", "create", "hub-bench", "--lan")
+    u = urllib.parse.urlsplit(room["connection_string"])
+    q = dict(urllib.parse.parse_qsl(u.query))
+    before = store_processed(hub)
+    p = poster.run("/usr/bin/python3", "-c", POSTER, q["key"], u.hostname, str(u.port),
+                   room["id"], q["token"], str(count), timeout=600)
+    if p.returncode != 0:
+        raise SystemExit("hub post: %s" % p.stderr.decode(errors="replace"))
+    processed = store_processed(hub) - before
+    return processed / (count + 1), json.loads(p.stdout)
+
+
 def row(name, samples, target):
     samples = sorted(samples)
     p90 = samples[int(len(samples) * 0.9) - 1] if len(samples) >= 10 else samples[-1]
@@ -98,14 +163,15 @@ def main():
     why = lanhosts.unavailable()
     if why:
         sys.exit("bench_lan: %s" % why)
-    net = lanhosts.LanNet("AB").up()
+    net = lanhosts.LanNet("ABC").up()
     try:
-        a, b = net.hosts
+        a, b, c = net.hosts
         found = discovery(net, rounds)
         room = a.ok("room", "create", "bench", "--lan")
         b.ok("room", "join", room["connection_string"])
         b_to_a = latency(b, a, room["id"], count)
         a_to_b = latency(a, b, room["id"], count)
+        per_post, posts = hub_post(a, c, count)
     finally:
         net.down()
     print("| measure | n | median ms | p90 ms | max ms | target |")
@@ -113,6 +179,9 @@ def main():
     print(row("peer discovered after its daemon started", found, "≤ 2000 ms"))
     print(row("LAN message B→A (joiner to hub), in A's copy", b_to_a, "≤ 20 ms median"))
     print(row("LAN message A→B (hub to joiner), in B's copy", a_to_b, "≤ 20 ms median"))
+    print(row("lan.post round trip at the hub (raw CURVE client)", posts, "—"))
+    print()
+    print("store requests per lan.post at the hub: %.2f (target: one)" % per_post)
 
 
 if __name__ == "__main__":

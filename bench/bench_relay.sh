@@ -103,26 +103,7 @@ rid, cs, token = room["id"], room["connection_string"], room["token"]
 cli("bob", "room", "join", cs)
 
 # push latency and chat wall time
-N = 50
-push, chat = [], []
-for i in range(N + 5):
-    text = f"latency {i}"
-    t0 = time.monotonic()
-    cli("alice", "chat", rid, text)
-    t1 = time.monotonic()
-    wait(lambda: count("bob", "SELECT count(*) FROM messages WHERE content = ?", text) == 1, 30)
-    t2 = time.monotonic()
-    if i >= 5:                                # warm-up
-        chat.append(t1 - t0); push.append(t2 - t0)
-
-# the same command in a local room, for scale (process start-up dominates)
 local_room = cli("alice", "room", "create", "local-bench")["id"]
-local = []
-for i in range(N + 5):
-    t0 = time.monotonic()
-    cli("alice", "chat", local_room, f"local {i}")
-    if i >= 5:
-        local.append(time.monotonic() - t0)
 
 # one relay round trip: POST /messages on a kept-alive connection
 secret = os.urandom(32).hex()
@@ -132,16 +113,34 @@ hdr = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
 c.request("POST", f"/rooms/{rid}/join", json.dumps({"id": "bench-probe", "name": "probe",
           "type": "ai", "tool": "probe", "token": token, "peer_signature": sig}), hdr)
 c.getresponse().read()
-rtt = []
-for i in range(N + 5):
+
+def relay_round_trip(i):
     t0 = time.monotonic()
     c.request("POST", f"/rooms/{rid}/messages", json.dumps({"peer_id": "bench-probe",
               "content": f"rtt {i}", "peer_signature": sig}), hdr)
     r = c.getresponse(); r.read()
     if r.status != 201:
         raise SystemExit(f"POST: {r.status}")
-    if i >= 5:
-        rtt.append(time.monotonic() - t0)
+    return time.monotonic() - t0
+
+# The three are measured in turn (public, local, relay round trip, public, ...)
+# so that a busy machine slows all three alike: the overhead of a public room
+# over a local one plus the relay's round trip is taken triple by triple
+N = 50
+push, chat, local, rtt, overhead = [], [], [], [], []
+for i in range(N + 5):
+    text = f"latency {i}"
+    t0 = time.monotonic()
+    cli("alice", "chat", rid, text)
+    t1 = time.monotonic()
+    wait(lambda: count("bob", "SELECT count(*) FROM messages WHERE content = ?", text) == 1, 30)
+    t2 = time.monotonic()
+    cli("alice", "chat", local_room, f"local {i}")
+    t3 = time.monotonic()
+    trip = relay_round_trip(i)
+    if i >= 5:                                # warm-up
+        chat.append(t1 - t0); push.append(t2 - t0); local.append(t3 - t2); rtt.append(trip)
+        overhead.append((t1 - t0) - (t3 - t2) - trip)
 c.close()
 
 print("## Latency (ms, loopback relay)")
@@ -152,6 +151,7 @@ print(f"| push: alice `chat` → in bob's peers.db ({N} msgs) | {ms(push)} |")
 print(f"| `ai-peer chat` in a public room (waits for the relay's ack) | {ms(chat)} |")
 print(f"| `ai-peer chat` in a local room (no relay) | {ms(local)} |")
 print(f"| one relay round trip (POST /messages, kept-alive) | {ms(rtt)} |")
+print(f"| public `chat` − local `chat` − relay round trip, taken in turn | {ms(overhead)} |")
 print()
 
 # backlog: 1000 messages queued while the relay is down
