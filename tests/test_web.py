@@ -127,6 +127,26 @@ class WebTest(aiptest.AipTestCase):
         r = self.run_cli("web", "--port", "70000")
         self.assertEqual(r.rc, 1)
 
+    def test_webd_bad_flags_exit_non_zero_with_a_reason(self):
+        webd = os.path.join(aiptest.BIN_DIR, "webd")
+        cases = [
+            (["--port", "70000"], "webd: --port takes 0 to 65535"),
+            (["--port", "-1"], "webd: --port takes 0 to 65535"),
+            (["--port", "80x"], "webd: --port takes 0 to 65535"),
+            (["--port"], "webd: --port needs a value: P"),
+            (["--home"], "webd: --home needs a value: DIR"),
+            (["--nope"], "webd: unknown option '--nope'"),
+        ]
+        for args, reason in cases:
+            p = subprocess.run([webd] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=self.env, timeout=30)
+            self.assertEqual(p.returncode, 1, args)
+            err = p.stderr.decode()
+            self.assertIn(reason, err, args)
+            self.assertIn("usage: webd [--home DIR] [--endpoint EP] [--port P]", err, args)
+        # Nothing started: no run/web.json was written by a refused webd
+        self.assertFalse(os.path.exists(self.path("run", "web.json")))
+
     # -- login, cookie, Origin, Host ---------------------------------------
 
     def test_login_cookie_origin_and_host_checks(self):

@@ -2,6 +2,7 @@
     page on 127.0.0.1 only; started and supervised by brokerd while the web
     view is on (ai-peer web). */
 #include "aip_home.h"
+#include "aip_opts.h"
 #include "aip_web.h"
 #include "aip_worker.h"
 
@@ -9,28 +10,22 @@ int
 main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512];
-    const char *home_arg = NULL;
-    aip_web_args_t args = { NULL, -1 };
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "--home") && i + 1 < argc)
-            home_arg = argv [++i];
-        else
-        //  brokerd gives every child its workers' endpoint; webd is a
-        //  client and finds the broker from --home
-        if (streq (argv [i], "--endpoint") && i + 1 < argc)
-            i++;
-        else
-        if (streq (argv [i], "--port") && i + 1 < argc) {
-            args.port = atoi (argv [++i]);
-            if (args.port < 0 || args.port > 65535) {
-                fprintf (stderr, "webd: --port takes 0 to 65535\n");
-                return 1;
-            }
-        }
-        else {
-            fprintf (stderr, "usage: webd [--home DIR] [--port P]\n");
-            return 1;
-        }
+    //  brokerd gives every child its workers' endpoint; webd is a client
+    //  and finds the broker from --home, so --endpoint is taken and unused
+    const char *home_arg = NULL, *endpoint_unused = NULL;
+    aip_web_args_t args = { .port = -1 };
+    aip_opt_t opts [] = {
+        { .name = "--home",     .kind = AIP_OPT_STR, .value = &home_arg,        .meta = "DIR" },
+        { .name = "--endpoint", .kind = AIP_OPT_STR, .value = &endpoint_unused, .meta = "EP" },
+        { .name = "--port",     .kind = AIP_OPT_INT, .value = &args.port, .min = 0,
+          .max = 65535, .meta = "P" },
+        { .name = NULL }
+    };
+    if (aip_opts_parse (opts, argc, argv, err, sizeof err)) {
+        char usage [128];
+        aip_opts_usage ("webd", opts, usage, sizeof usage);
+        fprintf (stderr, "webd: %s\n%s\n", err, usage);
+        return 1;
     }
     if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)) {
         fprintf (stderr, "webd: %s\n", err);
