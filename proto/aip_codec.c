@@ -27,6 +27,62 @@ s_be (const uint8_t *p, size_t n, size_t pos, size_t width, uint64_t *value)
     return 0;
 }
 
+//  The header of the value at p [*pos] (pos < n): moves *pos past it and
+//  says how many payload bytes follow (a scalar) or how many values it
+//  holds (a container: a map's pairs count twice). Returns 0, -1 when the
+//  header is cut short, -2 for a type no schema uses (ext, 0xc1).
+static int
+s_header (const uint8_t *p, size_t n, size_t *pos, uint64_t *skip, uint64_t *items,
+          bool *container)
+{
+    uint8_t c = p [(*pos)++];
+    *skip = 0;
+    *items = 0;
+    *container = false;
+    size_t width = 0;           //  bytes of the length that follows c
+    bool map = false;           //  the length counts pairs
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return 0;
+    if (c >= 0x80 && c <= 0x8f) {
+        *container = true; *items = 2 * (uint64_t) (c & 0x0f);
+        return 0;
+    }
+    if (c >= 0x90 && c <= 0x9f) {
+        *container = true; *items = c & 0x0f;
+        return 0;
+    }
+    if (c >= 0xa0 && c <= 0xbf) {
+        *skip = c & 0x1f;
+        return 0;
+    }
+    switch (c) {
+        case 0xc4: case 0xd9: width = 1; break;
+        case 0xc5: case 0xda: width = 2; break;
+        case 0xc6: case 0xdb: width = 4; break;
+        case 0xca: *skip = 4; return 0;
+        case 0xcb: *skip = 8; return 0;
+        case 0xcc: case 0xd0: *skip = 1; return 0;
+        case 0xcd: case 0xd1: *skip = 2; return 0;
+        case 0xce: case 0xd2: *skip = 4; return 0;
+        case 0xcf: case 0xd3: *skip = 8; return 0;
+        case 0xdc: width = 2; *container = true; break;
+        case 0xdd: width = 4; *container = true; break;
+        case 0xde: width = 2; *container = true; map = true; break;
+        case 0xdf: width = 4; *container = true; map = true; break;
+        default:
+            return -2;
+    }
+    uint64_t len;
+    if (s_be (p, n, *pos, width, &len))
+        return -1;
+    *pos += width;
+    if (*container)
+        *items = map ? 2 * len : len;
+    else
+        *skip = len;
+    return 0;
+}
+
 static int
 s_prescan (const uint8_t *p, size_t n, char *err, size_t errlen)
 {
@@ -42,66 +98,22 @@ s_prescan (const uint8_t *p, size_t n, char *err, size_t errlen)
         if (depth < 0)
             break;
         stack [depth]--;
-        if (pos >= n) {
-            snprintf (err, errlen, "truncated msgpack document");
-            return -1;
-        }
+        if (pos >= n)
+            goto truncated;
         if (++elements > AIP_MAX_ELEMENTS) {
             snprintf (err, errlen, "msgpack document has too many elements");
             return -1;
         }
-        uint8_t c = p [pos++];
-        uint64_t skip = 0;          //  payload bytes of a scalar
-        uint64_t items = 0;         //  child items of a container
-        bool container = false;
-        uint64_t len;
-
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-            skip = 0;
-        else
-        if (c >= 0x80 && c <= 0x8f) {
-            container = true; items = 2 * (uint64_t) (c & 0x0f);
+        uint64_t skip, items;
+        bool container;
+        uint8_t c = p [pos];
+        int rc = s_header (p, n, &pos, &skip, &items, &container);
+        if (rc == -2) {
+            snprintf (err, errlen, "unsupported msgpack type 0x%02x", c);
+            return -1;
         }
-        else
-        if (c >= 0x90 && c <= 0x9f) {
-            container = true; items = c & 0x0f;
-        }
-        else
-        if (c >= 0xa0 && c <= 0xbf)
-            skip = c & 0x1f;
-        else
-        switch (c) {
-            case 0xc4: case 0xd9:
-                if (s_be (p, n, pos, 1, &len)) goto truncated;
-                pos += 1; skip = len; break;
-            case 0xc5: case 0xda:
-                if (s_be (p, n, pos, 2, &len)) goto truncated;
-                pos += 2; skip = len; break;
-            case 0xc6: case 0xdb:
-                if (s_be (p, n, pos, 4, &len)) goto truncated;
-                pos += 4; skip = len; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xdc:
-                if (s_be (p, n, pos, 2, &len)) goto truncated;
-                pos += 2; container = true; items = len; break;
-            case 0xdd:
-                if (s_be (p, n, pos, 4, &len)) goto truncated;
-                pos += 4; container = true; items = len; break;
-            case 0xde:
-                if (s_be (p, n, pos, 2, &len)) goto truncated;
-                pos += 2; container = true; items = 2 * len; break;
-            case 0xdf:
-                if (s_be (p, n, pos, 4, &len)) goto truncated;
-                pos += 4; container = true; items = 2 * len; break;
-            default:
-                snprintf (err, errlen, "unsupported msgpack type 0x%02x", c);
-                return -1;
-        }
+        if (rc)
+            goto truncated;
         if (container) {
             //  Every item takes at least one byte
             if (items > n - pos)
@@ -126,6 +138,34 @@ s_prescan (const uint8_t *p, size_t n, char *err, size_t errlen)
 truncated:
     snprintf (err, errlen, "truncated msgpack document");
     return -1;
+}
+
+//  How many whole values p [0..n) holds, one after another (what this
+//  process packed: whole values by construction, so no depth is kept)
+static size_t
+s_count_values (const uint8_t *p, size_t n)
+{
+    size_t pos = 0;
+    size_t values = 0;
+    uint64_t pending = 0;           //  values still owed to open containers
+    while (pos < n) {
+        uint64_t skip, items;
+        bool container;
+        int rc = s_header (p, n, &pos, &skip, &items, &container);
+        assert (rc == 0);
+        if (pending == 0)
+            values++;
+        else
+            pending--;
+        if (container)
+            pending += items;
+        else {
+            assert (skip <= n - pos);
+            pos += (size_t) skip;
+        }
+    }
+    assert (pending == 0);
+    return values;
 }
 
 //  ---------------------------------------------------------------------
@@ -369,9 +409,16 @@ aip_obj_get_bool (const aip_obj_t *o, const char *key, bool dflt)
 //  ---------------------------------------------------------------------
 //  Packing
 
+//  An open map or array (aip_pack_map_begin): its header is a placeholder
+//  of the widest size until the end counts what was packed into it
+#define S_OPEN_HEADER 5
+
 struct _aip_pack_t {
     msgpack_sbuffer buffer;     //  bytes packed so far
     msgpack_packer packer;      //  writes into buffer
+    size_t open [AIP_MAX_DEPTH];    //  offsets of the open maps' and arrays' headers
+    bool open_map [AIP_MAX_DEPTH];  //  ... true for a map, false for an array
+    size_t opened;              //  how many are open
 };
 
 aip_pack_t *
@@ -398,11 +445,13 @@ void
 aip_pack_reset (aip_pack_t *self)
 {
     msgpack_sbuffer_clear (&self->buffer);
+    self->opened = 0;
 }
 
 const void *
 aip_pack_data (aip_pack_t *self, size_t *size)
 {
+    assert (self->opened == 0);     //  an open map is not msgpack yet
     *size = self->buffer.size;
     return self->buffer.data;
 }
@@ -410,9 +459,64 @@ aip_pack_data (aip_pack_t *self, size_t *size)
 void *
 aip_pack_steal (aip_pack_t *self, size_t *size)
 {
+    assert (self->opened == 0);
     *size = self->buffer.size;
     return msgpack_sbuffer_release (&self->buffer);
 }
+
+static void
+s_open (aip_pack_t *self, bool map)
+{
+    assert (self->opened < AIP_MAX_DEPTH);
+    self->open [self->opened] = self->buffer.size;
+    self->open_map [self->opened] = map;
+    self->opened++;
+    static const char placeholder [S_OPEN_HEADER] = { 0 };
+    msgpack_sbuffer_write (&self->buffer, placeholder, S_OPEN_HEADER);
+}
+
+//  Count what was packed since the header, and write the header in the
+//  size that count needs (the bytes are those of aip_pack_map (n))
+static void
+s_close (aip_pack_t *self, bool map)
+{
+    assert (self->opened > 0 && self->open_map [self->opened - 1] == map);
+    size_t at = self->open [--self->opened];
+    uint8_t *base = (uint8_t *) self->buffer.data + at;
+    size_t body = self->buffer.size - at - S_OPEN_HEADER;
+    size_t values = s_count_values (base + S_OPEN_HEADER, body);
+    assert (!map || values % 2 == 0);       //  every key has its value
+    size_t count = map ? values / 2 : values;
+    assert (count <= UINT32_MAX);
+    uint8_t header [S_OPEN_HEADER];
+    size_t width;
+    if (count < 16) {
+        header [0] = (uint8_t) ((map ? 0x80 : 0x90) | count);
+        width = 1;
+    }
+    else
+    if (count <= UINT16_MAX) {
+        header [0] = map ? 0xde : 0xdc;
+        header [1] = (uint8_t) (count >> 8);
+        header [2] = (uint8_t) count;
+        width = 3;
+    }
+    else {
+        header [0] = map ? 0xdf : 0xdd;
+        for (int i = 0; i < 4; i++)
+            header [1 + i] = (uint8_t) (count >> (24 - 8 * i));
+        width = 5;
+    }
+    if (width < S_OPEN_HEADER)
+        memmove (base + width, base + S_OPEN_HEADER, body);
+    memcpy (base, header, width);
+    self->buffer.size -= S_OPEN_HEADER - width;
+}
+
+void aip_pack_map_begin (aip_pack_t *self)   { s_open (self, true); }
+void aip_pack_map_end (aip_pack_t *self)     { s_close (self, true); }
+void aip_pack_array_begin (aip_pack_t *self) { s_open (self, false); }
+void aip_pack_array_end (aip_pack_t *self)   { s_close (self, false); }
 
 void aip_pack_map (aip_pack_t *self, size_t pairs)   { msgpack_pack_map (&self->packer, pairs); }
 void aip_pack_array (aip_pack_t *self, size_t items) { msgpack_pack_array (&self->packer, items); }
@@ -570,6 +674,72 @@ aip_codec_test (bool verbose)
     aip_pack_destroy (&again);
     aip_doc_destroy (&doc);
     aip_doc_destroy (&doc);         //  safe twice
+
+    //  Open maps and arrays count what went into them: the same bytes as
+    //  the counted header, whatever the size of the count and the nesting
+    aip_pack_t *counted = aip_pack_new ();
+    size_t sizes [] = { 0, 1, 15, 16, 300, 65535, 65536 };
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes [0]; t++) {
+        size_t n = sizes [t];
+        aip_pack_reset (pk);
+        aip_pack_reset (counted);
+        aip_pack_map_begin (pk);
+        aip_pack_map (counted, n + 1);
+        aip_pack_key (pk, "list");
+        aip_pack_key (counted, "list");
+        aip_pack_array_begin (pk);
+        aip_pack_array (counted, n);
+        for (size_t i = 0; i < n; i++) {
+            aip_pack_t *sides [2] = { pk, counted };
+            for (int side = 0; side < 2; side++) {
+                if (i % 3 == 0) {
+                    aip_pack_map (sides [side], 1);
+                    aip_pack_kstr (sides [side], "k", "value");
+                }
+                else
+                    aip_pack_int (sides [side], (int64_t) i * 1000);
+            }
+        }
+        aip_pack_array_end (pk);
+        char key [16];
+        for (size_t i = 0; i < n; i++) {
+            snprintf (key, sizeof key, "k%zu", i);
+            aip_pack_kbool (pk, key, i % 2);
+            aip_pack_kbool (counted, key, i % 2);
+        }
+        aip_pack_map_end (pk);
+        size_t counted_size;
+        const void *counted_data = aip_pack_data (counted, &counted_size);
+        data = aip_pack_data (pk, &size);
+        assert (size == counted_size && memcmp (data, counted_data, size) == 0);
+        doc = aip_doc_decode (data, size, err, sizeof err);
+        assert (doc && aip_obj_size (aip_doc_root (doc)) == n + 1);
+        assert (aip_obj_size (aip_obj_get (aip_doc_root (doc), "list")) == n);
+        aip_doc_destroy (&doc);
+    }
+    //  An open map may hold copied values and raw msgpack, and conditional
+    //  keys need no count worked out beforehand
+    aip_pack_reset (pk);
+    aip_pack_map_begin (pk);
+    for (int i = 0; i < 4; i++)
+        if (i != 2)
+            aip_pack_kint (pk, i == 0 ? "a" : i == 1 ? "b" : "d", i);
+    aip_pack_key (pk, "raw");
+    aip_pack_raw (pk, "\x92\x01\xc3", 3);
+    aip_pack_map_end (pk);
+    data = aip_pack_data (pk, &size);
+    doc = aip_doc_decode (data, size, err, sizeof err);
+    assert (doc && aip_obj_size (aip_doc_root (doc)) == 4);
+    assert (aip_obj_get_int (aip_doc_root (doc), "d", 0) == 3);
+    assert (aip_obj_size (aip_obj_get (aip_doc_root (doc), "raw")) == 2);
+    aip_doc_destroy (&doc);
+    //  Reset forgets an open map
+    aip_pack_map_begin (pk);
+    aip_pack_reset (pk);
+    aip_pack_nil (pk);
+    data = aip_pack_data (pk, &size);
+    assert (size == 1);
+    aip_pack_destroy (&counted);
 
     //  Hostile documents: huge claimed sizes, deep nesting, truncation,
     //  trailing bytes, ext types. All refused without allocating.

@@ -83,6 +83,16 @@ void *aip_pack_steal (aip_pack_t *self, size_t *size);
 
 void aip_pack_map (aip_pack_t *self, size_t pairs);
 void aip_pack_array (aip_pack_t *self, size_t items);
+//  A map or array whose count is not known beforehand (conditional keys,
+//  rows as they come): begin, pack its pairs or items, end writes the
+//  count. They nest (up to AIP_MAX_DEPTH open at once); inside one,
+//  aip_pack_raw must append whole msgpack values. The bytes are those of
+//  the counted aip_pack_map/aip_pack_array. aip_pack_data and _steal
+//  assert that none is left open.
+void aip_pack_map_begin (aip_pack_t *self);
+void aip_pack_map_end (aip_pack_t *self);
+void aip_pack_array_begin (aip_pack_t *self);
+void aip_pack_array_end (aip_pack_t *self);
 void aip_pack_str (aip_pack_t *self, const char *s);            //  NULL packs nil
 void aip_pack_strn (aip_pack_t *self, const char *s, size_t len);
 void aip_pack_int (aip_pack_t *self, int64_t value);

@@ -349,12 +349,13 @@ s_pack_remote (aip_relayd_t *self, aip_sync_room_t *room, const json_t *m, uint6
     aip_pack_kstr (self->pk, "created_at", created_at);
     aip_pack_kbool (self->pk, "remote", true);
     aip_pack_key (self->pk, "peer");
-    aip_pack_map (self->pk, peer_tool && *peer_tool ? 4 : 3);
+    aip_pack_map_begin (self->pk);
     aip_pack_kstr (self->pk, "id", peer_id);
     aip_pack_kstr (self->pk, "name", peer_name);
     aip_pack_kstr (self->pk, "type", human ? "human" : "ai");
     if (peer_tool && *peer_tool)
         aip_pack_kstr (self->pk, "tool", peer_tool);
+    aip_pack_map_end (self->pk);
     return true;
 }
 

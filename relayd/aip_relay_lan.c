@@ -132,13 +132,14 @@ s_lan_pack_peer (aip_relayd_t *self, const aip_outmsg_t *om)
 {
     char host [AIP_MAX_NAME + 1];
     aip_hostname (host, sizeof host);
-    aip_pack_map (self->pk, *om->peer_tool ? 5 : 4);
+    aip_pack_map_begin (self->pk);
     aip_pack_kstr (self->pk, "id", om->peer_id);
     aip_pack_kstr (self->pk, "name", *om->peer_name ? om->peer_name : om->peer_id);
     aip_pack_kstr (self->pk, "type", streq (om->peer_type, "ai") ? "ai" : "human");
     aip_pack_kstr (self->pk, "machine", host);
     if (*om->peer_tool)
         aip_pack_kstr (self->pk, "tool", om->peer_tool);
+    aip_pack_map_end (self->pk);
 }
 
 //  Post an outbox message to its hub (its peer joins first, once)

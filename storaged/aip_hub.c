@@ -71,7 +71,7 @@ aip_hub_info (aip_store_t *self, const aip_request_t *req)
         return -1;
     const char *kdf = room.encrypted && *room.key ? aip_roomkey_kdf (room.key) : NULL;
     aip_pack_t *pk = aip_store_reply (self);
-    aip_pack_map (pk, kdf ? 7 : 5);
+    aip_pack_map_begin (pk);
     aip_pack_kstr (pk, "room_id", room.id);
     aip_pack_kstr (pk, "name", room.name);
     aip_pack_kstr (pk, "created_at", room.created_at);
@@ -81,6 +81,7 @@ aip_hub_info (aip_store_t *self, const aip_request_t *req)
         aip_pack_kstr (pk, "cipher", "aip1");
         aip_pack_kstr (pk, "kdf", kdf);
     }
+    aip_pack_map_end (pk);
     sodium_memzero (&room, sizeof room);
     return 0;
 }

@@ -277,15 +277,15 @@ static const char *s_msg_keys [] = { "id", "room_id", "peer_id", "content", "typ
 static void
 s_pack_room (aip_pack_t *pk, sqlite3_stmt *stmt)
 {
-    bool encrypted = sqlite3_column_type (stmt, 6) != SQLITE_NULL;
     static const char *keys [] = { "id", "name", "mode", "relay_url", "created_at", "token" };
-    aip_pack_map (pk, encrypted ? 7 : 6);
+    aip_pack_map_begin (pk);
     for (int col = 0; col < 6; col++) {
         aip_pack_key (pk, keys [col]);
         s_pack_column (pk, stmt, col);
     }
-    if (encrypted)
+    if (sqlite3_column_type (stmt, 6) != SQLITE_NULL)
         aip_pack_kbool (pk, "encrypted", true);
+    aip_pack_map_end (pk);
 }
 
 static void
@@ -472,13 +472,13 @@ s_msg_insert (s_storage_t *self, const char *id, const char *room_id, const char
     return 0;
 }
 
-//  Pack a message we just inserted (no need to read it back)
+//  Pack the pairs of a message we just inserted (no need to read it back)
+//  into an open map
 static void
 s_pack_new_message (aip_pack_t *pk, const char *id, const char *room_id, const aip_obj_t *peer,
                     const char *content, size_t content_len, const char *type,
                     const char *metadata, const char *created_at)
 {
-    aip_pack_map (pk, 10);
     aip_pack_kstr (pk, "id", id);
     aip_pack_kstr (pk, "room_id", room_id);
     aip_pack_key (pk, "peer_id");
@@ -549,7 +549,9 @@ s_join (s_storage_t *self, const char *room_id, const aip_obj_t *peer, bool *new
         }
         aip_pack_t *pk = self->scratch;
         aip_pack_reset (pk);
+        aip_pack_map_begin (pk);
         s_pack_new_message (pk, id, room_id, peer, text, strlen (text), "system", "{}", ts);
+        aip_pack_map_end (pk);
         size_t size;
         const void *data = aip_pack_data (pk, &size);
         s_queue_event (self, room_id, data, size);
@@ -633,25 +635,20 @@ s_reply_rows (s_storage_t *self, sqlite3_stmt *stmt, const char *key,
               const char *const *keys, int nkeys, const char *what)
 {
     bool rooms = keys == NULL;
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
-    size_t count = 0;
+    aip_pack_t *pk = self->reply;
+    aip_pack_map (pk, 1);
+    aip_pack_key (pk, key);
+    aip_pack_array_begin (pk);
     int rc;
     while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
         if (rooms)
             s_pack_room (pk, stmt);
         else
             s_pack_row (pk, stmt, keys, nkeys);
-        count++;
     }
     if (rc != SQLITE_DONE)
         return s_db_fail (self, what);
-    aip_pack_map (self->reply, 1);
-    aip_pack_key (self->reply, key);
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
+    aip_pack_array_end (pk);
     return 0;
 }
 
@@ -824,23 +821,22 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     }
     aip_pack_t *pk = self->scratch;
     aip_pack_reset (pk);
+    aip_pack_map_begin (pk);
     s_pack_new_message (pk, id, room_id, peer, content, clen, type, metadata, created_at);
+    aip_pack_map_end (pk);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
+    //  The reply is the message; queued, with {queued: true, lan} (the
+    //  sender waits for the relay, or the LAN hub, to take it)
+    aip_pack_map_begin (self->reply);
+    s_pack_new_message (self->reply, id, room_id, peer, content, clen, type, metadata,
+                        created_at);
     if (queued) {
-        //  The message map with two more keys: {..., queued: true, lan}
-        //  (the sender waits for the relay, or the LAN hub, to take it)
-        const unsigned char *bytes = (const unsigned char *) data;
-        assert (bytes [0] == 0x8a);         //  fixmap of 10
-        unsigned char header = 0x8c;
-        aip_pack_raw (self->reply, &header, 1);
-        aip_pack_raw (self->reply, bytes + 1, size - 1);
         aip_pack_kbool (self->reply, "queued", true);
         aip_pack_kbool (self->reply, "lan", lan);
         s_queue_outbox_event (self, room_id, id);
     }
-    else
-        aip_pack_raw (self->reply, data, size);
+    aip_pack_map_end (self->reply);
     s_queue_event (self, room_id, data, size);
     return 0;
 }
@@ -1015,8 +1011,10 @@ s_op_msg_unread (s_storage_t *self, const aip_request_t *req)
         s_bind_str (stmt, 2, room_id);
     //  One more than asked: tells whether more wait
     sqlite3_bind_int64 (stmt, 3, limit + 1);
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
+    aip_pack_t *pk = self->reply;
+    aip_pack_map (pk, 2);
+    aip_pack_key (pk, "messages");
+    aip_pack_array_begin (pk);
     size_t count = 0, bytes = 0, nrooms = 0;
     bool more = false;
     s_read_upto_t upto [64];
@@ -1046,13 +1044,8 @@ s_op_msg_unread (s_storage_t *self, const aip_request_t *req)
     for (size_t r = 0; mark && r < nrooms; r++)
         if (s_read_mark (self, peer_id, upto [r].room_id, upto [r].ts, upto [r].id))
             return -1;
-    aip_pack_map (self->reply, 2);
-    aip_pack_key (self->reply, "messages");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
-    aip_pack_kbool (self->reply, "more", more);
+    aip_pack_array_end (pk);
+    aip_pack_kbool (pk, "more", more);
     return 0;
 }
 
@@ -1132,8 +1125,10 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
     s_bind_str (stmt, 1, room_id);
     sqlite3_bind_int64 (stmt, 4, limit);
 
-    aip_pack_t *pk = self->scratch;
-    aip_pack_reset (pk);
+    aip_pack_t *pk = self->reply;
+    aip_pack_map_begin (pk);
+    aip_pack_key (pk, "messages");
+    aip_pack_array_begin (pk);
     size_t count = 0, bytes = 0;
     bool truncated = false;
     char last_ts [AIP_MAX_TIME + 1] = "", last_id [AIP_MAX_ID + 1] = "";
@@ -1166,14 +1161,10 @@ s_op_msg_list (s_storage_t *self, const aip_request_t *req)
         if (s_read_mark (self, peer_id, room_id, last_ts, last_id))
             return -1;
     }
-    aip_pack_map (self->reply, truncated ? 2 : 1);
-    aip_pack_key (self->reply, "messages");
-    aip_pack_array (self->reply, count);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    aip_pack_raw (self->reply, data, size);
+    aip_pack_array_end (pk);
     if (truncated)
-        aip_pack_kbool (self->reply, "truncated", true);
+        aip_pack_kbool (pk, "truncated", true);
+    aip_pack_map_end (pk);
     return 0;
 }
 
