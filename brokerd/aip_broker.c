@@ -560,14 +560,48 @@ s_worker_ours (s_broker_t *self, s_worker_t *w)
     return c && c->svc == w->svc;
 }
 
+//  The spawnd children we run (daemon start --workers N)
+static int
+s_spawn_children (s_broker_t *self)
+{
+    int count = 0;
+    size_t children = self->supervisor ? aip_supervisor_size (self->supervisor) : 0;
+    for (size_t i = 0; i < children; i++)
+        if (aip_supervisor_child (self->supervisor, i)->svc == AIP_SVC_SPAWN)
+            count++;
+    return count;
+}
+
+//  A spawn worker's tools, as its READY said them: an array of names (so
+//  the CLI can tell an unknown tool from one a LAN worker serves), or nil
+static void
+s_pack_tools (aip_pack_t *pk, const s_worker_t *w)
+{
+    aip_pack_key (pk, "tools");
+    if (!w || !w->tools) {
+        aip_pack_nil (pk);
+        return;
+    }
+    size_t count = 0;
+    for (const char *c = w->tools + 1; *c; c++)
+        count += *c == ',';
+    aip_pack_array (pk, count);
+    for (const char *from = w->tools + 1; *from; ) {
+        const char *comma = strchr (from, ',');
+        aip_pack_strn (pk, from, (size_t) (comma - from));
+        from = comma + 1;
+    }
+}
+
 static void
 s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
 {
     aip_pack_t *pk = self->pk;
     aip_pack_reset (pk);
     aip_reply_ok_begin (pk, request_id);
-    aip_pack_map (pk, self->lan ? 7 : 6);
+    aip_pack_map (pk, self->lan ? 8 : 7);
     aip_pack_kbool (pk, "running", true);
+    aip_pack_kint (pk, "workers", s_spawn_children (self));
     if (self->lan) {
         aip_pack_key (pk, "lan");
         aip_lanmode_pack_status (self->lan, pk);
@@ -605,7 +639,7 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
              p = (s_pending_t *) zhashx_next (self->pending))
             if (p->worker == worker && *p->job)
                 job = p;
-        aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 8 : 7);
+        aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 9 : 7);
         aip_pack_kstr (pk, "name", c->name);
         aip_pack_kint (pk, "pid", c->pid);
         if (c->svc == AIP_SVC_SPAWN) {
@@ -617,6 +651,7 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
             }
             else
                 aip_pack_nil (pk);
+            s_pack_tools (pk, worker);
         }
         aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
         //  webd is a client, never a worker: running is all it can be
@@ -630,9 +665,11 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
          w = (s_worker_t *) zhashx_next (self->worker_map)) {
         if (s_worker_ours (self, w))
             continue;
-        aip_pack_map (pk, 7);
+        aip_pack_map (pk, w->svc == AIP_SVC_SPAWN ? 8 : 7);
         aip_pack_kstr (pk, "name", w->name);
         aip_pack_kint (pk, "pid", w->pid);
+        if (w->svc == AIP_SVC_SPAWN)
+            s_pack_tools (pk, w);
         aip_pack_kbool (pk, "remote", w->remote);
         aip_pack_kstr (pk, "service", aip_svc_name (w->svc));
         aip_pack_kstr (pk, "state", "ready");
@@ -928,6 +965,13 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         snprintf (message, sizeof message, "the ai-peer daemons are stopping%s%s",
                   *self->stop_reason ? ": " : "", self->stop_reason);
         s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
+        goto cleanup;
+    }
+    //  No spawnd of ours (--workers 0) and no other worker connected: an
+    //  invite would wait for a worker that nobody starts
+    if (svc == AIP_SVC_SPAWN && zlistx_size (self->worker_list [svc]) == 0
+    &&  s_spawn_children (self) == 0) {
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, AIP_NO_SPAWN_WORKER);
         goto cleanup;
     }
     //  Within its budget, or refused before any work is done (an async

@@ -113,6 +113,31 @@ s_lan_start_or_query (cli_t *cli, bool lan, int port, json_t **info)
     return 0;
 }
 
+//  --workers N given to daemons that already run: fine if they run N
+//  spawnd, else an error saying how many they run and how to restart
+static int
+s_check_workers (cli_t *cli, long wanted)
+{
+    uint64_t id = cli_request (cli, AIP_OP_DAEMON_STATUS, 0);
+    json_t *status;
+    if (cli_call (cli, id, &status))
+        return -1;
+    json_t *running = json_object_get (status, "workers");
+    long have = json_is_integer (running) ? (long) json_integer_value (running) : -1;
+    json_decref (status);
+    if (have == wanted)
+        return 0;
+    if (have < 0)
+        return cli_fail (cli, "the daemons already run and do not say how many spawn workers "
+                         "they have: --workers %ld applies when they start; restart them with "
+                         "'ai-peer daemon stop' then 'ai-peer daemon start --workers %ld'",
+                         wanted, wanted);
+    return cli_fail (cli, "the daemons already run with %ld spawn worker%s: --workers %ld "
+                     "applies when they start; restart them with 'ai-peer daemon stop' then "
+                     "'ai-peer daemon start --workers %ld'", have, have == 1 ? "" : "s",
+                     wanted, wanted);
+}
+
 static int
 s_start (cli_t *cli, int argc, char **argv)
 {
@@ -140,6 +165,10 @@ s_start (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "%s", err);
     pid_t pid = 0;
     aip_daemon_running (cli->home, &pid);
+    //  Running daemons keep their spawnd count: a different --workers is
+    //  not silently ignored
+    if (!started && opts [2].present && s_check_workers (cli, workers))
+        return -1;
     json_t *info = NULL;
     //  A running local daemon set switches to LAN mode; a LAN one says where
     if ((lan || !started) && s_lan_start_or_query (cli, lan, (int) port, &info))
@@ -223,6 +252,8 @@ s_status (cli_t *cli)
             json_object_set (cli->data, "uptime_s", json_object_get (detail, "uptime_s"));
             json_object_set (cli->data, "requests", json_object_get (detail, "requests"));
             json_object_set (cli->data, "daemons", json_object_get (detail, "daemons"));
+            if (json_is_integer (json_object_get (detail, "workers")))
+                json_object_set (cli->data, "workers", json_object_get (detail, "workers"));
             json_t *lan = json_object_get (detail, "lan");
             if (lan)
                 json_object_set (cli->data, "lan", lan);

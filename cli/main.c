@@ -99,7 +99,8 @@ static const s_command_t s_commands [] = {
       "  down prints nothing and exits 0.\n" },
     { "daemon", cmd_daemon, "System", "start, stop, status",
       "Usage: ai-peer daemon start|stop|status [--lan] [--port N] [--workers N]\n"
-      "  --workers N: spawnd processes, i.e. invites that run at once (default 4)\n"
+      "  --workers N: spawnd processes, i.e. invites that run at once (default 4); it\n"
+      "    applies at start: to daemons running another count, stop them first\n"
       "  The daemons start by themselves on the first command; 'start' is rarely needed.\n" },
     { "web", cmd_web, "System", "the web view of your rooms (this machine only)",
       "Usage: ai-peer web [--port P] [--open] [--stop]\n"

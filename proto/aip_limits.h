@@ -56,6 +56,11 @@
 //  spawnd workers brokerd starts by default, and at most (--workers N)
 #define AIP_SPAWN_WORKERS       4
 #define AIP_MAX_SPAWN_WORKERS   64
+//  Said by brokerd to an invite, and by the CLI before quick makes a room
+#define AIP_NO_SPAWN_WORKER     "no spawn worker runs: the daemons were started with " \
+                                "--workers 0, so no AI tool can be invited; restart them " \
+                                "with 'ai-peer daemon stop' then 'ai-peer daemon start " \
+                                "--workers N' (or connect a spawn worker from another machine)"
 //  A spawn request waits this long for a free worker (invites are long)
 #define AIP_SPAWN_QUEUE_WAIT_MS (10 * 60 * 1000)
 //  Default and maximum time a tool may run (seconds)

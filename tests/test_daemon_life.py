@@ -71,6 +71,40 @@ class TestStop(AipTestCase):
 
 
 
+class TestWorkers(AipTestCase):
+    """--workers 0 means no invites here: they say so at once, and a
+    running daemon set never ignores another --workers silently."""
+
+    def test_no_spawn_worker_fails_fast(self):
+        self.ok("daemon", "start", "--workers", "0")
+        self.assertEqual(self.ok("daemon", "status")["workers"], 0)
+        room = self.new_room()
+        for extra in ([], ["--async"]):
+            #  The queue wait was minutes: a hang fails on the short timeout
+            err = self.fail("invite", "--tool", "claude", "--room", room, *extra, timeout=15)
+            self.assertIn("no spawn worker runs", err)
+            self.assertIn("--workers 0", err)
+            self.assertIn("ai-peer daemon start --workers N", err)
+        self.assertEqual(self.ok("jobs")["jobs"], [])
+
+    def test_start_with_other_workers_on_running_daemons_is_refused(self):
+        self.ok("daemon", "start", "--workers", "1")
+        broker = self.broker_pid()
+        err = self.fail("daemon", "start", "--workers", "3")
+        self.assertIn("already run with 1 spawn worker:", err)
+        self.assertIn("'ai-peer daemon stop' then 'ai-peer daemon start --workers 3'", err)
+        #  The same count, or none asked for, is a start of what runs
+        self.assertTrue(self.ok("daemon", "start", "--workers", "1")["already_running"])
+        self.assertTrue(self.ok("daemon", "start")["already_running"])
+        self.assertEqual(self.ok("daemon", "status")["workers"], 1)
+        self.assertEqual(self.broker_pid(), broker)
+        #  Restarted as the message says, it has them
+        self.ok("daemon", "stop")
+        self.ok("daemon", "start", "--workers", "3")
+        self.assertEqual(self.ok("daemon", "status")["workers"], 3)
+        wait_until(lambda: len(self.daemons("spawnd")) == 3, 20, "three spawnd")
+
+
 class TestFailedStart(AipTestCase):
 
     def assert_no_daemons_left(self, why):
