@@ -47,17 +47,28 @@ typedef int (cli_cmd_fn) (cli_t *cli, int argc, char **argv);
 //  Command-line options of one command
 typedef struct {
     const char *name;               //  "--tool"
-    const char *alias;              //  "-n", or NULL
+    const char *alias;              //  "-i", or NULL
     bool takes_value;               //  needs an argument
     const char *value;              //  given value (borrowed from argv)
     bool present;                   //  given at all
 } cli_opt_t;
 
+//  A command names its options with an enum and reads them by it, never by
+//  position:
+//      enum { OPT_TOOL, OPT_ASYNC, OPT_END };
+//      cli_opt_t opts [OPT_END + 1] = { [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+//                                       [OPT_ASYNC] = CLI_OPT_FLAG ("--async") };
+//      ... opts [OPT_TOOL].value ...
+//  The entry at OPT_END is left empty: it ends the list for cli_parse.
+#define CLI_OPT_VALUE(opt_name) { .name = (opt_name), .takes_value = true }
+#define CLI_OPT_FLAG(opt_name)  { .name = (opt_name), .takes_value = false }
+
 //  Parse argv into opts and positional arguments. Unknown options, missing
 //  values and too many positionals are errors naming the command's help.
 int cli_parse (cli_t *cli, const char *command, int argc, char **argv, cli_opt_t *opts,
                char **positional, int max_positional, int *npositional);
-//  Option value as a bounded integer; -1 with an error otherwise
+//  Option value as a bounded integer; -1 with an error otherwise. An option
+//  not given is 0 and leaves *value as it was (the default).
 int cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value);
 
 //  Set cli->err (printf style); returns -1

@@ -103,6 +103,8 @@ cli_parse (cli_t *cli, const char *command, int argc, char **argv, cli_opt_t *op
 int
 cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value)
 {
+    if (!opt->present)
+        return 0;
     char *end;
     errno = 0;
     long v = strtol (opt->value, &end, 10);

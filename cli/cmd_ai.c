@@ -536,41 +536,44 @@ s_check_text (cli_t *cli, const char *what, const char *text)
 int
 cmd_invite (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--tool", NULL, true, NULL, false },
-                          { "--room", NULL, true, NULL, false },
-                          { "--context", NULL, true, NULL, false },
-                          { "--timeout", NULL, true, NULL, false },
-                          { "--cwd", NULL, true, NULL, false },
-                          { "--model", NULL, true, NULL, false },
-                          { "--async", NULL, false, NULL, false },
-                          { "--history", NULL, true, NULL, false },
-                          { "--fresh", NULL, false, NULL, false },
-                          { "--sessions", NULL, false, NULL, false },
-                          { "--max-cost", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TOOL, OPT_ROOM, OPT_CONTEXT, OPT_TIMEOUT, OPT_CWD, OPT_MODEL, OPT_ASYNC, OPT_HISTORY,
+           OPT_FRESH, OPT_SESSIONS, OPT_MAX_COST, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+        [OPT_ROOM] = CLI_OPT_VALUE ("--room"),
+        [OPT_CONTEXT] = CLI_OPT_VALUE ("--context"),
+        [OPT_TIMEOUT] = CLI_OPT_VALUE ("--timeout"),
+        [OPT_CWD] = CLI_OPT_VALUE ("--cwd"),
+        [OPT_MODEL] = CLI_OPT_VALUE ("--model"),
+        [OPT_ASYNC] = CLI_OPT_FLAG ("--async"),
+        [OPT_HISTORY] = CLI_OPT_VALUE ("--history"),
+        [OPT_FRESH] = CLI_OPT_FLAG ("--fresh"),
+        [OPT_SESSIONS] = CLI_OPT_FLAG ("--sessions"),
+        [OPT_MAX_COST] = CLI_OPT_VALUE ("--max-cost"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "invite", argc, argv, opts, pos, 0, &npos))
         return -1;
-    if (!opts [0].present || !opts [1].present)
+    if (!opts [OPT_TOOL].present || !opts [OPT_ROOM].present)
         return cli_fail (cli, "Usage: ai-peer invite --tool TOOL --room ROOM [--context TEXT] "
                          "[--timeout S] [--cwd DIR] [--model M] [--fresh] [--sessions] "
                          "[--max-cost USD] [--history N] [--async] (see 'ai-peer invite --help')");
     s_invite_t inv;
     memset (&inv, 0, sizeof inv);
-    inv.tool = opts [0].value;
-    inv.room_id = opts [1].value;
-    inv.context = opts [2].present ? opts [2].value : NULL;
-    inv.model = opts [5].present ? opts [5].value : NULL;
+    inv.tool = opts [OPT_TOOL].value;
+    inv.room_id = opts [OPT_ROOM].value;
+    inv.context = opts [OPT_CONTEXT].present ? opts [OPT_CONTEXT].value : NULL;
+    inv.model = opts [OPT_MODEL].present ? opts [OPT_MODEL].value : NULL;
     inv.timeout_s = AIP_TOOL_TIMEOUT_S;
-    inv.async = opts [6].present;
-    if (opts [7].present && cli_opt_int (cli, &opts [7], 1, AIP_MAX_PROMPT_HISTORY, &inv.history))
+    inv.async = opts [OPT_ASYNC].present;
+    if (cli_opt_int (cli, &opts [OPT_HISTORY], 1, AIP_MAX_PROMPT_HISTORY, &inv.history))
         return -1;
-    inv.fresh = opts [8].present;
-    inv.sessions = opts [9].present;
-    if (opts [10].present) {
+    inv.fresh = opts [OPT_FRESH].present;
+    inv.sessions = opts [OPT_SESSIONS].present;
+    if (opts [OPT_MAX_COST].present) {
         //  A plain decimal amount: it becomes a command-line value
-        const char *v = opts [10].value;
+        const char *v = opts [OPT_MAX_COST].value;
         char *end = NULL;
         double usd = strtod (v, &end);
         bool plain = *v && strlen (v) <= 16 && strspn (v, "0123456789.") == strlen (v);
@@ -582,10 +585,10 @@ cmd_invite (cli_t *cli, int argc, char **argv)
     char cwd [PATH_MAX];
     if (s_check_tool (cli, inv.tool) || cli_check_room_id (cli, inv.room_id)
     ||  (inv.context && s_check_text (cli, "--context", inv.context))
-    ||  (opts [3].present && cli_opt_int (cli, &opts [3], 1, AIP_MAX_TOOL_TIMEOUT_S, &inv.timeout_s))
+    ||  cli_opt_int (cli, &opts [OPT_TIMEOUT], 1, AIP_MAX_TOOL_TIMEOUT_S, &inv.timeout_s)
     ||  (inv.model && (strlen (inv.model) > AIP_MAX_NAME
                        || s_check_text (cli, "--model", inv.model)))
-    ||  s_cwd (cli, &opts [4], cwd, sizeof cwd))
+    ||  s_cwd (cli, &opts [OPT_CWD], cwd, sizeof cwd))
         return *cli->err ? -1 : cli_fail (cli, "--model is longer than %d bytes", AIP_MAX_NAME);
     inv.cwd = cwd;
     if (inv.async) {
@@ -688,27 +691,30 @@ s_quick_usage (json_t *data, const s_invite_t *invs, size_t count, long max_toke
 int
 cmd_quick (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--tools", NULL, true, NULL, false },
-                          { "--name", NULL, true, NULL, false },
-                          { "--timeout", NULL, true, NULL, false },
-                          { "--relay", NULL, true, NULL, false },
-                          { "--password", NULL, true, NULL, false },
-                          { "--cwd", NULL, true, NULL, false },
-                          { "--password-file", NULL, true, NULL, false },
-                          { "--cipher", NULL, true, NULL, false },
-                          { "--max-tokens", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TOOLS, OPT_NAME, OPT_TIMEOUT, OPT_RELAY, OPT_PASSWORD, OPT_CWD, OPT_PASSWORD_FILE,
+           OPT_CIPHER, OPT_MAX_TOKENS, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TOOLS] = CLI_OPT_VALUE ("--tools"),
+        [OPT_NAME] = CLI_OPT_VALUE ("--name"),
+        [OPT_TIMEOUT] = CLI_OPT_VALUE ("--timeout"),
+        [OPT_RELAY] = CLI_OPT_VALUE ("--relay"),
+        [OPT_PASSWORD] = CLI_OPT_VALUE ("--password"),
+        [OPT_CWD] = CLI_OPT_VALUE ("--cwd"),
+        [OPT_PASSWORD_FILE] = CLI_OPT_VALUE ("--password-file"),
+        [OPT_CIPHER] = CLI_OPT_VALUE ("--cipher"),
+        [OPT_MAX_TOKENS] = CLI_OPT_VALUE ("--max-tokens"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "quick", argc, argv, opts, pos, 1, &npos))
         return -1;
     long max_tokens = 0;
-    if (opts [8].present && s_max_tokens (cli, &opts [8], &max_tokens))
+    if (s_max_tokens (cli, &opts [OPT_MAX_TOKENS], &max_tokens))
         return -1;
-    if (npos < 1 || !opts [0].present)
+    if (npos < 1 || !opts [OPT_TOOLS].present)
         return cli_fail (cli, "Usage: ai-peer quick \"<question>\" --tools a,b [--name N] "
                          "[--timeout S] [--max-tokens N] (see 'ai-peer quick --help')");
-    if (opts [3].present)
+    if (opts [OPT_RELAY].present)
         return cli_fail (cli, "quick in a public room (--relay) is not available in this build "
                          "of ai-peer yet");
     const char *question = pos [0];
@@ -717,10 +723,10 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     if (s_check_text (cli, "the question", question))
         return -1;
     long timeout_s = AIP_TOOL_TIMEOUT_S;
-    if (opts [2].present && cli_opt_int (cli, &opts [2], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
+    if (cli_opt_int (cli, &opts [OPT_TIMEOUT], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
         return -1;
     char cwd [PATH_MAX];
-    if (s_cwd (cli, &opts [5], cwd, sizeof cwd))
+    if (s_cwd (cli, &opts [OPT_CWD], cwd, sizeof cwd))
         return -1;
     const char *names [AIP_MAX_QUICK_TOOLS];
     size_t count;
@@ -728,10 +734,10 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     s_invite_t *invs = NULL;
     char *password = NULL;
     int rc = -1;
-    if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
+    if (s_split_tools (cli, opts [OPT_TOOLS].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
         goto cleanup;
-    const char *room_name = opts [1].present ? opts [1].value : "quick";
-    if (opts [1].present && (strlen (room_name) > AIP_MAX_NAME
+    const char *room_name = opts [OPT_NAME].present ? opts [OPT_NAME].value : "quick";
+    if (opts [OPT_NAME].present && (strlen (room_name) > AIP_MAX_NAME
                              || s_check_text (cli, "--name", room_name))) {
         cli_fail (cli, "--name must be 1 to %d bytes of UTF-8", AIP_MAX_NAME);
         goto cleanup;
@@ -740,9 +746,9 @@ cmd_quick (cli_t *cli, int argc, char **argv)
     char room_id [AIP_ROOM_ID_LEN + 1];
     cli_room_t room;
     memset (&room, 0, sizeof room);
-    if (cli_password (cli, &opts [4], &opts [6], &password)
+    if (cli_password (cli, &opts [OPT_PASSWORD], &opts [OPT_PASSWORD_FILE], &password)
     ||  cli_resolve_peer (cli, NULL, NULL, NULL, &me)
-    ||  cli_room_create (cli, room_name, password, opts [7].value, &me, room_id, NULL)
+    ||  cli_room_create (cli, room_name, password, opts [OPT_CIPHER].value, &me, room_id, NULL)
     ||  cli_room_open (cli, room_id, &room)
     ||  cli_send (cli, room_id, &room, &me, question, strlen (question), NULL))
         goto cleanup;
@@ -838,41 +844,44 @@ s_discuss_turn (cli_t *cli, const char *room_id, const char *tool, const char *m
 int
 cmd_discuss (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--tools", NULL, true, NULL, false },
-                          { "--rounds", NULL, true, NULL, false },
-                          { "--room", NULL, true, NULL, false },
-                          { "--context", NULL, true, NULL, false },
-                          { "--timeout", NULL, true, NULL, false },
-                          { "--cwd", NULL, true, NULL, false },
-                          { "--follow-mentions", NULL, true, NULL, false },
-                          { "--max-tokens", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TOOLS, OPT_ROUNDS, OPT_ROOM, OPT_CONTEXT, OPT_TIMEOUT, OPT_CWD, OPT_FOLLOW_MENTIONS,
+           OPT_MAX_TOKENS, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TOOLS] = CLI_OPT_VALUE ("--tools"),
+        [OPT_ROUNDS] = CLI_OPT_VALUE ("--rounds"),
+        [OPT_ROOM] = CLI_OPT_VALUE ("--room"),
+        [OPT_CONTEXT] = CLI_OPT_VALUE ("--context"),
+        [OPT_TIMEOUT] = CLI_OPT_VALUE ("--timeout"),
+        [OPT_CWD] = CLI_OPT_VALUE ("--cwd"),
+        [OPT_FOLLOW_MENTIONS] = CLI_OPT_VALUE ("--follow-mentions"),
+        [OPT_MAX_TOKENS] = CLI_OPT_VALUE ("--max-tokens"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "discuss", argc, argv, opts, pos, 0, &npos))
         return -1;
     long max_tokens = 0;
-    if (opts [7].present && s_max_tokens (cli, &opts [7], &max_tokens))
+    if (s_max_tokens (cli, &opts [OPT_MAX_TOKENS], &max_tokens))
         return -1;
     long follow = 0;
-    if (opts [6].present && cli_opt_int (cli, &opts [6], 0, AIP_MAX_FOLLOW_MENTIONS, &follow))
+    if (cli_opt_int (cli, &opts [OPT_FOLLOW_MENTIONS], 0, AIP_MAX_FOLLOW_MENTIONS, &follow))
         return -1;
-    if (!opts [0].present)
+    if (!opts [OPT_TOOLS].present)
         return cli_fail (cli, "Usage: ai-peer discuss --tools a,b [--rounds N] [--room ROOM] "
                          "[--context TEXT] [--timeout S] [--max-tokens N] "
                          "(see 'ai-peer discuss --help')");
     long rounds = 2, timeout_s = AIP_TOOL_TIMEOUT_S;
-    if ((opts [1].present && cli_opt_int (cli, &opts [1], 1, AIP_MAX_DISCUSS_ROUNDS, &rounds))
-    ||  (opts [4].present && cli_opt_int (cli, &opts [4], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s)))
+    if (cli_opt_int (cli, &opts [OPT_ROUNDS], 1, AIP_MAX_DISCUSS_ROUNDS, &rounds)
+    ||  cli_opt_int (cli, &opts [OPT_TIMEOUT], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
         return -1;
-    const char *topic = opts [3].present ? opts [3].value : NULL;
+    const char *topic = opts [OPT_CONTEXT].present ? opts [OPT_CONTEXT].value : NULL;
     if (topic && s_check_text (cli, "--context", topic))
         return -1;
-    if (!opts [2].present && !topic)
+    if (!opts [OPT_ROOM].present && !topic)
         return cli_fail (cli, "discuss needs a topic (--context TEXT) or a room to continue "
                          "(--room ROOM)");
     char cwd [PATH_MAX];
-    if (s_cwd (cli, &opts [5], cwd, sizeof cwd))
+    if (s_cwd (cli, &opts [OPT_CWD], cwd, sizeof cwd))
         return -1;
     const char *names [AIP_MAX_QUICK_TOOLS];
     size_t count;
@@ -881,7 +890,7 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     json_t *log = json_array ();
     json_t *usage = cli_usage_new ();
     char *stopped = NULL;
-    if (s_split_tools (cli, opts [0].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
+    if (s_split_tools (cli, opts [OPT_TOOLS].value, &copy, names, AIP_MAX_QUICK_TOOLS, &count))
         goto cleanup;
     if (count < 2) {
         cli_fail (cli, "discuss needs at least two tools (--tools a,b)");
@@ -893,10 +902,10 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
     memset (&room, 0, sizeof room);
     if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
         goto cleanup;
-    if (opts [2].present) {
-        if (cli_check_room_id (cli, opts [2].value))
+    if (opts [OPT_ROOM].present) {
+        if (cli_check_room_id (cli, opts [OPT_ROOM].value))
             goto cleanup;
-        snprintf (room_id, sizeof room_id, "%s", opts [2].value);
+        snprintf (room_id, sizeof room_id, "%s", opts [OPT_ROOM].value);
     }
     else
     if (cli_room_create (cli, "discussion", NULL, NULL, &me, room_id, NULL))
@@ -1059,8 +1068,10 @@ cmd_jobs (cli_t *cli, int argc, char **argv)
 int
 cmd_wait (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--timeout", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TIMEOUT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TIMEOUT] = CLI_OPT_VALUE ("--timeout"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "wait", argc, argv, opts, pos, 1, &npos))
@@ -1070,7 +1081,7 @@ cmd_wait (cli_t *cli, int argc, char **argv)
     if (!aip_id_valid (pos [0], strlen (pos [0])))
         return cli_fail (cli, "invalid job id '%.64s' (see 'ai-peer jobs')", pos [0]);
     long timeout_s = AIP_MAX_TOOL_TIMEOUT_S;
-    if (opts [0].present && cli_opt_int (cli, &opts [0], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
+    if (cli_opt_int (cli, &opts [OPT_TIMEOUT], 1, AIP_MAX_TOOL_TIMEOUT_S, &timeout_s))
         return -1;
     if (s_connect (cli))
         return -1;

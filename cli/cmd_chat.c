@@ -126,12 +126,14 @@ s_relay_wait (cli_t *cli, const char *room_id, bool lan, json_t *sent)
 int
 cmd_chat (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--as", NULL, true, NULL, false },
-                          { "--tool", NULL, true, NULL, false },
-                          { "--type", NULL, true, NULL, false },
-                          { "-n", NULL, true, NULL, false },
-                          { "--interactive", "-i", false, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_AS, OPT_TOOL, OPT_TYPE, OPT_LIMIT, OPT_INTERACTIVE, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_AS] = CLI_OPT_VALUE ("--as"),
+        [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+        [OPT_TYPE] = CLI_OPT_VALUE ("--type"),
+        [OPT_LIMIT] = CLI_OPT_VALUE ("-n"),
+        [OPT_INTERACTIVE] = { .name = "--interactive", .alias = "-i" },
+    };
     char **pos = (char **) calloc ((size_t) argc + 1, sizeof (char *));
     int npos;
     int rc = -1;
@@ -147,9 +149,9 @@ cmd_chat (cli_t *cli, int argc, char **argv)
     if (cli_check_room_id (cli, room_id))
         goto cleanup;
     long limit = 20;
-    if (opts [3].present && cli_opt_int (cli, &opts [3], 1, 1000000, &limit))
+    if (cli_opt_int (cli, &opts [OPT_LIMIT], 1, 1000000, &limit))
         goto cleanup;
-    if (opts [4].present) {
+    if (opts [OPT_INTERACTIVE].present) {
         //  Interactive mode is its own program: only it loads libedit
         char dir [AIP_PATH_MAX], exe [AIP_PATH_MAX + 32];
         if (aip_exe_dir (dir, sizeof dir) == 0) {
@@ -161,7 +163,8 @@ cmd_chat (cli_t *cli, int argc, char **argv)
         goto cleanup;
     }
     cli_peer_t peer;
-    if (cli_resolve_peer (cli, opts [0].value, opts [1].value, opts [2].value, &peer))
+    if (cli_resolve_peer (cli, opts [OPT_AS].value, opts [OPT_TOOL].value, opts [OPT_TYPE].value,
+                          &peer))
         goto cleanup;
     if (npos == 1) {
         rc = s_read (cli, room_id, limit, &peer);
@@ -208,14 +211,16 @@ cleanup:
 int
 cmd_history (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "-n", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_LIMIT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_LIMIT] = CLI_OPT_VALUE ("-n"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "history", argc, argv, opts, pos, 1, &npos))
         return -1;
     long limit = 50;
-    if (opts [0].present && cli_opt_int (cli, &opts [0], 1, 1000000, &limit))
+    if (cli_opt_int (cli, &opts [OPT_LIMIT], 1, 1000000, &limit))
         return -1;
     if (npos == 0) {
         uint64_t id = cli_request (cli, AIP_OP_ROOM_LIST, 0);

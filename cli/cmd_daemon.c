@@ -141,21 +141,23 @@ s_check_workers (cli_t *cli, long wanted)
 static int
 s_start (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
-                          { "--port", NULL, true, NULL, false },
-                          { "--workers", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_LAN, OPT_PORT, OPT_WORKERS, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_LAN] = CLI_OPT_FLAG ("--lan"),
+        [OPT_PORT] = CLI_OPT_VALUE ("--port"),
+        [OPT_WORKERS] = CLI_OPT_VALUE ("--workers"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "daemon", argc, argv, opts, pos, 0, &npos))
         return -1;
     long workers = AIP_SPAWN_WORKERS;
-    if (opts [2].present && cli_opt_int (cli, &opts [2], 0, AIP_MAX_SPAWN_WORKERS, &workers))
+    if (cli_opt_int (cli, &opts [OPT_WORKERS], 0, AIP_MAX_SPAWN_WORKERS, &workers))
         return -1;
     long port = 7899;
-    if (opts [1].present && cli_opt_int (cli, &opts [1], 1, 65535, &port))
+    if (cli_opt_int (cli, &opts [OPT_PORT], 1, 65535, &port))
         return -1;
-    bool lan = opts [0].present;
+    bool lan = opts [OPT_LAN].present;
     //  0 workers is asked for explicitly: no invites on this machine
     aip_daemon_opts_t dopts = { lan ? AIP_DAEMON_LAN : AIP_DAEMON_LOCAL, (int) port,
                                 workers ? (int) workers : -1 };
@@ -167,7 +169,7 @@ s_start (cli_t *cli, int argc, char **argv)
     aip_daemon_running (cli->home, &pid);
     //  Running daemons keep their spawnd count: a different --workers is
     //  not silently ignored
-    if (!started && opts [2].present && s_check_workers (cli, workers))
+    if (!started && opts [OPT_WORKERS].present && s_check_workers (cli, workers))
         return -1;
     json_t *info = NULL;
     //  A running local daemon set switches to LAN mode; a LAN one says where
@@ -283,8 +285,10 @@ cmd_daemon (cli_t *cli, int argc, char **argv)
     const char *action = argv [0];
     if (strcmp (action, "start") == 0)
         return s_start (cli, argc - 1, argv + 1);
-    cli_opt_t opts [] = { { "--port", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_PORT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_PORT] = CLI_OPT_VALUE ("--port"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "daemon", argc - 1, argv + 1, opts, pos, 0, &npos))

@@ -319,9 +319,11 @@ s_markdown (cli_t *cli, json_t *room, json_t *peers, cli_room_t *keys, size_t *s
 int
 cmd_export (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--format", NULL, true, NULL, false },
-                          { "--output", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_FORMAT, OPT_OUTPUT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_FORMAT] = CLI_OPT_VALUE ("--format"),
+        [OPT_OUTPUT] = CLI_OPT_VALUE ("--output"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "export", argc, argv, opts, pos, 1, &npos))
@@ -329,7 +331,7 @@ cmd_export (cli_t *cli, int argc, char **argv)
     if (npos < 1)
         return cli_fail (cli, "Usage: ai-peer export <room-id> [--format md|json] [--output file]");
     const char *room_id = pos [0];
-    const char *format = opts [0].present ? opts [0].value : "md";
+    const char *format = opts [OPT_FORMAT].present ? opts [OPT_FORMAT].value : "md";
     if (strcmp (format, "md") != 0 && strcmp (format, "json") != 0)
         return cli_fail (cli, "--format must be 'md' or 'json', not '%.32s'", format);
     if (cli_check_room_id (cli, room_id))
@@ -370,8 +372,8 @@ cmd_export (cli_t *cli, int argc, char **argv)
         document = json_pack ("{s:O, s:O, s:o}", "room", room, "peers", peers,
                               "messages", messages);
     }
-    if (opts [1].present) {
-        const char *path = opts [1].value;
+    if (opts [OPT_OUTPUT].present) {
+        const char *path = opts [OPT_OUTPUT].value;
         if (document) {
             text = aip_json_dumps (document);
             size = text ? strlen (text) : 0;

@@ -216,8 +216,10 @@ s_codex_edit (cli_t *cli, const char *path, bool install, const char *exe, bool 
 int
 mcp_install (cli_t *cli, bool install, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--scope", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_SCOPE, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_SCOPE] = CLI_OPT_VALUE ("--scope"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "mcp", argc, argv, opts, pos, 1, &npos))
@@ -228,7 +230,7 @@ mcp_install (cli_t *cli, bool install, int argc, char **argv)
     s_agent_t agent = AGENT_CLAUDE;
     bool user = true;
     char exe [AIP_PATH_MAX], path [AIP_PATH_MAX], err [1024];
-    if (s_agent (cli, pos [0], &agent) || s_scope (cli, &opts [0], "user", &user)
+    if (s_agent (cli, pos [0], &agent) || s_scope (cli, &opts [OPT_SCOPE], "user", &user)
     ||  s_exe (cli, exe, sizeof exe) || s_mcp_path (cli, agent, user, path, sizeof path))
         return -1;
     bool changed = false;
@@ -497,8 +499,10 @@ cmd_hooks (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "Usage: ai-peer hooks install|uninstall|status claude-code|gemini|codex "
                          "[--scope project|user]");
     const char *action = argv [0];
-    cli_opt_t opts [] = { { "--scope", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_SCOPE, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_SCOPE] = CLI_OPT_VALUE ("--scope"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "hooks", argc - 1, argv + 1, opts, pos, 1, &npos))
@@ -523,7 +527,7 @@ cmd_hooks (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "Unknown hooks action: %.64s. Available: install, uninstall, "
                          "status", action);
     bool user;
-    if (s_scope (cli, &opts [0], "project", &user))
+    if (s_scope (cli, &opts [OPT_SCOPE], "project", &user))
         return -1;
     return s_hooks_edit (cli, agent, install, user);
 }

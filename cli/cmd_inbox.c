@@ -230,12 +230,14 @@ s_hook (cli_t *cli, const char *event, const char *tool, const char *room_id)
 int
 cmd_inbox (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--tool", NULL, true, NULL, false },
-                          { "--room", NULL, true, NULL, false },
-                          { "--peek", NULL, false, NULL, false },
-                          { "-n", NULL, true, NULL, false },
-                          { "--hook", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TOOL, OPT_ROOM, OPT_PEEK, OPT_LIMIT, OPT_HOOK, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+        [OPT_ROOM] = CLI_OPT_VALUE ("--room"),
+        [OPT_PEEK] = CLI_OPT_FLAG ("--peek"),
+        [OPT_LIMIT] = CLI_OPT_VALUE ("-n"),
+        [OPT_HOOK] = CLI_OPT_VALUE ("--hook"),
+    };
     char *pos [1];
     int npos;
     bool hook = false;
@@ -247,10 +249,10 @@ cmd_inbox (cli_t *cli, int argc, char **argv)
             exit (0);
         return -1;
     }
-    const char *tool = opts [0].value;
-    const char *room_id = opts [1].value;
-    if (opts [4].present) {
-        const char *event = opts [4].value;
+    const char *tool = opts [OPT_TOOL].value;
+    const char *room_id = opts [OPT_ROOM].value;
+    if (opts [OPT_HOOK].present) {
+        const char *event = opts [OPT_HOOK].value;
         if (strcmp (event, "stop") != 0 && strcmp (event, "prompt") != 0)
             return cli_fail (cli, "--hook must be 'stop' or 'prompt', not '%.32s'", event);
         //  A hook prints only what the agent reads (or nothing)
@@ -260,7 +262,7 @@ cmd_inbox (cli_t *cli, int argc, char **argv)
         _exit (0);
     }
     long limit = INBOX_DEFAULT;
-    if (opts [3].present && cli_opt_int (cli, &opts [3], 1, AIP_MAX_PAGE, &limit))
+    if (cli_opt_int (cli, &opts [OPT_LIMIT], 1, AIP_MAX_PAGE, &limit))
         return -1;
-    return cli_unread (cli, tool, room_id, limit, !opts [2].present, &cli->data);
+    return cli_unread (cli, tool, room_id, limit, !opts [OPT_PEEK].present, &cli->data);
 }

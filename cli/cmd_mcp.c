@@ -816,13 +816,15 @@ cmd_mcp (cli_t *cli, int argc, char **argv)
 {
     if (argc >= 1 && (strcmp (argv [0], "install") == 0 || strcmp (argv [0], "uninstall") == 0))
         return mcp_install (cli, strcmp (argv [0], "install") == 0, argc - 1, argv + 1);
-    cli_opt_t opts [] = { { "--tool", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_TOOL, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "mcp", argc, argv, opts, pos, 0, &npos))
         return -1;
-    const char *tool = opts [0].value;
+    const char *tool = opts [OPT_TOOL].value;
     if (tool && (!aip_id_valid (tool, strlen (tool)) || strlen (tool) > 32))
         return cli_fail (cli, "--tool must be 1 to 32 letters, digits, '_' or '-' (the AI peer "
                          "the agent speaks as, e.g. claude-code)");

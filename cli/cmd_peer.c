@@ -56,9 +56,11 @@ cmd_list (cli_t *cli, int argc, char **argv)
 int
 cmd_register (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--host", NULL, true, NULL, false },
-                          { "--port", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_HOST, OPT_PORT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_HOST] = CLI_OPT_VALUE ("--host"),
+        [OPT_PORT] = CLI_OPT_VALUE ("--port"),
+    };
     char *pos [3];
     int npos;
     if (cli_parse (cli, "register", argc, argv, opts, pos, 3, &npos))
@@ -70,9 +72,9 @@ cmd_register (cli_t *cli, int argc, char **argv)
     if (strcmp (type, "ai") != 0 && strcmp (type, "human") != 0)
         return cli_fail (cli, "the type must be 'ai' or 'human', not '%.32s'", type);
     long port = 0;
-    if (opts [1].present && cli_opt_int (cli, &opts [1], 1, 65535, &port))
+    if (cli_opt_int (cli, &opts [OPT_PORT], 1, 65535, &port))
         return -1;
-    const char *host = opts [0].value;
+    const char *host = opts [OPT_HOST].value;
     if (host && (strlen (host) == 0 || strlen (host) > AIP_MAX_NAME))
         return cli_fail (cli, "--host must be 1 to %d bytes", AIP_MAX_NAME);
     char machine [AIP_MAX_NAME + 1];

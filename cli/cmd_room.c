@@ -295,12 +295,14 @@ s_check_password (cli_t *cli, const char *room_id, bool was_new, bool guessed,
 static int
 s_join (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--relay", NULL, true, NULL, false },
-                          { "--token", NULL, true, NULL, false },
-                          { "--password", NULL, true, NULL, false },
-                          { "--password-file", NULL, true, NULL, false },
-                          { "--lan", NULL, false, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_RELAY, OPT_TOKEN, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_LAN, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_RELAY] = CLI_OPT_VALUE ("--relay"),
+        [OPT_TOKEN] = CLI_OPT_VALUE ("--token"),
+        [OPT_PASSWORD] = CLI_OPT_VALUE ("--password"),
+        [OPT_PASSWORD_FILE] = CLI_OPT_VALUE ("--password-file"),
+        [OPT_LAN] = CLI_OPT_FLAG ("--lan"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "room", argc, argv, opts, pos, 1, &npos))
@@ -326,21 +328,22 @@ s_join (cli_t *cli, int argc, char **argv)
             return -1;
         snprintf (pu.room_id, sizeof pu.room_id, "%s", pos [0]);
     }
-    if (opts [0].present && opts [4].present)
+    if (opts [OPT_RELAY].present && opts [OPT_LAN].present)
         return cli_fail (cli, "--relay and --lan do not go together: a room is on a relay or "
                          "on the LAN");
-    if (opts [0].present && s_relay_url (cli, opts [0].value, pu.relay_url, sizeof pu.relay_url))
+    if (opts [OPT_RELAY].present
+    &&  s_relay_url (cli, opts [OPT_RELAY].value, pu.relay_url, sizeof pu.relay_url))
         return -1;
-    if (opts [1].present) {
-        if (!aip_token_valid (opts [1].value))
+    if (opts [OPT_TOKEN].present) {
+        if (!aip_token_valid (opts [OPT_TOKEN].value))
             return cli_fail (cli, "--token must be 1 to %d printable characters without spaces",
                              AIP_MAX_NAME);
-        snprintf (pu.token, sizeof pu.token, "%s", opts [1].value);
+        snprintf (pu.token, sizeof pu.token, "%s", opts [OPT_TOKEN].value);
     }
     cli_peer_t me;
     if (cli_resolve_peer (cli, NULL, NULL, NULL, &me))
         return -1;
-    if (!*pu.relay_url && opts [4].present && s_lan_find (cli, &pu, &me))
+    if (!*pu.relay_url && opts [OPT_LAN].present && s_lan_find (cli, &pu, &me))
         return -1;
     if (!*pu.relay_url)
         return cli_fail (cli, "--relay <url> is required to join a remote room (or --lan for a "
@@ -351,7 +354,7 @@ s_join (cli_t *cli, int argc, char **argv)
                          "join peer://<relay>/<room-id>?token=xxx (or --token T)");
     //  The key of an encrypted room, derived here: the password goes nowhere
     char *password;
-    if (cli_password (cli, &opts [2], &opts [3], &password))
+    if (cli_password (cli, &opts [OPT_PASSWORD], &opts [OPT_PASSWORD_FILE], &password))
         return -1;
     //  Joined with the room id, token and password only: an aip1 room's key
     //  parameters are with its relay (ours) or LAN hub
@@ -414,7 +417,10 @@ s_join (cli_t *cli, int argc, char **argv)
                  shown ? shown : "");
         free (shown);
     }
-    if (((opts [2].present || opts [3].present || getenv ("AI_PEER_PASSWORD")) && s_check_password (cli, pu.room_id, was_new, asked_cipher && !*pu.cipher, pu.relay_url, pu.token))) {
+    if ((opts [OPT_PASSWORD].present || opts [OPT_PASSWORD_FILE].present
+         || getenv ("AI_PEER_PASSWORD"))
+    &&  s_check_password (cli, pu.room_id, was_new, asked_cipher && !*pu.cipher, pu.relay_url,
+                          pu.token)) {
         json_decref (data);
         return -1;
     }
@@ -429,17 +435,19 @@ s_join (cli_t *cli, int argc, char **argv)
 static int
 s_create (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--lan", NULL, false, NULL, false },
-                          { "--relay", NULL, true, NULL, false },
-                          { "--password", NULL, true, NULL, false },
-                          { "--password-file", NULL, true, NULL, false },
-                          { "--cipher", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_LAN, OPT_RELAY, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_CIPHER, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_LAN] = CLI_OPT_FLAG ("--lan"),
+        [OPT_RELAY] = CLI_OPT_VALUE ("--relay"),
+        [OPT_PASSWORD] = CLI_OPT_VALUE ("--password"),
+        [OPT_PASSWORD_FILE] = CLI_OPT_VALUE ("--password-file"),
+        [OPT_CIPHER] = CLI_OPT_VALUE ("--cipher"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "room", argc, argv, opts, pos, 1, &npos))
         return -1;
-    if (opts [0].present && opts [1].present)
+    if (opts [OPT_LAN].present && opts [OPT_RELAY].present)
         return cli_fail (cli, "--lan and --relay do not go together: a room is on the LAN or "
                          "on a relay");
     //  As the original: a room without a name is called "default"
@@ -449,21 +457,22 @@ s_create (cli_t *cli, int argc, char **argv)
         return cli_fail (cli, "a room name must be 1 to %d bytes and not blank", AIP_MAX_NAME);
     if (!aip_utf8_valid (name, len))
         return cli_fail (cli, "the room name is not valid UTF-8");
-    const char *cipher = opts [4].value;
+    const char *cipher = opts [OPT_CIPHER].value;
     if (cipher && strcmp (cipher, "aip1") != 0 && strcmp (cipher, "fernet") != 0)
         return cli_fail (cli, "--cipher must be 'aip1' (default) or 'fernet' (the original's "
                          "format), not '%.32s'", cipher);
     char *password;
-    if (cli_password (cli, &opts [2], &opts [3], &password))
+    if (cli_password (cli, &opts [OPT_PASSWORD], &opts [OPT_PASSWORD_FILE], &password))
         return -1;
     if (cipher && !password) {
         free (password);
         return cli_fail (cli, "--cipher needs a password (--password, --password-file or "
                          "AI_PEER_PASSWORD)");
     }
-    if (opts [0].present || opts [1].present) {
-        int rc = opts [0].present ? s_create_lan (cli, name, password, cipher)
-                                  : s_create_public (cli, name, opts [1].value, password, cipher);
+    if (opts [OPT_LAN].present || opts [OPT_RELAY].present) {
+        int rc = opts [OPT_LAN].present
+               ? s_create_lan (cli, name, password, cipher)
+               : s_create_public (cli, name, opts [OPT_RELAY].value, password, cipher);
         if (password) {
             sodium_memzero (password, strlen (password));
             free (password);

@@ -94,16 +94,18 @@ s_open_browser (const char *url)
 int
 cmd_web (cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t opts [] = { { "--port", NULL, true, NULL, false },
-                          { "--open", NULL, false, NULL, false },
-                          { "--stop", NULL, false, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_PORT, OPT_OPEN, OPT_STOP, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_PORT] = CLI_OPT_VALUE ("--port"),
+        [OPT_OPEN] = CLI_OPT_FLAG ("--open"),
+        [OPT_STOP] = CLI_OPT_FLAG ("--stop"),
+    };
     char *pos [1];
     int npos;
     if (cli_parse (cli, "web", argc, argv, opts, pos, 0, &npos))
         return -1;
-    if (opts [2].present) {
-        if (opts [0].present || opts [1].present)
+    if (opts [OPT_STOP].present) {
+        if (opts [OPT_PORT].present || opts [OPT_OPEN].present)
             return cli_fail (cli, "--stop takes no other option");
         return s_web_stop (cli);
     }
@@ -111,7 +113,7 @@ cmd_web (cli_t *cli, int argc, char **argv)
     long port = aip_webmode_get (cli->home);
     if (port < 0)
         port = AIP_WEB_PORT;
-    if (opts [0].present && cli_opt_int (cli, &opts [0], 0, 65535, &port))
+    if (cli_opt_int (cli, &opts [OPT_PORT], 0, 65535, &port))
         return -1;
     char err [512], token [AIP_WEB_TOKEN_HEX + 1];
     if (aip_home_prepare (cli->home, err, sizeof err)
@@ -150,7 +152,7 @@ cmd_web (cli_t *cli, int argc, char **argv)
     snprintf (url, sizeof url, "http://127.0.0.1:%d/#t=%s", listening, token);
     cli->data = json_pack ("{s:s, s:i, s:i, s:s}", "url", url, "port", listening, "pid",
                            (int) pid, "note", "this machine only; the link logs in once");
-    if (opts [1].present && !s_open_browser (url))
+    if (opts [OPT_OPEN].present && !s_open_browser (url))
         json_object_set_new (cli->data, "warning",
                              json_string ("xdg-open not found: open the URL yourself"));
     return 0;

@@ -1143,12 +1143,14 @@ main (int argc, char **argv)
     char err [1024];
     int rc = 1;
     char **pos = (char **) calloc ((size_t) argc + 1, sizeof (char *));
-    cli_opt_t opts [] = { { "--as", NULL, true, NULL, false },
-                          { "--tool", NULL, true, NULL, false },
-                          { "--type", NULL, true, NULL, false },
-                          { "--interactive", "-i", false, NULL, false },
-                          { "-n", NULL, true, NULL, false },
-                          { NULL, NULL, false, NULL, false } };
+    enum { OPT_AS, OPT_TOOL, OPT_TYPE, OPT_INTERACTIVE, OPT_LIMIT, OPT_END };
+    cli_opt_t opts [OPT_END + 1] = {
+        [OPT_AS] = CLI_OPT_VALUE ("--as"),
+        [OPT_TOOL] = CLI_OPT_VALUE ("--tool"),
+        [OPT_TYPE] = CLI_OPT_VALUE ("--type"),
+        [OPT_INTERACTIVE] = { .name = "--interactive", .alias = "-i" },
+        [OPT_LIMIT] = CLI_OPT_VALUE ("-n"),
+    };
     int npos = 0;
     if (aip_home_resolve (cli.home, sizeof cli.home, err, sizeof err)) {
         cli_fail (&cli, "%s", err);
@@ -1165,7 +1167,8 @@ main (int argc, char **argv)
     self.color = self.tty && !getenv ("NO_COLOR");
     aip_exe_dir (self.exe_dir, sizeof self.exe_dir);
     if (cli_check_room_id (&cli, self.room_id)
-    ||  cli_resolve_peer (&cli, opts [0].value, opts [1].value, opts [2].value, &self.me)
+    ||  cli_resolve_peer (&cli, opts [OPT_AS].value, opts [OPT_TOOL].value, opts [OPT_TYPE].value,
+                          &self.me)
     ||  cli_room_open (&cli, self.room_id, &self.room))
         goto done;
     self.names = cli_room_names (&cli, self.room_id, NULL);
