@@ -35,6 +35,13 @@
     X(relay_lan)         \
     X(relay_ws)          \
     X(jsonrpc)           \
+    X(layout)            \
+    X(screen)            \
+    X(editor)            \
+    X(feed)              \
+    X(invites)           \
+    X(chat)              \
+    X(commands)          \
     X(webmode)           \
     X(markdown)          \
     X(webjob)            \
