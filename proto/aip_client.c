@@ -11,19 +11,63 @@
 #include <unistd.h>
 #include <zmq.h>
 
+//  A request begun by an actor, waiting to be taken
+typedef struct {
+    uint64_t id;                    //  its request id
+    int64_t deadline;               //  taken after this: timed out
+    bool arrived;                   //  its reply is in rep
+    aip_reply_t rep;                //  the reply, once arrived
+} s_pending_t;
+
 struct _aip_client_t {
-    char home [AIP_PATH_MAX];       //  $AI_PEERS_HOME
+    char home [AIP_PATH_MAX];       //  $AI_PEERS_HOME ("" for an actor's client)
     char endpoint [AIP_PATH_MAX];   //  ipc://home/run/broker.ipc
     void *ctx;                      //  zmq context
+    bool own_ctx;                   //  ctx is ours to terminate (not an actor's)
     void *dealer;                   //  socket to brokerd
     pid_t broker_pid;               //  the broker we talk to
     bool autostart;                 //  may (re)start the daemons
     uint64_t next_id;               //  request ids
     volatile int *stop;             //  when set and non-zero, a wait gives up
+    s_pending_t *pending;           //  requests begun, not yet taken
+    size_t pending_count;           //  ... how many
+    size_t pending_max;             //  ... room allocated
 };
 
 //  How often a waiting client checks that the broker is still alive
 #define LIVENESS_CHECK_MS 200
+
+//  The DEALER to self->endpoint; with server_key, a CURVE client of it
+static int
+s_dealer_open (aip_client_t *self, const uint8_t *server_key, char *err, size_t errlen)
+{
+    self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (!self->dealer) {
+        snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    int linger = 0;
+    int64_t maxmsg = AIP_MAX_REPLY;
+    zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (server_key) {
+        //  A fresh key pair per connection: the hub knows us by its token
+        char public_z85 [41], secret_z85 [41];
+        if (!zmq_has ("curve") || zmq_curve_keypair (public_z85, secret_z85) != 0
+        ||  zmq_setsockopt (self->dealer, ZMQ_CURVE_PUBLICKEY, public_z85, 40) != 0
+        ||  zmq_setsockopt (self->dealer, ZMQ_CURVE_SECRETKEY, secret_z85, 40) != 0
+        ||  zmq_setsockopt (self->dealer, ZMQ_CURVE_SERVERKEY, server_key, 32) != 0) {
+            snprintf (err, errlen, "this libzmq has no CURVE: cannot reach %s", self->endpoint);
+            return -1;
+        }
+    }
+    if (zmq_connect (self->dealer, self->endpoint) != 0) {
+        snprintf (err, errlen, "cannot connect to %s: %s", self->endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
 
 static int
 s_connect (aip_client_t *self, char *err, size_t errlen)
@@ -47,21 +91,7 @@ s_connect (aip_client_t *self, char *err, size_t errlen)
             return -1;
         }
     }
-    self->dealer = zmq_socket (self->ctx, ZMQ_DEALER);
-    if (!self->dealer) {
-        snprintf (err, errlen, "zmq_socket: %s", zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    int linger = 0;
-    int64_t maxmsg = AIP_MAX_REPLY;
-    zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_connect (self->dealer, self->endpoint) != 0) {
-        snprintf (err, errlen, "cannot connect to %s: %s", self->endpoint,
-                  zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    return 0;
+    return s_dealer_open (self, NULL, err, errlen);
 }
 
 aip_client_t *
@@ -79,6 +109,7 @@ aip_client_new (const char *home, bool autostart, char *err, size_t errlen)
     if (aip_home_endpoint (home, "broker", self->endpoint, sizeof self->endpoint, err, errlen))
         goto failed;
     self->ctx = zmq_ctx_new ();
+    self->own_ctx = true;
     if (!self->ctx) {
         snprintf (err, errlen, "zmq_ctx_new: %s", zmq_strerror (zmq_errno ()));
         goto failed;
@@ -91,14 +122,37 @@ failed:
     return NULL;
 }
 
+aip_client_t *
+aip_client_new_actor (void *ctx, const char *endpoint, const uint8_t *server_key, char *err,
+                      size_t errlen)
+{
+    assert (ctx && endpoint);
+    aip_client_t *self = (aip_client_t *) calloc (1, sizeof (aip_client_t));
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    self->ctx = ctx;
+    aip_random_bytes (&self->next_id, sizeof self->next_id);
+    self->next_id &= 0x7fffffffffffULL;     //  stays a positive msgpack int
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    if (s_dealer_open (self, server_key, err, errlen))
+        aip_client_destroy (&self);
+    return self;
+}
+
 void
 aip_client_destroy (aip_client_t **self_p)
 {
     if (self_p && *self_p) {
         aip_client_t *self = *self_p;
+        for (size_t i = 0; i < self->pending_count; i++)
+            if (self->pending [i].arrived)
+                aip_reply_free (&self->pending [i].rep);
+        free (self->pending);
         if (self->dealer)
             zmq_close (self->dealer);
-        if (self->ctx)
+        if (self->ctx && self->own_ctx)
             zmq_ctx_term (self->ctx);
         free (self);
         *self_p = NULL;
@@ -141,6 +195,116 @@ aip_client_send (aip_client_t *self, aip_pack_t *request, char *err, size_t errl
         return -1;
     }
     return 0;
+}
+
+static s_pending_t *
+s_pending_find (aip_client_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->pending_count; i++)
+        if (self->pending [i].id == id)
+            return &self->pending [i];
+    return NULL;
+}
+
+static void
+s_pending_remove (aip_client_t *self, s_pending_t *p)
+{
+    *p = self->pending [--self->pending_count];
+}
+
+//  A reply that is not the one waited for: kept when a begun request is
+//  waiting for it, else dropped (a late reply to an abandoned request).
+//  Takes rep.
+static void
+s_keep (aip_client_t *self, aip_reply_t *rep)
+{
+    s_pending_t *p = s_pending_find (self, rep->id);
+    if (p && !p->arrived) {
+        p->rep = *rep;
+        p->arrived = true;
+    }
+    else
+        aip_reply_free (rep);
+}
+
+int
+aip_client_begin (aip_client_t *self, aip_pack_t *request, uint64_t id, int timeout_ms,
+                  char *err, size_t errlen)
+{
+    if (self->pending_count >= AIP_CLIENT_MAX_PENDING) {
+        snprintf (err, errlen, "too many requests to the daemons in flight (%d)",
+                  AIP_CLIENT_MAX_PENDING);
+        return -1;
+    }
+    if (self->pending_count == self->pending_max) {
+        size_t max = self->pending_max ? self->pending_max * 2 : 8;
+        s_pending_t *grown = (s_pending_t *) realloc (self->pending, max * sizeof *grown);
+        if (!grown) {
+            snprintf (err, errlen, "out of memory");
+            return -1;
+        }
+        self->pending = grown;
+        self->pending_max = max;
+    }
+    if (aip_client_send (self, request, err, errlen))
+        return -1;
+    s_pending_t *p = &self->pending [self->pending_count++];
+    memset (p, 0, sizeof *p);
+    p->id = id;
+    p->deadline = aip_clock_ms () + timeout_ms;
+    return 0;
+}
+
+int
+aip_client_take (aip_client_t *self, uint64_t id, aip_reply_t *rep, char *err, size_t errlen)
+{
+    //  What has come, without waiting
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    while (zmq_msg_recv (&msg, self->dealer, ZMQ_DONTWAIT) >= 0) {
+        aip_reply_t got;
+        char derr [256];
+        if (aip_reply_decode (zmq_msg_data (&msg), zmq_msg_size (&msg), &got, derr,
+                              sizeof derr) == 0)
+            s_keep (self, &got);
+        //  else dropped: with no id it answers nobody, and its request
+        //  times out with an error
+    }
+    zmq_msg_close (&msg);
+    s_pending_t *p = s_pending_find (self, id);
+    if (!p) {
+        snprintf (err, errlen, "no request %llu is waiting for the daemons",
+                  (unsigned long long) id);
+        return -1;
+    }
+    if (p->arrived) {
+        *rep = p->rep;
+        s_pending_remove (self, p);
+        return 1;
+    }
+    if (aip_clock_ms () >= p->deadline) {
+        snprintf (err, errlen, "no reply from the daemons in time");
+        s_pending_remove (self, p);
+        return -1;
+    }
+    return 0;
+}
+
+void
+aip_client_forget (aip_client_t *self, uint64_t id)
+{
+    s_pending_t *p = s_pending_find (self, id);
+    if (p) {
+        if (p->arrived)
+            aip_reply_free (&p->rep);
+        s_pending_remove (self, p);
+    }
+}
+
+size_t
+aip_client_pending (aip_client_t *self)
+{
+    return self->pending_count;
 }
 
 int
@@ -195,7 +359,7 @@ aip_client_recv (aip_client_t *self, uint64_t id, int timeout_ms, aip_reply_t *r
             rc = 0;
             break;
         }
-        aip_reply_free (rep);       //  a late reply to an earlier attempt
+        s_keep (self, rep);         //  a begun request's, or a late one: dropped
     }
     zmq_msg_close (&msg);
     return rc;
@@ -243,6 +407,75 @@ aip_client_test (bool verbose)
     assert (!aip_daemon_running (dir, NULL));
     if (verbose)
         printf ("(%s) ", err);
+
+    //  An actor's client: requests begun, replies taken by id in any order
+    void *ctx = zmq_ctx_new ();
+    void *server = zmq_socket (ctx, ZMQ_ROUTER);
+    assert (zmq_bind (server, "inproc://aip_client_test") == 0);
+    client = aip_client_new_actor (ctx, "inproc://aip_client_test", NULL, err, sizeof err);
+    assert (client);
+    aip_pack_t *pk = aip_pack_new ();
+    uint64_t ids [3];
+    for (int i = 0; i < 3; i++) {
+        ids [i] = aip_client_next_id (client);
+        aip_pack_reset (pk);
+        aip_request_begin (pk, ids [i], AIP_OP_PING, 0);
+        assert (aip_client_begin (client, pk, ids [i], i == 2 ? 0 : 5000, err, sizeof err) == 0);
+    }
+    assert (aip_client_pending (client) == 3);
+    aip_reply_t rep;
+    assert (aip_client_take (client, ids [0], &rep, err, sizeof err) == 0);
+    //  The server answers the second, a stranger, then the first
+    zmq_msg_t peer [3], body;
+    for (int i = 0; i < 3; i++) {
+        zmq_msg_init (&peer [i]);
+        assert (zmq_msg_recv (&peer [i], server, 0) >= 0);
+        zmq_msg_init (&body);
+        assert (zmq_msg_recv (&body, server, 0) >= 0);
+        zmq_msg_close (&body);
+    }
+    uint64_t order [3] = { ids [1], 12345, ids [0] };
+    for (int i = 0; i < 3; i++) {
+        aip_pack_reset (pk);
+        aip_reply_ok_begin (pk, order [i]);
+        aip_pack_int (pk, (int64_t) i);
+        size_t size;
+        const void *data = aip_pack_data (pk, &size);
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        zmq_msg_copy (&copy, &peer [0]);
+        assert (zmq_msg_send (&copy, server, ZMQ_SNDMORE) >= 0);
+        assert (zmq_send (server, data, size, 0) == (int) size);
+    }
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close (&peer [i]);
+    //  A blocking wait for the first keeps the second's reply for it
+    bool died;
+    assert (aip_client_recv (client, ids [0], 2000, &rep, &died, err, sizeof err) == 0);
+    assert (rep.ok && aip_obj_int (rep.data) == 2);
+    aip_reply_free (&rep);
+    aip_client_forget (client, ids [0]);
+    assert (aip_client_take (client, ids [1], &rep, err, sizeof err) == 1);
+    assert (rep.id == ids [1] && aip_obj_int (rep.data) == 0);
+    aip_reply_free (&rep);
+    //  The third timed out; what was taken is forgotten
+    assert (aip_client_take (client, ids [2], &rep, err, sizeof err) == -1);
+    assert (strstr (err, "in time"));
+    assert (aip_client_take (client, ids [1], &rep, err, sizeof err) == -1);
+    assert (aip_client_pending (client) == 0);
+    //  A reply nobody waits for is dropped: begun and forgotten
+    uint64_t gone = aip_client_next_id (client);
+    aip_pack_reset (pk);
+    aip_request_begin (pk, gone, AIP_OP_PING, 0);
+    assert (aip_client_begin (client, pk, gone, 5000, err, sizeof err) == 0);
+    aip_client_forget (client, gone);
+    assert (aip_client_pending (client) == 0);
+    aip_pack_destroy (&pk);
+    aip_client_destroy (&client);
+    aip_client_destroy (&client);       //  safe twice
+    zmq_close (server);
+    zmq_ctx_term (ctx);
+
     char path [AIP_PATH_MAX];
     snprintf (path, sizeof path, "rm -rf %s", dir);
     assert (system (path) == 0);

@@ -47,6 +47,7 @@
 #define AIP_HEARTBEAT_LIVENESS  3
 #define AIP_QUEUE_WAIT_MS       10000   //  a request waits this long for a worker
 #define AIP_CLIENT_TIMEOUT_MS   15000   //  the CLI waits this long for a reply
+#define AIP_CLIENT_MAX_PENDING  1024    //  an actor's store requests in flight at once
 #define AIP_START_TIMEOUT_MS    10000   //  the CLI waits this long for auto-start
 #define AIP_STOP_TIMEOUT_MS     5000    //  daemon stop waits this long
 #define AIP_RESTART_MIN_MS      100     //  supervisor backoff
