@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include "aip_adapter.h"
 #include "aip_answer.h"
+#include "aip_client.h"
 #include "aip_home.h"
 #include "aip_json.h"
 #include "aip_limits.h"
@@ -29,9 +30,8 @@ typedef struct {
     zsock_t *pipe;                  //  actor pipe
     aip_spawner_args_t args;        //  configuration (strings borrowed)
     aip_worker_t *worker;           //  our side of the spawn service
-    zsock_t *store;                 //  DEALER to the broker's client socket (or the hub's)
+    aip_client_t *store;            //  client of the broker's client socket (or the hub's)
     aip_pack_t *pk;                 //  scratch packer
-    uint64_t next_id;               //  ids of our store requests
     char host [AIP_MAX_NAME + 1];   //  this machine, for the AI peer
     char host_id [AIP_MAX_NAME + 1];    //  the same, as an id
     bool terminated;                //  $TERM received
@@ -136,47 +136,33 @@ s_poll (s_spawner_t *self, zmq_pollitem_t *extra, int nextra, int timeout_ms)
 //  Store requests through the broker
 
 //  Send self->pk (a request with id) and wait for its reply; heartbeats go
-//  on meanwhile. 0 with *data (caller owns), or -1 with result filled.
+//  on meanwhile. 0 with *rep (ok; the caller frees it), or -1 with result
+//  filled.
 static int
-s_store_call (s_spawner_t *self, uint64_t id, json_t **data, s_result_t *result)
+s_store_call (s_spawner_t *self, uint64_t id, aip_reply_t *rep, s_result_t *result)
 {
-    size_t size;
-    const void *body = aip_pack_data (self->pk, &size);
-    if (zsock_send (self->store, "b", body, size)) {
+    char err [256];
+    if (aip_client_begin (self->store, self->pk, id, SPAWN_STORE_TIMEOUT_MS, err, sizeof err)) {
         snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
         snprintf (result->message, sizeof result->message, "spawnd cannot reach the broker");
         return -1;
     }
     int64_t deadline = aip_clock_ms () + SPAWN_STORE_TIMEOUT_MS;
-    while (!self->terminated && aip_clock_ms () < deadline) {
-        zmq_pollitem_t item = { zsock_resolve (self->store), 0, ZMQ_POLLIN, 0 };
+    int rc;
+    while ((rc = aip_client_take (self->store, id, rep, err, sizeof err)) == 0
+       &&  !self->terminated) {
+        zmq_pollitem_t item = { aip_client_socket (self->store), 0, ZMQ_POLLIN, 0 };
         s_poll (self, &item, 1, (int) (deadline - aip_clock_ms ()));
-        while (zsock_events (self->store) & ZMQ_POLLIN) {
-            zframe_t *frame = zframe_recv (self->store);
-            if (!frame)
-                break;
-            aip_reply_t rep;
-            char err [256];
-            int rc = aip_reply_decode (zframe_data (frame), zframe_size (frame), &rep, err,
-                                       sizeof err);
-            zframe_destroy (&frame);
-            if (rc)
-                continue;
-            if (rep.id != id) {
-                aip_reply_free (&rep);  //  late reply to an abandoned request
-                continue;
-            }
-            if (rep.ok) {
-                *data = aip_json_from_obj (rep.data);
-                aip_reply_free (&rep);
-                return 0;
-            }
-            snprintf (result->code, sizeof result->code, "%s", rep.code);
-            snprintf (result->message, sizeof result->message, "%s", rep.message);
-            aip_reply_free (&rep);
-            return -1;
-        }
     }
+    if (rc == 1 && rep->ok)
+        return 0;
+    if (rc == 1) {
+        snprintf (result->code, sizeof result->code, "%s", rep->code);
+        snprintf (result->message, sizeof result->message, "%s", rep->message);
+        aip_reply_free (rep);
+        return -1;
+    }
+    aip_client_forget (self->store, id);
     snprintf (result->code, sizeof result->code, "%s", AIP_ERR_UNAVAILABLE);
     snprintf (result->message, sizeof result->message, "%s",
               self->terminated ? "spawnd is stopping"
@@ -187,17 +173,23 @@ s_store_call (s_spawner_t *self, uint64_t id, json_t **data, s_result_t *result)
 static uint64_t
 s_store_begin (s_spawner_t *self, aip_op_t op, size_t nargs)
 {
-    uint64_t id = ++self->next_id;
+    uint64_t id = aip_client_next_id (self->store);
     aip_pack_reset (self->pk);
     //  A LAN hub serves a remote worker's store requests only with its token
     aip_request_begin_auth (self->pk, id, op, nargs, self->args.token);
     return id;
 }
 
+//  The message an answer was posted as
+typedef struct {
+    char id [AIP_MAX_ID + 1];       //  its id, or ""
+    char peer_id [AIP_MAX_ID * 2 + 2];  //  who posted it, or ""
+} s_sent_t;
+
 //  Post content in the room as the AI peer of tool
 static int
 s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *tool,
-        const char *content, size_t len, const char *metadata, json_t **sent,
+        const char *content, size_t len, const char *metadata, s_sent_t *sent,
         s_result_t *result)
 {
     char peer_id [AIP_MAX_NAME * 2 + 2];
@@ -241,7 +233,13 @@ s_post (s_spawner_t *self, const char *room_id, const char *msg_id, const char *
     aip_pack_kstr (self->pk, "type", "ai");
     aip_pack_kstr (self->pk, "tool", tool);
     aip_pack_kstr (self->pk, "machine", self->host);
-    return s_store_call (self, id, sent, result);
+    aip_reply_t rep;
+    if (s_store_call (self, id, &rep, result))
+        return -1;
+    aip_obj_get_str (rep.data, "id", sent->id, sizeof sent->id, "");
+    aip_obj_get_str (rep.data, "peer_id", sent->peer_id, sizeof sent->peer_id, "");
+    aip_reply_free (&rep);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -501,73 +499,65 @@ s_prompt_leftovers_remove (s_spawner_t *self)
     closedir (dir);
 }
 
-//  The tool's session in this room: {session_id, seen_ts, seen_id,
-//  answer_id} or NULL (none, or the store cannot say: no resume then)
-static json_t *
-s_session_get (s_spawner_t *self, const char *room_id, const char *tool)
+//  A tool's session in a room, as the store keeps it
+typedef struct {
+    char session_id [129];          //  the tool's session id (validated)
+    char seen_ts [AIP_MAX_TIME + 1];    //  created_at of the newest message it was sent
+    char seen_id [AIP_MAX_ID + 1];  //  ... its id
+    char answer_id [AIP_MAX_ID + 1];    //  the session's own last answer
+    aip_prompt_seen_t seen;         //  the three above, NULL where the store has none
+} s_session_t;
+
+//  The tool's session in this room: false when there is none (or the store
+//  cannot say: no resume then)
+static bool
+s_session_get (s_spawner_t *self, const char *room_id, const char *tool, s_session_t *session)
 {
     uint64_t id = s_store_begin (self, AIP_OP_SESSION_GET, 2);
     aip_pack_kstr (self->pk, "room_id", room_id);
     aip_pack_kstr (self->pk, "tool", tool);
-    json_t *data = NULL;
+    aip_reply_t rep;
     s_result_t ignored;
     memset (&ignored, 0, sizeof ignored);
-    if (s_store_call (self, id, &data, &ignored))
-        return NULL;
-    json_t *row = json_incref (json_array_get (json_object_get (data, "sessions"), 0));
-    json_decref (data);
-    if (row && !aip_session_id_valid (json_string_value (json_object_get (row, "session_id")))) {
-        json_decref (row);
-        row = NULL;
-    }
-    return row;
-}
-
-//  The messages a session has not seen: after (seen_ts, seen_id), less its
-//  own last answer. New array.
-static json_t *
-s_unseen (json_t *messages, json_t *session)
-{
-    const char *seen_ts = json_string_value (json_object_get (session, "seen_ts"));
-    const char *seen_id = json_string_value (json_object_get (session, "seen_id"));
-    const char *answer_id = json_string_value (json_object_get (session, "answer_id"));
-    json_t *unseen = json_array ();
-    size_t i;
-    json_t *m;
-    json_array_foreach (messages, i, m) {
-        const char *ts = json_string_value (json_object_get (m, "created_at"));
-        const char *id = json_string_value (json_object_get (m, "id"));
-        if (!ts || !id || (answer_id && streq (id, answer_id)))
-            continue;
-        int order = seen_ts ? strcmp (ts, seen_ts) : 1;
-        if (order > 0 || (order == 0 && seen_id && strcmp (id, seen_id) > 0))
-            json_array_append (unseen, m);
-    }
-    return unseen;
+    if (s_store_call (self, id, &rep, &ignored))
+        return false;
+    const aip_obj_t *row = aip_obj_at (aip_obj_get (rep.data, "sessions"), 0);
+    bool found = aip_obj_get_str (row, "session_id", session->session_id,
+                                  sizeof session->session_id, NULL)
+              && aip_session_id_valid (session->session_id);
+    session->seen.seen_ts = aip_obj_get_str (row, "seen_ts", session->seen_ts,
+                                             sizeof session->seen_ts, NULL);
+    session->seen.seen_id = aip_obj_get_str (row, "seen_id", session->seen_id,
+                                             sizeof session->seen_id, NULL);
+    session->seen.answer_id = aip_obj_get_str (row, "answer_id", session->answer_id,
+                                               sizeof session->answer_id, NULL);
+    aip_reply_free (&rep);
+    return found;
 }
 
 //  Remember the session: it has seen the newest of messages and answer_id
 static void
 s_session_put (s_spawner_t *self, const char *room_id, const char *tool, const char *session_id,
-               json_t *messages, const char *answer_id)
+               const aip_obj_t *messages, const char *answer_id)
 {
-    json_t *newest = json_array_get (messages, json_array_size (messages) - 1);
-    const char *ts = json_string_value (json_object_get (newest, "created_at"));
-    const char *mid = json_string_value (json_object_get (newest, "id"));
+    const aip_obj_t *newest = aip_obj_size (messages)
+                            ? aip_obj_at (messages, aip_obj_size (messages) - 1) : NULL;
+    char ts [AIP_MAX_TIME + 1], mid [AIP_MAX_ID + 1];
     uint64_t id = s_store_begin (self, AIP_OP_SESSION_PUT, 6);
     aip_pack_kstr (self->pk, "room_id", room_id);
     aip_pack_kstr (self->pk, "tool", tool);
     aip_pack_kstr (self->pk, "session_id", session_id);
-    aip_pack_kstr (self->pk, "seen_ts", ts ? ts : "");
-    aip_pack_kstr (self->pk, "seen_id", mid ? mid : "");
-    aip_pack_kstr (self->pk, "answer_id", answer_id ? answer_id : "");
-    json_t *data = NULL;
+    aip_pack_kstr (self->pk, "seen_ts", aip_obj_get_str (newest, "created_at", ts, sizeof ts, ""));
+    aip_pack_kstr (self->pk, "seen_id", aip_obj_get_str (newest, "id", mid, sizeof mid, ""));
+    aip_pack_kstr (self->pk, "answer_id", answer_id);
+    aip_reply_t rep;
     s_result_t failed;
     memset (&failed, 0, sizeof failed);
-    if (s_store_call (self, id, &data, &failed))
+    if (s_store_call (self, id, &rep, &failed))
         zsys_warning ("spawner: cannot keep %s's session in room %s: %s", tool, room_id,
                       failed.message);
-    json_decref (data);
+    else
+        aip_reply_free (&rep);
 }
 
 //  How an attempt went, beyond its result
@@ -679,34 +669,37 @@ cleanup:
     return rc;
 }
 
-//  The room of a job, its key loaded into self when it is encrypted; NULL
-//  with the error in result
-static json_t *
-s_room_load (s_spawner_t *self, const char *room_id, s_result_t *result)
+//  The room of a job: its name copied into name, its key loaded into self
+//  when it is encrypted; -1 with the error in result
+static int
+s_room_load (s_spawner_t *self, const char *room_id, char *name, size_t size,
+             s_result_t *result)
 {
-    json_t *room = NULL;
+    aip_reply_t rep;
     uint64_t id = s_store_begin (self, AIP_OP_ROOM_GET, 2);
     aip_pack_kstr (self->pk, "id", room_id);
     aip_pack_kbool (self->pk, "with_key", true);
-    if (s_store_call (self, id, &room, result))
-        return NULL;
+    if (s_store_call (self, id, &rep, result))
+        return -1;
     //  An encrypted room answers {room, key}: its history is decrypted for
     //  the prompt, the answer encrypted before it is posted
-    json_t *key = json_object_get (room, "key");
-    if (json_is_string (key)) {
-        json_t *inner = json_incref (json_object_get (room, "room"));
-        self->encrypted = aip_roomkey_decode (json_string_value (key), &self->room_key) == 0;
-        json_decref (room);
-        room = inner;
+    const aip_obj_t *room = rep.data;
+    char key [AIP_ROOMKEY_MAX];
+    int rc = 0;
+    if (aip_obj_get_str (rep.data, "key", key, sizeof key, NULL)) {
+        room = aip_obj_get (rep.data, "room");
+        self->encrypted = aip_roomkey_decode (key, &self->room_key) == 0;
+        sodium_memzero (key, sizeof key);
         if (!self->encrypted) {
             snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
             snprintf (result->message, sizeof result->message, "the key of room %s is damaged",
                       room_id);
-            json_decref (room);
-            return NULL;
+            rc = -1;
         }
     }
-    return room;
+    aip_obj_get_str (room, "name", name, size, "");
+    aip_reply_free (&rep);
+    return rc;
 }
 
 //  The job's tool, when it is known and its model and working directory
@@ -768,11 +761,10 @@ s_post_failure (s_spawner_t *self, s_job_t *job, const char *speaker, s_result_t
     aip_id_sanitize (tool_id);
     s_result_t post_result;
     memset (&post_result, 0, sizeof post_result);
-    json_t *ignored = NULL;
+    s_sent_t ignored;
     if (s_post (self, job->room_id, *job->msg_id ? job->msg_id : NULL, tool_id, content,
                 strlen (content), "{\"error\":true}", &ignored, &post_result))
         zsys_warning ("spawner: could not post the error: %s", post_result.message);
-    json_decref (ignored);
     free (tool_id);
     free (content);
 }
@@ -781,7 +773,7 @@ s_post_failure (s_spawner_t *self, s_job_t *job, const char *speaker, s_result_t
 static json_t *
 s_answer_data (aip_adapter_t *adapter, const char *tool, const char *room_id, const char *answer,
                size_t answer_len, int64_t started, json_t *usage, const char *session_id,
-               bool resumed, const char *warning, json_t *sent, size_t dropped)
+               bool resumed, const char *warning, const s_sent_t *sent, size_t dropped)
 {
     json_t *data = json_object ();
     json_object_set_new (data, "tool", json_string (tool));
@@ -800,8 +792,10 @@ s_answer_data (aip_adapter_t *adapter, const char *tool, const char *room_id, co
     json_object_set_new (data, "resumed", json_boolean (resumed));
     if (*warning)
         json_object_set_new (data, "warning", json_string (warning));
-    json_object_set (data, "message_id", json_object_get (sent, "id"));
-    json_object_set (data, "peer_id", json_object_get (sent, "peer_id"));
+    if (*sent->id)
+        json_object_set_new (data, "message_id", json_string (sent->id));
+    if (*sent->peer_id)
+        json_object_set_new (data, "peer_id", json_string (sent->peer_id));
     if (dropped)
         json_object_set_new (data, "history_dropped", json_integer ((json_int_t) dropped));
     return data;
@@ -817,7 +811,12 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
     if (*warning)
         zsys_warning ("spawner: %s", warning);
-    json_t *room = NULL, *history = NULL, *usage = NULL, *sent = NULL;
+    json_t *usage = NULL;
+    aip_reply_t history = { 0 };
+    aip_prompt_msg_t *all = NULL, *unseen = NULL;
+    size_t all_count = 0, unseen_count = 0;
+    char room_name [AIP_MAX_NAME + 1];
+    s_sent_t sent = { "", "" };
     char *prompt = NULL, *answer = NULL;
     char prompt_path [AIP_PATH_MAX] = "";
     int prompt_fd = -1;             //  the memfd behind prompt_path
@@ -828,8 +827,7 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     memset (&outcome, 0, sizeof outcome);
 
     //  The room must exist; the tool must be known
-    room = s_room_load (self, job->room_id, result);
-    if (!room)
+    if (s_room_load (self, job->room_id, room_name, sizeof room_name, result))
         goto cleanup;
     post_error = true;
     const aip_tool_t *tool = s_tool_check (self, adapter, warning, job, result);
@@ -842,45 +840,44 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     aip_pack_kint (self->pk, "limit", job->history);
     if (s_store_call (self, id, &history, result))
         goto cleanup;
-    if (self->encrypted)
-        aip_roomkey_reveal_json (&self->room_key, json_object_get (history, "messages"));
     //  A tool that can resume keeps one session per room: it is sent only
     //  what it has not seen. A password room's tool keeps nothing on disk
     //  (and so cannot resume) unless the invite says --sessions.
-    json_t *messages = json_object_get (history, "messages");
+    const aip_obj_t *messages = aip_obj_get (history.data, "messages");
+    const aip_roomkey_t *key = self->encrypted ? &self->room_key : NULL;
+    all = aip_prompt_history (messages, NULL, key, &all_count);
     bool resumable = tool->format != AIP_FORMAT_TEXT
                   && (tool->resume_args || aip_format_is_protocol (tool->format));
     bool persist = !self->encrypted || job->sessions;
-    json_t *session = NULL, *unseen = NULL;
-    if (resumable && persist && !job->fresh)
-        session = s_session_get (self, job->room_id, tool->name);
-    if (session)
-        unseen = s_unseen (messages, session);
+    s_session_t session;
+    bool resuming = resumable && persist && !job->fresh
+                 && s_session_get (self, job->room_id, tool->name, &session);
+    if (resuming)
+        unseen = aip_prompt_history (messages, &session.seen, key, &unseen_count);
+    if (!all || (resuming && !unseen)) {
+        snprintf (result->code, sizeof result->code, "%s", AIP_ERR_INTERNAL);
+        snprintf (result->message, sizeof result->message, "out of memory");
+        goto cleanup;
+    }
     size_t prompt_len, dropped;
-    aip_prompt_args_t pargs = { tool->name, job->room_id,
-                                json_string_value (json_object_get (room, "name")),
-                                unseen ? unseen : messages, job->context, AIP_MAX_PROMPT,
-                                unseen != NULL };
+    aip_prompt_args_t pargs = { .tool = tool->name, .room_id = job->room_id,
+                                .room_name = *room_name ? room_name : NULL,
+                                .messages = resuming ? unseen : all,
+                                .count = resuming ? unseen_count : all_count,
+                                .context = job->context, .max = AIP_MAX_PROMPT,
+                                .resumed = resuming };
     prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
     if (tool->prompt_via == AIP_PROMPT_FILE
     &&  s_prompt_file (self, prompt, prompt_len, prompt_path, sizeof prompt_path, &prompt_fd)) {
         s_prompt_file_error (self, result);
-        json_decref (session);
-        json_decref (unseen);
         goto cleanup;
     }
     //  A structured tool runs once; again with its fallback command if its
     //  protocol server cannot run here, or afresh (full history) if its
     //  session cannot be resumed
-    char session_id [129] = "";
-    if (session)
-        snprintf (session_id, sizeof session_id, "%s",
-                  json_string_value (json_object_get (session, "session_id")));
     aip_tool_run_t run = { job->model, *prompt_path ? prompt_path : NULL,
-                           *session_id && aip_session_id_valid (session_id) ? session_id : NULL,
+                           resuming ? session.session_id : NULL,
                            !persist, *job->max_cost ? job->max_cost : NULL, false };
-    json_decref (session);
-    json_decref (unseen);
     char warning_out [1024] = "";
     for (int attempt = 0; attempt < 3; attempt++) {
         int rc = s_attempt (self, tool, job, &run, prompt, prompt_len, &answer, &answer_len,
@@ -910,7 +907,8 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
             zsys_warning ("spawner: %s", warning_out);
             run.session_id = NULL;
             free (prompt);
-            pargs.messages = messages;
+            pargs.messages = all;
+            pargs.count = all_count;
             pargs.resumed = false;
             prompt = aip_prompt_build (&pargs, &prompt_len, &dropped);
             if (*prompt_path) {
@@ -948,11 +946,10 @@ s_run (s_spawner_t *self, s_job_t *job, s_result_t *result)
     }
     //  The session has now seen the history it was sent and its own answer
     if (resumable && persist && *outcome.session_id)
-        s_session_put (self, job->room_id, tool->name, outcome.session_id, messages,
-                       json_string_value (json_object_get (sent, "id")));
+        s_session_put (self, job->room_id, tool->name, outcome.session_id, messages, sent.id);
     result->data = s_answer_data (adapter, tool->name, job->room_id, answer, answer_len,
                                   started, usage, outcome.session_id, run.session_id != NULL,
-                                  *warning_out ? warning_out : warning, sent, dropped);
+                                  *warning_out ? warning_out : warning, &sent, dropped);
     zsys_info ("spawner: %s answered in room %s (%zu bytes, %.2f s)", tool->name, job->room_id,
                answer_len, elapsed);
 cleanup:
@@ -961,10 +958,10 @@ cleanup:
     s_prompt_release (prompt_path, &prompt_fd);
     free (prompt);
     free (answer);
-    json_decref (room);
-    json_decref (history);
+    aip_prompt_history_free (&all, all_count);
+    aip_prompt_history_free (&unseen, unseen_count);
+    aip_reply_free (&history);
     json_decref (usage);
-    json_decref (sent);
     aip_adapter_destroy (&adapter);
     sodium_memzero (&self->room_key, sizeof self->room_key);
     self->encrypted = false;
@@ -1086,18 +1083,11 @@ aip_spawner (zsock_t *pipe, void *args)
     aip_hostname (self->host, sizeof self->host);
     snprintf (self->host_id, sizeof self->host_id, "%s", self->host);
     aip_id_sanitize (self->host_id);
-    self->store = zsock_new (ZMQ_DEALER);
-    assert (self->store);
-    zsock_set_linger (self->store, 0);
-    zsock_set_maxmsgsize (self->store, AIP_MAX_REPLY);
-    if (self->args.hub_key && aip_curve_client_apply (self->store, self->args.hub_key)) {
-        zsys_error ("spawner: this libzmq has no CURVE: cannot reach the hub %s",
-                    self->args.client_endpoint);
-        zsock_signal (pipe, 1);
-        goto cleanup;
-    }
-    if (zsock_connect (self->store, "%s", self->args.client_endpoint)) {
-        zsys_error ("spawner: cannot connect to %s", self->args.client_endpoint);
+    char err [512];
+    self->store = aip_client_new_actor (zsys_init (), self->args.client_endpoint,
+                                        self->args.hub_key, err, sizeof err);
+    if (!self->store) {
+        zsys_error ("spawner: %s", err);
         zsock_signal (pipe, 1);
         goto cleanup;
     }
@@ -1131,7 +1121,7 @@ aip_spawner (zsock_t *pipe, void *args)
     aip_worker_bye (self->worker);
 cleanup:
     aip_worker_destroy (&self->worker);
-    zsock_destroy (&self->store);
+    aip_client_destroy (&self->store);
     aip_pack_destroy (&self->pk);
     free (self);
     //  Fernet rooms use OpenSSL in this thread
