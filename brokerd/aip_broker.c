@@ -940,18 +940,17 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
     aip_svc_t svc = aip_op_service (req.op);
     aip_op_t op = req.op;
     uint64_t request_id = req.id;
-    //  A spawn job is described in daemon status
-    char job [160] = "", tool [AIP_MAX_NAME + 1] = "";
-    if (op == AIP_OP_SPAWN_RUN) {
-        char room [AIP_MAX_ID + 1];
-        aip_obj_get_str (req.args, "tool", tool, sizeof tool, "");
+    //  The envelope's routing facts pick the worker and describe a spawn
+    //  job in daemon status; the service's arguments are its own
+    char job [160] = "", tool [AIP_MAX_NAME + 1];
+    snprintf (tool, sizeof tool, "%s", req.route.tool);
+    if (op == AIP_OP_SPAWN_RUN)
         snprintf (job, sizeof job, "%.64s in %s", *tool ? tool : "?",
-                  aip_obj_get_str (req.args, "room_id", room, sizeof room, "?"));
-    }
+                  *req.route.room_id ? req.route.room_id : "?");
     else
     if (op == AIP_OP_SPAWN_DISCOVER)
         snprintf (job, sizeof job, "discover");
-    bool async = op == AIP_OP_SPAWN_RUN && aip_obj_get_bool (req.args, "async", false);
+    bool async = op == AIP_OP_SPAWN_RUN && req.route.async;
     if (svc == AIP_SVC_BROKER) {
         s_handle_own (self, client, &req);
         aip_request_free (&req);
@@ -1494,15 +1493,15 @@ s_test_reply (zsock_t *client, aip_reply_t *rep)
     zframe_destroy (&frame);
 }
 
-//  An async spawn.run
+//  A spawn.run whose envelope routes it to tool's worker (its arguments
+//  may name another tool: the broker does not read them)
 static void
-s_test_async (zsock_t *client, uint64_t id)
+s_test_spawn (zsock_t *client, uint64_t id, const char *tool, const char *arg_tool, bool async)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_request_begin (pk, id, AIP_OP_SPAWN_RUN, 3);
-    aip_pack_kstr (pk, "tool", "codex");
+    aip_request_begin_route (pk, id, AIP_OP_SPAWN_RUN, 2, tool, "room-000000000001", async);
+    aip_pack_kstr (pk, "tool", arg_tool);
     aip_pack_kstr (pk, "room_id", "room-000000000001");
-    aip_pack_kbool (pk, "async", true);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zsock_send (client, "b", data, size);
@@ -1520,6 +1519,26 @@ s_test_job_op (zsock_t *client, uint64_t id, aip_op_t op, const char *job_id)
     const void *data = aip_pack_data (pk, &size);
     zsock_send (client, "b", data, size);
     aip_pack_destroy (&pk);
+}
+
+//  What worker sent before has been handled once an event it publishes
+//  now reaches sub (one worker's frames are handled in order)
+static void
+s_test_barrier (aip_worker_t *worker, zsock_t *sub)
+{
+    static int round;
+    char topic [32];
+    snprintf (topic, sizeof topic, "room.barrier-%d", ++round);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; i++) {
+        aip_worker_event (worker, topic, "evt", 3);
+        zmsg_t *ev;
+        while (!seen && (ev = zmsg_recv (sub))) {
+            seen = zframe_streq (zmsg_first (ev), topic);
+            zmsg_destroy (&ev);
+        }
+    }
+    assert (seen);
 }
 
 //  The next request a worker gets; returns its tag
@@ -1653,8 +1672,11 @@ aip_broker_test (bool verbose)
     //  cancel reaches the worker
     aip_worker_t *spawner = aip_worker_new (endpoint, AIP_SVC_SPAWN, 1, "test-spawn");
     zpoller_t *spoller = zpoller_new (aip_worker_sock (spawner), NULL);
+    //  Registered before the first invite: with no spawn worker at all the
+    //  broker refuses it at once
+    s_test_barrier (spawner, sub);
     char job_id [AIP_MAX_ID + 1];
-    s_test_async (client, 10);
+    s_test_spawn (client, 10, "codex", "codex", true);
     s_test_reply (client, &rep);
     assert (rep.ok && rep.id == 10);
     assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
@@ -1685,7 +1707,7 @@ aip_broker_test (bool verbose)
     assert (rep.ok && rep.id == 13 && aip_obj_streq (rep.data, "the answer"));
     aip_reply_free (&rep);
     //  Cancel a running job: the worker hears CANCEL for its tag
-    s_test_async (client, 14);
+    s_test_spawn (client, 14, "codex", "codex", true);
     s_test_reply (client, &rep);
     assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
     aip_reply_free (&rep);
@@ -1712,6 +1734,74 @@ aip_broker_test (bool verbose)
     s_test_reply (client, &rep);
     assert (!rep.ok && streq (rep.code, AIP_ERR_NOT_FOUND));
     aip_reply_free (&rep);
+
+    //  Routed by the envelope: a spawn.run goes to a worker that has the
+    //  tool its route names, whatever its arguments say
+    aip_worker_t *claude = aip_worker_new (endpoint, AIP_SVC_SPAWN, 1, "test-claude");
+    aip_worker_t *codex = aip_worker_new (endpoint, AIP_SVC_SPAWN, 1, "test-codex");
+    aip_worker_set_tools (spawner, "gemini");
+    aip_worker_set_tools (claude, "claude");
+    aip_worker_set_tools (codex, "codex,opencode");
+    s_test_barrier (spawner, sub);
+    s_test_barrier (claude, sub);
+    s_test_barrier (codex, sub);
+    zpoller_t *claude_poller = zpoller_new (aip_worker_sock (claude), NULL);
+    zpoller_t *codex_poller = zpoller_new (aip_worker_sock (codex), NULL);
+    s_test_spawn (client, 20, "codex", "claude", false);
+    s_test_spawn (client, 21, "claude", "codex", false);
+    tag = s_test_take (codex, codex_poller, &req);
+    assert (req.id == 20 && streq (req.route.tool, "codex") && !req.route.async);
+    aip_request_free (&req);
+    uint64_t claude_tag = s_test_take (claude, claude_poller, &req);
+    assert (req.id == 21 && streq (req.route.tool, "claude"));
+    aip_request_free (&req);
+    for (int i = 0; i < 2; i++) {
+        aip_pack_reset (pk);
+        aip_reply_ok_begin (pk, 20 + i);
+        aip_pack_str (pk, i ? "from claude" : "from codex");
+        data = aip_pack_data (pk, &size);
+        aip_worker_reply (i ? claude : codex, i ? claude_tag : tag, data, size);
+        s_test_reply (client, &rep);
+        assert (rep.ok && rep.id == (uint64_t) (20 + i));
+        assert (aip_obj_streq (rep.data, i ? "from claude" : "from codex"));
+        aip_reply_free (&rep);
+    }
+    //  A malformed routing fact is refused as malformed: a tool name over
+    //  the limit, an async that is not a boolean
+    for (int c = 0; c < 2; c++) {
+        char long_tool [AIP_MAX_NAME + 2];
+        memset (long_tool, 'x', sizeof long_tool - 1);
+        long_tool [sizeof long_tool - 1] = 0;
+        aip_pack_reset (pk);
+        aip_pack_map (pk, 5);
+        aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+        aip_pack_kint (pk, "id", 22 + c);
+        aip_pack_kstr (pk, "op", aip_op_name (AIP_OP_SPAWN_RUN));
+        aip_pack_key (pk, "route");
+        aip_pack_map (pk, 1);
+        if (c == 0)
+            aip_pack_kstr (pk, "tool", long_tool);
+        else
+            aip_pack_kint (pk, "async", 1);
+        aip_pack_key (pk, "a");
+        aip_pack_map (pk, 2);
+        aip_pack_kstr (pk, "tool", "codex");
+        aip_pack_kstr (pk, "room_id", "room-000000000001");
+        data = aip_pack_data (pk, &size);
+        zsock_send (client, "b", data, size);
+        s_test_reply (client, &rep);
+        assert (!rep.ok && rep.id == (uint64_t) (22 + c) && streq (rep.code, AIP_ERR_MALFORMED));
+        assert (strstr (rep.message, "route"));
+        if (verbose)
+            printf ("\n   %s", rep.message);
+        aip_reply_free (&rep);
+    }
+    if (verbose)
+        printf ("\n   ");
+    zpoller_destroy (&claude_poller);
+    zpoller_destroy (&codex_poller);
+    aip_worker_destroy (&claude);
+    aip_worker_destroy (&codex);
     zpoller_destroy (&spoller);
     aip_worker_destroy (&spawner);
 

@@ -83,10 +83,14 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
     aip_msg_id_new (inv->msg_id);
     const char *msg_id = inv->msg_id;
     size_t nargs = 5 + (inv->context ? 1 : 0) + (inv->model ? 1 : 0)
-                 + (inv->async || cli->hooks ? 1 : 0)
                  + (inv->history ? 1 : 0) + (inv->fresh ? 1 : 0) + (inv->sessions ? 1 : 0)
                  + (inv->max_cost ? 1 : 0);
-    inv->request_id = cli_request (cli, AIP_OP_SPAWN_RUN, nargs);
+    //  The broker routes by the envelope: the tool's worker, the room for
+    //  daemon status, and whether it runs as a job
+    inv->request_id = aip_client_next_id (cli->client);
+    aip_pack_reset (cli->pk);
+    aip_request_begin_route (cli->pk, inv->request_id, AIP_OP_SPAWN_RUN, nargs, inv->tool,
+                             inv->room_id, inv->async || cli->hooks);
     aip_pack_kstr (cli->pk, "tool", inv->tool);
     aip_pack_kstr (cli->pk, "room_id", inv->room_id);
     aip_pack_kint (cli->pk, "timeout", inv->timeout_s);
@@ -96,8 +100,6 @@ s_invite_send (cli_t *cli, s_invite_t *inv)
         aip_pack_kstr (cli->pk, "context", inv->context);
     if (inv->model)
         aip_pack_kstr (cli->pk, "model", inv->model);
-    if (inv->async || cli->hooks)
-        aip_pack_kbool (cli->pk, "async", true);
     if (inv->history)
         aip_pack_kint (cli->pk, "history", inv->history);
     if (inv->fresh)

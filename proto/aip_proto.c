@@ -247,12 +247,20 @@ static const aip_field_t s_spawn_run_fields [] = {
     { "model",   AIP_T_STR, false, AIP_MAX_NAME,           NULL, NULL },
     { "msg_id",  AIP_T_ID,  false, AIP_MAX_ID,             NULL, NULL },
     { "history", AIP_T_INT, false, AIP_MAX_PROMPT_HISTORY, NULL, NULL },
-    { "async",   AIP_T_BOOL, false, 0,                     NULL, NULL },
     //  start a new tool session; a password room's tool may keep its own
     { "fresh",   AIP_T_BOOL, false, 0,                     NULL, NULL },
     { "sessions", AIP_T_BOOL, false, 0,                    NULL, NULL },
     //  USD the tool may spend (claude --max-budget-usd)
     { "max_cost", AIP_T_STR, false, 16,                    NULL, NULL },
+    F_END
+};
+
+//  The envelope's routing facts (aip_route_t): bounded as the arguments
+//  they describe
+static const aip_field_t s_route_fields [] = {
+    { "tool",    AIP_T_STR,  false, AIP_MAX_NAME, NULL, NULL },
+    { "room_id", AIP_T_ID,   false, AIP_MAX_ID,   NULL, NULL },
+    { "async",   AIP_T_BOOL, false, 0,            NULL, NULL },
     F_END
 };
 
@@ -528,6 +536,48 @@ aip_request_begin_auth (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs, 
     aip_pack_map (pk, nargs);
 }
 
+void
+aip_request_begin_route (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs,
+                         const char *tool, const char *room_id, bool async)
+{
+    bool has_tool = tool && *tool, has_room = room_id && *room_id;
+    size_t facts = (has_tool ? 1 : 0) + (has_room ? 1 : 0) + (async ? 1 : 0);
+    if (!facts) {
+        aip_request_begin (pk, id, op, nargs);
+        return;
+    }
+    aip_pack_map (pk, 5);
+    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+    aip_pack_kint (pk, "id", (int64_t) id);
+    aip_pack_kstr (pk, "op", aip_op_name (op));
+    aip_pack_key (pk, "route");
+    aip_pack_map (pk, facts);
+    if (has_tool)
+        aip_pack_kstr (pk, "tool", tool);
+    if (has_room)
+        aip_pack_kstr (pk, "room_id", room_id);
+    if (async)
+        aip_pack_kbool (pk, "async", true);
+    aip_pack_key (pk, "a");
+    aip_pack_map (pk, nargs);
+}
+
+//  The envelope's route map, checked against its schema, into req->route
+static int
+s_route_decode (const aip_obj_t *root, aip_route_t *route, char *err, size_t errlen)
+{
+    const aip_obj_t *map = aip_obj_get (root, "route");
+    if (aip_obj_is_nil (map))
+        return 0;
+    if (aip_schema_check (s_route_fields, map, "route", err, errlen))
+        return -1;
+    //  Bounded by the schema: the copies are whole
+    aip_obj_get_str (map, "tool", route->tool, sizeof route->tool, "");
+    aip_obj_get_str (map, "room_id", route->room_id, sizeof route->room_id, "");
+    route->async = aip_obj_get_bool (map, "async", false);
+    return 0;
+}
+
 static int
 s_check_envelope (const aip_obj_t *root, char *err, size_t errlen)
 {
@@ -590,6 +640,8 @@ aip_request_decode (const void *data, size_t size, aip_request_t *req, uint64_t 
     if (aip_schema_check (aip_op_fields (req->op), args, s_ops [op].name, err, errlen))
         goto malformed;
     req->args = args;
+    if (s_route_decode (root, &req->route, err, errlen))
+        goto malformed;
     const aip_obj_t *auth = aip_obj_get (root, "auth");
     size_t authlen;
     if (aip_obj_str (auth, &authlen) && authlen <= AIP_MAX_NAME)
@@ -776,6 +828,67 @@ aip_proto_test (bool verbose)
         assert (id == 7);           //  the error reply can still be routed
         if (verbose)
             printf ("\n   %s: %s", cases [c].what, err);
+    }
+    if (verbose)
+        printf ("\n   ");
+
+    //  Routing facts travel in the envelope, apart from the arguments
+    aip_pack_reset (pk);
+    aip_request_begin_route (pk, 8, AIP_OP_SPAWN_RUN, 2, "codex", "room-1", true);
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kstr (pk, "room_id", "room-1");
+    data = aip_pack_data (pk, &size);
+    assert (aip_request_decode (data, size, &req, &id, err, sizeof err) == 0);
+    assert (strcmp (req.route.tool, "codex") == 0 && strcmp (req.route.room_id, "room-1") == 0);
+    assert (req.route.async);
+    aip_request_free (&req);
+    aip_pack_reset (pk);
+    aip_request_begin_route (pk, 8, AIP_OP_PING, 0, NULL, "", false);
+    data = aip_pack_data (pk, &size);
+    assert (aip_request_decode (data, size, &req, &id, err, sizeof err) == 0);
+    assert (!*req.route.tool && !*req.route.room_id && !req.route.async);
+    aip_request_free (&req);
+    //  ... and a malformed one is refused: too long, wrong type, unknown,
+    //  not a map; async is no longer an argument
+    char long_tool [AIP_MAX_NAME + 2];
+    memset (long_tool, 't', sizeof long_tool - 1);
+    long_tool [sizeof long_tool - 1] = 0;
+    for (int c = 0; c < 6; c++) {
+        aip_pack_reset (pk);
+        aip_pack_map (pk, 5);
+        aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
+        aip_pack_kint (pk, "id", 8);
+        aip_pack_kstr (pk, "op", "spawn.run");
+        aip_pack_key (pk, "route");
+        if (c == 4)
+            aip_pack_str (pk, "codex");
+        else {
+            aip_pack_map (pk, 1);
+            if (c == 0)
+                aip_pack_kstr (pk, "tool", long_tool);
+            else
+            if (c == 1)
+                aip_pack_kint (pk, "tool", 5);
+            else
+            if (c == 2)
+                aip_pack_kstr (pk, "async", "yes");
+            else
+            if (c == 3)
+                aip_pack_kstr (pk, "worker", "w1");
+            else
+                aip_pack_kbool (pk, "async", true);
+        }
+        aip_pack_key (pk, "a");
+        aip_pack_map (pk, c == 5 ? 3 : 2);
+        aip_pack_kstr (pk, "tool", "codex");
+        aip_pack_kstr (pk, "room_id", "room-1");
+        if (c == 5)
+            aip_pack_kbool (pk, "async", true);
+        data = aip_pack_data (pk, &size);
+        assert (aip_request_decode (data, size, &req, &id, err, sizeof err) == -1);
+        assert (id == 8 && strstr (err, c == 5 ? "async" : "route"));
+        if (verbose)
+            printf ("\n   route %d: %s", c, err);
     }
     if (verbose)
         printf ("\n   ");

@@ -4,7 +4,8 @@
     (names, types, limits) are listed in AIP_OPS below. Bodies are msgpack
     maps with string keys:
 
-      request  {v:1, id:<uint>, op:"room.create", a:{...}[, auth:<token>]}
+      request  {v:1, id:<uint>, op:"room.create", a:{...}[, auth:<token>]
+                [, route:{tool, room_id, async}]}
       reply    {v:1, id:<uint>, ok:true,  data:<any>}
                {v:1, id:<uint>, ok:false, error:{code, message}}
       event    {v:1, type:"message", room_id, data:<message>}
@@ -182,12 +183,25 @@ int aip_svc_lookup (const char *name, size_t len);
 //  ---------------------------------------------------------------------
 //  Requests and replies
 
+//  The routing facts of a request, in its envelope's "route" map beside
+//  v/id/op/a: what the broker needs to route and describe it without
+//  reading the service's arguments. A spawn.run carries them: the worker
+//  must have the tool, daemon status and the job say "TOOL in ROOM", and
+//  async makes it a job answered with its id at once. Every key is
+//  optional; a route that breaks its schema makes the request malformed.
+typedef struct {
+    char tool [AIP_MAX_NAME + 1];   //  the AI tool its worker must have, or ""
+    char room_id [AIP_MAX_ID + 1];  //  the room it works in, or ""
+    bool async;                     //  run as a job: answered with a job id at once
+} aip_route_t;
+
 typedef struct {
     aip_doc_t *doc;             //  owns everything below
     uint64_t id;                //  request id chosen by the client
     aip_op_t op;                //  operation
     const aip_obj_t *args;      //  validated argument map (never NULL)
     const aip_obj_t *auth;      //  "auth" of the envelope (a string), or NULL
+    aip_route_t route;          //  routing facts of the envelope (all empty if none)
 } aip_request_t;
 
 //  Start a request: packs {v, id, op, a: map of nargs}; the caller then
@@ -198,6 +212,12 @@ void aip_request_begin (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs);
 //  is aip_request_begin
 void aip_request_begin_auth (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs,
                              const char *auth);
+
+//  The same with routing facts in the envelope: {route: {tool, room_id,
+//  async}} (tool or room_id NULL or "" and async false are left out). Every
+//  client that sends spawn.run starts it with this.
+void aip_request_begin_route (aip_pack_t *pk, uint64_t id, aip_op_t op, size_t nargs,
+                              const char *tool, const char *room_id, bool async);
 
 //  Decode and validate a request. Returns 0, or -1 with err filled; then
 //  *id_out holds the request id when it could be read (else 0) so that the
