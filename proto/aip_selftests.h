@@ -44,5 +44,9 @@
     X(commands)          \
     X(webmode)           \
     X(markdown)          \
+    X(webauth)           \
+    X(webhttp)           \
+    X(webpages)          \
+    X(webrooms)          \
     X(webjob)            \
     X(web)
