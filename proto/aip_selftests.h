@@ -49,4 +49,5 @@
     X(webpages)          \
     X(webrooms)          \
     X(webjob)            \
+    X(webjobs)           \
     X(web)

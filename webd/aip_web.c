@@ -2,9 +2,10 @@
     watches the actor pipe, the broker's sockets and the commands run for
     the pages. Its parts are classes of their own: aip_webhttp (files,
     routes, login, the checks), aip_webpages (the WebSockets and their
-    queues), aip_webrooms (rooms, keys and the page's views), aip_webjob (a
-    command run for a page). What is left here is the loop, one handler
-    per socket, and the requests the pages make. See aip_web.h for the
+    queues), aip_webrooms (rooms, keys and the page's views), aip_webjobs
+    (the commands run for the pages). What is left here is the loop, one
+    handler per socket, the broker's replies and events dispatched by
+    table, and the requests the pages make. See aip_web.h for the
     protocol. */
 #include "aip_web.h"
 #include "aip_client.h"
@@ -15,7 +16,7 @@
 #include "aip_proto.h"
 #include "aip_util.h"
 #include "aip_webhttp.h"
-#include "aip_webjob.h"
+#include "aip_webjobs.h"
 #include "aip_webmode.h"
 #include "aip_webpages.h"
 #include "aip_webrooms.h"
@@ -55,26 +56,12 @@ typedef struct {
 } s_call_t;
 
 typedef struct _s_web_t s_web_t;
-typedef struct _s_job_t s_job_t;
 
 //  What reads an adopted descriptor when lws says it is readable
 typedef struct {
-    int (*recv) (s_web_t *self, struct lws *wsi, s_job_t *job);     //  its handler (-1 closes)
-    s_job_t *job;               //  a command's stdout: its job
+    int (*recv) (s_web_t *self, struct lws *wsi, aip_webjobs_run_t *run);  //  -1 closes it
+    aip_webjobs_run_t *run;     //  a command's stdout: its run
 } s_fd_t;
-
-//  An ai-peer command run for a page
-struct _s_job_t {
-    aip_webjob_t *job;          //  the child, or NULL when the slot is free
-    struct lws *fdwsi;          //  its adopted stdout, NULL once closed
-    uint64_t serial;            //  the page that asked
-    char id [24];               //  "job-N", the page's handle
-    char kind [16];             //  invite, quick, discuss, join, create, export
-    char what [200];            //  "codex in room-…", for the page
-    char room [AIP_MAX_ID + 1]; //  its room, when it has one
-    char format [8];            //  export: md or json
-    bool output_done;           //  its stdout ended
-};
 
 struct _s_web_t {
     zsock_t *pipe;              //  actor pipe
@@ -93,8 +80,7 @@ struct _s_web_t {
     aip_webrooms_t *rooms;      //  rooms known, their keys, the views
     zhashx_t *calls;            //  request id -> s_call_t
     zlistx_t *tools;            //  tool names (char *) from discover
-    s_job_t jobs [AIP_WEB_MAX_JOBS];    //  commands running for pages
-    uint64_t next_job;          //  ids of jobs
+    aip_webjobs_t *jobs;        //  commands running for pages
     lws_sorted_usec_list_t reap_sul;    //  looks for finished commands
     s_fd_t fd_pipe, fd_broker, fd_events;   //  tags of the adopted sockets
     aip_pack_t *pk;             //  request being built
@@ -180,7 +166,8 @@ s_ask_tools (s_web_t *self, uint64_t serial)
 }
 
 static void s_job_start (s_web_t *self, uint64_t serial, const char *kind, const char *what,
-                         const char *room, const char *const *argv, const char *password);
+                         const char *room, const char *format, const char *const *argv,
+                         const char *password);
 
 //  Start an invite of tool into room, in the background
 static void
@@ -191,7 +178,7 @@ s_invite (s_web_t *self, uint64_t serial, const char *room, const char *tool,
     snprintf (what, sizeof what, "%s in %s", tool, room);
     const char *argv [] = { self->cli, "invite", "--tool", tool, "--room", room,
                             context ? "--context" : NULL, context, NULL };
-    s_job_start (self, serial, "invite", what, room, argv, NULL);
+    s_job_start (self, serial, "invite", what, room, NULL, argv, NULL);
 }
 
 //  ---------------------------------------------------------------------
@@ -519,7 +506,7 @@ s_op_quick (s_web_t *self, aip_webpage_t *page, json_t *req)
         return;
     snprintf (what, sizeof what, "quick: %s", tools);
     const char *argv [] = { self->cli, "quick", "--tools", tools, "--", question, NULL };
-    s_job_start (self, serial, "quick", what, NULL, argv, NULL);
+    s_job_start (self, serial, "quick", what, NULL, NULL, argv, NULL);
 }
 
 static void
@@ -541,7 +528,7 @@ s_op_discuss (s_web_t *self, aip_webpage_t *page, json_t *req)
     snprintf (what, sizeof what, "discuss: %s, %s rounds", tools, rounds_text);
     const char *argv [] = { self->cli, "discuss", "--tools", tools, "--rounds", rounds_text,
                             room ? "--room" : NULL, room, NULL };
-    s_job_start (self, serial, "discuss", what, room, argv, NULL);
+    s_job_start (self, serial, "discuss", what, room, NULL, argv, NULL);
 }
 
 static void
@@ -560,7 +547,7 @@ s_op_join (s_web_t *self, aip_webpage_t *page, json_t *req)
     //  The password goes to the command's environment only: never argv,
     //  never a log line
     const char *argv [] = { self->cli, "room", "join", link, NULL };
-    s_job_start (self, serial, "join", "joining a room", NULL, argv,
+    s_job_start (self, serial, "join", "joining a room", NULL, NULL, argv,
                  password && *password ? password : NULL);
 }
 
@@ -575,7 +562,7 @@ s_op_create (s_web_t *self, aip_webpage_t *page, json_t *req)
         return;
     }
     const char *argv [] = { self->cli, "room", "create", name, NULL };
-    s_job_start (self, serial, "create", "creating a room", NULL, argv, NULL);
+    s_job_start (self, serial, "create", "creating a room", NULL, NULL, argv, NULL);
 }
 
 static void
@@ -590,11 +577,7 @@ s_op_export (s_web_t *self, aip_webpage_t *page, json_t *req)
         return;
     }
     const char *argv [] = { self->cli, "export", room, "--format", format, NULL };
-    s_job_start (self, serial, "export", "export", room, argv, NULL);
-    for (int i = 0; i < AIP_WEB_MAX_JOBS; i++)
-        if (self->jobs [i].job && self->jobs [i].serial == serial
-        &&  streq (self->jobs [i].kind, "export") && !*self->jobs [i].format)
-            snprintf (self->jobs [i].format, sizeof self->jobs [i].format, "%s", format);
+    s_job_start (self, serial, "export", "export", room, format, argv, NULL);
 }
 
 typedef void (s_op_fn) (s_web_t *self, aip_webpage_t *page, json_t *req);
@@ -613,7 +596,6 @@ static const struct {
     { "create",   s_op_create },
     { "export",   s_op_export },
 };
-
 
 //  A request from a page, by its op
 static void
@@ -654,127 +636,48 @@ s_page_open (s_web_t *self, s_conn_t *c, struct lws *wsi)
 //  Commands run for the pages (ai-peer invite, quick, ...)
 
 static void s_reap_check (lws_sorted_usec_list_t *sul);
-static int s_recv_job (s_web_t *self, struct lws *wsi, s_job_t *job);
+static int s_recv_job (s_web_t *self, struct lws *wsi, aip_webjobs_run_t *run);
 
+//  Start a command; its stdout is watched in lws's loop
 static void
 s_job_start (s_web_t *self, uint64_t serial, const char *kind, const char *what,
-             const char *room, const char *const *argv, const char *password)
+             const char *room, const char *format, const char *const *argv,
+             const char *password)
 {
-    s_job_t *slot = NULL;
-    for (int i = 0; i < AIP_WEB_MAX_JOBS && !slot; i++)
-        if (!self->jobs [i].job)
-            slot = &self->jobs [i];
-    if (!slot) {
-        aip_webpages_error (self->pages, serial, "%d commands are running already: wait for one to end",
-                      AIP_WEB_MAX_JOBS);
-        return;
-    }
-    //  argv may end early (optional arguments given as NULL)
-    char err [512];
-    aip_webjob_t *job = aip_webjob_new (argv, self->home, password, err, sizeof err);
-    if (!job) {
-        aip_webpages_error (self->pages, serial, "%s", err);
-        return;
-    }
-    memset (slot, 0, sizeof *slot);
-    slot->job = job;
-    slot->serial = serial;
-    snprintf (slot->id, sizeof slot->id, "job-%" PRIu64, ++self->next_job);
-    snprintf (slot->kind, sizeof slot->kind, "%s", kind);
-    snprintf (slot->what, sizeof slot->what, "%s", what);
-    snprintf (slot->room, sizeof slot->room, "%s", room ? room : "");
+    aip_webjobs_run_t *run = aip_webjobs_start (self->jobs, serial, kind, what, room, format,
+                                                argv, password);
+    if (!run)
+        return;                 //  the page was told why
     s_fd_t *tag = (s_fd_t *) zmalloc (sizeof (s_fd_t));
     tag->recv = s_recv_job;
-    tag->job = slot;
+    tag->run = run;
     lws_sock_file_fd_type fd;
-    fd.filefd = aip_webjob_fd (job);
-    slot->fdwsi = lws_adopt_descriptor_vhost (self->vhost, LWS_ADOPT_RAW_FILE_DESC, fd,
-                                              "aip-fd", NULL);
-    if (!slot->fdwsi) {
+    fd.filefd = aip_webjobs_fd (run);
+    struct lws *wsi = lws_adopt_descriptor_vhost (self->vhost, LWS_ADOPT_RAW_FILE_DESC, fd,
+                                                  "aip-fd", NULL);
+    if (!wsi) {
         free (tag);
         close (fd.filefd);
-        slot->output_done = true;
+        aip_webjobs_output_done (run);
     }
     else
-        lws_set_opaque_user_data (slot->fdwsi, tag);
-    zsys_info ("webd: %s (%s) started, pid %d", slot->id, slot->what, (int) aip_webjob_pid (job));
-    json_t *doc = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "type", "job", "id", slot->id,
-                             "kind", kind, "state", "running", "what", what);
-    if (doc && room)
-        json_object_set_new (doc, "room", json_string (room));
-    aip_webpages_send (self->pages, serial, doc);
+        lws_set_opaque_user_data (wsi, tag);
     lws_sul_schedule (self->lws, 0, &self->reap_sul, s_reap_check, REAP_POLL_US);
 }
 
-//  A finished command: tell the page how it went
-static void
-s_job_done (s_web_t *self, s_job_t *slot, int status)
-{
-    size_t len;
-    const char *output = aip_webjob_output (slot->job, &len);
-    json_t *doc = json_loadb (output, len, 0, NULL);
-    bool ok = json_is_true (json_object_get (doc, "ok")) && status == 0;
-    json_t *data = json_object_get (doc, "data");
-    const char *error = json_string_value (json_object_get (doc, "error"));
-    zsys_info ("webd: %s (%s) %s", slot->id, slot->what, ok ? "done" : "failed");
-    json_t *reply = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "type", "job", "id", slot->id,
-                               "kind", slot->kind, "state", ok ? "done" : "failed",
-                               "what", slot->what);
-    if (!ok)
-        json_object_set_new (reply, "error", json_string (error ? error
-                             : status == 127 ? "cannot run ai-peer next to webd"
-                             : "the command failed without saying why"));
-    //  The room the command made or joined, for the page to open
-    const char *room = json_string_value (json_object_get (data, "room"));
-    if (!room)
-        room = json_string_value (json_object_get (data, "id"));
-    if (ok && (streq (slot->kind, "quick") || streq (slot->kind, "create")
-               || streq (slot->kind, "discuss")) && room)
-        json_object_set_new (reply, "room", json_string (room));
-    if (ok && streq (slot->kind, "export")) {
-        //  md: the Markdown text; json: the document itself
-        json_t *markdown = json_object_get (data, "markdown");
-        char *content = streq (slot->format, "md")
-                      ? (json_is_string (markdown) ? strdup (json_string_value (markdown)) : NULL)
-                      : json_dumps (data, JSON_INDENT (2));
-        char filename [AIP_MAX_ID + 16];
-        snprintf (filename, sizeof filename, "%s.%s", slot->room, slot->format);
-        aip_webpages_send (self->pages, slot->serial,
-                     json_pack ("{s:s, s:s, s:s, s:s, s:s}", "type", "export", "room",
-                                slot->room, "format", slot->format, "filename", filename,
-                                "content", content ? content : ""));
-        free (content);
-    }
-    aip_webpages_send (self->pages, slot->serial, reply);
-    json_decref (doc);
-    //  A joined or new room: every page's list changes
-    if (ok && (streq (slot->kind, "join") || streq (slot->kind, "create")
-               || streq (slot->kind, "quick"))) {
-        s_ask_rooms (self, 0);
-    }
-    aip_webjob_destroy (&slot->job);
-    memset (slot, 0, sizeof *slot);
-}
-
+//  Finished commands told to their pages; looked for again while some run
 static void
 s_reap_check (lws_sorted_usec_list_t *sul)
 {
     s_web_t *self = lws_container_of (sul, s_web_t, reap_sul);
-    bool running = false;
-    for (int i = 0; i < AIP_WEB_MAX_JOBS; i++) {
-        s_job_t *slot = &self->jobs [i];
-        int status;
-        if (!slot->job)
-            continue;
-        if (slot->output_done && aip_webjob_reap (slot->job, &status))
-            s_job_done (self, slot, status);
-        else
-            running = true;
-    }
+    bool rooms_changed;
+    bool running = aip_webjobs_reap (self->jobs, &rooms_changed);
+    //  A joined or new room: every page's list changes
+    if (rooms_changed)
+        s_ask_rooms (self, 0);
     if (running)
         lws_sul_schedule (self->lws, 0, &self->reap_sul, s_reap_check, REAP_POLL_US);
 }
-
 
 //  ---------------------------------------------------------------------
 //  The sockets, one handler each. ZMQ_FD only says "look", and a send may
@@ -867,7 +770,7 @@ s_drain (s_web_t *self)
 
 //  A broker socket or the pipe is readable
 static int
-s_recv_zmq (s_web_t *self, struct lws *wsi, s_job_t *job)
+s_recv_zmq (s_web_t *self, struct lws *wsi, aip_webjobs_run_t *run)
 {
     s_drain (self);
     return 0;
@@ -876,9 +779,9 @@ s_recv_zmq (s_web_t *self, struct lws *wsi, s_job_t *job)
 //  A command's stdout is readable
 //  A command's stdout is readable: -1 at its end (lws closes it; RAW_CLOSE_FILE follows)
 static int
-s_recv_job (s_web_t *self, struct lws *wsi, s_job_t *job)
+s_recv_job (s_web_t *self, struct lws *wsi, aip_webjobs_run_t *run)
 {
-    return aip_webjob_read (job->job, lws_get_socket_fd (wsi)) != 0 ? -1 : 0;
+    return aip_webjobs_read (run, lws_get_socket_fd (wsi));
 }
 
 //  lws's callback of the adopted descriptors: the handler the tag names
@@ -888,10 +791,9 @@ s_fd_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
     s_web_t *self = (s_web_t *) lws_context_user (lws_get_context (wsi));
     s_fd_t *tag = (s_fd_t *) lws_get_opaque_user_data (wsi);
     if (reason == LWS_CALLBACK_RAW_RX_FILE && tag)
-        return tag->recv (self, wsi, tag->job);
-    if (reason == LWS_CALLBACK_RAW_CLOSE_FILE && tag && tag->job) {
-        tag->job->output_done = true;
-        tag->job->fdwsi = NULL;
+        return tag->recv (self, wsi, tag->run);
+    if (reason == LWS_CALLBACK_RAW_CLOSE_FILE && tag && tag->run) {
+        aip_webjobs_output_done (tag->run);
         lws_set_opaque_user_data (wsi, NULL);
         free (tag);
         if (!self->terminated)
@@ -1023,6 +925,7 @@ s_web_new (zsock_t *pipe, aip_web_args_t *args, char *err, size_t errlen)
     self->pk = aip_pack_new ();
     self->pages = aip_webpages_new ();
     self->rooms = aip_webrooms_new (self->pages);
+    self->jobs = aip_webjobs_new (self->home, self->pages);
     self->calls = zhashx_new ();
     zhashx_set_destructor (self->calls, s_call_free);
     self->tools = zlistx_new ();
@@ -1104,8 +1007,7 @@ s_web_destroy (s_web_t **self_p)
     self->terminated = true;
     if (self->lws)
         lws_context_destroy (self->lws);
-    for (int i = 0; i < AIP_WEB_MAX_JOBS; i++)
-        aip_webjob_destroy (&self->jobs [i].job);
+    aip_webjobs_destroy (&self->jobs);
     aip_webhttp_destroy (&self->http);
     zhashx_destroy (&self->calls);
     aip_webrooms_destroy (&self->rooms);
