@@ -100,6 +100,9 @@ int cli_resolve_peer (cli_t *cli, const char *as, const char *tool, const char *
 void cli_pack_peer (cli_t *cli, const cli_peer_t *peer);
 //  Check a room id given by the user
 int cli_check_room_id (cli_t *cli, const char *room_id);
+//  Can these AI tools be invited (cli_tools.c)? -1 with the known tools
+//  named, or with why no spawn worker runs, before anything is made
+int cli_check_tools (cli_t *cli, const char *const *names, size_t count);
 
 //  A room as a command needs it: whether it is encrypted, and its key
 typedef struct {

@@ -592,6 +592,8 @@ cmd_invite (cli_t *cli, int argc, char **argv)
                        || s_check_text (cli, "--model", inv.model)))
     ||  s_cwd (cli, &opts [OPT_CWD], cwd, sizeof cwd))
         return *cli->err ? -1 : cli_fail (cli, "--model is longer than %d bytes", AIP_MAX_NAME);
+    if (cli_check_tools (cli, &inv.tool, 1))
+        return -1;
     inv.cwd = cwd;
     if (inv.async) {
         //  The broker answers at once with the job id
@@ -744,6 +746,8 @@ cmd_quick (cli_t *cli, int argc, char **argv)
         cli_fail (cli, "--name must be 1 to %d bytes of UTF-8", AIP_MAX_NAME);
         goto cleanup;
     }
+    if (cli_check_tools (cli, names, count))
+        goto cleanup;
     cli_peer_t me;
     char room_id [AIP_ROOM_ID_LEN + 1];
     cli_room_t room;
@@ -898,6 +902,8 @@ cmd_discuss (cli_t *cli, int argc, char **argv)
         cli_fail (cli, "discuss needs at least two tools (--tools a,b)");
         goto cleanup;
     }
+    if (cli_check_tools (cli, names, count))
+        goto cleanup;
     cli_peer_t me;
     char room_id [AIP_MAX_ID + 1];
     cli_room_t room;

@@ -57,6 +57,9 @@
 //  spawnd workers brokerd starts by default, and at most (--workers N)
 #define AIP_SPAWN_WORKERS       4
 #define AIP_MAX_SPAWN_WORKERS   64
+//  The built-in AI tools of spawnd's adapter table (spawnd/aip_adapter.c,
+//  whose self-test checks this list), claude being claude-code's alias
+#define AIP_BUILTIN_TOOLS       "claude", "claude-code", "codex", "opencode", "gemini"
 //  Said by brokerd to an invite, and by the CLI before quick makes a room
 #define AIP_NO_SPAWN_WORKER     "no spawn worker runs: the daemons were started with " \
                                 "--workers 0, so no AI tool can be invited; restart them " \

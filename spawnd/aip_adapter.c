@@ -852,6 +852,20 @@ aip_adapter_test (bool verbose)
     assert (claude && streq (claude->name, "claude-code") && claude->errors_on_stdout);
     assert (aip_adapter_find (adapter, "claude") == claude);
     assert (claude->format == AIP_FORMAT_CLAUDE);
+    //  The CLI knows the built-ins by AIP_BUILTIN_TOOLS: the same names
+    {
+        const char *names [] = { AIP_BUILTIN_TOOLS };
+        size_t count = sizeof names / sizeof names [0];
+        assert (count == aip_adapter_count (adapter) + 1);
+        for (size_t i = 0; i < count; i++)
+            assert (aip_adapter_find (adapter, names [i]));
+        for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
+            bool listed = false;
+            for (size_t k = 0; k < count; k++)
+                listed = listed || streq (names [k], aip_adapter_at (adapter, i)->name);
+            assert (listed);
+        }
+    }
     //  A resumed, ephemeral, budgeted claude run: flags in their place
     {
         char *saved_path = getenv ("PATH") ? strdup (getenv ("PATH")) : NULL;

@@ -580,6 +580,37 @@ class InviteTest(unittest.TestCase):
             self.assertEqual(self.calls(tool)[-1]["argv"][1:], argv)
             self.assertGreater(data["usage"]["input_tokens"], 0)
 
+    def test_an_unknown_tool_is_refused_before_anything_is_made(self):
+        with open(os.path.join(self.home, "tools.json"), "w") as f:
+            json.dump({"tools": {"mine": {"argv": [os.path.join(FAKE, "claude"), "-p",
+                                                   "--output-format", "text"]}}}, f)
+        room = self.room()
+        self.run_cli("chat", room, "hello")
+        before = self.messages(room)
+        rooms = self.run_cli("room", "list")["data"]["rooms"]
+        for args in (["quick", "question", "--tools", "nosuch"],
+                     ["quick", "question", "--tools", "claude,nosuch"],
+                     ["discuss", "--tools", "claude,nosuch", "--context", "topic"],
+                     ["discuss", "--tools", "claude,nosuch", "--room", room],
+                     ["invite", "--tool", "nosuch", "--room", room],
+                     ["invite", "--tool", "nosuch", "--room", room, "--async"]):
+            err = self.run_cli(*args, ok=False)["error"]
+            self.assertIn("unknown tool 'nosuch'", err, args)
+            # the known ones are named: built-ins and the configured
+            for name in ("claude", "codex", "opencode", "gemini", "mine"):
+                self.assertIn(name, err, args)
+            self.assertIn(os.path.join(self.home, "tools.json"), err, args)
+        # nothing was made: no room, no peer, no post, no job, no call
+        self.assertEqual(self.run_cli("room", "list")["data"]["rooms"], rooms)
+        self.assertEqual(self.messages(room), before)
+        peers = [p["id"] for p in self.run_cli("list")["data"]["peers"]]
+        self.assertFalse([p for p in peers if p.endswith("-nosuch")], peers)
+        self.assertEqual(self.run_cli("jobs")["data"]["jobs"], [])
+        self.assertEqual(self.calls("claude"), [])
+        # a configured tool is not refused
+        data = self.run_cli("invite", "--tool", "mine", "--room", room)["data"]
+        self.assertTrue(data["response"].startswith("claude answers:"), data)
+
     def test_broken_tools_json_is_reported_with_its_line(self):
         path = os.path.join(self.home, "tools.json")
         os.makedirs(self.home, exist_ok=True)

@@ -142,6 +142,34 @@ class RemoteSpawnTest(AipTestCase):
         r = self.run_cli("invite", "--tool", "nosuchtool", "--room", room)
         self.assertEqual(r.rc, 1, r)
 
+    def test_a_tool_only_a_remote_worker_has_is_not_refused(self):
+        #  The worker's own tools.json has a tool the hub never heard of;
+        #  it announced it in its READY, so the hub's CLI lets it through
+        key, token = self.start_hub()
+        os.makedirs(self.worker_home, mode=0o700)
+        with open(os.path.join(self.worker_home, "tools.json"), "w") as f:
+            json.dump({"tools": {"faraway": {"argv": [os.path.join(FAKE, "claude"), "-p",
+                                                      "--output-format", "text"]}}}, f)
+        room = self.new_room("faraway")
+        self.ok("chat", room, "who serves this?")
+        p, log = self.start_spawnd("--hub", "tcp://127.0.0.1:%d" % self.port,
+                                   "--hub-key", key, "--token", token)
+        worker = wait_until(lambda: [w for w in self.spawn_workers() if w.get("pid") == p.pid],
+                            10, "the remote worker to register")[0]
+        self.assertIn("faraway", worker["tools"])
+        data = self.ok("invite", "--tool", "faraway", "--room", room)
+        self.assertTrue(data["response"].startswith("claude answers"), data)
+        #  One nobody has is refused by name, before anything is posted
+        before = self.read(room)
+        err = self.fail("invite", "--tool", "nearby", "--room", room)
+        self.assertIn("unknown tool 'nearby'", err)
+        self.assertIn("faraway", err)
+        self.assertEqual(self.read(room), before)
+        #  The worker gone, the hub has none: said at once
+        self.stop_spawnd(p)
+        self.assertIn("no spawn worker runs", self.fail("invite", "--tool", "faraway",
+                                                        "--room", room, timeout=15))
+
     def test_wrong_token_is_refused_and_said(self):
         key, token = self.start_hub()
         wrong = ("0" if token[0] != "0" else "1") + token[1:]
