@@ -451,6 +451,9 @@ s_call_run (void *arg)
     int argc = 0;
     if (mcp_tool_argv (call->tool, call->arguments, &argv, &argc, err, sizeof err))
         result = s_tool_error (err);
+    else
+    if (aip_home_check (cli.home, err, sizeof err))
+        result = s_tool_error (err);        //  unsafe since the server started
     else {
         int rc = call->tool->fn ? call->tool->fn (&cli, argc, argv)
                                 : s_wait_messages (call, &cli);

@@ -213,7 +213,10 @@ main (int argc, char **argv)
         }
     }
     char err [1024];
-    if (aip_home_resolve (cli.home, sizeof cli.home, err, sizeof err)) {
+    //  Every command, not only those that load the identity: a home others
+    //  can write (made so while the daemons run) could hold anything
+    if (aip_home_resolve (cli.home, sizeof cli.home, err, sizeof err)
+    ||  aip_home_check (cli.home, err, sizeof err)) {
         s_print_envelope (false, NULL, err);
         return 1;
     }

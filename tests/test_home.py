@@ -1,5 +1,6 @@
 """A home or identity another user could have changed is refused, by the CLI
 and by every daemon, with a message saying how to fix it (as ssh does)."""
+import json
 import os
 import subprocess
 import unittest
@@ -51,6 +52,50 @@ class HomeSafety(AipTestCase):
         os.chown(self.home, OTHER_UID, OTHER_UID)
         self.assert_refused("owned by uid %d" % OTHER_UID)
         self.assert_daemons_refuse("owned by uid %d" % OTHER_UID)
+
+    def test_a_home_made_unsafe_while_the_daemons_run_is_refused_by_every_command(self):
+        self.make_home(0o700)
+        room = self.new_room("before")
+        self.ok("chat", room, "hello")
+        broker = self.broker_pid()
+        mcp = subprocess.Popen([os.path.join(BIN_DIR, "ai-peer"), "mcp"], env=self.env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (mcp.kill(), mcp.wait(), mcp.stdin.close(), mcp.stdout.close()))
+
+        def mcp_call(rid, method, params):
+            mcp.stdin.write(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
+                                        "params": params}).encode() + b"\n")
+            mcp.stdin.flush()
+            return json.loads(mcp.stdout.readline())
+
+        mcp_call(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                   "clientInfo": {"name": "home-test", "version": "1"}})
+        listed = mcp_call(1, "tools/call", {"name": "room_list", "arguments": {}})["result"]
+        self.assertFalse(listed["isError"], listed)
+        os.chmod(self.home, 0o777)
+        commands = (["room", "list"], ["room", "create", "x"], ["chat", room, "hi"],
+                    ["chat", room], ["history"], ["export", room], ["list"], ["jobs"],
+                    ["discover"], ["usage"], ["inbox"], ["identity"],
+                    ["invite", "--tool", "claude", "--room", room],
+                    ["quick", "question", "--tools", "claude"],
+                    ["daemon", "status"], ["daemon", "start"], ["daemon", "stop"],
+                    ["web", "--stop"], ["register", "bob", "human", "cli"])
+        for args in commands:
+            err = self.fail(*args)
+            self.assertIn("writable by everyone", err, args)
+            self.assertIn("chmod 700 " + self.home, err, args)
+        refused = mcp_call(2, "tools/call", {"name": "room_list", "arguments": {}})["result"]
+        self.assertTrue(refused["isError"], refused)
+        self.assertIn("chmod 700 " + self.home, refused["content"][0]["text"])
+        #  Nothing was done: the daemons run on, the room holds what it held
+        self.assertEqual(self.broker_pid(), broker)
+        os.chmod(self.home, 0o700)
+        self.assertEqual([r["id"] for r in self.ok("room", "list")["rooms"]], [room])
+        self.assertEqual([m["content"] for m in self.read(room) if m["type"] == "message"],
+                         ["hello"])
+        listed = mcp_call(3, "tools/call", {"name": "room_list", "arguments": {}})["result"]
+        self.assertFalse(listed["isError"], listed)
 
     def test_a_readable_home_of_the_original_is_used(self):
         #  The original made ~/.ai-peers 0755: readable, nobody else writes it
