@@ -12,6 +12,7 @@
 typedef enum {
     MCP_STR,                    //  a string: --flag VALUE (or a positional)
     MCP_INT,                    //  an integer in [min, max]
+    MCP_NUM,                    //  a number in (min, max]: --flag 0.5
     MCP_BOOL,                   //  true: --flag
     MCP_LIST                    //  an array of names: --flag a,b
 } mcp_kind_t;
@@ -21,7 +22,7 @@ typedef struct {
     const char *flag;           //  "--room", or NULL for a positional
     mcp_kind_t kind;            //  its type
     bool required;              //  must be given
-    long min, max;              //  MCP_INT bounds
+    long min, max;              //  MCP_INT and MCP_NUM bounds
     const char *values;         //  MCP_STR: allowed values "a|b", or NULL
     const char *description;    //  for the schema
 } mcp_arg_t;

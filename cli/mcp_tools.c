@@ -10,6 +10,8 @@
 #define ARG_END { NULL, NULL, MCP_STR, false, 0, 0, NULL, NULL }
 #define TIMEOUT_ARG(what) { "timeout", "--timeout", MCP_INT, false, 1, AIP_MAX_TOOL_TIMEOUT_S, \
                             NULL, what }
+#define MAX_TOKENS_ARG(what) { "max_tokens", "--max-tokens", MCP_INT, false, 1, \
+                               AIP_MAX_TOKEN_BUDGET, NULL, what }
 
 static const mcp_arg_t s_room_create [] = {
     { "name", NULL, MCP_STR, false, 0, 0, NULL, "the room's name (default \"default\")" },
@@ -74,6 +76,12 @@ static const mcp_arg_t s_invite [] = {
       "messages of history in its prompt (30)" },
     { "async", "--async", MCP_BOOL, false, 0, 0, NULL,
       "answer at once with a job id (then job_wait)" },
+    { "fresh", "--fresh", MCP_BOOL, false, 0, 0, NULL,
+      "start a new session of the tool instead of resuming its last one in the room" },
+    { "sessions", "--sessions", MCP_BOOL, false, 0, 0, NULL,
+      "in a password room, let the tool keep its session too" },
+    { "max_cost", "--max-cost", MCP_NUM, false, 0, 10000, NULL,
+      "a spending cap in USD for tools that take one (claude); more than 0, at most 10000" },
     ARG_END
 };
 
@@ -84,6 +92,7 @@ static const mcp_arg_t s_quick [] = {
     TIMEOUT_ARG ("seconds each tool may take (120)"),
     { "cwd", "--cwd", MCP_STR, false, 0, 0, NULL, "the directory the tools run in" },
     { "password", "--password", MCP_STR, false, 0, 0, NULL, "encrypt the new room" },
+    MAX_TOKENS_ARG ("report which answers took the tokens of all the tools past N"),
     ARG_END
 };
 
@@ -96,6 +105,7 @@ static const mcp_arg_t s_discuss [] = {
     { "cwd", "--cwd", MCP_STR, false, 0, 0, NULL, "the directory the tools run in" },
     { "follow_mentions", "--follow-mentions", MCP_INT, false, 0, AIP_MAX_FOLLOW_MENTIONS, NULL,
       "also invite a tool an answer @mentions, at most N hops" },
+    MAX_TOKENS_ARG ("start no turn once the tools' input + output tokens reach N"),
     ARG_END
 };
 
@@ -189,6 +199,11 @@ s_input_schema (const mcp_tool_t *tool)
                 json_object_set_new (p, "minimum", json_integer (a->min));
                 json_object_set_new (p, "maximum", json_integer (a->max));
                 break;
+            case MCP_NUM:
+                json_object_set_new (p, "type", json_string ("number"));
+                json_object_set_new (p, "exclusiveMinimum", json_integer (a->min));
+                json_object_set_new (p, "maximum", json_integer (a->max));
+                break;
             case MCP_BOOL:
                 json_object_set_new (p, "type", json_string ("boolean"));
                 break;
@@ -279,6 +294,24 @@ s_arg_text (const mcp_arg_t *a, json_t *v, char **text, char *err, size_t errlen
         }
         if (asprintf (text, "%lld", (long long) json_integer_value (v)) < 0)
             *text = NULL;
+        return 0;
+    }
+    if (a->kind == MCP_NUM) {
+        //  A plain decimal, as the flag takes it: at most 6 places, no
+        //  exponent, trailing zeros dropped
+        double value = json_number_value (v);
+        char buf [64] = "";
+        if (json_is_number (v) && value > a->min && value <= a->max)
+            snprintf (buf, sizeof buf, "%.6f", value);
+        size_t len = strlen (buf);
+        while (len && strchr (buf, '.') && (buf [len - 1] == '0' || buf [len - 1] == '.'))
+            buf [--len] = 0;
+        if (!len || strspn (buf, "0.") == len) {
+            snprintf (err, errlen, "'%s' must be a number more than %ld and at most %ld", a->key,
+                      a->min, a->max);
+            return -1;
+        }
+        *text = strdup (buf);
         return 0;
     }
     //  MCP_LIST: names joined with commas

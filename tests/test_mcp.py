@@ -80,6 +80,9 @@ class TestSdkClient(McpCase):
     def test_errors(self):
         self.scenario("errors")
 
+    def test_session_and_budget_arguments_as_the_cli_flags(self):
+        self.scenario("budgets")
+
     def test_progress_while_an_invite_streams(self):
         self.fake_mode("claude", "stream")
         facts = self.scenario("progress")

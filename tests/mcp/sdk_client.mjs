@@ -6,7 +6,7 @@
 // failed assertion exits non-zero with the reason on stderr.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -138,6 +138,83 @@ const scenarios = {
         // codex-mcp-client is the codex peer
         const sent = await ok(client, 'chat_send', { room: room.id, message: 'from codex' });
         assert.equal(sent.sent.peer_id, `${HOST}-codex`);
+        await client.close();
+        return {};
+    },
+
+    // The CLI's session and budget flags, with the flags' bounds: invite's
+    // fresh, sessions and max_cost, quick's and discuss's max_tokens
+    async budgets() {
+        const { client } = await connect();
+        const { tools } = await client.listTools();
+        const schema = Object.fromEntries(tools.map(t => [t.name, t.inputSchema.properties]));
+        assert.deepEqual(schema.invite.fresh.type, 'boolean');
+        assert.deepEqual(schema.invite.sessions.type, 'boolean');
+        const cost = schema.invite.max_cost;
+        assert.deepEqual([cost.type, cost.exclusiveMinimum, cost.maximum], ['number', 0, 10000]);
+        for (const name of ['quick', 'discuss']) {
+            const t = schema[name].max_tokens;
+            assert.deepEqual([t.type, t.minimum, t.maximum], ['integer', 1, 1e12], name);
+        }
+        const calls = () => {
+            const file = path.join(process.env.FAKE_AI_DIR, 'claude.calls.jsonl');
+            return readFileSync(file, 'utf8').trim().split('\n').map(l => JSON.parse(l));
+        };
+        const lastArgv = () => calls().at(-1).argv;
+        const room = await ok(client, 'room_create', { name: 'budgets' });
+        await ok(client, 'chat_send', { room: room.id, message: 'what does it cost?' });
+        // max_cost reaches claude as its own flag, as the CLI's --max-cost does
+        let answer = await ok(client, 'invite', { tool: 'claude', room: room.id, max_cost: 0.5,
+                                                  timeout: 30 });
+        assert.match(answer.response, /claude answers/);
+        let argv = lastArgv();
+        assert.equal(argv[argv.indexOf('--max-budget-usd') + 1], '0.5', JSON.stringify(argv));
+        // the next turn resumes claude's session; fresh starts a new one
+        await ok(client, 'invite', { tool: 'claude', room: room.id, max_cost: 2, timeout: 30 });
+        argv = lastArgv();
+        assert.ok(argv.includes('--resume'), JSON.stringify(argv));
+        assert.equal(argv[argv.indexOf('--max-budget-usd') + 1], '2', JSON.stringify(argv));
+        await ok(client, 'invite', { tool: 'claude', room: room.id, fresh: true, timeout: 30 });
+        argv = lastArgv();
+        assert.ok(!argv.includes('--resume'), JSON.stringify(argv));
+        assert.ok(!argv.includes('--max-budget-usd'), JSON.stringify(argv));
+        // a password room keeps no session unless sessions is true
+        const sealed = await ok(client, 'room_create', { name: 'sealed', password: 'pw' });
+        for (let i = 0; i < 2; i++)
+            await ok(client, 'invite', { tool: 'claude', room: sealed.id, timeout: 30 });
+        assert.ok(!lastArgv().includes('--resume'), JSON.stringify(lastArgv()));
+        for (let i = 0; i < 2; i++)
+            await ok(client, 'invite', { tool: 'claude', room: sealed.id, sessions: true,
+                                         timeout: 30 });
+        assert.ok(lastArgv().includes('--resume'), JSON.stringify(lastArgv()));
+        // out of the flags' bounds, or of the wrong kind: refused, naming the argument
+        const before = calls().length;
+        for (const bad of [0, -1, 10000.5, 1e-9, '0.5', true])
+            assert.match(await toolError(client, 'invite', { tool: 'claude', room: room.id,
+                                                             max_cost: bad }),
+                         /'max_cost' must be a number more than 0 and at most 10000/,
+                         JSON.stringify(bad));
+        assert.match(await toolError(client, 'invite', { tool: 'claude', room: room.id,
+                                                         fresh: 'yes' }),
+                     /'fresh' must be true or false/);
+        const asked = { quick: { question: 'q' }, discuss: { context: 'q' } };
+        for (const name of ['quick', 'discuss'])
+            for (const bad of [0, 1e13, 2.5])
+                assert.match(await toolError(client, name, { ...asked[name], max_tokens: bad,
+                                                             tools: ['claude', 'codex'] }),
+                             /'max_tokens' must be a whole number from 1 to 1000000000000/);
+        assert.equal(calls().length, before, 'a refused call ran a tool');
+        // the budgets work as the CLI's
+        const quick = await ok(client, 'quick', { question: 'budget?', tools: ['claude', 'codex'],
+                                                  max_tokens: 1, timeout: 30 });
+        assert.equal(quick.max_tokens, 1);
+        assert.ok(quick.over_budget.length >= 1, JSON.stringify(quick.over_budget));
+        const talk = await ok(client, 'discuss', { tools: ['claude', 'codex'], rounds: 2,
+                                                   context: 'spend little', max_tokens: 1,
+                                                   timeout: 30 });
+        assert.equal(talk.max_tokens, 1);
+        assert.equal(talk.total_invites, 1);
+        assert.match(talk.stopped, /token budget of 1 reached after 1 invites/);
         await client.close();
         return {};
     },
