@@ -30,6 +30,12 @@ extern "C" {
 #define AIP_CRYPTO_MAX_PLAINTEXT     (4u * 1024 * 1024)    //  bytes per message
 #define AIP_CRYPTO_MAX_ID_LEN        256    //  room / message / sender id, bytes
 #define AIP_CRYPTO_FERNET_ITERATIONS 100000 //  PBKDF2 rounds fixed by the original
+//  The weakest Argon2id cost a room we join may name (its kdf= comes from a
+//  connection string or a relay): the cost this project makes rooms with,
+//  libsodium's INTERACTIVE (2 passes, 64 MiB); libsodium's own minimum (1
+//  pass, 8 KiB) would make a stolen room's password cheap to guess
+#define AIP_CRYPTO_KDF_MIN_OPSLIMIT  2
+#define AIP_CRYPTO_KDF_MIN_MEMLIMIT  (64u * 1024 * 1024)
 
 //  Text prefixes that identify a ciphertext's format
 #define AIP_CRYPTO_AIP1_PREFIX       "aip1:"

@@ -64,6 +64,15 @@ aip_roomkey_join (const char *password, const char *room_id, const char *cipher,
         snprintf (err, errlen, "the room's key parameters (kdf=) are not valid");
         return -1;
     }
+    if (params.opslimit < AIP_CRYPTO_KDF_MIN_OPSLIMIT || params.memlimit < AIP_CRYPTO_KDF_MIN_MEMLIMIT) {
+        snprintf (err, errlen, "the room's key parameters are too weak (Argon2id t=%llu, m=%llu "
+                  "bytes; ai-peer needs at least t=%d and m=%u, the cost it makes rooms with): "
+                  "a password key that cheap is easy to guess, so the room was not joined; ask "
+                  "its creator for a connection string made by ai-peer",
+                  (unsigned long long) params.opslimit, (unsigned long long) params.memlimit,
+                  AIP_CRYPTO_KDF_MIN_OPSLIMIT, AIP_CRYPTO_KDF_MIN_MEMLIMIT);
+        return -1;
+    }
     if (!password || !*password || aip_crypto_key_derive (password, &params, key)
     ||  aip_crypto_key_to_b64 (key, b64)) {
         snprintf (err, errlen, "cannot derive the room key");
@@ -241,10 +250,27 @@ aip_roomkey_test (bool verbose)
                                 strlen (token), &len);
     assert (strcmp (plain, "hello from the python client") == 0);
     free (plain);
-    //  Joining derives the same key from the password and the parameters
+    //  A room's kdf= weaker than the rooms we make is refused: libsodium's
+    //  minimum cost, one pass fewer, or less memory
     char created [AIP_ROOMKEY_MAX], joined [AIP_ROOMKEY_MAX];
+    assert (AIP_CRYPTO_KDF_MIN_OPSLIMIT == crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE);
+    assert (AIP_CRYPTO_KDF_MIN_MEMLIMIT == crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE);
     assert (aip_roomkey_create ("pw", "room-9", "aip1", crypto_pwhash_OPSLIMIT_MIN,
                                 crypto_pwhash_MEMLIMIT_MIN, created, err, sizeof err) == 0);
+    assert (aip_roomkey_join ("pw", "room-9", "aip1", aip_roomkey_kdf (created), joined, err,
+                              sizeof err) == -1);
+    const char *weak [] = { "argon2id13:t=1:m=8192:s=AAECAwQFBgcICQoLDA0ODw",
+                            "argon2id13:t=1:m=67108864:s=AAECAwQFBgcICQoLDA0ODw",
+                            "argon2id13:t=2:m=67107840:s=AAECAwQFBgcICQoLDA0ODw" };
+    for (size_t i = 0; i < sizeof weak / sizeof weak [0]; i++) {
+        err [0] = 0;
+        assert (aip_roomkey_join ("pw", "room-9", "aip1", weak [i], joined, err,
+                                  sizeof err) == -1);
+        assert (strstr (err, "too weak") && strstr (err, "t=2 and m=67108864"));
+    }
+    //  Joining derives the same key from the password and the parameters
+    //  (the cost rooms are made with)
+    assert (aip_roomkey_create ("pw", "room-9", "aip1", 0, 0, created, err, sizeof err) == 0);
     assert (aip_roomkey_join ("pw", "room-9", "aip1", aip_roomkey_kdf (created), joined, err,
                               sizeof err) == 0);
     assert (strcmp (created, joined) == 0);

@@ -109,6 +109,32 @@ class EncryptedRooms(AipTestCase):
         self.assertIn("[encrypted — wrong password or corrupted]", contents)
         self.assertNotIn("trust me", contents)
 
+    def test_a_room_whose_key_parameters_are_too_cheap_is_not_joined(self):
+        #  kdf= comes from the connection string (or the relay): libsodium's
+        #  minimum Argon2id cost, or anything under the cost ai-peer makes
+        #  rooms with (t=2, 64 MiB), would make the password cheap to guess
+        made = self.ok("room", "create", "strong", "--password", PASSWORD)
+        rooms = self.ok("room", "list")["rooms"]
+        token = "ab" * 32
+        salt = "AAECAwQFBgcICQoLDA0ODw"
+        for kdf in ("argon2id13:t=1:m=8192:s=" + salt, "argon2id13:t=1:m=67108864:s=" + salt,
+                    "argon2id13:t=2:m=33554432:s=" + salt):
+            cs = ("peer://127.0.0.1:9/room-0123456789ab?token=%s&cipher=aip1&kdf=%s"
+                  % (token, kdf))
+            err = self.fail("room", "join", cs, "--password", PASSWORD)
+            self.assertIn("too weak", err, kdf)
+            self.assertIn("at least t=2 and m=67108864", err, kdf)
+            self.assertIn("not joined", err, kdf)
+        self.assertEqual(self.ok("room", "list")["rooms"], rooms)
+        #  The cost rooms are made with is accepted (whatever the relay on
+        #  port 9 then says, it is not about the key)
+        self.assertTrue(made.get("encrypted"))
+        cs = ("peer://127.0.0.1:9/room-0123456789ab?token=%s&cipher=aip1&kdf=argon2id13:t=2:"
+              "m=67108864:s=%s" % (token, salt))
+        r = self.run_cli("room", "join", cs, "--password", PASSWORD)
+        self.assert_envelope(r)
+        self.assertNotIn("too weak", r.stdout.decode())
+
     def test_a_send_in_one_round_trip_is_refused_by_an_encrypted_room(self):
         """chat sends without asking for the room's key first (plain: true):
         an encrypted room refuses that with "encrypted", storing nothing, and
