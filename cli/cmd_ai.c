@@ -2,6 +2,7 @@
     The tools run in spawnd workers (one job each); quick sends all its
     invites at once, so its wall time is the slowest tool, not the sum. */
 #include "cli.h"
+#include "aip_event.h"
 #include "aip_term.h"
 
 #include <sodium.h>
@@ -182,7 +183,7 @@ s_progress_open (cli_t *cli, s_progress_t *p, const char *room_id, size_t count)
     int64_t maxmsg = AIP_MAX_REPLY;
     zmq_setsockopt (p->sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (p->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    snprintf (topic, sizeof topic, "room.%s", room_id);
+    aip_event_topic (AIP_EVENT_PROGRESS, room_id, topic, sizeof topic);
     zmq_setsockopt (p->sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
     zmq_connect (p->sub, endpoint);
 }
@@ -204,13 +205,14 @@ s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
                 && zmq_msg_recv (&body, p->sub, ZMQ_DONTWAIT) >= 0;
         if (got) {
             char err [128];
-            aip_doc_t *doc = aip_doc_decode (zmq_msg_data (&body), zmq_msg_size (&body), err,
-                                             sizeof err);
-            const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
-            const aip_obj_t *data = aip_obj_get (root, "data");
-            if (root && aip_obj_streq (aip_obj_get (root, "type"), "progress"))
+            aip_event_t ev;
+            bool progress = aip_event_decode (zmq_msg_data (&body), zmq_msg_size (&body), &ev,
+                                              err, sizeof err) == 0
+                         && ev.type == AIP_EVENT_PROGRESS;
+            const aip_obj_t *data = ev.data;
+            if (progress)
                 for (size_t i = 0; i < count; i++) {
-                    if (!aip_obj_streq (aip_obj_get (data, "msg_id"), invs [i].msg_id))
+                    if (strcmp (ev.msg_id, invs [i].msg_id) != 0)
                         continue;
                     invs [i].streamed = aip_obj_get_int (data, "bytes", 0);
                     size_t len;
@@ -228,7 +230,7 @@ s_progress_read (s_progress_t *p, s_invite_t *invs, size_t count)
                         p->writing [i] = true;
                     }
                 }
-            aip_doc_destroy (&doc);
+            aip_event_free (&ev);
         }
         zmq_msg_close (&topic);
         zmq_msg_close (&body);

@@ -15,6 +15,7 @@
     name sanitised). */
 #include "mcp.h"
 #include "aip_jsonrpc.h"
+#include "aip_event.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -252,25 +253,20 @@ static void
 s_event (s_server_t *self, const void *data, size_t size)
 {
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
-    const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
-    if (!root) {
-        aip_doc_destroy (&doc);
+    aip_event_t ev;
+    if (aip_event_decode (data, size, &ev, err, sizeof err))
         return;
-    }
-    const aip_obj_t *type = aip_obj_get (root, "type");
     pthread_mutex_lock (&self->lock);
-    if (aip_obj_streq (type, "message")) {
+    if (ev.type == AIP_EVENT_MESSAGE) {
         self->message_events++;
         pthread_cond_broadcast (&self->changed);
     }
     else
-    if (aip_obj_streq (type, "progress")) {
-        const aip_obj_t *pdata = aip_obj_get (root, "data");
-        const aip_obj_t *msg_id = aip_obj_get (pdata, "msg_id");
+    if (ev.type == AIP_EVENT_PROGRESS) {
+        const aip_obj_t *pdata = ev.data;
         for (s_call_t *call = self->calls; call; call = call->next)
             for (size_t i = 0; i < call->njobs; i++)
-                if (aip_obj_streq (msg_id, call->msg_ids [i])) {
+                if (strcmp (ev.msg_id, call->msg_ids [i]) == 0) {
                     //  The answer so far (sess-spawn's "text"), else the tail
                     size_t len;
                     const char *text = aip_obj_str (aip_obj_get (pdata, "text"), &len);
@@ -284,7 +280,7 @@ s_event (s_server_t *self, const void *data, size_t size)
                 }
     }
     pthread_mutex_unlock (&self->lock);
-    aip_doc_destroy (&doc);
+    aip_event_free (&ev);
 }
 
 static void *
@@ -301,7 +297,7 @@ s_events_run (void *arg)
     int64_t maxmsg = AIP_MAX_REPLY;
     zmq_setsockopt (sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    zmq_setsockopt (sub, ZMQ_SUBSCRIBE, "room.", 5);
+    zmq_setsockopt (sub, ZMQ_SUBSCRIBE, AIP_EVENT_ROOM_PREFIX, strlen (AIP_EVENT_ROOM_PREFIX));
     if (zmq_connect (sub, endpoint)) {
         s_log ("cannot subscribe to %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zmq_close (sub);

@@ -189,6 +189,10 @@
 //  and at most its last this many bytes
 #define AIP_PROGRESS_TEXT_MS    50
 #define AIP_PROGRESS_TEXT_MAX   (64 * 1024)
+//  ... and as they travel: the tail and the text are repaired UTF-8, where
+//  each bad byte may have become U+FFFD (3 bytes)
+#define AIP_PROGRESS_TAIL_WIRE  (3 * AIP_PROGRESS_TAIL)
+#define AIP_PROGRESS_TEXT_WIRE  (3 * AIP_PROGRESS_TEXT_MAX)
 //  A protocol server (codex app-server, opencode acp) that has answered is
 //  given this long to exit once its stdin is closed
 #define AIP_TOOL_FINISH_GRACE_MS 1000

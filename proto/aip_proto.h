@@ -8,7 +8,7 @@
                 [, route:{tool, room_id, async}]}
       reply    {v:1, id:<uint>, ok:true,  data:<any>}
                {v:1, id:<uint>, ok:false, error:{code, message}}
-      event    {v:1, type:"message", room_id, data:<message>}
+      event    {v:1, type:"message", room_id, data:<message>}  (AIP_EVENTS)
 
     The msgpack codec underneath is aip_codec.h (included here), the only
     file that includes <msgpack.h>. Decoding checks the version, bounds
@@ -111,6 +111,27 @@ typedef enum {
 #undef AIP_OP_ENUM
     AIP_OP_COUNT
 } aip_op_t;
+
+//  The events the broker publishes (worker EVENT frames), beside the ops:
+//  X(ENUM, "type", per_room, fields): the body is {v, type, room_id, ...},
+//  the topic "room.<room_id>" when per_room, else the type itself. Their
+//  schemas (fields) are in aip_event.c, packing and decoding aip_event.h.
+//    message   {v, type, room_id, data: <message>}   storaged, once committed
+//    progress  {v, type, room_id, data: {tool, msg_id, bytes, elapsed_ms,
+//               partial, text, done}}                 spawnd, while a tool runs
+//    outbox    {v, type, room_id, id}                 storaged: a message waits
+//                                                     for the relay (relayd)
+#define AIP_EVENTS(X) \
+    X (MESSAGE,  "message",  true,  s_message_event)  \
+    X (PROGRESS, "progress", true,  s_progress_event) \
+    X (OUTBOX,   "outbox",   false, s_outbox_event)
+
+typedef enum {
+#define AIP_EVENT_ENUM(e, name, per_room, fields) AIP_EVENT_##e,
+    AIP_EVENTS (AIP_EVENT_ENUM)
+#undef AIP_EVENT_ENUM
+    AIP_EVENT_COUNT
+} aip_event_type_t;
 
 //  Error codes carried in error replies
 #define AIP_ERR_MALFORMED   "malformed"     //  request does not match schema

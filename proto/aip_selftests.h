@@ -7,6 +7,7 @@
     X(term)              \
     X(codec)             \
     X(proto)             \
+    X(event)             \
     X(json)              \
     X(home)              \
     X(daemon)            \

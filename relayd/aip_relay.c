@@ -2,6 +2,7 @@
     relay.* operations (see aip_relay.h). How a room is joined, sent to and
     read from is its transport's (aip_relay_int.h). */
 #include "aip_relay_int.h"
+#include "aip_event.h"
 
 #include <sodium.h>
 
@@ -972,11 +973,14 @@ aip_relay (zsock_t *pipe, void *args)
         s_relay_destroy (&self);
         return;
     }
-    //  "outbox": new local messages to deliver; "room.": messages committed
-    //  here, which wake the lan.fetch requests this machine holds as a hub
-    self->events = zsock_new_sub (events, "outbox");
+    //  Outbox events: new local messages to deliver; a room's events:
+    //  messages committed here, which wake the lan.fetch requests this
+    //  machine holds as a hub
+    char outbox [32];
+    self->events = zsock_new_sub (events, aip_event_topic (AIP_EVENT_OUTBOX, "", outbox,
+                                                           sizeof outbox));
     if (self->events)
-        zsock_set_subscribe (self->events, "room.");
+        zsock_set_subscribe (self->events, AIP_EVENT_ROOM_PREFIX);
     self->worker = aip_worker_new (a->endpoint, AIP_SVC_RELAY, RELAY_SLOTS, "relayd");
     zsock_signal (pipe, 0);
     zsys_info ("relay: serving (identity %s)", self->identity_ok ? self->identity.id : "none");
@@ -1017,8 +1021,8 @@ aip_relay (zsock_t *pipe, void *args)
         if (items [2].revents & ZMQ_POLLIN) {
             zmsg_t *event = zmsg_recv (self->events);
             char *topic = event ? zmsg_popstr (event) : NULL;
-            if (topic && strncmp (topic, "room.", 5) == 0)
-                aip_relay_hub_wake (self, topic + 5);
+            if (aip_event_topic_room (topic))
+                aip_relay_hub_wake (self, aip_event_topic_room (topic));
             else
                 self->outbox_dirty = true;
             free (topic);

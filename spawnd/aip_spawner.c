@@ -6,6 +6,7 @@
 #include "aip_adapter.h"
 #include "aip_answer.h"
 #include "aip_client.h"
+#include "aip_event.h"
 #include "aip_home.h"
 #include "aip_json.h"
 #include "aip_limits.h"
@@ -255,9 +256,8 @@ s_text_tail (const char *text, size_t len, size_t max, size_t *out_len)
 
 //  Progress of the running tool on topic room.<id> (local only: events
 //  never leave the machine, an encrypted room's text never leaves this one):
-//  {v, type:"progress", room_id, data:{tool,
-//  msg_id, bytes, elapsed_ms, partial, text, done}}; text is the answer so
-//  far (a text tool's stdout), its last AIP_PROGRESS_TEXT_MAX bytes
+//  a progress event (aip_event.h) whose text is the answer so far (a text
+//  tool's stdout), its last AIP_PROGRESS_TEXT_MAX bytes
 static void
 s_progress (s_spawner_t *self, aip_proc_t *proc, bool done)
 {
@@ -267,34 +267,29 @@ s_progress (s_spawner_t *self, aip_proc_t *proc, bool done)
     size_t tail_len, text_len;
     char *tail = s_text_tail (text, len, AIP_PROGRESS_TAIL, &tail_len);
     char *latest = s_text_tail (text, len, AIP_PROGRESS_TEXT_MAX, &text_len);
-    aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 4);
-    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
-    aip_pack_kstr (pk, "type", "progress");
-    aip_pack_kstr (pk, "room_id", self->progress_room);
-    aip_pack_key (pk, "data");
-    aip_pack_map (pk, 7);
-    aip_pack_kstr (pk, "tool", self->progress_tool);
-    aip_pack_kstr (pk, "msg_id", self->progress_msg_id);
-    aip_pack_kint (pk, "bytes", (int64_t) aip_proc_stdout_total (proc));
-    aip_pack_kint (pk, "elapsed_ms", aip_proc_elapsed_ms (proc));
+    aip_progress_t progress = {
+        .tool = self->progress_tool,
+        .msg_id = self->progress_msg_id,
+        .bytes = (int64_t) aip_proc_stdout_total (proc),
+        .elapsed_ms = aip_proc_elapsed_ms (proc),
+        .done = done
+    };
     //  Events are never stored nor sent to a relay: locally they are only
     //  seen by this user's processes (the events socket is in the home), so
     //  an encrypted room's text goes out only there, never to a LAN hub's
     //  broker (remote mode)
-    if (self->encrypted && self->args.hub_key) {
-        aip_pack_kstr (pk, "partial", "");
-        aip_pack_kstr (pk, "text", "");
+    if (!(self->encrypted && self->args.hub_key)) {
+        progress.partial = tail;
+        progress.partial_len = tail_len;
+        progress.text = latest;
+        progress.text_len = text_len;
     }
-    else {
-        aip_pack_kstrn (pk, "partial", tail, tail_len);
-        aip_pack_kstrn (pk, "text", latest, text_len);
-    }
-    aip_pack_kbool (pk, "done", done);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_event_pack_progress (pk, self->progress_room, &progress);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     char topic [AIP_MAX_ID + 8];
-    snprintf (topic, sizeof topic, "room.%s", self->progress_room);
+    aip_event_topic (AIP_EVENT_PROGRESS, self->progress_room, topic, sizeof topic);
     aip_worker_event (self->worker, topic, data, size);
     aip_pack_destroy (&pk);
     free (tail);

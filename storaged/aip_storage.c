@@ -2,6 +2,7 @@
     SQLite, group commit, events after commit. */
 #include "aip_storage.h"
 #include "aip_crypto.h"
+#include "aip_event.h"
 #include "aip_hub.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
@@ -304,14 +305,10 @@ static void
 s_queue_event (s_storage_t *self, const char *room_id, const void *msg, size_t msg_size)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 4);
-    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
-    aip_pack_kstr (pk, "type", "message");
-    aip_pack_kstr (pk, "room_id", room_id);
-    aip_pack_key (pk, "data");
-    aip_pack_raw (pk, msg, msg_size);
+    aip_event_pack_message (pk, room_id, msg, msg_size);
     s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
-    o->topic = zsys_sprintf ("room.%s", room_id);
+    char topic [AIP_MAX_ID + 8];
+    o->topic = strdup (aip_event_topic (AIP_EVENT_MESSAGE, room_id, topic, sizeof topic));
     o->data = aip_pack_steal (pk, &o->size);
     zlistx_add_end (self->out, o);
     aip_pack_destroy (&pk);
@@ -328,18 +325,15 @@ s_room_synced (s_storage_t *self, const char *room_id)
     return sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) == 1;
 }
 
-//  Tell relayd that a message waits in the outbox (topic "outbox")
+//  Tell relayd that a message waits in the outbox (an outbox event)
 static void
 s_queue_outbox_event (s_storage_t *self, const char *room_id, const char *msg_id)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 4);
-    aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
-    aip_pack_kstr (pk, "type", "outbox");
-    aip_pack_kstr (pk, "room_id", room_id);
-    aip_pack_kstr (pk, "id", msg_id);
+    aip_event_pack_outbox (pk, room_id, msg_id);
     s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
-    o->topic = strdup ("outbox");
+    char topic [AIP_MAX_ID + 8];
+    o->topic = strdup (aip_event_topic (AIP_EVENT_OUTBOX, room_id, topic, sizeof topic));
     o->data = aip_pack_steal (pk, &o->size);
     zlistx_add_end (self->out, o);
     aip_pack_destroy (&pk);

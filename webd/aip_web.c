@@ -9,6 +9,7 @@
     protocol. */
 #include "aip_web.h"
 #include "aip_client.h"
+#include "aip_event.h"
 #include "aip_home.h"
 #include "aip_identity.h"
 #include "aip_json.h"
@@ -291,13 +292,12 @@ s_event_progress (s_web_t *self, const char *room_id, aip_doc_t **doc_p)
     aip_webrooms_progress (self->rooms, room_id, aip_obj_get (aip_doc_root (*doc_p), "data"));
 }
 
+//  Each event's handler (it may take the document), by type; outbox
+//  events are relayd's
 typedef void (s_event_fn) (s_web_t *self, const char *room_id, aip_doc_t **doc_p);
-static const struct {
-    const char *type;           //  the event's "type"
-    s_event_fn *fn;             //  its handler (may take the document)
-} s_events [] = {
-    { "message",  s_event_message },
-    { "progress", s_event_progress },
+static s_event_fn *const s_events [AIP_EVENT_COUNT] = {
+    [AIP_EVENT_MESSAGE]  = s_event_message,
+    [AIP_EVENT_PROGRESS] = s_event_progress,
 };
 
 //  ---------------------------------------------------------------------
@@ -738,17 +738,14 @@ s_recv_events (s_web_t *self)
         return false;
     zframe_t *topic = zmsg_first (msg);
     zframe_t *body = topic ? zmsg_next (msg) : NULL;
-    char err [256], room_id [AIP_MAX_ID + 1];
-    aip_doc_t *doc = body ? aip_doc_decode (zframe_data (body), zframe_size (body), err,
-                                            sizeof err) : NULL;
-    const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
-    if (root && aip_obj_get_str (root, "room_id", room_id, sizeof room_id, NULL))
-        for (size_t i = 0; i < sizeof s_events / sizeof s_events [0]; i++)
-            if (aip_obj_streq (aip_obj_get (root, "type"), s_events [i].type)) {
-                s_events [i].fn (self, room_id, &doc);
-                break;
-            }
-    aip_doc_destroy (&doc);
+    char err [256];
+    aip_event_t ev;
+    if (body && aip_event_decode (zframe_data (body), zframe_size (body), &ev, err,
+                                  sizeof err) == 0) {
+        if (s_events [ev.type])
+            s_events [ev.type] (self, ev.room_id, &ev.doc);
+        aip_event_free (&ev);
+    }
     zmsg_destroy (&msg);
     return true;
 }
@@ -954,7 +951,7 @@ s_web_new (zsock_t *pipe, aip_web_args_t *args, char *err, size_t errlen)
     self->events = zsock_new (ZMQ_SUB);
     zsock_set_maxmsgsize (self->events, AIP_MAX_REPLY);
     zsock_set_rcvhwm (self->events, 100000);
-    zsock_set_subscribe (self->events, "room.");
+    zsock_set_subscribe (self->events, AIP_EVENT_ROOM_PREFIX);
     if (zsock_connect (self->events, "%s", endpoint)) {
         snprintf (err, errlen, "cannot connect to %s", endpoint);
         return self;
@@ -1065,8 +1062,8 @@ aip_web_test (bool verbose)
         for (size_t j = 0; j < i; j++)
             assert (!streq (s_ops [i].name, s_ops [j].name));
     }
-    for (size_t i = 0; i < sizeof s_events / sizeof s_events [0]; i++)
-        assert (s_events [i].fn);
+    //  ... and every room event its handler
+    assert (s_events [AIP_EVENT_MESSAGE] && s_events [AIP_EVENT_PROGRESS]);
 
     //  "@tool" mentions: discovered tools only, each once, at most four,
     //  a word of their own (not an e-mail address); "claude" is claude-code

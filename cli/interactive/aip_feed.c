@@ -1,6 +1,7 @@
 /*  aip_feed.c — one room's events from the broker's PUB socket, decoded and
     dispatched by type (see aip_feed.h). */
 #include "aip_feed.h"
+#include "aip_event.h"
 #include "aip_home.h"
 #include "aip_limits.h"
 #include "aip_util.h"
@@ -61,7 +62,7 @@ aip_feed_resubscribe (aip_feed_t *self)
     int64_t maxmsg = AIP_MAX_REPLY;
     zmq_setsockopt (self->sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (self->sub, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    snprintf (topic, sizeof topic, "room.%s", self->room_id);
+    aip_event_topic (AIP_EVENT_MESSAGE, self->room_id, topic, sizeof topic);
     //  The topic is a prefix: "room.abc" would also match "room.abcd"; the
     //  room id in the body is checked too
     zmq_setsockopt (self->sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
@@ -80,18 +81,16 @@ static void
 s_dispatch (aip_feed_t *self, const void *body, size_t size)
 {
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (body, size, err, sizeof err);
-    const aip_obj_t *root = doc ? aip_doc_root (doc) : NULL;
-    if (root && aip_obj_streq (aip_obj_get (root, "room_id"), self->room_id)) {
-        const aip_obj_t *type = aip_obj_get (root, "type");
-        const aip_obj_t *data = aip_obj_get (root, "data");
-        if (aip_obj_streq (type, "progress") && self->handlers.progress)
-            self->handlers.progress (self->handlers.arg, data);
+    aip_event_t ev;
+    if (aip_event_decode (body, size, &ev, err, sizeof err) == 0
+    &&  strcmp (ev.room_id, self->room_id) == 0) {
+        if (ev.type == AIP_EVENT_PROGRESS && self->handlers.progress)
+            self->handlers.progress (self->handlers.arg, ev.data);
         else
-        if (aip_obj_streq (type, "message") && self->handlers.message)
-            self->handlers.message (self->handlers.arg, data);
+        if (ev.type == AIP_EVENT_MESSAGE && self->handlers.message)
+            self->handlers.message (self->handlers.arg, ev.data);
     }
-    aip_doc_destroy (&doc);
+    aip_event_free (&ev);
 }
 
 void
@@ -140,21 +139,34 @@ s_test_progress (void *arg, const aip_obj_t *data)
     ((s_test_seen_t *) arg)->progress++;
 }
 
-//  Publish one event as the broker does: topic "room.<topic_room>", body
-//  {room_id, type, data: {id}}
+//  Publish one event as the broker does: a message with this id, or the
+//  progress of an answer with it, on topic "room.<topic_room>"
 static void
-s_test_publish (void *pub, const char *topic_room, const char *room_id, const char *type,
-                const char *id)
+s_test_publish (void *pub, const char *topic_room, const char *room_id,
+                aip_event_type_t type, const char *id)
 {
     char topic [64];
-    snprintf (topic, sizeof topic, "room.%s", topic_room);
+    aip_event_topic (type, topic_room, topic, sizeof topic);
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 3);
-    aip_pack_kstr (pk, "room_id", room_id);
-    aip_pack_kstr (pk, "type", type);
-    aip_pack_key (pk, "data");
-    aip_pack_map (pk, 1);
-    aip_pack_kstr (pk, "id", id);
+    if (type == AIP_EVENT_MESSAGE) {
+        aip_pack_t *msg = aip_pack_new ();
+        aip_pack_map (msg, 7);
+        aip_pack_kstr (msg, "id", id);
+        aip_pack_kstr (msg, "room_id", room_id);
+        aip_pack_kstr (msg, "peer_id", "host-human-me");
+        aip_pack_kstr (msg, "content", "hello");
+        aip_pack_kstr (msg, "type", "message");
+        aip_pack_kstr (msg, "created_at", "2026-12-04T18:00:00.000000Z");
+        aip_pack_kstr (msg, "peer_type", "human");
+        size_t msg_size;
+        const void *msg_data = aip_pack_data (msg, &msg_size);
+        aip_event_pack_message (pk, room_id, msg_data, msg_size);
+        aip_pack_destroy (&msg);
+    }
+    else {
+        aip_progress_t progress = { .tool = "claude", .msg_id = id };
+        aip_event_pack_progress (pk, room_id, &progress);
+    }
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zmq_send (pub, topic, strlen (topic), ZMQ_SNDMORE);
@@ -187,10 +199,10 @@ aip_feed_test (bool verbose)
     //  whose topic lies about its room, and a progress event.
     int64_t deadline = aip_clock_ms () + 10000;
     while ((seen.messages == 0 || seen.progress == 0) && aip_clock_ms () < deadline) {
-        s_test_publish (pub, "abcd", "abcd", "message", "other-room");
-        s_test_publish (pub, "abc", "abcd", "message", "lying-topic");
-        s_test_publish (pub, "abc", "abc", "progress", "p");
-        s_test_publish (pub, "abc", "abc", "message", "m1");
+        s_test_publish (pub, "abcd", "abcd", AIP_EVENT_MESSAGE, "other-room");
+        s_test_publish (pub, "abc", "abcd", AIP_EVENT_MESSAGE, "lying-topic");
+        s_test_publish (pub, "abc", "abc", AIP_EVENT_PROGRESS, "p");
+        s_test_publish (pub, "abc", "abc", AIP_EVENT_MESSAGE, "m1");
         zmq_pollitem_t items [] = { { aip_feed_socket (feed), 0, ZMQ_POLLIN, 0 } };
         if (zmq_poll (items, 1, 50) > 0)
             aip_feed_recv (feed);
@@ -201,7 +213,7 @@ aip_feed_test (bool verbose)
     zmq_send (pub, "room.abc", 8, ZMQ_SNDMORE);
     zmq_send (pub, "\xc1\xc1", 2, 0);
     deadline = aip_clock_ms () + 10000;
-    s_test_publish (pub, "abc", "abc", "message", "m2");
+    s_test_publish (pub, "abc", "abc", AIP_EVENT_MESSAGE, "m2");
     while (strcmp (seen.last_id, "m2") != 0 && aip_clock_ms () < deadline) {
         zmq_pollitem_t items [] = { { aip_feed_socket (feed), 0, ZMQ_POLLIN, 0 } };
         if (zmq_poll (items, 1, 100) > 0)

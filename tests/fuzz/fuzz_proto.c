@@ -1,10 +1,12 @@
 /*  fuzz_proto.c — libFuzzer target for the decoders that face the wire:
     every frame a client, worker or peer sends goes through one of these,
+    every event a subscriber reads through aip_event_decode,
     every beacon heard on the LAN through aip_lan_beacon_decode, and every
     connection string a user pastes through aip_peerurl_parse. */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "aip_event.h"
 #include "aip_json.h"
 #include "aip_lan.h"
 #include "aip_peerurl.h"
@@ -40,6 +42,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         aip_pack_destroy (&pk);
         json_decref (json);
         aip_doc_destroy (&doc);
+    }
+    //  An event (what a subscriber reads off the broker's PUB socket): one
+    //  that decodes has the room id and data its type promises
+    aip_event_t ev;
+    if (aip_event_decode (data, size, &ev, err, sizeof err) == 0) {
+        if (!*ev.room_id || (ev.type == AIP_EVENT_OUTBOX) != (ev.data == NULL))
+            abort ();
+        aip_event_free (&ev);
     }
     //  A beacon (UDP, anyone on the network can send one)
     aip_lan_beacon_t beacon;
