@@ -31,6 +31,10 @@
     X(answer)            \
     X(spawner)           \
     X(stream)            \
+    X(stream_claude)     \
+    X(stream_gemini)     \
+    X(stream_codex)      \
+    X(stream_opencode)   \
     X(relay)             \
     X(relay_http)        \
     X(relay_lan)         \

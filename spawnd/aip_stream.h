@@ -24,7 +24,11 @@
     What a finished stream gives: the answer, the usage object of TEAM.md
     ({input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     cost_usd, model, duration_ms}, absurd values dropped), the session id
-    (validated, else none) and, on failure, an error kind and message. */
+    (validated, else none) and, on failure, an error kind and message.
+
+    Each format is read by its adapter, an ops struct behind this one API
+    (aip_stream_ops.h; aip_stream_claude.c, _gemini.c, _codex.c,
+    _opencode.c); aip_stream.c is the core that calls them. */
 #ifndef AIP_STREAM_H_INCLUDED
 #define AIP_STREAM_H_INCLUDED
 
@@ -40,7 +44,8 @@ typedef enum {
     AIP_FORMAT_CODEX_SERVER,    //  codex-app-server (JSON-RPC, we drive it)
     AIP_FORMAT_CODEX_EXEC,      //  codex-json (codex exec --json)
     AIP_FORMAT_ACP,             //  opencode-acp (Agent Client Protocol)
-    AIP_FORMAT_OPENCODE_RUN     //  opencode-json (opencode run --format json)
+    AIP_FORMAT_OPENCODE_RUN,    //  opencode-json (opencode run --format json)
+    AIP_FORMAT_COUNT            //  how many formats there are (not one)
 } aip_format_t;
 
 typedef enum {

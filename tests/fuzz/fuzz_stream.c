@@ -1,7 +1,8 @@
 /*  fuzz_stream.c — libFuzzer target for the parsers of the AI tools'
-    structured output (spawnd/aip_stream.c): everything a tool prints, or a
-    protocol server sends, goes through them. The first byte picks the
-    format, the second how the rest is cut into pieces (a tool's output
+    structured output (spawnd/aip_stream*.c: the core and every adapter):
+    everything a tool prints, or a protocol server sends, goes through
+    them. The first byte picks the format, the second how the rest is cut
+    into pieces (a tool's output
     arrives in any pieces). Whatever comes in: no crash, a session id only
     if it is valid, usage only within its bounds, requests to the tool only
     as whole lines. */
@@ -38,9 +39,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    aip_format_t formats [] = { AIP_FORMAT_CLAUDE, AIP_FORMAT_GEMINI, AIP_FORMAT_CODEX_SERVER,
-                                AIP_FORMAT_CODEX_EXEC, AIP_FORMAT_ACP, AIP_FORMAT_OPENCODE_RUN };
-    aip_format_t format = formats [data [0] % 6];
+    //  Every parsed format (all but the first, raw text), so an adapter
+    //  added to aip_stream is fuzzed without a change here
+    aip_format_t format = (aip_format_t) (1 + data [0] % (AIP_FORMAT_COUNT - 1));
     size_t piece = (size_t) data [1] + 1;
     //  Resume a session in some runs (the protocols then load, not start)
     aip_stream_args_t args = { "the prompt", 10, "/tmp", data [0] & 0x80 ? "m" : NULL,
