@@ -9,6 +9,7 @@
     (lan.public_key, lan.worker_token). */
 #include "aip_home.h"
 #include "aip_lan.h"
+#include "aip_opts.h"
 #include "aip_worker.h"
 #include "aip_spawner.h"
 #include "aip_proc.h"
@@ -49,68 +50,69 @@ s_hub_endpoint_valid (const char *endpoint)
     return *end == 0 && port > 0 && port < 65536;
 }
 
+//  What the command line says (each NULL unless given)
+typedef struct {
+    const char *home;           //  --home: $AI_PEERS_HOME
+    const char *endpoint;       //  --endpoint: the broker's worker socket
+    const char *client;         //  --client-endpoint: the broker's client socket
+    const char *hub;            //  --hub: a LAN hub's tcp://HOST:PORT
+    const char *hub_key;        //  --hub-key: its public key, in hex
+    const char *token;          //  --token: its worker token, in hex
+} s_flags_t;
+
 int
 main (int argc, char **argv)
 {
     char home [AIP_PATH_MAX], err [512], endpoint [AIP_PATH_MAX], client [AIP_PATH_MAX];
     char name [64], host [AIP_MAX_NAME + 1];
-    const char *home_arg = NULL, *endpoint_arg = NULL, *client_arg = NULL;
-    const char *hub_arg = NULL, *hub_key_arg = NULL, *token_arg = NULL;
+    s_flags_t flags = { .home = NULL };
+    aip_opt_t opts [] = {
+        { .name = "--home",     .kind = AIP_OPT_STR, .value = &flags.home,     .meta = "DIR" },
+        { .name = "--endpoint", .kind = AIP_OPT_STR, .value = &flags.endpoint, .meta = "EP" },
+        { .name = "--client-endpoint", .kind = AIP_OPT_STR, .value = &flags.client, .meta = "EP" },
+        { .name = "--hub",      .kind = AIP_OPT_STR, .value = &flags.hub,
+          .meta = "tcp://HOST:PORT" },
+        { .name = "--hub-key",  .kind = AIP_OPT_STR, .value = &flags.hub_key,  .meta = "KEY" },
+        { .name = "--token",    .kind = AIP_OPT_STR, .value = &flags.token,    .meta = "TOKEN" },
+        { .name = NULL }
+    };
     uint8_t hub_key [32];
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv [i], "--home") && i + 1 < argc)
-            home_arg = argv [++i];
-        else
-        if (streq (argv [i], "--endpoint") && i + 1 < argc)
-            endpoint_arg = argv [++i];
-        else
-        if (streq (argv [i], "--client-endpoint") && i + 1 < argc)
-            client_arg = argv [++i];
-        else
-        if (streq (argv [i], "--hub") && i + 1 < argc)
-            hub_arg = argv [++i];
-        else
-        if (streq (argv [i], "--hub-key") && i + 1 < argc)
-            hub_key_arg = argv [++i];
-        else
-        if (streq (argv [i], "--token") && i + 1 < argc)
-            token_arg = argv [++i];
-        else {
-            fprintf (stderr, SPAWND_USAGE);
-            return 1;
-        }
+    if (aip_opts_parse (opts, argc, argv, err, sizeof err)) {
+        //  The usage says the two ways to run, which one table line cannot
+        fprintf (stderr, "spawnd: %s\n" SPAWND_USAGE, err);
+        return 1;
     }
     //  Remote mode: everything goes to the hub, which must be pinned by its
     //  key, and the hub serves us only with its worker token
-    if (hub_arg || hub_key_arg || token_arg) {
-        if (!hub_arg) {
+    if (flags.hub || flags.hub_key || flags.token) {
+        if (!flags.hub) {
             fprintf (stderr, "spawnd: --hub-key and --token go with --hub tcp://HOST:PORT\n");
             return 1;
         }
-        if (endpoint_arg || client_arg) {
+        if (flags.endpoint || flags.client) {
             fprintf (stderr, "spawnd: --hub replaces --endpoint and --client-endpoint\n");
             return 1;
         }
-        if (!s_hub_endpoint_valid (hub_arg)) {
-            fprintf (stderr, "spawnd: --hub '%s' is not tcp://HOST:PORT\n", hub_arg);
+        if (!s_hub_endpoint_valid (flags.hub)) {
+            fprintf (stderr, "spawnd: --hub '%s' is not tcp://HOST:PORT\n", flags.hub);
             return 1;
         }
-        if (!hub_key_arg) {
+        if (!flags.hub_key) {
             fprintf (stderr, "spawnd: --hub needs --hub-key, the hub's public key (on the hub: "
                      "ai-peer daemon status, lan.public_key)\n");
             return 1;
         }
-        if (aip_lan_key_from_hex (hub_key_arg, hub_key)) {
+        if (aip_lan_key_from_hex (flags.hub_key, hub_key)) {
             fprintf (stderr, "spawnd: --hub-key must be the hub's public key: %d hex "
-                     "characters (got '%.80s')\n", AIP_LAN_KEY_HEX, hub_key_arg);
+                     "characters (got '%.80s')\n", AIP_LAN_KEY_HEX, flags.hub_key);
             return 1;
         }
-        if (!token_arg) {
+        if (!flags.token) {
             fprintf (stderr, "spawnd: --hub needs --token, the hub's worker token (on the hub: "
                      "ai-peer daemon status, lan.worker_token)\n");
             return 1;
         }
-        if (!s_is_hex (token_arg, AIP_RELAY_TOKEN_HEX)) {
+        if (!s_is_hex (flags.token, AIP_RELAY_TOKEN_HEX)) {
             fprintf (stderr, "spawnd: --token must be the hub's worker token: %d hex "
                      "characters\n", AIP_RELAY_TOKEN_HEX);
             return 1;
@@ -121,37 +123,39 @@ main (int argc, char **argv)
             return 1;
         }
     }
-    if (aip_home_pick (home_arg, home, sizeof home, err, sizeof err)) {
+    if (aip_home_pick (flags.home, home, sizeof home, err, sizeof err)) {
         fprintf (stderr, "spawnd: %s\n", err);
         return 1;
     }
-    if (hub_arg) {
+    if (flags.hub) {
         //  No local brokerd prepared this home: prompt files and the
         //  running tool's pgid go in its run/ directory
         if (aip_home_prepare (home, err, sizeof err)) {
             fprintf (stderr, "spawnd: %s\n", err);
             return 1;
         }
-        snprintf (endpoint, sizeof endpoint, "%s", hub_arg);
-        snprintf (client, sizeof client, "%s", hub_arg);
+        snprintf (endpoint, sizeof endpoint, "%s", flags.hub);
+        snprintf (client, sizeof client, "%s", flags.hub);
     }
     else
-    if (aip_home_endpoint_pick (home, "workers", endpoint_arg, endpoint, sizeof endpoint, err,
+    if (aip_home_endpoint_pick (home, "workers", flags.endpoint, endpoint, sizeof endpoint, err,
                                 sizeof err)
-    ||  aip_home_endpoint_pick (home, "broker", client_arg, client, sizeof client, err,
+    ||  aip_home_endpoint_pick (home, "broker", flags.client, client, sizeof client, err,
                                 sizeof err)) {
         fprintf (stderr, "spawnd: %s\n", err);
         return 1;
     }
     //  The hub's daemon status lists workers of many machines: say which
-    if (hub_arg) {
+    if (flags.hub) {
         aip_hostname (host, sizeof host);
         snprintf (name, sizeof name, "spawnd-%s-%d", host, (int) getpid ());
     }
     else
         snprintf (name, sizeof name, "spawnd-%d", (int) getpid ());
-    aip_spawner_args_t args = { home, endpoint, client, name, hub_arg ? hub_key : NULL,
-                                hub_arg ? token_arg : NULL };
+    aip_spawner_args_t args = { .home = home, .worker_endpoint = endpoint,
+                                .client_endpoint = client, .name = name,
+                                .hub_key = flags.hub ? hub_key : NULL,
+                                .token = flags.hub ? flags.token : NULL };
 
     //  What a tool detaches from its group (setsid) comes back to us, to be
     //  killed after its run (aip_proc_sweep)

@@ -193,13 +193,19 @@ class RemoteSpawnTest(AipTestCase):
             (["--hub", "tcp://127.0.0.1:1", "--hub-key", key, "--token", key,
               "--endpoint", "ipc:///x"], "replaces"),
             (["--token", key], "go with --hub"),
+            #  The option table: an unknown flag, a flag without its value
+            (["--hubb", "tcp://127.0.0.1:1"], "unknown option '--hubb'"),
+            (["--home"], "--home needs a value: DIR"),
+            (["--hub", "tcp://127.0.0.1:1", "--hub-key"], "--hub-key needs a value: KEY"),
         ]
         for args, reason in cases:
-            p = subprocess.run([SPAWND] + args + ["--home", self.worker_home],
+            p = subprocess.run([SPAWND, "--home", self.worker_home] + args,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
                                timeout=30)
             self.assertEqual(p.returncode, 1, args)
             self.assertIn(reason, p.stderr.decode(), args)
+            if "needs a value" in reason or "unknown" in reason:
+                self.assertIn("usage: spawnd", p.stderr.decode(), args)
 
 
 if __name__ == "__main__":
