@@ -8,6 +8,7 @@
 #include "aip_broker.h"
 #include "aip_clients.h"
 #include "aip_crypto.h"
+#include "aip_frames.h"
 #include "aip_home.h"
 #include "aip_jobs.h"
 #include "aip_lan.h"
@@ -279,13 +280,7 @@ s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t 
     worker->inflight++;
     self->routed++;
 
-    zmsg_t *msg = zmsg_new ();
-    zmsg_add (msg, zframe_dup (worker->routing_id));
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
-    zmsg_addmem (msg, &p->tag, sizeof p->tag);
-    zmsg_add (msg, *body_p);
-    *body_p = NULL;
-    zmsg_send (&msg, worker->sock);
+    aip_frames_send (worker->sock, worker->routing_id, AIP_FRAME_REQ, p->tag, NULL, body_p);
 }
 
 //  Hand queued requests of svc to workers with free slots, in order; an
@@ -457,21 +452,13 @@ s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const cha
 }
 
 static void
-s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
+s_worker_reply (s_broker_t *self, s_worker_t *worker, uint64_t tag, zframe_t *body)
 {
-    zframe_t *tagf = zmsg_pop (msg);
-    zframe_t *body = zmsg_pop (msg);
-    if (!tagf || !body || zframe_size (tagf) != sizeof (uint64_t)) {
-        zsys_warning ("broker: malformed REPLY from %s", worker->name);
-        goto cleanup;
-    }
-    uint64_t tag;
-    memcpy (&tag, zframe_data (tagf), sizeof tag);
     s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &tag);
     if (!p || p->worker != worker) {
         zsys_debug ("broker: late reply %llu from %s dropped", (unsigned long long) tag,
                     worker->name);
-        goto cleanup;
+        return;
     }
     s_deliver (self, p->client, p->job_id, zframe_data (body), zframe_size (body));
     aip_clients_release (self->budgets, p->client, p->cost);
@@ -479,9 +466,6 @@ s_worker_reply (s_broker_t *self, s_worker_t *worker, zmsg_t *msg)
     worker->inflight--;
     worker->processed++;
     s_drain_queue (self, worker->svc);
-cleanup:
-    zframe_destroy (&tagf);
-    zframe_destroy (&body);
 }
 
 //  Handle one message from a worker on sock (destroys it)
@@ -489,52 +473,48 @@ static void
 s_worker_message (s_broker_t *self, zsock_t *sock, zmsg_t *msg, bool remote)
 {
     zframe_t *routing_id = zmsg_pop (msg);
-    char *command = zmsg_popstr (msg);
-    if (!routing_id || !command) {
+    if (!routing_id) {
         zsys_warning ("broker: empty message on the worker socket");
-        goto cleanup;
+        zmsg_destroy (&msg);
+        return;
     }
     //  Routing ids of the two sockets may coincide: keys tell them apart
     char *hex = zframe_strhex (routing_id);
     char *key = zsys_sprintf ("%s%s", remote ? "L" : "", hex);
     free (hex);
     s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->worker_map, key);
-    if (streq (command, aip_frame_name (AIP_FRAME_READY))) {
-        zframe_t *body = zmsg_pop (msg);
-        s_worker_ready (self, sock, routing_id, key, body, remote);
-        zframe_destroy (&body);
-    }
+    aip_frames_t frames;
+    char err [128];
+    bool valid = aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0;
+    if (valid && frames.type == AIP_FRAME_READY)
+        s_worker_ready (self, sock, routing_id, key, frames.body, remote);
     else
-    if (!worker) {
+    if (!worker)
         //  Not registered (we restarted, or it was dropped): ask it to
         //  register again
-        zmsg_t *bye = zmsg_new ();
-        zmsg_add (bye, zframe_dup (routing_id));
-        zmsg_addstr (bye, aip_frame_name (AIP_FRAME_BYE));
-        zmsg_send (&bye, sock);
-    }
+        aip_frames_send (sock, routing_id, AIP_FRAME_BYE, 0, NULL, NULL);
     else {
         worker->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
-        if (streq (command, aip_frame_name (AIP_FRAME_REPLY)))
-            s_worker_reply (self, worker, msg);
+        if (!valid)
+            zsys_warning ("broker: malformed frames from worker %s: %s", worker->name, err);
         else
-        if (streq (command, aip_frame_name (AIP_FRAME_EVENT)) && zmsg_size (msg) == 2) {
+        if (frames.type == AIP_FRAME_REPLY)
+            s_worker_reply (self, worker, frames.tag, frames.body);
+        else
+        if (frames.type == AIP_FRAME_EVENT) {
             //  [topic][body] out on PUB, unchanged
-            zmsg_t *event = zmsg_dup (msg);
+            zmsg_t *event = zmsg_new ();
+            zmsg_append (event, &frames.topic);
+            zmsg_append (event, &frames.body);
             zmsg_send (&event, self->events);
         }
         else
-        if (streq (command, aip_frame_name (AIP_FRAME_BYE)))
+        if (frames.type == AIP_FRAME_BYE)
             s_worker_drop (self, worker, "said goodbye");
-        else
-        if (!streq (command, aip_frame_name (AIP_FRAME_HB)))
-            zsys_warning ("broker: unknown command from worker %s", worker->name);
     }
+    aip_frames_free (&frames);
     free (key);
-cleanup:
-    free (command);
     zframe_destroy (&routing_id);
-    zmsg_destroy (&msg);
 }
 
 //  Handle one message from a local worker; false when none was waiting
@@ -824,11 +804,8 @@ s_job_request (s_broker_t *self, zframe_t *client, const aip_request_t *req)
         s_pending_t *p = tag ? (s_pending_t *) zhashx_lookup (self->pending, &tag) : NULL;
         if (p) {
             //  The worker kills the tool and answers "cancelled"
-            zmsg_t *msg = zmsg_new ();
-            zmsg_add (msg, zframe_dup (p->worker->routing_id));
-            zmsg_addstr (msg, aip_frame_name (AIP_FRAME_CANCEL));
-            zmsg_addmem (msg, &p->tag, sizeof p->tag);
-            zmsg_send (&msg, p->worker->sock);
+            aip_frames_send (p->worker->sock, p->worker->routing_id, AIP_FRAME_CANCEL, p->tag,
+                             NULL, NULL);
         }
         char id [AIP_MAX_ID + 1];
         aip_obj_get_str (req->args, "id", id, sizeof id, "");
@@ -1101,12 +1078,8 @@ s_tick (s_broker_t *self)
              w = (s_worker_t *) zhashx_next (self->worker_map)) {
             if (now >= w->expiry)
                 zlistx_add_end (dead, w);
-            else {
-                zmsg_t *hb = zmsg_new ();
-                zmsg_add (hb, zframe_dup (w->routing_id));
-                zmsg_addstr (hb, aip_frame_name (AIP_FRAME_HB));
-                zmsg_send (&hb, w->sock);
-            }
+            else
+                aip_frames_send (w->sock, w->routing_id, AIP_FRAME_HB, 0, NULL, NULL);
         }
         for (s_worker_t *w = (s_worker_t *) zlistx_first (dead); w;
              w = (s_worker_t *) zlistx_next (dead))

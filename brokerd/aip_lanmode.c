@@ -2,6 +2,7 @@
     and the peers heard. See aip_lanmode.h. */
 #include "aip_lanmode.h"
 #include "aip_crypto.h"
+#include "aip_frames.h"
 #include "aip_home.h"
 #include "aip_lan.h"
 #include "aip_util.h"
@@ -341,8 +342,7 @@ aip_lanmode_test (bool verbose)
     assert (aip_lan_key_from_hex (aip_lanmode_key_hex (lan), key) == 0);
     zmq_setsockopt (zsock_resolve (client), ZMQ_CURVE_SERVERKEY, key, 32);
     assert (zsock_connect (client, "tcp://127.0.0.1:%d", port) == 0);
-    zstr_sendm (client, aip_frame_name (AIP_FRAME_HB));
-    zstr_send (client, "");
+    assert (aip_frames_send (client, NULL, AIP_FRAME_HB, 0, NULL, NULL) == 0);
     zpoller_t *poller = zpoller_new (aip_lanmode_sock (lan), NULL);
     assert (zpoller_wait (poller, 5000) == aip_lanmode_sock (lan));
     bool from_worker;

@@ -17,6 +17,7 @@
     X(peerurl)           \
     X(lan)               \
     X(client)            \
+    X(frames)            \
     X(worker)            \
     X(schema)            \
     X(storage)           \

@@ -1,5 +1,7 @@
-/*  aip_worker.c — worker side of the broker protocol. */
+/*  aip_worker.c — worker side of the broker protocol (its frames are
+    aip_frames'). */
 #include "aip_worker.h"
+#include "aip_frames.h"
 #include "aip_util.h"
 
 #include <pthread.h>
@@ -39,10 +41,9 @@ s_send_ready (aip_worker_t *self)
         aip_pack_kstr (pk, "tools", self->tools);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_READY));
-    zmsg_addmem (msg, data, size);
+    zmsg_t *msg = aip_frames_pack_mem (NULL, AIP_FRAME_READY, 0, NULL, data, size);
     zmsg_send (&msg, self->sock);
+    zmsg_destroy (&msg);
     aip_pack_destroy (&pk);
 }
 
@@ -157,24 +158,27 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
         return -1;
     self->broker_expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
     int rc = 0;
-    char *command = zmsg_popstr (msg);
-    if (command && !streq (command, aip_frame_name (AIP_FRAME_BYE)))
+    aip_frames_t frames;
+    char err [128];
+    if (aip_frames_decode (&msg, AIP_FRAME_F_BROKER, &frames, err, sizeof err)) {
+        //  Liveness only: a broker of another version may say more
+        zsys_debug ("worker %s: %s from the broker ignored", self->name, err);
         self->byes_in_a_row = 0;
-    if (command && streq (command, aip_frame_name (AIP_FRAME_REQ)) && zmsg_size (msg) == 2) {
-        zframe_t *tagf = zmsg_pop (msg);
-        if (zframe_size (tagf) == sizeof (uint64_t)) {
-            memcpy (tag, zframe_data (tagf), sizeof (uint64_t));
-            *body = zmsg_pop (msg);
-            rc = 1;
-        }
-        zframe_destroy (&tagf);
+        return 0;
+    }
+    if (frames.type != AIP_FRAME_BYE)
+        self->byes_in_a_row = 0;
+    if (frames.type == AIP_FRAME_REQ) {
+        *tag = frames.tag;
+        *body = frames.body;
+        frames.body = NULL;
+        rc = 1;
     }
     else
-    if (command && streq (command, aip_frame_name (AIP_FRAME_CANCEL)) && zmsg_size (msg) == 1
-    &&  zframe_size (zmsg_first (msg)) == sizeof (uint64_t))
-        memcpy (&self->cancel_tag, zframe_data (zmsg_first (msg)), sizeof (uint64_t));
+    if (frames.type == AIP_FRAME_CANCEL)
+        self->cancel_tag = frames.tag;
     else
-    if (command && streq (command, aip_frame_name (AIP_FRAME_BYE))) {
+    if (frames.type == AIP_FRAME_BYE) {
         //  The broker does not know us (it restarted): announce again. A
         //  broker that forgets us again at once refused the READY (a LAN
         //  hub does so for a wrong token): say so once, keep trying
@@ -186,9 +190,8 @@ aip_worker_recv (aip_worker_t *self, uint64_t *tag, zframe_t **body)
             zsys_info ("worker %s: broker asked us to register again", self->name);
         s_send_ready (self);
     }
-    //  "HB" and anything unknown: liveness only
-    free (command);
-    zmsg_destroy (&msg);
+    //  HB: liveness only
+    aip_frames_free (&frames);
     return rc;
 }
 
@@ -204,21 +207,15 @@ aip_worker_take_cancel (aip_worker_t *self, uint64_t tag)
 int
 aip_worker_reply (aip_worker_t *self, uint64_t tag, const void *data, size_t size)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REPLY));
-    zmsg_addmem (msg, &tag, sizeof tag);
-    zmsg_addmem (msg, data, size);
-    return zmsg_send (&msg, self->sock);
+    zframe_t *body = zframe_new (data, size);
+    return aip_frames_send (self->sock, NULL, AIP_FRAME_REPLY, tag, NULL, &body);
 }
 
 int
 aip_worker_event (aip_worker_t *self, const char *topic, const void *data, size_t size)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_EVENT));
-    zmsg_addstr (msg, topic);
-    zmsg_addmem (msg, data, size);
-    return zmsg_send (&msg, self->sock);
+    zframe_t *body = zframe_new (data, size);
+    return aip_frames_send (self->sock, NULL, AIP_FRAME_EVENT, 0, topic, &body);
 }
 
 void
@@ -235,7 +232,7 @@ aip_worker_tick (aip_worker_t *self)
         return;
     }
     if (now >= self->heartbeat_at) {
-        zstr_send (self->sock, aip_frame_name (AIP_FRAME_HB));
+        aip_frames_send (self->sock, NULL, AIP_FRAME_HB, 0, NULL, NULL);
         self->heartbeat_at = now + AIP_HEARTBEAT_MS;
     }
 }
@@ -251,7 +248,7 @@ aip_worker_timeout (aip_worker_t *self)
 void
 aip_worker_bye (aip_worker_t *self)
 {
-    zstr_send (self->sock, aip_frame_name (AIP_FRAME_BYE));
+    aip_frames_send (self->sock, NULL, AIP_FRAME_BYE, 0, NULL, NULL);
 }
 
 static void
@@ -292,19 +289,19 @@ s_test_next_ready (zsock_t *router, aip_worker_t *worker, int timeout_ms, zframe
         if (zpoller_wait (poller, wait) == router) {
             zmsg_t *msg = zmsg_recv (router);
             zframe_t *from = zmsg_pop (msg);
-            char *command = zmsg_popstr (msg);
-            if (command && streq (command, aip_frame_name (AIP_FRAME_READY)) && zmsg_size (msg) == 1) {
-                char err [128];
-                zframe_t *body = zmsg_first (msg);
-                doc = aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+            aip_frames_t frames;
+            char err [128];
+            assert (aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0);
+            if (frames.type == AIP_FRAME_READY) {
+                doc = aip_doc_decode (zframe_data (frames.body), zframe_size (frames.body), err,
+                                      sizeof err);
                 assert (doc);
                 zframe_destroy (identity);
                 *identity = from;
                 from = NULL;
             }
-            free (command);
+            aip_frames_free (&frames);
             zframe_destroy (&from);
-            zmsg_destroy (&msg);
         }
         if (worker)
             aip_worker_tick (worker);
@@ -349,13 +346,8 @@ s_test_remote (bool verbose)
     aip_doc_destroy (&doc);
 
     //  Requests and replies go through the encrypted link as through ipc
-    uint64_t tag = 5;
-    zmsg_t *msg = zmsg_new ();
-    zmsg_add (msg, zframe_dup (identity));
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
-    zmsg_addmem (msg, &tag, sizeof tag);
-    zmsg_addstr (msg, "job");
-    zmsg_send (&msg, router);
+    zframe_t *job = zframe_new ("job", 3);
+    assert (aip_frames_send (router, identity, AIP_FRAME_REQ, 5, NULL, &job) == 0);
     zpoller_t *poller = zpoller_new (aip_worker_sock (worker), NULL);
     assert (zpoller_wait (poller, 5000) == aip_worker_sock (worker));
     zpoller_destroy (&poller);
@@ -368,22 +360,20 @@ s_test_remote (bool verbose)
     poller = zpoller_new (router, NULL);
     assert (zpoller_wait (poller, 5000) == router);
     zpoller_destroy (&poller);
-    msg = zmsg_recv (router);
+    zmsg_t *msg = zmsg_recv (router);
     zframe_t *from = zmsg_pop (msg);
     assert (zframe_eq (from, identity));
     zframe_destroy (&from);
-    char *command = zmsg_popstr (msg);
-    assert (streq (command, aip_frame_name (AIP_FRAME_REPLY)));
-    free (command);
-    zmsg_destroy (&msg);
+    aip_frames_t frames;
+    char err [128];
+    assert (aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0);
+    assert (frames.type == AIP_FRAME_REPLY && frames.tag == 5 && zframe_streq (frames.body, "done"));
+    aip_frames_free (&frames);
 
     //  A hub that answers BYE (it restarted, or refused a READY) gets
     //  READY again, token included, on the same connection
     for (int bye = 0; bye < 2; bye++) {
-        msg = zmsg_new ();
-        zmsg_add (msg, zframe_dup (identity));
-        zmsg_addstr (msg, aip_frame_name (AIP_FRAME_BYE));
-        zmsg_send (&msg, router);
+        assert (aip_frames_send (router, identity, AIP_FRAME_BYE, 0, NULL, NULL) == 0);
         poller = zpoller_new (aip_worker_sock (worker), NULL);
         assert (zpoller_wait (poller, 5000) == aip_worker_sock (worker));
         zpoller_destroy (&poller);
@@ -433,26 +423,20 @@ aip_worker_test (bool verbose)
     aip_worker_t *worker = aip_worker_new ("inproc://aip_worker_test", AIP_SVC_STORE, 4, "test");
     zmsg_t *msg = zmsg_recv (router);
     zframe_t *identity = zmsg_pop (msg);
-    char *command = zmsg_popstr (msg);
-    assert (streq (command, aip_frame_name (AIP_FRAME_READY)));
-    zframe_t *body = zmsg_pop (msg);
+    aip_frames_t frames;
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err);
+    assert (aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0);
+    assert (frames.type == AIP_FRAME_READY);
+    aip_doc_t *doc = aip_doc_decode (zframe_data (frames.body), zframe_size (frames.body), err,
+                                     sizeof err);
     assert (doc);
     assert (aip_obj_streq (aip_obj_get (aip_doc_root (doc), "svc"), "store"));
     assert (aip_obj_get_int (aip_doc_root (doc), "slots", 0) == 4);
     aip_doc_destroy (&doc);
-    zframe_destroy (&body);
-    free (command);
-    zmsg_destroy (&msg);
+    aip_frames_free (&frames);
 
-    uint64_t tag = 77;
-    msg = zmsg_new ();
-    zmsg_add (msg, zframe_dup (identity));
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
-    zmsg_addmem (msg, &tag, sizeof tag);
-    zmsg_addstr (msg, "body");
-    zmsg_send (&msg, router);
+    zframe_t *body = zframe_new ("body", 4);
+    assert (aip_frames_send (router, identity, AIP_FRAME_REQ, 77, NULL, &body) == 0);
     zpoller_t *poller = zpoller_new (aip_worker_sock (worker), NULL);
     assert (zpoller_wait (poller, 1000) == aip_worker_sock (worker));
     uint64_t got_tag = 0;
@@ -461,11 +445,13 @@ aip_worker_test (bool verbose)
     assert (aip_worker_reply (worker, got_tag, "answer", 6) == 0);
     zframe_destroy (&body);
     msg = zmsg_recv (router);
-    assert (zmsg_size (msg) == 4);
-    zframe_t *f = zmsg_first (msg);
-    f = zmsg_next (msg);
-    assert (zframe_streq (f, aip_frame_name (AIP_FRAME_REPLY)));
-    zmsg_destroy (&msg);
+    zframe_t *from = zmsg_pop (msg);
+    assert (zframe_eq (from, identity));
+    zframe_destroy (&from);
+    assert (aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0);
+    assert (frames.type == AIP_FRAME_REPLY && frames.tag == 77);
+    assert (zframe_streq (frames.body, "answer"));
+    aip_frames_free (&frames);
     assert (aip_worker_timeout (worker) <= AIP_HEARTBEAT_MS);
     zpoller_destroy (&poller);
     zframe_destroy (&identity);

@@ -3,6 +3,7 @@
 #include "aip_storage.h"
 #include "aip_crypto.h"
 #include "aip_event.h"
+#include "aip_frames.h"
 #include "aip_hub.h"
 #include "aip_limits.h"
 #include "aip_proto.h"
@@ -1628,33 +1629,24 @@ s_call (s_test_broker_t *tb, aip_pack_t *pk)
 {
     size_t size;
     const void *data = aip_pack_data (pk, &size);
-    uint64_t tag = 1;
-    zmsg_t *msg = zmsg_new ();
-    zmsg_add (msg, zframe_dup (tb->worker));
-    zmsg_addstr (msg, aip_frame_name (AIP_FRAME_REQ));
-    zmsg_addmem (msg, &tag, sizeof tag);
-    zmsg_addmem (msg, data, size);
+    zmsg_t *msg = aip_frames_pack_mem (tb->worker, AIP_FRAME_REQ, 1, NULL, data, size);
     zmsg_send (&msg, tb->router);
     aip_reply_t rep;
     while (true) {
         msg = zmsg_recv (tb->router);
         assert (msg);
         zframe_t *id = zmsg_pop (msg);
-        char *command = zmsg_popstr (msg);
         zframe_destroy (&id);
-        bool reply = streq (command, aip_frame_name (AIP_FRAME_REPLY));
-        free (command);
-        if (reply) {
-            zframe_t *tagf = zmsg_pop (msg);
-            zframe_t *body = zmsg_pop (msg);
-            char err [256];
-            assert (aip_reply_decode (zframe_data (body), zframe_size (body), &rep, err, sizeof err) == 0);
-            zframe_destroy (&tagf);
-            zframe_destroy (&body);
-            zmsg_destroy (&msg);
+        aip_frames_t frames;
+        char err [256];
+        assert (aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0);
+        bool reply = frames.type == AIP_FRAME_REPLY;
+        if (reply)
+            assert (aip_reply_decode (zframe_data (frames.body), zframe_size (frames.body), &rep,
+                                      err, sizeof err) == 0);
+        aip_frames_free (&frames);  //  heartbeats, events
+        if (reply)
             break;
-        }
-        zmsg_destroy (&msg);        //  heartbeats, events
     }
     aip_pack_reset (pk);
     return rep;
@@ -1688,10 +1680,12 @@ aip_storage_test (bool verbose)
     zmsg_t *ready = zmsg_recv (tb.router);
     assert (ready);
     tb.worker = zmsg_pop (ready);
-    char *command = zmsg_popstr (ready);
-    assert (streq (command, aip_frame_name (AIP_FRAME_READY)));
-    free (command);
-    zmsg_destroy (&ready);
+    aip_frames_t frames;
+    char frame_err [128];
+    assert (aip_frames_decode (&ready, AIP_FRAME_F_WORKER, &frames, frame_err,
+                               sizeof frame_err) == 0);
+    assert (frames.type == AIP_FRAME_READY);
+    aip_frames_free (&frames);
     aip_pack_t *pk = aip_pack_new ();
 
     //  Create a room, with its creator joining it
