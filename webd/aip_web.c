@@ -833,7 +833,8 @@ s_conn_callback (struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             aip_webpages_close (self->pages, &c->page);
             return 0;
         default:
-            return aip_webhttp_callback (self->http, wsi, reason, &c->http, in, len);
+            //  The context's and protocol's own callbacks have no connection
+            return aip_webhttp_callback (self->http, wsi, reason, c ? &c->http : NULL, in, len);
     }
 }
 
