@@ -513,6 +513,34 @@ s_close (aip_pack_t *self, bool map)
     self->buffer.size -= S_OPEN_HEADER - width;
 }
 
+void
+aip_pack_map_reopen (aip_pack_t *self, size_t at)
+{
+    assert (at < self->buffer.size);
+    uint8_t *p = (uint8_t *) self->buffer.data;
+    size_t end = self->buffer.size;
+    size_t pos = at;
+    uint64_t skip, items;
+    bool container;
+    int rc = s_header (p, end, &pos, &skip, &items, &container);
+    assert (rc == 0 && container && items % 2 == 0);
+    uint8_t c = p [at];
+    assert ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf);
+    //  ... the last value packed
+    assert (s_count_values (p + at, end - at) == 1);
+    size_t width = pos - at;
+    size_t body = end - pos;
+    //  Widen the header to the placeholder an open map has
+    static const char room [S_OPEN_HEADER] = { 0 };
+    msgpack_sbuffer_write (&self->buffer, room, S_OPEN_HEADER - width);
+    p = (uint8_t *) self->buffer.data;
+    memmove (p + at + S_OPEN_HEADER, p + at + width, body);
+    assert (self->opened < AIP_MAX_DEPTH);
+    self->open [self->opened] = at;
+    self->open_map [self->opened] = true;
+    self->opened++;
+}
+
 void aip_pack_map_begin (aip_pack_t *self)   { s_open (self, true); }
 void aip_pack_map_end (aip_pack_t *self)     { s_close (self, true); }
 void aip_pack_array_begin (aip_pack_t *self) { s_open (self, false); }
@@ -733,6 +761,30 @@ aip_codec_test (bool verbose)
     assert (aip_obj_get_int (aip_doc_root (doc), "d", 0) == 3);
     assert (aip_obj_size (aip_obj_get (aip_doc_root (doc), "raw")) == 2);
     aip_doc_destroy (&doc);
+    //  A map packed with its count opens again for more pairs (what another
+    //  handler answered, with one key more)
+    aip_pack_reset (pk);
+    aip_pack_int (pk, 7);
+    data = aip_pack_data (pk, &size);
+    size_t mark = size;
+    aip_pack_map (pk, 15);
+    for (int i = 0; i < 15; i++) {
+        char name [8];
+        snprintf (name, sizeof name, "k%d", i);
+        aip_pack_kint (pk, name, i);
+    }
+    aip_pack_map_reopen (pk, mark);
+    aip_pack_kstr (pk, "room", "r");
+    aip_pack_map_end (pk);
+    data = aip_pack_data (pk, &size);
+    assert (((const uint8_t *) data) [mark] == 0xde);          //  16 pairs: map16
+    assert (aip_doc_decode (data, size, err, sizeof err) == NULL);   //  two values
+    doc = aip_doc_decode ((const char *) data + mark, size - mark, err, sizeof err);
+    assert (doc && aip_obj_size (aip_doc_root (doc)) == 16);
+    assert (aip_obj_get_int (aip_doc_root (doc), "k14", 0) == 14);
+    assert (aip_obj_streq (aip_obj_get (aip_doc_root (doc), "room"), "r"));
+    aip_doc_destroy (&doc);
+
     //  Reset forgets an open map
     aip_pack_map_begin (pk);
     aip_pack_reset (pk);

@@ -91,6 +91,9 @@ void aip_pack_array (aip_pack_t *self, size_t items);
 //  assert that none is left open.
 void aip_pack_map_begin (aip_pack_t *self);
 void aip_pack_map_end (aip_pack_t *self);
+//  Open again the map packed at offset at (the last value packed, e.g. what
+//  another handler answered) to add pairs to it; aip_pack_map_end closes it
+void aip_pack_map_reopen (aip_pack_t *self, size_t at);
 void aip_pack_array_begin (aip_pack_t *self);
 void aip_pack_array_end (aip_pack_t *self);
 void aip_pack_str (aip_pack_t *self, const char *s);            //  NULL packs nil

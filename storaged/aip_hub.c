@@ -119,19 +119,17 @@ aip_hub_join (aip_store_t *self, const aip_request_t *req)
     aip_pack_kstr (pk, "room_id", room.id);
     aip_pack_key (pk, "peer");
     aip_pack_obj (pk, peer);
-    //  room.join's reply is a map of 4: it gets the room as a fifth key
+    //  room.join's reply gets the room as one more key
     aip_pack_t *reply = aip_store_reply (self);
     size_t mark;
     aip_pack_data (reply, &mark);
     int rc = s_hub_run (self, pk);
     aip_pack_destroy (&pk);
     if (rc == 0) {
-        size_t size;
-        unsigned char *bytes = (unsigned char *) aip_pack_data (reply, &size);
-        assert (size > mark && bytes [mark] == 0x84);     //  fixmap of 4
-        bytes [mark] = 0x85;
+        aip_pack_map_reopen (reply, mark);
         aip_pack_key (reply, "room");
         s_hub_pack_room (reply, &room);
+        aip_pack_map_end (reply);
     }
     sodium_memzero (&room, sizeof room);
     return rc;
