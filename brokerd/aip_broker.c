@@ -562,13 +562,15 @@ s_pack_tools (aip_pack_t *pk, const s_worker_t *w)
         aip_pack_nil (pk);
         return;
     }
+    //  ",a,b," has a name between each two commas; ",," (no tools) none
     size_t count = 0;
     for (const char *c = w->tools + 1; *c; c++)
-        count += *c == ',';
+        count += *c == ',' && c [-1] != ',';
     aip_pack_array (pk, count);
     for (const char *from = w->tools + 1; *from; ) {
         const char *comma = strchr (from, ',');
-        aip_pack_strn (pk, from, (size_t) (comma - from));
+        if (comma > from)
+            aip_pack_strn (pk, from, (size_t) (comma - from));
         from = comma + 1;
     }
 }

@@ -130,6 +130,12 @@ class RemoteSpawnTest(AipTestCase):
         remote = wait_until(lambda: [w for w in self.spawn_workers() if w.get("pid") == p.pid],
                             10, "the remote worker to register")[0]
         self.assertTrue(remote.get("remote"), remote)
+        #  daemon status lists what each announced: the hub's own none at all
+        own = wait_until(lambda: [w for w in self.spawn_workers()
+                                  if w.get("pid") != p.pid and w.get("state") == "ready"],
+                         15, "the hub's own spawn worker to be ready")
+        self.assertEqual([w["tools"] for w in own], [[]])
+        self.assertIn("codex", remote["tools"])
         room = self.new_room("routed")
         self.ok("chat", room, "which machine answers?")
         for _ in range(3):
