@@ -58,6 +58,8 @@ static const aip_field_t s_outbox_event [] = {
     { "type",    AIP_T_STR, true, 16,                NULL, NULL },
     { "room_id", AIP_T_ID,  true, AIP_MAX_ID,        NULL, NULL },
     { "id",      AIP_T_ID,  true, AIP_MAX_ID,        NULL, NULL },
+    //  the message itself, so that relayd need not read it back
+    { "data",    AIP_T_MAP, false, 0,                NULL, s_message_fields },
     F_END
 };
 
@@ -108,9 +110,9 @@ aip_event_topic_room (const char *topic)
 }
 
 static void
-s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id)
+s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id, size_t keys)
 {
-    aip_pack_map (pk, 4);
+    aip_pack_map (pk, 3 + keys);
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "type", s_events [type].name);
     aip_pack_kstr (pk, "room_id", room_id);
@@ -119,7 +121,7 @@ s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id)
 void
 aip_event_pack_message (aip_pack_t *pk, const char *room_id, const void *msg, size_t msg_size)
 {
-    s_pack_head (pk, AIP_EVENT_MESSAGE, room_id);
+    s_pack_head (pk, AIP_EVENT_MESSAGE, room_id, 1);
     aip_pack_key (pk, "data");
     aip_pack_raw (pk, msg, msg_size);
 }
@@ -127,7 +129,7 @@ aip_event_pack_message (aip_pack_t *pk, const char *room_id, const void *msg, si
 void
 aip_event_pack_progress (aip_pack_t *pk, const char *room_id, const aip_progress_t *progress)
 {
-    s_pack_head (pk, AIP_EVENT_PROGRESS, room_id);
+    s_pack_head (pk, AIP_EVENT_PROGRESS, room_id, 1);
     aip_pack_key (pk, "data");
     aip_pack_map (pk, 7);
     aip_pack_kstr (pk, "tool", progress->tool);
@@ -142,10 +144,15 @@ aip_event_pack_progress (aip_pack_t *pk, const char *room_id, const aip_progress
 }
 
 void
-aip_event_pack_outbox (aip_pack_t *pk, const char *room_id, const char *msg_id)
+aip_event_pack_outbox (aip_pack_t *pk, const char *room_id, const char *msg_id,
+                       const void *msg, size_t msg_size)
 {
-    s_pack_head (pk, AIP_EVENT_OUTBOX, room_id);
+    s_pack_head (pk, AIP_EVENT_OUTBOX, room_id, msg ? 2 : 1);
     aip_pack_kstr (pk, "id", msg_id);
+    if (msg) {
+        aip_pack_key (pk, "data");
+        aip_pack_raw (pk, msg, msg_size);
+    }
 }
 
 int
@@ -173,8 +180,16 @@ aip_event_decode (const void *data, size_t size, aip_event_t *ev, char *err, siz
         goto malformed;
     aip_obj_get_str (root, "room_id", ev->room_id, sizeof ev->room_id, "");
     ev->data = aip_obj_get (root, "data");
-    if (ev->type == AIP_EVENT_OUTBOX)
+    if (ev->type == AIP_EVENT_OUTBOX) {
         aip_obj_get_str (root, "id", ev->msg_id, sizeof ev->msg_id, "");
+        if (ev->data && aip_obj_is_nil (ev->data))
+            ev->data = NULL;
+        //  The message it carries is the one it announces
+        if (ev->data && !aip_obj_streq (aip_obj_get (ev->data, "id"), ev->msg_id)) {
+            snprintf (err, errlen, "outbox event: its message is not %s", ev->msg_id);
+            goto malformed;
+        }
+    }
     else
         aip_obj_get_str (ev->data, ev->type == AIP_EVENT_MESSAGE ? "id" : "msg_id",
                          ev->msg_id, sizeof ev->msg_id, "");
@@ -278,10 +293,21 @@ aip_event_test (bool verbose)
     aip_event_free (&ev);
 
     aip_pack_reset (pk);
-    aip_event_pack_outbox (pk, "room-1", "msg-3");
+    aip_event_pack_outbox (pk, "room-1", "msg-3", NULL, 0);
     assert (s_decode (pk, &ev, verbose) == 0);
     assert (ev.type == AIP_EVENT_OUTBOX && !ev.data && strcmp (ev.msg_id, "msg-3") == 0);
     aip_event_free (&ev);
+    //  ... carrying the message it announces (relayd sends it as it is)
+    aip_pack_reset (pk);
+    aip_event_pack_outbox (pk, "room-1", "msg-1", msg_data, msg_size);
+    assert (s_decode (pk, &ev, verbose) == 0);
+    assert (ev.type == AIP_EVENT_OUTBOX && strcmp (ev.msg_id, "msg-1") == 0);
+    assert (aip_obj_streq (aip_obj_get (ev.data, "content"), "hello ✓"));
+    aip_event_free (&ev);
+    //  ... but not another one
+    aip_pack_reset (pk);
+    aip_event_pack_outbox (pk, "room-1", "msg-3", msg_data, msg_size);
+    assert (s_decode (pk, &ev, verbose) == -1 && ev.doc == NULL);
 
     //  Malformed events are refused, with nothing left to free
     //  ... a progress text over its limit
@@ -304,7 +330,7 @@ aip_event_test (bool verbose)
     //  ... a bad room id, an unknown type, another version, a stray key,
     //  data that is not a map, not msgpack at all
     aip_pack_reset (pk);
-    aip_event_pack_outbox (pk, "room 1", "msg-3");
+    aip_event_pack_outbox (pk, "room 1", "msg-3", NULL, 0);
     assert (s_decode (pk, &ev, verbose) == -1);
     for (int c = 0; c < 4; c++) {
         aip_pack_reset (pk);

@@ -43,14 +43,18 @@ typedef struct {
 void aip_event_pack_progress (aip_pack_t *pk, const char *room_id,
                               const aip_progress_t *progress);
 
-//  An outbox event: message msg_id of room_id waits for delivery
-void aip_event_pack_outbox (aip_pack_t *pk, const char *room_id, const char *msg_id);
+//  An outbox event: message msg_id of room_id waits for delivery; msg, if
+//  not NULL, is that message's map, packed (as for a message event), so
+//  relayd can send it without reading the outbox back
+void aip_event_pack_outbox (aip_pack_t *pk, const char *room_id, const char *msg_id,
+                            const void *msg, size_t msg_size);
 
 typedef struct {
     aip_doc_t *doc;             //  owns everything below
     aip_event_type_t type;      //  which event
     char room_id [AIP_MAX_ID + 1];  //  the room it is about
-    const aip_obj_t *data;      //  message, progress: the data map; outbox: NULL
+    const aip_obj_t *data;      //  message, progress: the data map; outbox: the
+                                //  message it announces, or NULL
     char msg_id [AIP_MAX_ID + 1];   //  message: its id; progress: the answer's
                                     //  ("" if none); outbox: the waiting message
 } aip_event_t;

@@ -491,6 +491,35 @@ s_rooms_tick (aip_relayd_t *self)
 //  ---------------------------------------------------------------------
 //  Sending: the outbox
 
+//  Take message m (an outbox row, or the message an outbox event carries)
+//  into the outbox. 0 when it is there (or was already), 1 when it is but
+//  its room is not one we know yet, -1 when m has no id.
+static int
+s_outbox_add (aip_relayd_t *self, const aip_obj_t *m)
+{
+    char mid [AIP_MAX_ID + 1];
+    if (!aip_obj_get_str (m, "id", mid, sizeof mid, NULL))
+        return -1;
+    if (zhashx_lookup (self->outbox_ids, mid))
+        return 0;
+    aip_outmsg_t *om = (aip_outmsg_t *) zmalloc (sizeof (aip_outmsg_t));
+    snprintf (om->id, sizeof om->id, "%s", mid);
+    aip_obj_get_str (m, "room_id", om->room_id, sizeof om->room_id, "");
+    aip_obj_get_str (m, "peer_id", om->peer_id, sizeof om->peer_id, "");
+    aip_obj_get_str (m, "peer_name", om->peer_name, sizeof om->peer_name, om->peer_id);
+    aip_obj_get_str (m, "peer_tool", om->peer_tool, sizeof om->peer_tool, "");
+    aip_obj_get_str (m, "peer_type", om->peer_type, sizeof om->peer_type, "human");
+    aip_obj_get_str (m, "type", om->type, sizeof om->type, "message");
+    aip_obj_get_str (m, "created_at", om->created_at, sizeof om->created_at, "");
+    om->content = aip_obj_strdup (aip_obj_get (m, "content"));
+    if (!om->content)
+        om->content = strdup ("");
+    om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+    zlistx_add_end (self->outbox, om);
+    zhashx_insert (self->outbox_ids, om->id, om);
+    return zhashx_lookup (self->rooms, om->room_id) ? 0 : 1;
+}
+
 //  Read the outbox: only entries newer than the last read, or (full) all
 //  of it, which also finds what an earlier read missed
 static void
@@ -512,30 +541,39 @@ s_outbox_load (aip_relayd_t *self, bool full)
         int64_t seq = aip_obj_get_int (m, "seq", 0);
         if (seq > self->outbox_seq)
             self->outbox_seq = seq;
-        char mid [AIP_MAX_ID + 1];
-        if (!aip_obj_get_str (m, "id", mid, sizeof mid, NULL) || zhashx_lookup (self->outbox_ids, mid))
-            continue;
-        aip_outmsg_t *om = (aip_outmsg_t *) zmalloc (sizeof (aip_outmsg_t));
-        snprintf (om->id, sizeof om->id, "%s", mid);
-        aip_obj_get_str (m, "room_id", om->room_id, sizeof om->room_id, "");
-        aip_obj_get_str (m, "peer_id", om->peer_id, sizeof om->peer_id, "");
-        aip_obj_get_str (m, "peer_name", om->peer_name, sizeof om->peer_name, om->peer_id);
-        aip_obj_get_str (m, "peer_tool", om->peer_tool, sizeof om->peer_tool, "");
-        aip_obj_get_str (m, "peer_type", om->peer_type, sizeof om->peer_type, "human");
-        aip_obj_get_str (m, "type", om->type, sizeof om->type, "message");
-        aip_obj_get_str (m, "created_at", om->created_at, sizeof om->created_at, "");
-        om->content = aip_obj_strdup (aip_obj_get (m, "content"));
-        if (!om->content)
-            om->content = strdup ("");
-        om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
-        zlistx_add_end (self->outbox, om);
-        zhashx_insert (self->outbox_ids, om->id, om);
-        if (!zhashx_lookup (self->rooms, om->room_id))
+        if (s_outbox_add (self, m) == 1)
             unknown_room = true;
     }
     aip_reply_free (&rep);
     if (unknown_room)
         s_rooms_load (self);
+}
+
+//  An outbox event: the message it carries goes into the outbox as it is
+//  (no read back); one that carries none, or that does not decode, has the
+//  outbox read
+static void
+s_outbox_event (aip_relayd_t *self, zmsg_t *event)
+{
+    zframe_t *body = zmsg_first (event);
+    aip_event_t ev;
+    char err [256];
+    if (!body || aip_event_decode (zframe_data (body), zframe_size (body), &ev, err, sizeof err)) {
+        zsys_warning ("relay: an outbox event that does not decode (%s): reading the outbox",
+                      body ? err : "no body");
+        self->outbox_dirty = true;
+        return;
+    }
+    //  As many in hand as a read would take; the rest stays in the store's
+    //  outbox until these go (the relay may be down for long)
+    bool room = zlistx_size (self->outbox) < AIP_RELAY_OUTBOX_BATCH;
+    int added = room && ev.type == AIP_EVENT_OUTBOX && ev.data ? s_outbox_add (self, ev.data) : -1;
+    aip_event_free (&ev);
+    if (added == 1)
+        s_rooms_load (self);        //  a room new to us: learn how it syncs
+    else
+    if (added == -1)
+        self->outbox_dirty = true;
 }
 
 //  Answer the relay.push requests waiting for msg_id
@@ -1024,7 +1062,7 @@ aip_relay (zsock_t *pipe, void *args)
             if (aip_event_topic_room (topic))
                 aip_relay_hub_wake (self, aip_event_topic_room (topic));
             else
-                self->outbox_dirty = true;
+                s_outbox_event (self, event);
             free (topic);
             zmsg_destroy (&event);
         }

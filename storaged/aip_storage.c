@@ -326,12 +326,14 @@ s_room_synced (s_storage_t *self, const char *room_id)
     return sqlite3_step (stmt) == SQLITE_ROW && sqlite3_column_int (stmt, 0) == 1;
 }
 
-//  Tell relayd that a message waits in the outbox (an outbox event)
+//  Tell relayd that a message waits in the outbox (an outbox event that
+//  carries the message: msg, packed)
 static void
-s_queue_outbox_event (s_storage_t *self, const char *room_id, const char *msg_id)
+s_queue_outbox_event (s_storage_t *self, const char *room_id, const char *msg_id,
+                      const void *msg, size_t msg_size)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_event_pack_outbox (pk, room_id, msg_id);
+    aip_event_pack_outbox (pk, room_id, msg_id, msg, msg_size);
     s_out_t *o = (s_out_t *) zmalloc (sizeof (s_out_t));
     char topic [AIP_MAX_ID + 8];
     o->topic = strdup (aip_event_topic (AIP_EVENT_OUTBOX, room_id, topic, sizeof topic));
@@ -829,7 +831,7 @@ s_op_msg_send (s_storage_t *self, const aip_request_t *req)
     if (queued) {
         aip_pack_kbool (self->reply, "queued", true);
         aip_pack_kbool (self->reply, "lan", lan);
-        s_queue_outbox_event (self, room_id, id);
+        s_queue_outbox_event (self, room_id, id, data, size);
     }
     aip_pack_map_end (self->reply);
     s_queue_event (self, room_id, data, size);

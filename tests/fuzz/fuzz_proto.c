@@ -47,7 +47,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     //  that decodes has the room id and data its type promises
     aip_event_t ev;
     if (aip_event_decode (data, size, &ev, err, sizeof err) == 0) {
-        if (!*ev.room_id || (ev.type == AIP_EVENT_OUTBOX) != (ev.data == NULL))
+        if (!*ev.room_id || (ev.type != AIP_EVENT_OUTBOX && !ev.data)
+        ||  (ev.type == AIP_EVENT_OUTBOX && ev.data
+             && !aip_obj_streq (aip_obj_get (ev.data, "id"), ev.msg_id)))
             abort ();
         aip_event_free (&ev);
     }
