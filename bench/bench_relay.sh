@@ -143,6 +143,19 @@ for i in range(N + 5):
         overhead.append((t1 - t0) - (t3 - t2) - trip)
 c.close()
 
+# What one public chat costs alice's storaged (msg.send, then relayd's work
+# for it): requests processed, from daemon status
+def store_processed(user):
+    return sum(d.get("processed", 0) for d in cli(user, "daemon", "status")["daemons"]
+               if d.get("name") == "storaged")
+K = 50
+before = store_processed("alice")
+for i in range(K):
+    text = f"count {i}"
+    cli("alice", "chat", rid, text)
+    wait(lambda: count("bob", "SELECT count(*) FROM messages WHERE content = ?", text) == 1, 30)
+per_chat = (store_processed("alice") - before) / K
+
 print("## Latency (ms, loopback relay)")
 print()
 print("| what | median | p90 | mean |")
@@ -152,6 +165,8 @@ print(f"| `ai-peer chat` in a public room (waits for the relay's ack) | {ms(chat
 print(f"| `ai-peer chat` in a local room (no relay) | {ms(local)} |")
 print(f"| one relay round trip (POST /messages, kept-alive) | {ms(rtt)} |")
 print(f"| public `chat` − local `chat` − relay round trip, taken in turn | {ms(overhead)} |")
+print()
+print(f"- requests alice's storaged processed per public `chat` ({K} in a row): {per_chat:.2f}")
 print()
 
 # backlog: 1000 messages queued while the relay is down
