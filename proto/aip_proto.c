@@ -270,6 +270,166 @@ static const aip_field_t s_job_id_fields [] = {
     F_END
 };
 
+//  ---------------------------------------------------------------------
+//  Reply schemas: the fields of each op's success data. Strings are held
+//  to the reply's size only; nil stands for absent (a NULL column).
+
+#define R_STR(name, required)   { name, AIP_T_STR,  required, AIP_MAX_REPLY, NULL, NULL }
+#define R_ID(name, required)    { name, AIP_T_ID,   required, AIP_MAX_ID,    NULL, NULL }
+#define R_INT(name, required)   { name, AIP_T_INT,  required, INT64_MAX,     NULL, NULL }
+#define R_BOOL(name, required)  { name, AIP_T_BOOL, required, 0,             NULL, NULL }
+#define R_ROWS(name, row)       { name, AIP_T_ARRAY, true,    AIP_MAX_ELEMENTS, NULL, row }
+
+//  A room as the store answers it (never its password)
+#define R_ROOM_FIELDS(required) \
+    R_ID ("id", required), R_STR ("name", required), \
+    { "mode", AIP_T_STR, required, 8, "local|lan|public", NULL }, \
+    R_STR ("relay_url", false), R_STR ("created_at", required), R_STR ("token", false), \
+    R_BOOL ("encrypted", false)
+
+static const aip_field_t s_reply_room [] = { R_ROOM_FIELDS (true), F_END };
+
+//  room.get: the room, or with_key (an encrypted room) {room, key}
+static const aip_field_t s_reply_room_get [] = {
+    R_ROOM_FIELDS (false),
+    { "room", AIP_T_MAP, false, 0, NULL, s_reply_room },
+    R_STR ("key", false),
+    F_END
+};
+
+static const aip_field_t s_reply_rooms [] = { R_ROWS ("rooms", s_reply_room), F_END };
+
+static const aip_field_t s_reply_peer [] = {
+    R_ID ("id", true), R_STR ("name", true),
+    { "type", AIP_T_STR, true, 8, "ai|human", NULL },
+    R_STR ("tool", false), R_STR ("machine", false), R_STR ("host", false),
+    R_INT ("port", false), R_STR ("last_seen", false), R_STR ("capabilities", false),
+    F_END
+};
+
+static const aip_field_t s_reply_peers [] = { R_ROWS ("peers", s_reply_peer), F_END };
+
+//  A message; seq only where a LAN hub's order was asked for (after_seq)
+#define R_MESSAGE_FIELDS \
+    R_ID ("id", true), R_ID ("room_id", true), R_ID ("peer_id", true), \
+    R_STR ("content", true), \
+    { "type", AIP_T_STR, true, 8, "message|system|invite", NULL }, \
+    R_STR ("metadata", false), R_STR ("created_at", true), R_STR ("peer_name", false), \
+    R_STR ("peer_tool", false), R_STR ("peer_type", false)
+
+static const aip_field_t s_reply_message [] = { R_MESSAGE_FIELDS, R_INT ("seq", false), F_END };
+
+//  msg.send, lan.post: the stored message; queued for a relay or hub:
+//  {queued: true, lan}
+static const aip_field_t s_reply_sent [] = {
+    R_MESSAGE_FIELDS, R_BOOL ("queued", false), R_BOOL ("lan", false), F_END
+};
+
+static const aip_field_t s_reply_msg_list [] = {
+    R_ROWS ("messages", s_reply_message), R_BOOL ("truncated", false), F_END
+};
+
+static const aip_field_t s_reply_msg_unread [] = {
+    R_ROWS ("messages", s_reply_message), R_BOOL ("more", true), F_END
+};
+
+//  An outbox entry: the message and where it goes
+static const aip_field_t s_reply_outbox_entry [] = {
+    R_ID ("id", true), R_ID ("room_id", true), R_STR ("relay_url", false),
+    R_STR ("token", false), R_ID ("peer_id", true), R_STR ("peer_name", false),
+    R_STR ("peer_tool", false), R_STR ("peer_type", false), R_STR ("content", true),
+    R_STR ("type", true), R_STR ("created_at", true), R_INT ("seq", true),
+    F_END
+};
+
+static const aip_field_t s_reply_outbox_list [] = {
+    R_ROWS ("messages", s_reply_outbox_entry), F_END
+};
+
+static const aip_field_t s_reply_sync_room [] = {
+    R_ID ("id", true), R_STR ("relay_url", false), R_STR ("token", false),
+    R_STR ("cursor", false), F_END
+};
+
+static const aip_field_t s_reply_sync_rooms [] = { R_ROWS ("rooms", s_reply_sync_room), F_END };
+
+static const aip_field_t s_reply_usage [] = {
+    R_STR ("tool", true), R_INT ("answers", true), R_INT ("input_tokens", false),
+    R_INT ("output_tokens", false), R_INT ("cache_read_tokens", false),
+    R_INT ("cache_write_tokens", false), { "cost_usd", AIP_T_NUM, false, 0, NULL, NULL },
+    R_INT ("costed", false), R_INT ("duration_ms", false), R_INT ("rooms", false),
+    F_END
+};
+
+static const aip_field_t s_reply_usage_sum [] = { R_ROWS ("by_tool", s_reply_usage), F_END };
+
+static const aip_field_t s_reply_session [] = {
+    R_STR ("session_id", true), R_STR ("seen_ts", false), R_STR ("seen_id", false),
+    R_STR ("answer_id", false), R_STR ("updated_at", false), F_END
+};
+
+static const aip_field_t s_reply_session_get [] = { R_ROWS ("sessions", s_reply_session), F_END };
+//  session.put: the session kept, or {forgotten: true}
+static const aip_field_t s_reply_session_put [] = {
+    R_STR ("session_id", false), R_BOOL ("forgotten", false), F_END
+};
+
+static const aip_field_t s_reply_room_delete [] = { R_ID ("deleted", true), F_END };
+static const aip_field_t s_reply_room_join [] = {
+    R_ID ("room_id", true), R_ID ("peer_id", true), R_BOOL ("joined", true),
+    R_BOOL ("new_member", true), F_END
+};
+static const aip_field_t s_reply_outbox_done [] = { R_BOOL ("done", true), F_END };
+static const aip_field_t s_reply_sync_cursor [] = { R_BOOL ("saved", true), F_END };
+static const aip_field_t s_reply_member_claim [] = { R_BOOL ("ok", true), F_END };
+
+//  lan.info: what a joining member needs (an aip1 room: its key's
+//  parameters, never the key)
+static const aip_field_t s_reply_lan_info [] = {
+    R_ID ("room_id", true), R_STR ("name", true), R_STR ("created_at", true),
+    R_BOOL ("encrypted", true), R_BOOL ("has_token", true), R_STR ("cipher", false),
+    R_STR ("kdf", false), F_END
+};
+
+static const aip_field_t s_reply_hub_room [] = {
+    R_ID ("id", true), R_STR ("name", true), R_STR ("created_at", true),
+    R_BOOL ("encrypted", true), F_END
+};
+
+//  lan.join: room.join's answer and the room
+static const aip_field_t s_reply_lan_join [] = {
+    R_ID ("room_id", true), R_ID ("peer_id", true), R_BOOL ("joined", true),
+    R_BOOL ("new_member", true), { "room", AIP_T_MAP, true, 0, NULL, s_reply_hub_room },
+    F_END
+};
+
+//  The reply column, beside the table (as the flags are); NULL: not
+//  declared yet
+static const aip_field_t *const s_op_reply [AIP_OP_COUNT] = {
+    [AIP_OP_ROOM_CREATE]   = s_reply_room,
+    [AIP_OP_ROOM_GET]      = s_reply_room_get,
+    [AIP_OP_ROOM_LIST]     = s_reply_rooms,
+    [AIP_OP_ROOM_DELETE]   = s_reply_room_delete,
+    [AIP_OP_ROOM_PEERS]    = s_reply_peers,
+    [AIP_OP_ROOM_JOIN]     = s_reply_room_join,
+    [AIP_OP_PEER_REGISTER] = s_reply_peer,
+    [AIP_OP_PEER_LIST]     = s_reply_peers,
+    [AIP_OP_MSG_SEND]      = s_reply_sent,
+    [AIP_OP_MSG_LIST]      = s_reply_msg_list,
+    [AIP_OP_OUTBOX_LIST]   = s_reply_outbox_list,
+    [AIP_OP_OUTBOX_DONE]   = s_reply_outbox_done,
+    [AIP_OP_SYNC_ROOMS]    = s_reply_sync_rooms,
+    [AIP_OP_SYNC_CURSOR]   = s_reply_sync_cursor,
+    [AIP_OP_MEMBER_CLAIM]  = s_reply_member_claim,
+    [AIP_OP_USAGE_SUM]     = s_reply_usage_sum,
+    [AIP_OP_MSG_UNREAD]    = s_reply_msg_unread,
+    [AIP_OP_SESSION_GET]   = s_reply_session_get,
+    [AIP_OP_SESSION_PUT]   = s_reply_session_put,
+    [AIP_OP_LAN_INFO]      = s_reply_lan_info,
+    [AIP_OP_LAN_JOIN]      = s_reply_lan_join,
+    [AIP_OP_LAN_POST]      = s_reply_sent,
+};
+
 typedef struct {
     const char *name;
     aip_svc_t service;
@@ -362,6 +522,26 @@ aip_op_flags (aip_op_t op)
 {
     assert (op < AIP_OP_COUNT);
     return s_op_flags [op];
+}
+
+const aip_field_t *
+aip_op_reply_fields (aip_op_t op)
+{
+    assert (op < AIP_OP_COUNT);
+    return s_op_reply [op];
+}
+
+int
+aip_reply_check (aip_op_t op, const aip_obj_t *data, char *err, size_t errlen)
+{
+    const aip_field_t *fields = aip_op_reply_fields (op);
+    if (!fields) {
+        snprintf (err, errlen, "%s declares no reply fields", aip_op_name (op));
+        return -1;
+    }
+    char path [64];
+    snprintf (path, sizeof path, "%s reply", aip_op_name (op));
+    return aip_schema_check (fields, data, path, err, errlen);
 }
 
 int
@@ -497,10 +677,33 @@ aip_schema_check (const aip_field_t *fields, const aip_obj_t *map, const char *p
             case AIP_T_MAP: {
                 char sub [96];
                 snprintf (sub, sizeof sub, "%s.%s", path, f->name);
-                if (aip_schema_check (f->sub, v, sub, err, errlen))
+                if (!f->sub && !aip_obj_is_map (v)) {
+                    snprintf (err, errlen, "%s must be a map", sub);
+                    return -1;
+                }
+                if (f->sub && aip_schema_check (f->sub, v, sub, err, errlen))
                     return -1;
                 break;
             }
+            case AIP_T_ARRAY:
+                if (!aip_obj_is_array (v) || (int64_t) aip_obj_size (v) > f->max) {
+                    snprintf (err, errlen, "%s: field '%s' must be an array of at most %lld",
+                              path, f->name, (long long) f->max);
+                    return -1;
+                }
+                for (size_t i = 0; f->sub && i < aip_obj_size (v); i++) {
+                    char sub [96];
+                    snprintf (sub, sizeof sub, "%s.%s[%zu]", path, f->name, i);
+                    if (aip_schema_check (f->sub, aip_obj_at (v, i), sub, err, errlen))
+                        return -1;
+                }
+                break;
+            case AIP_T_NUM:
+                if (!aip_obj_is_int (v) && !aip_obj_is_real (v)) {
+                    snprintf (err, errlen, "%s: field '%s' must be a number", path, f->name);
+                    return -1;
+                }
+                break;
         }
     }
     return 0;
@@ -931,6 +1134,55 @@ aip_proto_test (bool verbose)
     assert (aip_request_decode (copy, size, &req, &id, err, sizeof err) == -1);
     assert (strstr (err, "unknown operation"));
     free (copy);
+
+    //  Reply fields: every store op declares its own (storaged's self-test
+    //  holds each real reply to them); a reply with a field too many, one
+    //  missing, or a row of the wrong shape is refused, naming the field
+    for (int i = 0; i < AIP_OP_COUNT; i++)
+        assert (aip_op_service ((aip_op_t) i) != AIP_SVC_STORE || aip_op_reply_fields ((aip_op_t) i));
+    //  0: a row without created_at, 1: no "more", 2: a misspelt key,
+    //  3: a row that is not a map, 4: a message type out of its enum
+    for (int c = 0; c < 5; c++) {
+        aip_pack_reset (pk);
+        aip_pack_map (pk, c == 1 ? 1 : 2);
+        if (c != 1)
+            aip_pack_kbool (pk, "more", true);
+        aip_pack_key (pk, c == 2 ? "mesages" : "messages");
+        aip_pack_array (pk, 1);
+        if (c == 3)
+            aip_pack_str (pk, "msg-1");
+        else {
+            aip_pack_map (pk, c == 0 ? 5 : 6);
+            aip_pack_kstr (pk, "id", "msg-1");
+            aip_pack_kstr (pk, "room_id", "room-1");
+            aip_pack_kstr (pk, "peer_id", "p1");
+            aip_pack_kstr (pk, "content", "hi");
+            aip_pack_kstr (pk, "type", c == 4 ? "shout" : "message");
+            if (c != 0)
+                aip_pack_kstr (pk, "created_at", "2026-12-04T19:00:00Z");
+        }
+        data = aip_pack_data (pk, &size);
+        aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
+        assert (doc);
+        assert (aip_reply_check (AIP_OP_MSG_UNREAD, aip_doc_root (doc), err, sizeof err) == -1);
+        if (verbose)
+            printf ("\n   reply %d: %s", c, err);
+        aip_doc_destroy (&doc);
+    }
+    aip_pack_reset (pk);
+    aip_pack_map (pk, 2);
+    aip_pack_kbool (pk, "more", false);
+    aip_pack_key (pk, "messages");
+    aip_pack_array (pk, 0);
+    data = aip_pack_data (pk, &size);
+    aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
+    assert (aip_reply_check (AIP_OP_MSG_UNREAD, aip_doc_root (doc), err, sizeof err) == 0);
+    assert (aip_reply_check (AIP_OP_MSG_LIST, aip_doc_root (doc), err, sizeof err) == -1);
+    assert (aip_reply_check (AIP_OP_PING, aip_doc_root (doc), err, sizeof err) == -1);
+    assert (strstr (err, "declares no reply"));
+    aip_doc_destroy (&doc);
+    if (verbose)
+        printf ("\n   ");
 
     //  Every op has a name that looks itself up
     for (int i = 0; i < AIP_OP_COUNT; i++)

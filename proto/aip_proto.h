@@ -50,7 +50,9 @@ typedef enum {
     AIP_T_ID,           //  ^[A-Za-z0-9_-]{1,64}$
     AIP_T_INT,          //  integer in [0, max]
     AIP_T_BOOL,
-    AIP_T_MAP           //  nested map with its own schema
+    AIP_T_MAP,          //  nested map with its own schema (sub NULL: any map)
+    AIP_T_ARRAY,        //  at most max items, each a map of schema sub (or anything)
+    AIP_T_NUM           //  any number, integer or real (replies: costs)
 } aip_type_t;
 
 typedef struct aip_field_s aip_field_t;
@@ -163,6 +165,13 @@ unsigned aip_op_flags (aip_op_t op);
 bool aip_op_remote (aip_op_t op);
 //  Op by name, or -1
 int aip_op_lookup (const char *name, size_t len);
+//  The fields an op's success reply carries in its data (a map), beside its
+//  argument schema; NULL where none is declared yet (the self-tests hold
+//  every store op to one)
+const aip_field_t *aip_op_reply_fields (aip_op_t op);
+//  Does data, an op's success reply, carry exactly its declared fields?
+//  0, or -1 with a message naming the field (also when none is declared)
+int aip_reply_check (aip_op_t op, const aip_obj_t *data, char *err, size_t errlen);
 
 //  The frames between the broker and its workers (Majordomo style): after
 //  the routing id, one frame names the command, then its own frames:

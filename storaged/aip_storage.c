@@ -1624,13 +1624,22 @@ aip_storage (zsock_t *pipe, void *args)
 typedef struct {
     zsock_t *router;            //  we are the broker
     zframe_t *worker;           //  the storage worker's routing id
+    bool answered [AIP_OP_COUNT];   //  ops whose success reply was checked
 } s_test_broker_t;
 
+//  Send the request in pk; its reply, a success checked against the op's
+//  declared reply fields
 static aip_reply_t
 s_call (s_test_broker_t *tb, aip_pack_t *pk)
 {
     size_t size;
     const void *data = aip_pack_data (pk, &size);
+    aip_request_t req;
+    uint64_t req_id;
+    char req_err [256];
+    int op = aip_request_decode (data, size, &req, &req_id, req_err, sizeof req_err) == 0
+           ? (int) req.op : -1;
+    aip_request_free (&req);
     zmsg_t *msg = aip_frames_pack_mem (tb->worker, AIP_FRAME_REQ, 1, NULL, data, size);
     zmsg_send (&msg, tb->router);
     aip_reply_t rep;
@@ -1649,6 +1658,14 @@ s_call (s_test_broker_t *tb, aip_pack_t *pk)
         aip_frames_free (&frames);  //  heartbeats, events
         if (reply)
             break;
+    }
+    if (op >= 0 && rep.ok) {
+        char err [320];
+        if (aip_reply_check ((aip_op_t) op, rep.data, err, sizeof err)) {
+            fprintf (stderr, "\n   %s\n", err);
+            assert (false);
+        }
+        tb->answered [op] = true;
     }
     aip_pack_reset (pk);
     return rep;
@@ -1673,7 +1690,12 @@ aip_storage_test (bool verbose)
     char db [AIP_PATH_MAX];
     aip_home_path (home, "peers.db", db, sizeof db);
     s_test_broker_t tb;
+    memset (&tb, 0, sizeof tb);
     s_test_broker_t *client = &tb;
+
+    //  Every store op has its handler here, and no other op has one
+    for (int op = 0; op < AIP_OP_COUNT; op++)
+        assert ((s_handlers [op] != NULL) == (aip_op_service ((aip_op_t) op) == AIP_SVC_STORE));
     tb.router = zsock_new_router ("inproc://aip_storage_test");
     zsock_set_rcvtimeo (tb.router, 5000);
     aip_storage_args_t sargs = { db, "inproc://aip_storage_test", 0, false };
@@ -1959,6 +1981,112 @@ aip_storage_test (bool verbose)
     rep = s_call (client, pk);
     assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "rooms")) == 0);
     aip_reply_free (&rep);
+
+    //  The ops not met above, each once, so that every store op's reply is
+    //  held to its declared fields: an encrypted room, a LAN room with a
+    //  token
+    aip_request_begin (pk, 89, AIP_OP_ROOM_CREATE, 4);
+    aip_pack_kstr (pk, "id", "room-00000000enc1");
+    aip_pack_kstr (pk, "name", "secret");
+    aip_pack_kstr (pk, "key", "key:test");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "encrypted", false));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 90, AIP_OP_ROOM_CREATE, 5);
+    aip_pack_kstr (pk, "id", "room-00000000hub1");
+    aip_pack_kstr (pk, "name", "hub");
+    aip_pack_kstr (pk, "mode", "lan");
+    aip_pack_kstr (pk, "token", "tok-1");
+    s_pack_test_peer (pk, "h-human-me", "me");
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    for (int with_key = 0; with_key < 2; with_key++) {
+        aip_request_begin (pk, 91, AIP_OP_ROOM_GET, 2);
+        aip_pack_kstr (pk, "id", "room-00000000enc1");
+        aip_pack_kbool (pk, "with_key", with_key);
+        rep = s_call (client, pk);
+        assert (rep.ok && (aip_obj_get (rep.data, "key") != NULL) == with_key);
+        aip_reply_free (&rep);
+    }
+    aip_request_begin (pk, 92, AIP_OP_PEER_REGISTER, 5);
+    aip_pack_kstr (pk, "id", "h-ai-codex");
+    aip_pack_kstr (pk, "name", "codex");
+    aip_pack_kstr (pk, "type", "ai");
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kint (pk, "port", 7000);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_int (rep.data, "port", 0) == 7000);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 93, AIP_OP_PEER_LIST, 0);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "peers")) >= 2);
+    aip_reply_free (&rep);
+    const char *signature = "5f2b9e0c5f2b9e0c5f2b9e0c5f2b9e0c5f2b9e0c5f2b9e0c5f2b9e0c5f2b9e0c";
+    aip_request_begin (pk, 94, AIP_OP_MEMBER_CLAIM, 3);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "peer_id", "h-ai-codex");
+    aip_pack_kstr (pk, "signature", signature);
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 95, AIP_OP_LAN_INFO, 1);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "has_token", false));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 96, AIP_OP_LAN_JOIN, 4);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "token", "tok-1");
+    s_pack_test_peer (pk, "other-human-you", "you");
+    aip_pack_kstr (pk, "peer_signature", signature);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "new_member", false));
+    assert (aip_obj_streq (aip_obj_get (aip_obj_get (rep.data, "room"), "name"), "hub"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 97, AIP_OP_LAN_POST, 4);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "token", "tok-1");
+    aip_pack_key (pk, "message");
+    aip_pack_map (pk, 4);
+    aip_pack_kstr (pk, "id", "msg-00000000hub0001");
+    aip_pack_kstr (pk, "content", "from the LAN");
+    aip_pack_kstr (pk, "created_at", "2026-12-04T19:00:00.000000Z");
+    s_pack_test_peer (pk, "other-human-you", "you");
+    aip_pack_kstr (pk, "peer_signature", signature);
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_streq (aip_obj_get (rep.data, "content"), "from the LAN"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 98, AIP_OP_SESSION_PUT, 4);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kstr (pk, "session_id", "sess-1");
+    aip_pack_kstr (pk, "seen_id", "msg-00000000hub0001");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_streq (aip_obj_get (rep.data, "session_id"), "sess-1"));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 99, AIP_OP_SESSION_GET, 2);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "tool", "codex");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_size (aip_obj_get (rep.data, "sessions")) == 1);
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 100, AIP_OP_SESSION_PUT, 2);
+    aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+    aip_pack_kstr (pk, "tool", "codex");
+    rep = s_call (client, pk);
+    assert (rep.ok && aip_obj_get_bool (rep.data, "forgotten", false));
+    aip_reply_free (&rep);
+    aip_request_begin (pk, 101, AIP_OP_USAGE_SUM, 0);
+    rep = s_call (client, pk);
+    assert (rep.ok);
+    aip_reply_free (&rep);
+    for (int op = 0; op < AIP_OP_COUNT; op++)
+        if (aip_op_service ((aip_op_t) op) == AIP_SVC_STORE && !tb.answered [op]) {
+            fprintf (stderr, "\n   %s: no success reply checked\n", aip_op_name ((aip_op_t) op));
+            assert (false);
+        }
 
     aip_pack_destroy (&pk);
     zactor_destroy (&storage);
