@@ -483,6 +483,9 @@ static const unsigned s_op_flags [AIP_OP_COUNT] = {
     [AIP_OP_LAN_JOIN]   = AIP_OP_F_REMOTE,
     [AIP_OP_LAN_POST]   = AIP_OP_F_REMOTE,
     [AIP_OP_LAN_FETCH]  = AIP_OP_F_REMOTE | AIP_OP_F_PAGED,
+    //  lan.fetch's token check and page, asked by relayd (which holds the
+    //  fetch): never from another machine
+    [AIP_OP_LAN_READ]   = AIP_OP_F_PAGED,
 };
 
 static const struct {

@@ -99,6 +99,7 @@ struct aip_field_s {
     X (LAN_JOIN,      "lan.join",      AIP_SVC_STORE,  s_lan_join_fields) \
     X (LAN_POST,      "lan.post",      AIP_SVC_STORE,  s_lan_post_fields) \
     X (LAN_FETCH,     "lan.fetch",     AIP_SVC_RELAY,  s_lan_fetch_fields) \
+    X (LAN_READ,      "lan.read",      AIP_SVC_STORE,  s_lan_fetch_fields) \
     X (MEMBER_CLAIM,  "member.claim",  AIP_SVC_STORE,  s_member_claim_fields) \
     X (USAGE_SUM,     "usage.sum",     AIP_SVC_STORE,  s_usage_sum_fields) \
     X (MSG_UNREAD,    "msg.unread",    AIP_SVC_STORE,  s_msg_unread_fields) \

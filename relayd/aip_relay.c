@@ -1028,7 +1028,7 @@ aip_relay (zsock_t *pipe, void *args)
     while (!self->terminated) {
         //  The actor's sockets, then each transport's (libcurl's and the
         //  WebSocket thread's, the LAN links) in one poll
-        zmq_pollitem_t items [3 + 2 * LAN_MAX_LINKS + 1 + FD_SETSIZE / 8];
+        zmq_pollitem_t items [3 + 2 * LAN_MAX_LINKS + 1 + FD_SETSIZE / 8 + 1];
         int n = 0;
         items [n++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         items [n++] = (zmq_pollitem_t) { zsock_resolve (aip_worker_sock (self->worker)), 0, ZMQ_POLLIN, 0 };
@@ -1040,10 +1040,13 @@ aip_relay (zsock_t *pipe, void *args)
         for (size_t t = 0; t < TRANSPORTS; t++) {
             first [t] = n;
             count [t] = s_transports [t]->poll_add (self, items + n,
-                                                    (int) (sizeof items / sizeof items [0]) - n,
+                                                    (int) (sizeof items / sizeof items [0]) - n - 1,
                                                     &timeout);
             n += count [t];
         }
+        //  Replies to the hub's store reads (aip_relay_hub_collect takes them)
+        if (self->store && aip_client_pending (self->store))
+            items [n++] = (zmq_pollitem_t) { aip_client_socket (self->store), 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll (items, n, timeout);
         if (rc < 0) {
             if (zmq_errno () == EINTR && !zsys_interrupted)

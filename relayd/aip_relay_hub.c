@@ -1,6 +1,12 @@
 /*  aip_relay_hub.c — lan.fetch for the LAN rooms this machine hubs, held
     until something new is committed. lan.info, lan.join and lan.post are
-    store operations (storaged/aip_hub.c). */
+    store operations (storaged/aip_hub.c).
+
+    Every store call here is asynchronous: a fetch asks storaged's lan.read
+    (the token check and the page after the cursor, one round trip; the
+    token stays in storaged) and the loop goes on; the reply is taken by id
+    when it comes. A held fetch that a commit wakes reads the page again
+    with msg.list. */
 #include "aip_relay_int.h"
 
 //  A lan.fetch held by this hub until something new comes
@@ -10,7 +16,11 @@ typedef struct {
     char room_id [AIP_MAX_ID + 1];
     int64_t after;                      //  its cursor
     int64_t limit;                      //  page size
-    int64_t deadline;                   //  answer (empty) by then
+    int64_t wait_ms;                    //  how long it may be held
+    int64_t deadline;                   //  answer (empty) by then, once checked
+    uint64_t reading;                   //  id of its store read in flight, or 0
+    bool checked;                       //  lan.read let it in: it may be held
+    bool woken;                         //  a commit came while it was read
 } s_hubwait_t;
 
 static void
@@ -20,146 +30,170 @@ s_hubwait_free (void **item)
     *item = NULL;
 }
 
-//  The room must be a LAN room this machine hubs, and (need_token) the
-//  caller must know its token. 0 with its row in rep, or -1 once answered.
-static int
-s_hub_room (aip_relayd_t *self, uint64_t tag, const aip_request_t *req, bool need_token,
-            aip_reply_t *rep)
-{
-    char rid [AIP_MAX_ID + 1];
-    aip_obj_get_str (req->args, "room_id", rid, sizeof rid, "");
-    uint64_t id = aip_relay_store_begin (self, AIP_OP_ROOM_GET, 1);
-    aip_pack_kstr (self->pk, "id", rid);
-    if (aip_relay_store_call (self, id, rep)) {
-        aip_relay_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
-                       "the hub's storage did not answer; retry");
-        return -1;
-    }
-    char mode [16], token [AIP_MAX_NAME + 1], given [AIP_MAX_NAME + 1];
-    bool hub = rep->ok && aip_obj_get_str (rep->data, "mode", mode, sizeof mode, NULL)
-            && streq (mode, "lan") && !aip_obj_is_str (aip_obj_get (rep->data, "relay_url"));
-    if (!hub) {
-        aip_reply_free (rep);
-        char message [200];
-        snprintf (message, sizeof message, "room %s is not a LAN room of this machine", rid);
-        aip_relay_reply_error (self, tag, req->id, AIP_ERR_NOT_FOUND, message);
-        return -1;
-    }
-    if (need_token
-    &&  (!aip_obj_get_str (rep->data, "token", token, sizeof token, NULL)
-         || !aip_obj_get_str (req->args, "token", given, sizeof given, NULL)
-         || aip_crypto_compare_str (token, given) != 0)) {
-        aip_reply_free (rep);
-        zsys_warning ("relay: room %s: a LAN request with a wrong token refused", rid);
-        aip_relay_reply_error (self, tag, req->id, AIP_ERR_INVALID, "Invalid join token");
-        return -1;
-    }
-    return 0;
-}
-
-//  Messages of a room after seq, or none; -1 if storaged failed
-static int
-s_hub_messages (aip_relayd_t *self, const char *room_id, int64_t after, int64_t limit,
-                json_t **messages)
-{
-    uint64_t id = aip_relay_store_begin (self, AIP_OP_MSG_LIST, 3);
-    aip_pack_kstr (self->pk, "room_id", room_id);
-    aip_pack_kint (self->pk, "after_seq", after);
-    aip_pack_kint (self->pk, "limit", limit);
-    aip_reply_t rep;
-    if (aip_relay_store_call (self, id, &rep))
-        return -1;
-    *messages = rep.ok ? aip_json_from_obj (aip_obj_get (rep.data, "messages")) : NULL;
-    aip_reply_free (&rep);
-    if (!json_is_array (*messages)) {
-        json_decref (*messages);
-        *messages = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-//  Answer a fetch with messages (empty: the wait ran out)
+//  Answer a fetch with messages (NULL or empty: the wait ran out)
 static void
-s_hub_fetch_answer (aip_relayd_t *self, uint64_t tag, uint64_t request_id, json_t *messages,
-                    int64_t after)
+s_hub_fetch_answer (aip_relayd_t *self, uint64_t tag, uint64_t request_id,
+                    const aip_obj_t *messages, int64_t after)
 {
-    size_t count = json_array_size (messages);
-    json_t *last = count ? json_object_get (json_array_get (messages, count - 1), "seq") : NULL;
-    json_t *data = json_pack ("{s:o, s:I}", "messages", messages ? messages : json_array (),
-                              "seq", (json_int_t) (json_is_integer (last)
-                                                   ? json_integer_value (last) : after));
-    aip_relay_reply_json (self, tag, request_id, data);
-    json_decref (data);
+    size_t count = aip_obj_is_array (messages) ? aip_obj_size (messages) : 0;
+    const aip_obj_t *last = count ? aip_obj_get (aip_obj_at (messages, count - 1), "seq") : NULL;
+    aip_pack_reset (self->pk);
+    aip_reply_ok_begin (self->pk, request_id);
+    aip_pack_map (self->pk, 2);
+    aip_pack_key (self->pk, "messages");
+    if (count)
+        aip_pack_obj (self->pk, messages);
+    else
+        aip_pack_array (self->pk, 0);
+    aip_pack_kint (self->pk, "seq", aip_obj_is_int (last) ? aip_obj_int (last) : after);
+    size_t size;
+    const void *bytes = aip_pack_data (self->pk, &size);
+    aip_worker_reply (self->worker, tag, bytes, size);
+}
+
+//  Ask storaged for w's page: lan.read with the caller's token the first
+//  time, msg.list once it was let in. -1 when storaged cannot be reached.
+static int
+s_hub_read (aip_relayd_t *self, s_hubwait_t *w, const aip_request_t *req)
+{
+    aip_client_t *store = aip_relay_store (self);
+    if (!store)
+        return -1;
+    uint64_t id;
+    if (req) {
+        id = aip_relay_store_begin (self, AIP_OP_LAN_READ, 4);
+        aip_pack_kstr (self->pk, "room_id", w->room_id);
+        aip_pack_key (self->pk, "token");
+        aip_pack_obj (self->pk, aip_req_arg (req, "token"));
+        aip_pack_kint (self->pk, "after", w->after);
+        aip_pack_kint (self->pk, "limit", w->limit);
+    }
+    else {
+        id = aip_relay_store_begin (self, AIP_OP_MSG_LIST, 3);
+        aip_pack_kstr (self->pk, "room_id", w->room_id);
+        aip_pack_kint (self->pk, "after_seq", w->after);
+        aip_pack_kint (self->pk, "limit", w->limit);
+    }
+    char err [256];
+    if (aip_client_begin (store, self->pk, id, AIP_RELAY_STORE_TIMEOUT_MS, err, sizeof err)) {
+        zsys_warning ("relay: storaged: %s", err);
+        return -1;
+    }
+    w->reading = id;
+    w->woken = false;
+    return 0;
 }
 
 void
 aip_relay_hub_fetch (aip_relayd_t *self, uint64_t tag, const aip_request_t *req)
 {
-    aip_reply_t rep;
-    if (s_hub_room (self, tag, req, true, &rep))
-        return;
-    aip_reply_free (&rep);
-    char rid [AIP_MAX_ID + 1];
-    aip_obj_get_str (req->args, "room_id", rid, sizeof rid, "");
-    int64_t after = aip_obj_get_int (req->args, "after", 0);
-    int64_t limit = aip_obj_get_int (req->args, "limit", AIP_LAN_PAGE);
-    int64_t wait_ms = aip_obj_get_int (req->args, "wait_ms", 0);
-    json_t *messages;
-    if (s_hub_messages (self, rid, after, limit < 1 ? 1 : limit, &messages)) {
-        aip_relay_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
-                       "the hub's storage did not answer; retry");
-        return;
-    }
-    if (json_array_size (messages) || wait_ms <= 0) {
-        s_hub_fetch_answer (self, tag, req->id, messages, after);
-        return;
-    }
-    json_decref (messages);
     if (zlistx_size (self->hub_waiters) >= HUB_MAX_HELD) {
         aip_relay_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE, "this hub holds too many "
                        "waiting fetches: poll again later");
         return;
     }
-    //  Nothing new: hold it until a message comes (push) or wait_ms passes
     s_hubwait_t *w = (s_hubwait_t *) zmalloc (sizeof (s_hubwait_t));
     w->tag = tag;
     w->request_id = req->id;
-    snprintf (w->room_id, sizeof w->room_id, "%s", rid);
-    w->after = after;
+    aip_obj_get_str (req->args, "room_id", w->room_id, sizeof w->room_id, "");
+    w->after = aip_obj_get_int (req->args, "after", 0);
+    int64_t limit = aip_obj_get_int (req->args, "limit", AIP_LAN_PAGE);
     w->limit = limit < 1 ? 1 : limit;
-    w->deadline = aip_clock_ms () + wait_ms;
+    w->wait_ms = aip_obj_get_int (req->args, "wait_ms", 0);
+    if (s_hub_read (self, w, req)) {
+        aip_relay_reply_error (self, tag, req->id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        free (w);
+        return;
+    }
     zlistx_add_end (self->hub_waiters, w);
 }
 
-//  A message was committed in room_id: answer the fetches held for it
+//  w's read came back (rc 1, rep) or failed (rc -1). true when w is done
+//  (answered), false while it is held.
+static bool
+s_hub_read_done (aip_relayd_t *self, s_hubwait_t *w, int rc, aip_reply_t *rep)
+{
+    w->reading = 0;
+    if (rc == 1 && !rep->ok && !w->checked) {
+        //  Not a LAN room of ours, a wrong token: storaged's word
+        aip_relay_reply_error (self, w->tag, w->request_id, rep->code, rep->message);
+        return true;
+    }
+    const aip_obj_t *messages = rc == 1 && rep->ok ? aip_obj_get (rep->data, "messages") : NULL;
+    if (!w->checked && !aip_obj_is_array (messages)) {
+        aip_relay_reply_error (self, w->tag, w->request_id, AIP_ERR_UNAVAILABLE,
+                       "the hub's storage did not answer; retry");
+        return true;
+    }
+    if (!w->checked) {
+        w->checked = true;
+        w->deadline = aip_clock_ms () + w->wait_ms;
+    }
+    //  A read that failed once the fetch was let in leaves it held, as a
+    //  commit that found nothing does
+    if (aip_obj_is_array (messages)
+    &&  (aip_obj_size (messages) || aip_clock_ms () >= w->deadline)) {
+        s_hub_fetch_answer (self, w->tag, w->request_id, messages, w->after);
+        return true;
+    }
+    //  A commit while it was read may be after the page: read again
+    if (w->woken)
+        s_hub_read (self, w, NULL);
+    return false;
+}
+
+//  Take the replies of the reads in flight that have come (or timed out)
 void
-aip_relay_hub_wake (aip_relayd_t *self, const char *room_id)
+aip_relay_hub_collect (aip_relayd_t *self)
 {
     s_hubwait_t *w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
     while (w) {
-        json_t *messages;
-        if (streq (w->room_id, room_id)
-        &&  s_hub_messages (self, w->room_id, w->after, w->limit, &messages) == 0) {
-            if (json_array_size (messages)) {
-                s_hub_fetch_answer (self, w->tag, w->request_id, messages, w->after);
+        if (w->reading) {
+            aip_reply_t rep;
+            char err [256];
+            int rc = self->store ? aip_client_take (self->store, w->reading, &rep, err,
+                                                    sizeof err) : -1;
+            if (rc == -1)
+                zsys_warning ("relay: a lan.fetch of room %s: storaged: %s", w->room_id,
+                              self->store ? err : "not reachable");
+            bool done = rc != 0 && s_hub_read_done (self, w, rc, &rep);
+            if (rc == 1)
+                aip_reply_free (&rep);
+            if (done) {
                 zlistx_delete (self->hub_waiters, zlistx_cursor (self->hub_waiters));
                 w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
                 continue;
             }
-            json_decref (messages);
         }
         w = (s_hubwait_t *) zlistx_next (self->hub_waiters);
+    }
+}
+
+//  A message was committed in room_id: read again for the fetches held
+//  for it (those being read now, once more when that read comes back)
+void
+aip_relay_hub_wake (aip_relayd_t *self, const char *room_id)
+{
+    for (s_hubwait_t *w = (s_hubwait_t *) zlistx_first (self->hub_waiters); w;
+         w = (s_hubwait_t *) zlistx_next (self->hub_waiters)) {
+        if (!streq (w->room_id, room_id))
+            continue;
+        if (w->reading)
+            w->woken = true;
+        else
+            s_hub_read (self, w, NULL);
     }
 }
 
 void
 aip_relay_hub_expire (aip_relayd_t *self)
 {
+    aip_relay_hub_collect (self);
     int64_t now = aip_clock_ms ();
     s_hubwait_t *w = (s_hubwait_t *) zlistx_first (self->hub_waiters);
     while (w) {
-        if (now >= w->deadline) {
+        if (w->checked && !w->reading && now >= w->deadline) {
             s_hub_fetch_answer (self, w->tag, w->request_id, NULL, w->after);
             zlistx_delete (self->hub_waiters, zlistx_cursor (self->hub_waiters));
             w = (s_hubwait_t *) zlistx_first (self->hub_waiters);

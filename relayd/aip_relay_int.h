@@ -236,6 +236,9 @@ void aip_relay_waiter_free (void **item);
 void aip_relay_hub_fetch (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
 //  Something was committed in room_id: answer the fetches held for it
 void aip_relay_hub_wake (aip_relayd_t *self, const char *room_id);
+//  Take the store's replies to the hub's reads; answer what they complete
+void aip_relay_hub_collect (aip_relayd_t *self);
+//  Answer the held fetches whose wait ran out (after collecting)
 void aip_relay_hub_expire (aip_relayd_t *self);
 void aip_relay_hub_start (aip_relayd_t *self);
 void aip_relay_hub_stop (aip_relayd_t *self);

@@ -2,7 +2,8 @@
     this machine hubs: lan.info, lan.join and lan.post. The token check, the
     peer's claim and the insert happen in the request's one savepoint (one
     round trip from the broker), and the room's token never leaves
-    storaged. relayd answers only the held lan.fetch. */
+    storaged. relayd holds the lan.fetch and reads its page with lan.read:
+    the token check and the messages after the cursor, in one round trip. */
 #include "aip_hub.h"
 #include "aip_crypto.h"
 #include "aip_util.h"
@@ -161,6 +162,26 @@ aip_hub_post (aip_store_t *self, const aip_request_t *req)
     char type [16];
     aip_pack_kstr (pk, "type", aip_obj_get_str (m, "type", type, sizeof type, "message"));
     aip_pack_kbool (pk, "remote", true);
+    sodium_memzero (&room, sizeof room);
+    int rc = s_hub_run (self, pk);
+    aip_pack_destroy (&pk);
+    return rc;
+}
+
+//  lan.read: a lan.fetch's token check, then msg.list's messages after its
+//  cursor (each with its seq)
+int
+aip_hub_read (aip_store_t *self, const aip_request_t *req)
+{
+    aip_store_room_t room;
+    if (s_hub_room (self, req, true, &room))
+        return -1;
+    int64_t limit = aip_obj_get_int (req->args, "limit", AIP_LAN_PAGE);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_request_begin (pk, 0, AIP_OP_MSG_LIST, 3);
+    aip_pack_kstr (pk, "room_id", room.id);
+    aip_pack_kint (pk, "after_seq", aip_obj_get_int (req->args, "after", 0));
+    aip_pack_kint (pk, "limit", limit < 1 ? 1 : limit);
     sodium_memzero (&room, sizeof room);
     int rc = s_hub_run (self, pk);
     aip_pack_destroy (&pk);

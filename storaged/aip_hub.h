@@ -1,4 +1,5 @@
-/*  aip_hub.h — the LAN hub's operations (lan.info, lan.join, lan.post),
+/*  aip_hub.h — the LAN hub's operations (lan.info, lan.join, lan.post, and
+    lan.read for the lan.fetch relayd holds),
     run by storaged inside its request's savepoint, and what aip_storage.c
     lends them. */
 #ifndef AIP_HUB_H
@@ -38,5 +39,6 @@ int aip_store_run (aip_store_t *self, const aip_request_t *req);
 int aip_hub_info (aip_store_t *self, const aip_request_t *req);
 int aip_hub_join (aip_store_t *self, const aip_request_t *req);
 int aip_hub_post (aip_store_t *self, const aip_request_t *req);
+int aip_hub_read (aip_store_t *self, const aip_request_t *req);
 
 #endif

@@ -1283,6 +1283,7 @@ static s_op_fn *s_handlers [AIP_OP_COUNT] = {
     [AIP_OP_LAN_INFO]      = aip_hub_info,
     [AIP_OP_LAN_JOIN]      = aip_hub_join,
     [AIP_OP_LAN_POST]      = aip_hub_post,
+    [AIP_OP_LAN_READ]      = aip_hub_read,
 };
 
 //  ---------------------------------------------------------------------
