@@ -13,6 +13,8 @@ Measures, on real separate daemon sets joined by veth through a bridge:
              host C posts to a room on A that nobody else joined, one post at
              a time; A's storaged counts the requests it processed (daemon
              status), and the client times each post's round trip
+  hub fetch  the same for lan.fetch (wait_ms 0: answered at once, the page
+             after the cursor), which relayd answers with store calls
 
 Needs root and `ip netns` (like tests/test_lan.py). Prints a Markdown table.
 Usage: bench/bench_lan.py [messages] [discovery rounds]
@@ -125,6 +127,55 @@ print(json.dumps(out))
 '''
 
 
+#  Runs on host C: N lan.fetch (not held: wait_ms 0) of the first page, one
+#  at a time, then ten bursts of up to 25 sent at once; prints the round trips in ms and the
+#  bursts' times until their last answer, as JSON
+FETCHER = r'''
+import json, sys, time, zmq, zmq.utils.z85, msgpack
+key, addr, port, room, token, count = sys.argv[1:7]
+s = zmq.Context().socket(zmq.DEALER)
+s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+s.curve_serverkey = zmq.utils.z85.encode(bytes.fromhex(key))
+s.linger = 0
+s.connect("tcp://%s:%s" % (addr, port))
+out = []
+for i in range(int(count) + 1):
+    body = {"v": 1, "id": i + 1, "op": "lan.fetch", "a": {
+        "room_id": room, "token": token, "after": 0, "limit": 20, "wait_ms": 0}}
+    t0 = time.monotonic()
+    s.send(msgpack.packb(body, use_bin_type=True))
+    while True:
+        if not s.poll(10000):
+            sys.exit("no answer to lan.fetch %d" % i)
+        rep = msgpack.unpackb(s.recv(), raw=False)
+        if rep.get("id") == i + 1:
+            break
+    if not rep.get("ok") or not rep["data"]["messages"]:
+        sys.exit("lan.fetch refused or empty: %r" % rep)
+    if i:                       # the first connects: not counted
+        out.append((time.monotonic() - t0) * 1000)
+burst = min(int(count), 25)     # the broker lets a client have 32 pages in flight
+bursts = []
+for b in range(10):
+    t0 = time.monotonic()
+    for i in range(burst):
+        s.send(msgpack.packb({"v": 1, "id": 100000 * (b + 1) + i, "op": "lan.fetch", "a": {
+            "room_id": room, "token": token, "after": 0, "limit": 20, "wait_ms": 0}},
+            use_bin_type=True))
+    left = burst
+    while left:
+        if not s.poll(10000):
+            sys.exit("no answer to the burst of lan.fetch")
+        rep = msgpack.unpackb(s.recv(), raw=False)
+        if rep.get("id", 0) >= 100000 * (b + 1):
+            if not rep.get("ok"):
+                sys.exit("lan.fetch refused: %r" % rep)
+            left -= 1
+    bursts.append((time.monotonic() - t0) * 1000)
+print(json.dumps([out, [burst, bursts]]))
+'''
+
+
 def store_processed(host):
     """Requests host's storaged has processed (daemon status)."""
     c = aiptest.ProtoClient(host.home)
@@ -147,7 +198,22 @@ def hub_post(hub, poster, count):
     if p.returncode != 0:
         raise SystemExit("hub post: %s" % p.stderr.decode(errors="replace"))
     processed = store_processed(hub) - before
-    return processed / (count + 1), json.loads(p.stdout)
+    return processed / (count + 1), json.loads(p.stdout), room
+
+
+def hub_fetch(hub, fetcher, count, room):
+    """(store requests per lan.fetch at the hub, round trips in ms), in the
+    room hub_post filled."""
+    u = urllib.parse.urlsplit(room["connection_string"])
+    q = dict(urllib.parse.parse_qsl(u.query))
+    before = store_processed(hub)
+    p = fetcher.run("/usr/bin/python3", "-c", FETCHER, q["key"], u.hostname, str(u.port),
+                    room["id"], q["token"], str(count), timeout=600)
+    if p.returncode != 0:
+        raise SystemExit("hub fetch: %s" % p.stderr.decode(errors="replace"))
+    processed = store_processed(hub) - before
+    fetches, burst = json.loads(p.stdout)
+    return processed / (count + 1 + 10 * burst [0]), fetches, burst
 
 
 def row(name, samples, target):
@@ -171,7 +237,8 @@ def main():
         b.ok("room", "join", room["connection_string"])
         b_to_a = latency(b, a, room["id"], count)
         a_to_b = latency(a, b, room["id"], count)
-        per_post, posts = hub_post(a, c, count)
+        per_post, posts, hub_room = hub_post(a, c, count)
+        per_fetch, fetches, burst = hub_fetch(a, c, count, hub_room)
     finally:
         net.down()
     print("| measure | n | median ms | p90 ms | max ms | target |")
@@ -180,8 +247,11 @@ def main():
     print(row("LAN message B→A (joiner to hub), in A's copy", b_to_a, "≤ 20 ms median"))
     print(row("LAN message A→B (hub to joiner), in B's copy", a_to_b, "≤ 20 ms median"))
     print(row("lan.post round trip at the hub (raw CURVE client)", posts, "—"))
+    print(row("lan.fetch round trip at the hub (raw CURVE client, not held)", fetches, "—"))
+    print(row("%d lan.fetch sent at once, until the last answer" % burst [0], burst [1], "—"))
     print()
     print("store requests per lan.post at the hub: %.2f (target: one)" % per_post)
+    print("store requests per lan.fetch at the hub: %.2f" % per_fetch)
 
 
 if __name__ == "__main__":
