@@ -74,6 +74,9 @@ int cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *val
 //  Set cli->err (printf style); returns -1
 int cli_fail (cli_t *cli, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
+//  Connect to the daemons (starting them if need be) unless connected;
+//  -1 with cli->err set when they cannot be reached
+int cli_connect (cli_t *cli);
 //  Start a request (cli->pk reset, header packed); returns its id
 uint64_t cli_request (cli_t *cli, aip_op_t op, size_t nargs);
 //  Send cli->pk and wait; on success *data is the reply data as JSON (the

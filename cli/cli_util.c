@@ -115,6 +115,16 @@ cli_opt_int (cli_t *cli, const cli_opt_t *opt, long min, long max, long *value)
     return 0;
 }
 
+int
+cli_connect (cli_t *cli)
+{
+    if (cli->client)
+        return 0;
+    char err [1024];
+    cli->client = aip_client_new (cli->home, true, err, sizeof err);
+    return cli->client ? 0 : cli_fail (cli, "%s", err);
+}
+
 //  Messages per msg.list page when reading a whole room: small enough that
 //  each page's memory is reused by the next (page faults dominated exports
 //  of whole rooms), large enough that round trips do not
