@@ -1,14 +1,17 @@
 /*  aip_broker.c — routing broker actor: clients, workers and events.
 
-    The broker owns three classes and routes between them: aip_jobs (the
-    asynchronous jobs), aip_supervisor (the worker daemons it starts) and
+    The broker owns its classes and routes between them: aip_workers (the
+    worker table: who serves what, the requests they hold and those that
+    wait), aip_jobs (the asynchronous jobs), aip_clients (what each client
+    holds here), aip_supervisor (the worker daemons it starts) and
     aip_lanmode (the CURVE endpoint, beacon and peers of LAN mode). Each
-    keeps its own state and hands back what to send; the loop below names
+    keeps its own state and hands back what to send; what is left here is
+    routing: a request's envelope says where it goes, the broker's own
+    operations are a handler table indexed by op, and the loop below names
     one handler per socket. */
 #include "aip_broker.h"
 #include "aip_clients.h"
 #include "aip_crypto.h"
-#include "aip_frames.h"
 #include "aip_home.h"
 #include "aip_jobs.h"
 #include "aip_lan.h"
@@ -18,48 +21,7 @@
 #include "aip_util.h"
 #include "aip_webmode.h"
 #include "aip_worker.h"
-
-//  A worker connected to us
-typedef struct {
-    char *key;                  //  hex of its routing id
-    zframe_t *routing_id;       //  where to send
-    zsock_t *sock;              //  on which socket (ipc workers, or the LAN one)
-    bool remote;                //  came in over the LAN socket
-    aip_svc_t svc;              //  service it serves
-    int slots;                  //  requests it takes at once
-    int inflight;               //  requests it holds now
-    char *name;                 //  for daemon status
-    int pid;                    //  its process
-    int64_t expiry;             //  silent past this: dead
-    uint64_t processed;         //  requests answered
-    char *tools;                //  spawn: ",a,b," the AI tools it has, or NULL (unknown)
-} s_worker_t;
-
-//  A request handed to a worker, waiting for its reply
-typedef struct {
-    uint64_t tag;               //  our handle for it
-    zframe_t *client;           //  routing id of the client
-    uint64_t request_id;        //  client's request id
-    s_worker_t *worker;         //  who holds it
-    aip_op_t op;                //  for logs and errors
-    char job [160];             //  what it does, for daemon status ("" if nothing to say)
-    int64_t since;              //  when it was handed over
-    char job_id [AIP_MAX_ID + 1];   //  async job whose result this is, or ""
-    size_t cost;                //  charged to its client's budget until it ends
-} s_pending_t;
-
-//  A request waiting for a worker of its service
-typedef struct {
-    zframe_t *client;           //  routing id of the client
-    zframe_t *body;             //  the request as received
-    uint64_t request_id;        //  client's request id
-    aip_op_t op;                //  its operation
-    int64_t expiry;             //  give up past this
-    char job [160];             //  what it does, for daemon status
-    char job_id [AIP_MAX_ID + 1];   //  async job, or ""
-    char tool [AIP_MAX_NAME + 1];   //  spawn.run: the tool it needs, or ""
-    size_t cost;                //  charged to its client's budget until it ends
-} s_queued_t;
+#include "aip_workers.h"
 
 //  Routing ids of clients on the LAN socket carry this first byte, so that
 //  their replies go out there (ZeroMQ's own routing ids start with 0)
@@ -72,79 +34,22 @@ typedef struct {
     zsock_t *clients;           //  ROUTER for clients
     zsock_t *workers;           //  ROUTER for workers
     zsock_t *events;            //  PUB for events
-    zhashx_t *worker_map;       //  key -> s_worker_t
-    zlistx_t *worker_list [AIP_SVC_COUNT];    //  workers per service
-    zhashx_t *pending;          //  tag -> s_pending_t
-    zlistx_t *queue [AIP_SVC_COUNT];          //  waiting requests
-    uint64_t next_tag;          //  tags for pending requests
+    aip_workers_t *table;       //  the workers and their requests (once events is bound)
     aip_supervisor_t *supervisor;             //  the daemons we run, or NULL (none)
-    int64_t heartbeat_at;       //  next heartbeat to workers
     int64_t started_ms;         //  for uptime
     int ready_fd;               //  start-up pipe, -1 once used
     bool stopping;              //  daemon stop requested
     char stop_reason [600];     //  why, when the start failed ("" for daemon stop)
     bool terminated;            //  leave the loop
     aip_pack_t *pk;             //  scratch packer
-    uint64_t routed;            //  requests routed, for status
     aip_jobs_t *jobs;           //  asynchronous jobs (invite --async)
     aip_clients_t *budgets;     //  what each client holds here, in bytes
     int64_t sweep_at;           //  next time idle clients are forgotten
     aip_lanmode_t *lan;         //  LAN mode while it is on, else NULL
-    int64_t refused_log_at;     //  next time a refused remote worker is logged
 } s_broker_t;
 
 //  ---------------------------------------------------------------------
 //  Helpers
-
-static void
-s_worker_free (void **item)
-{
-    s_worker_t *w = (s_worker_t *) *item;
-    if (w) {
-        zframe_destroy (&w->routing_id);
-        free (w->key);
-        free (w->name);
-        free (w->tools);
-        free (w);
-        *item = NULL;
-    }
-}
-
-static void
-s_pending_free (void **item)
-{
-    s_pending_t *p = (s_pending_t *) *item;
-    if (p) {
-        zframe_destroy (&p->client);
-        free (p);
-        *item = NULL;
-    }
-}
-
-static void
-s_queued_free (void **item)
-{
-    s_queued_t *q = (s_queued_t *) *item;
-    if (q) {
-        zframe_destroy (&q->client);
-        zframe_destroy (&q->body);
-        free (q);
-        *item = NULL;
-    }
-}
-
-static size_t
-s_tag_hash (const void *key)
-{
-    return (size_t) *(const uint64_t *) key;
-}
-
-static int
-s_tag_compare (const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-    return x < y ? -1 : x > y;
-}
 
 //  Send a reply body to a client
 static void
@@ -174,347 +79,66 @@ s_send_out (s_broker_t *self, zmsg_t *out)
     }
 }
 
+//  Send the reply packed in self->pk
+static void
+s_send_packed (s_broker_t *self, zframe_t *client)
+{
+    size_t size;
+    const void *data = aip_pack_data (self->pk, &size);
+    s_send_client (self, client, data, size);
+}
+
 static void
 s_reply_error (s_broker_t *self, zframe_t *client, uint64_t request_id, const char *code,
                const char *message)
 {
     aip_pack_reset (self->pk);
     aip_reply_error (self->pk, request_id, code, message);
-    size_t size;
-    const void *data = aip_pack_data (self->pk, &size);
-    s_send_client (self, client, data, size);
+    s_send_packed (self, client);
 }
 
-//  A worker's answer (or our error) goes to its client, or to its job
-static void
-s_deliver (s_broker_t *self, zframe_t *client, const char *job_id, const void *data, size_t size)
-{
-    if (*job_id) {
-        zmsg_t *out = zmsg_new ();
-        aip_jobs_finish (self->jobs, job_id, data, size, out);
-        s_send_out (self, out);
-        zmsg_destroy (&out);
-    }
-    else
-    if (client)
-        s_send_client (self, client, data, size);
-}
-
-static void
-s_fail_request (s_broker_t *self, zframe_t *client, const char *job_id, uint64_t request_id,
-                const char *code, const char *message)
+//  Start the success reply to req in self->pk; the caller packs its data
+static aip_pack_t *
+s_reply_begin (s_broker_t *self, const aip_request_t *req)
 {
     aip_pack_reset (self->pk);
-    aip_reply_error (self->pk, request_id, code, message);
-    size_t size;
-    const void *data = aip_pack_data (self->pk, &size);
-    s_deliver (self, client, job_id, data, size);
-}
-
-static const char *
-s_svc_daemon (aip_svc_t svc)
-{
-    switch (svc) {
-        case AIP_SVC_STORE: return "storaged";
-        case AIP_SVC_SPAWN: return "spawnd";
-        case AIP_SVC_RELAY: return "relayd";
-        default: return "brokerd";
-    }
+    aip_reply_ok_begin (self->pk, req->id);
+    return self->pk;
 }
 
 //  ---------------------------------------------------------------------
-//  Workers
+//  The workers (aip_workers)
 
-//  Does the worker have the tool? (a worker that did not say might)
-static bool
-s_worker_has (s_worker_t *w, const char *tool)
-{
-    if (!tool || !*tool || !w->tools)
-        return true;
-    char needle [AIP_MAX_NAME + 3];
-    snprintf (needle, sizeof needle, ",%s,", tool);
-    return strstr (w->tools, needle) != NULL;
-}
+static void s_signal_ready (s_broker_t *self);
 
-//  The worker of svc with the most free slots; for an invite (tool), only
-//  workers that have the tool, as long as any has it (remote spawn workers
-//  run on other machines, with other tools): then a busy one is waited for
-static s_worker_t *
-s_worker_pick (s_broker_t *self, aip_svc_t svc, const char *tool)
-{
-    s_worker_t *best = NULL;
-    bool anyone_has = false;
-    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [svc]); w;
-         w = (s_worker_t *) zlistx_next (self->worker_list [svc]))
-        if (w->tools && s_worker_has (w, tool))
-            anyone_has = true;
-    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [svc]); w;
-         w = (s_worker_t *) zlistx_next (self->worker_list [svc])) {
-        int free_slots = w->slots - w->inflight;
-        if (anyone_has && !s_worker_has (w, tool))
-            continue;
-        if (free_slots > 0 && (!best || free_slots > best->slots - best->inflight))
-            best = w;
-    }
-    return best;
-}
-
+//  What the worker table changed: our beacon tells the AI tools of this
+//  machine, those the local spawn workers said they have in their READY;
+//  storage up starts the spawn workers that wait for it, and the first
+//  one means the daemon set can serve
 static void
-s_dispatch (s_broker_t *self, s_worker_t *worker, zframe_t **client_p, zframe_t **body_p,
-            uint64_t request_id, aip_op_t op, const char *job, const char *job_id, size_t cost)
+s_workers_changed (s_broker_t *self, unsigned changed)
 {
-    s_pending_t *p = (s_pending_t *) zmalloc (sizeof (s_pending_t));
-    p->tag = ++self->next_tag;
-    snprintf (p->job_id, sizeof p->job_id, "%s", job_id);
-    if (*job_id)
-        aip_jobs_started (self->jobs, job_id, p->tag);
-    snprintf (p->job, sizeof p->job, "%s", job ? job : "");
-    p->since = aip_clock_ms ();
-    p->client = *client_p;
-    *client_p = NULL;
-    p->request_id = request_id;
-    p->worker = worker;
-    p->op = op;
-    p->cost = cost;
-    zhashx_insert (self->pending, &p->tag, p);
-    worker->inflight++;
-    self->routed++;
-
-    aip_frames_send (worker->sock, worker->routing_id, AIP_FRAME_REQ, p->tag, NULL, body_p);
-}
-
-//  Hand queued requests of svc to workers with free slots, in order; an
-//  invite waiting for a tool's worker does not hold up one for another tool
-static void
-s_drain_queue (s_broker_t *self, aip_svc_t svc)
-{
-    s_queued_t *q = (s_queued_t *) zlistx_first (self->queue [svc]);
-    while (q) {
-        s_worker_t *worker = s_worker_pick (self, svc, q->tool);
-        if (!worker) {
-            if (!*q->tool)
-                break;
-            q = (s_queued_t *) zlistx_next (self->queue [svc]);
-            continue;
-        }
-        s_dispatch (self, worker, &q->client, &q->body, q->request_id, q->op, q->job, q->job_id,
-                    q->cost);
-        zlistx_delete (self->queue [svc], zlistx_cursor (self->queue [svc]));
-        q = (s_queued_t *) zlistx_first (self->queue [svc]);
+    if ((changed & AIP_WORKERS_TOOLS) && self->lan) {
+        char tools [512];
+        aip_workers_local_tools (self->table, tools, sizeof tools);
+        aip_lanmode_set_tools (self->lan, tools);
+    }
+    if (changed & AIP_WORKERS_STORE_UP) {
+        if (self->supervisor)
+            aip_supervisor_release (self->supervisor, AIP_SVC_SPAWN);
+        s_signal_ready (self);
     }
 }
 
-//  Our beacon tells the AI tools of this machine: those the local spawn
-//  workers said they have in their READY
-static void
-s_beacon_tools (s_broker_t *self)
-{
-    if (!self->lan)
-        return;
-    char tools [512] = "";
-    size_t len = 0;
-    for (s_worker_t *w = (s_worker_t *) zlistx_first (self->worker_list [AIP_SVC_SPAWN]); w;
-         w = (s_worker_t *) zlistx_next (self->worker_list [AIP_SVC_SPAWN])) {
-        if (w->remote || !w->tools)
-            continue;
-        //  w->tools is ",a,b,": add each tool not listed yet
-        char copy [1024];
-        snprintf (copy, sizeof copy, "%s", w->tools);
-        for (char *tool = strtok (copy, ","); tool; tool = strtok (NULL, ",")) {
-            char needle [AIP_MAX_NAME + 3];
-            snprintf (needle, sizeof needle, ",%s,", tool);
-            char listed [sizeof tools + 2];
-            snprintf (listed, sizeof listed, ",%s,", tools);
-            if (!strstr (listed, needle) && len + strlen (tool) + 2 < sizeof tools)
-                len += (size_t) snprintf (tools + len, sizeof tools - len, "%s%s",
-                                          len ? "," : "", tool);
-        }
-    }
-    aip_lanmode_set_tools (self->lan, tools);
-}
-
-//  A worker is gone: fail what it held, forget it
-static void
-s_worker_drop (s_broker_t *self, s_worker_t *worker, const char *why)
-{
-    zsys_warning ("broker: %s worker %s (pid %d) lost: %s; failing %d in-flight request(s)",
-                  aip_svc_name (worker->svc), worker->name, worker->pid, why, worker->inflight);
-    zlistx_t *tags = zlistx_new ();
-    for (s_pending_t *p = (s_pending_t *) zhashx_first (self->pending); p;
-         p = (s_pending_t *) zhashx_next (self->pending))
-        if (p->worker == worker)
-            zlistx_add_end (tags, p);
-    for (s_pending_t *p = (s_pending_t *) zlistx_first (tags); p;
-         p = (s_pending_t *) zlistx_next (tags)) {
-        char message [256];
-        snprintf (message, sizeof message, "%s stopped while handling '%s' (%s); it is being "
-                  "restarted — retry the command", s_svc_daemon (worker->svc),
-                  aip_op_name (p->op), why);
-        uint64_t tag = p->tag;
-        s_fail_request (self, p->client, p->job_id, p->request_id, AIP_ERR_WORKER_LOST, message);
-        aip_clients_release (self->budgets, p->client, p->cost);
-        zhashx_delete (self->pending, &tag);
-    }
-    zlistx_destroy (&tags);
-    void *handle = zlistx_find (self->worker_list [worker->svc], worker);
-    if (handle)
-        zlistx_detach (self->worker_list [worker->svc], handle);
-    zhashx_delete (self->worker_map, worker->key);
-    s_beacon_tools (self);
-}
-
-static void
-s_worker_ready (s_broker_t *self, zsock_t *sock, zframe_t *routing_id, const char *key,
-                zframe_t *body, bool remote)
-{
-    char err [256];
-    aip_doc_t *doc = body ? aip_doc_decode (zframe_data (body), zframe_size (body), err, sizeof err) : NULL;
-    if (!doc) {
-        zsys_warning ("broker: malformed READY from a worker: %s", body ? err : "no body");
-        return;
-    }
-    const aip_obj_t *root = aip_doc_root (doc);
-    size_t len;
-    const char *svcname = aip_obj_str (aip_obj_get (root, "svc"), &len);
-    int svc = svcname ? aip_svc_lookup (svcname, len) : -1;
-    int64_t slots = aip_obj_get_int (root, "slots", 1);
-    if (svc <= AIP_SVC_BROKER || slots < 1 || slots > 100000) {
-        zsys_warning ("broker: READY with unknown service or bad slots; ignored");
-        aip_doc_destroy (&doc);
-        return;
-    }
-    //  Another machine may only serve spawn, and only with the worker token
-    char token [AIP_MAX_NAME + 1];
-    if (remote && (svc != AIP_SVC_SPAWN
-                   || !aip_obj_get_str (root, "token", token, sizeof token, NULL)
-                   || !self->lan
-                   || !aip_lanmode_worker_token_ok (self->lan, token, strlen (token)))) {
-        //  A refused worker asks again every second: say it now and then
-        if (aip_clock_ms () >= self->refused_log_at) {
-            zsys_warning ("broker: a remote %s worker was refused: %s",
-                          aip_svc_name ((aip_svc_t) svc),
-                          svc != AIP_SVC_SPAWN ? "only spawn workers may connect over the LAN"
-                                               : "wrong or missing worker token");
-            self->refused_log_at = aip_clock_ms () + 30000;
-        }
-        aip_doc_destroy (&doc);
-        return;
-    }
-    //  The AI tools a spawn worker has: ",a,b," for an exact match
-    char tools [1024];
-    const char *said = aip_obj_get_str (root, "tools", tools + 1, sizeof tools - 2, NULL);
-    if (said) {
-        tools [0] = ',';
-        strcat (tools, ",");
-    }
-    s_worker_t *old = (s_worker_t *) zhashx_lookup (self->worker_map, key);
-    if (old) {
-        //  The same connection says more about itself: what it holds stays
-        old->slots = (int) slots;
-        free (old->tools);
-        old->tools = said ? strdup (tools) : NULL;
-        old->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
-        aip_doc_destroy (&doc);
-        s_beacon_tools (self);
-        s_drain_queue (self, old->svc);
-        return;
-    }
-    s_worker_t *w = (s_worker_t *) zmalloc (sizeof (s_worker_t));
-    w->tools = said ? strdup (tools) : NULL;
-    w->key = strdup (key);
-    w->routing_id = zframe_dup (routing_id);
-    w->sock = sock;
-    w->remote = remote;
-    w->svc = (aip_svc_t) svc;
-    w->slots = (int) slots;
-    char name [64];
-    w->name = strdup (aip_obj_get_str (root, "name", name, sizeof name, "?"));
-    w->pid = (int) aip_obj_get_int (root, "pid", 0);
-    w->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
-    zhashx_insert (self->worker_map, key, w);
-    zlistx_add_end (self->worker_list [svc], w);
-    zsys_info ("broker: %s%s worker %s (pid %d) ready with %d slot(s)", remote ? "remote " : "",
-               aip_svc_name (w->svc), w->name, w->pid, w->slots);
-    aip_doc_destroy (&doc);
-    s_beacon_tools (self);
-    s_drain_queue (self, w->svc);
-
-    //  Storage is up: start the spawn workers that wait for it
-    if (w->svc == AIP_SVC_STORE && self->supervisor)
-        aip_supervisor_release (self->supervisor, AIP_SVC_SPAWN);
-    //  First storage worker up: the daemon set can serve
-    if (self->ready_fd >= 0 && w->svc == AIP_SVC_STORE) {
-        if (write (self->ready_fd, "ready\n", 6) != 6)
-            zsys_warning ("broker: could not signal readiness");
-        close (self->ready_fd);
-        self->ready_fd = -1;
-    }
-}
-
-static void
-s_worker_reply (s_broker_t *self, s_worker_t *worker, uint64_t tag, zframe_t *body)
-{
-    s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &tag);
-    if (!p || p->worker != worker) {
-        zsys_debug ("broker: late reply %llu from %s dropped", (unsigned long long) tag,
-                    worker->name);
-        return;
-    }
-    s_deliver (self, p->client, p->job_id, zframe_data (body), zframe_size (body));
-    aip_clients_release (self->budgets, p->client, p->cost);
-    zhashx_delete (self->pending, &tag);
-    worker->inflight--;
-    worker->processed++;
-    s_drain_queue (self, worker->svc);
-}
-
-//  Handle one message from a worker on sock (destroys it)
+//  One message from a worker on sock (consumed)
 static void
 s_worker_message (s_broker_t *self, zsock_t *sock, zmsg_t *msg, bool remote)
 {
-    zframe_t *routing_id = zmsg_pop (msg);
-    if (!routing_id) {
-        zsys_warning ("broker: empty message on the worker socket");
-        zmsg_destroy (&msg);
-        return;
-    }
-    //  Routing ids of the two sockets may coincide: keys tell them apart
-    char *hex = zframe_strhex (routing_id);
-    char *key = zsys_sprintf ("%s%s", remote ? "L" : "", hex);
-    free (hex);
-    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->worker_map, key);
-    aip_frames_t frames;
-    char err [128];
-    bool valid = aip_frames_decode (&msg, AIP_FRAME_F_WORKER, &frames, err, sizeof err) == 0;
-    if (valid && frames.type == AIP_FRAME_READY)
-        s_worker_ready (self, sock, routing_id, key, frames.body, remote);
-    else
-    if (!worker)
-        //  Not registered (we restarted, or it was dropped): ask it to
-        //  register again
-        aip_frames_send (sock, routing_id, AIP_FRAME_BYE, 0, NULL, NULL);
-    else {
-        worker->expiry = aip_clock_ms () + AIP_HEARTBEAT_MS * AIP_HEARTBEAT_LIVENESS;
-        if (!valid)
-            zsys_warning ("broker: malformed frames from worker %s: %s", worker->name, err);
-        else
-        if (frames.type == AIP_FRAME_REPLY)
-            s_worker_reply (self, worker, frames.tag, frames.body);
-        else
-        if (frames.type == AIP_FRAME_EVENT) {
-            //  [topic][body] out on PUB, unchanged
-            zmsg_t *event = zmsg_new ();
-            zmsg_append (event, &frames.topic);
-            zmsg_append (event, &frames.body);
-            zmsg_send (&event, self->events);
-        }
-        else
-        if (frames.type == AIP_FRAME_BYE)
-            s_worker_drop (self, worker, "said goodbye");
-    }
-    aip_frames_free (&frames);
-    free (key);
-    zframe_destroy (&routing_id);
+    zmsg_t *out = zmsg_new ();
+    unsigned changed = aip_workers_recv (self->table, sock, &msg, remote, self->lan, out);
+    s_send_out (self, out);
+    zmsg_destroy (&out);
+    s_workers_changed (self, changed);
 }
 
 //  Handle one message from a local worker; false when none was waiting
@@ -529,16 +153,7 @@ s_handle_worker (s_broker_t *self)
 }
 
 //  ---------------------------------------------------------------------
-//  Broker's own operations
-
-//  Was the worker started by us (one of the supervised children)?
-static bool
-s_worker_ours (s_broker_t *self, s_worker_t *w)
-{
-    const aip_child_t *c = self->supervisor ? aip_supervisor_find (self->supervisor, w->pid)
-                                            : NULL;
-    return c && c->svc == w->svc;
-}
+//  Broker's own operations: one handler per op, in s_own_ops below
 
 //  The spawnd children we run (daemon start --workers N)
 static int
@@ -552,35 +167,19 @@ s_spawn_children (s_broker_t *self)
     return count;
 }
 
-//  A spawn worker's tools, as its READY said them: an array of names (so
-//  the CLI can tell an unknown tool from one a LAN worker serves), or nil
 static void
-s_pack_tools (aip_pack_t *pk, const s_worker_t *w)
+s_op_ping (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
-    aip_pack_key (pk, "tools");
-    if (!w || !w->tools) {
-        aip_pack_nil (pk);
-        return;
-    }
-    //  ",a,b," has a name between each two commas; ",," (no tools) none
-    size_t count = 0;
-    for (const char *c = w->tools + 1; *c; c++)
-        count += *c == ',' && c [-1] != ',';
-    aip_pack_array (pk, count);
-    for (const char *from = w->tools + 1; *from; ) {
-        const char *comma = strchr (from, ',');
-        if (comma > from)
-            aip_pack_strn (pk, from, (size_t) (comma - from));
-        from = comma + 1;
-    }
+    aip_pack_t *pk = s_reply_begin (self, req);
+    aip_pack_map (pk, 1);
+    aip_pack_kstr (pk, "pong", AIP_VERSION_STRING);
+    s_send_packed (self, client);
 }
 
 static void
-s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
+s_op_daemon_status (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, request_id);
+    aip_pack_t *pk = s_reply_begin (self, req);
     aip_pack_map (pk, self->lan ? 8 : 7);
     aip_pack_kbool (pk, "running", true);
     aip_pack_kint (pk, "workers", s_spawn_children (self));
@@ -591,80 +190,45 @@ s_status_reply (s_broker_t *self, zframe_t *client, uint64_t request_id)
     aip_pack_kint (pk, "pid", getpid ());
     aip_pack_kstr (pk, "mode", self->args.lan ? "lan" : "local");
     aip_pack_kint (pk, "uptime_s", (aip_clock_ms () - self->started_ms) / 1000);
-    aip_pack_kint (pk, "requests", (int64_t) self->routed);
+    aip_pack_kint (pk, "requests", (int64_t) aip_workers_routed (self->table));
     aip_pack_key (pk, "daemons");
-    size_t children = self->supervisor ? aip_supervisor_size (self->supervisor) : 0;
-    size_t count = 1 + children;
-    //  Workers not started by us (remote or manual) are listed too
-    for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-         w = (s_worker_t *) zhashx_next (self->worker_map))
-        if (!s_worker_ours (self, w))
-            count++;
-    aip_pack_array (pk, count);
-    aip_pack_map (pk, 4);
-    aip_pack_kstr (pk, "name", "brokerd");
-    aip_pack_kint (pk, "pid", getpid ());
-    aip_pack_kstr (pk, "state", "running");
-    aip_pack_kint (pk, "queued", (int64_t) (zlistx_size (self->queue [AIP_SVC_STORE])
-                                          + zlistx_size (self->queue [AIP_SVC_SPAWN])
-                                          + zlistx_size (self->queue [AIP_SVC_RELAY])));
-    for (size_t i = 0; i < children; i++) {
-        const aip_child_t *c = aip_supervisor_child (self->supervisor, i);
-        s_worker_t *worker = NULL;
-        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-             w = (s_worker_t *) zhashx_next (self->worker_map))
-            if (c->pid && w->pid == c->pid)
-                worker = w;
-        //  A spawn worker's current job
-        s_pending_t *job = NULL;
-        for (s_pending_t *p = (s_pending_t *) zhashx_first (self->pending); worker && p;
-             p = (s_pending_t *) zhashx_next (self->pending))
-            if (p->worker == worker && *p->job)
-                job = p;
-        aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 9 : 7);
-        aip_pack_kstr (pk, "name", c->name);
-        aip_pack_kint (pk, "pid", c->pid);
-        if (c->svc == AIP_SVC_SPAWN) {
-            aip_pack_key (pk, "job");
-            if (job) {
-                aip_pack_map (pk, 2);
-                aip_pack_kstr (pk, "what", job->job);
-                aip_pack_kint (pk, "running_s", (aip_clock_ms () - job->since) / 1000);
-            }
-            else
-                aip_pack_nil (pk);
-            s_pack_tools (pk, worker);
-        }
-        aip_pack_kstr (pk, "service", aip_svc_name (c->svc));
-        //  webd is a client, never a worker: running is all it can be
-        aip_pack_kstr (pk, "state", !c->pid ? "restarting" : worker ? "ready"
-                                  : c->svc == AIP_SVC_BROKER ? "running" : "starting");
-        aip_pack_kint (pk, "restarts", c->restarts);
-        aip_pack_kint (pk, "inflight", worker ? worker->inflight : 0);
-        aip_pack_kint (pk, "processed", worker ? (int64_t) worker->processed : 0);
-    }
-    for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-         w = (s_worker_t *) zhashx_next (self->worker_map)) {
-        if (s_worker_ours (self, w))
-            continue;
-        aip_pack_map (pk, w->svc == AIP_SVC_SPAWN ? 8 : 7);
-        aip_pack_kstr (pk, "name", w->name);
-        aip_pack_kint (pk, "pid", w->pid);
-        if (w->svc == AIP_SVC_SPAWN)
-            s_pack_tools (pk, w);
-        aip_pack_kbool (pk, "remote", w->remote);
-        aip_pack_kstr (pk, "service", aip_svc_name (w->svc));
-        aip_pack_kstr (pk, "state", "ready");
-        aip_pack_kint (pk, "inflight", w->inflight);
-        aip_pack_kint (pk, "processed", (int64_t) w->processed);
-    }
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
+    aip_workers_pack_daemons (self->table, self->supervisor, pk);
+    s_send_packed (self, client);
 }
 
-//  ---------------------------------------------------------------------
-//  LAN mode (aip_lanmode): turned on at start or by lan.start
+static void
+s_op_daemon_stop (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    aip_pack_t *pk = s_reply_begin (self, req);
+    aip_pack_map (pk, 2);
+    aip_pack_kstr (pk, "status", "stopping");
+    aip_pack_kint (pk, "pid", getpid ());
+    self->stopping = true;
+    s_send_packed (self, client);
+}
+
+//  job.list, job.wait, job.cancel: aip_jobs answers; a cancel may need
+//  its running request's worker told, or its queued request dropped
+static void
+s_op_job (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    zmsg_t *out = zmsg_new ();
+    if (req->op == AIP_OP_JOB_LIST)
+        aip_jobs_list (self->jobs, client, req->id, out);
+    else
+    if (req->op == AIP_OP_JOB_WAIT)
+        aip_jobs_wait (self->jobs, client, req, out);
+    else {
+        bool dequeue;
+        uint64_t tag = aip_jobs_cancel (self->jobs, client, req, out, &dequeue);
+        aip_workers_cancel (self->table, tag);
+        char id [AIP_MAX_ID + 1];
+        if (dequeue)
+            aip_workers_dequeue (self->table, aip_obj_get_str (req->args, "id", id, sizeof id, ""));
+    }
+    s_send_out (self, out);
+    zmsg_destroy (&out);
+}
 
 static int s_write_files (s_broker_t *self);
 static void s_client_message (s_broker_t *self, zmsg_t *msg, bool remote);
@@ -685,7 +249,7 @@ s_lan_start (s_broker_t *self, int port, char *err, size_t errlen)
         return -1;
     self->args.port = port;
     self->args.lan = true;
-    s_beacon_tools (self);
+    s_workers_changed (self, AIP_WORKERS_TOOLS);
     if (self->args.write_files && s_write_files (self))
         zsys_warning ("broker: cannot update daemon.json");
     return 0;
@@ -693,7 +257,7 @@ s_lan_start (s_broker_t *self, int port, char *err, size_t errlen)
 
 //  lan.start: LAN mode on a running broker (room create --lan)
 static void
-s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+s_op_lan_start (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
     int port = (int) aip_obj_get_int (req->args, "port", self->lan ? self->args.port
                                                                   : AIP_LAN_DEFAULT_PORT);
@@ -702,26 +266,28 @@ s_lan_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
         s_reply_error (self, client, req->id, AIP_ERR_INVALID, err);
         return;
     }
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, req->id);
+    aip_pack_t *pk = s_reply_begin (self, req);
     aip_pack_map (pk, 4);
     aip_pack_kstr (pk, "mode", "lan");
     aip_pack_kstr (pk, "address", aip_lanmode_address (self->lan));
     aip_pack_kint (pk, "port", self->args.port);
     aip_pack_kstr (pk, "public_key", aip_lanmode_key_hex (self->lan));
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
+    s_send_packed (self, client);
 }
 
-//  ---------------------------------------------------------------------
-//  The web view: webd is one more supervised child while web/mode says so
-
-//  web.start: remember the port, (re)start webd on it; answers {port, pid}
-//  (the port webd actually listens on is in run/web.json once it does)
 static void
-s_web_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+s_op_lan_peers (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+{
+    aip_pack_t *pk = s_reply_begin (self, req);
+    aip_lanmode_pack_peers (self->lan, pk);
+    s_send_packed (self, client);
+}
+
+//  web.start: remember the port, (re)start webd on it (webd is one more
+//  supervised child while web/mode says so); answers {port, pid} (the
+//  port webd actually listens on is in run/web.json once it does)
+static void
+s_op_web_start (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
     int port = (int) aip_obj_get_int (req->args, "port", AIP_WEB_PORT);
     char exe [AIP_PATH_MAX + 8];
@@ -741,20 +307,16 @@ s_web_start_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
     pid_t pid = aip_supervisor_start_now (self->supervisor, "webd", changed);
     if (pid < 0 && aip_supervisor_add (self->supervisor, "webd", AIP_SVC_BROKER, false) == 0)
         pid = aip_supervisor_start_now (self->supervisor, "webd", false);
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, req->id);
+    aip_pack_t *pk = s_reply_begin (self, req);
     aip_pack_map (pk, 2);
     aip_pack_kint (pk, "port", port);
     aip_pack_kint (pk, "pid", pid > 0 ? pid : 0);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
+    s_send_packed (self, client);
 }
 
 //  web.stop: webd stops and is forgotten (not started again)
 static void
-s_web_stop_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+s_op_web_stop (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
     pid_t pid = self->supervisor ? aip_supervisor_remove (self->supervisor, "webd") : -1;
     if (aip_webmode_set (self->home, -1)) {
@@ -762,16 +324,31 @@ s_web_stop_reply (s_broker_t *self, zframe_t *client, const aip_request_t *req)
                        "cannot remove web/mode from the ai-peer home");
         return;
     }
-    aip_pack_t *pk = self->pk;
-    aip_pack_reset (pk);
-    aip_reply_ok_begin (pk, req->id);
+    aip_pack_t *pk = s_reply_begin (self, req);
     aip_pack_map (pk, 2);
     aip_pack_kstr (pk, "status", pid > 0 ? "stopped" : "not running");
     aip_pack_kint (pk, "pid", pid > 0 ? pid : 0);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
-    s_send_client (self, client, data, size);
+    s_send_packed (self, client);
 }
+
+//  The handlers of the broker's own operations, indexed by op: every op
+//  of AIP_SVC_BROKER has one, and no other op does (the self-test checks)
+typedef void (s_own_op_fn) (s_broker_t *self, zframe_t *client, const aip_request_t *req);
+static s_own_op_fn *const s_own_ops [AIP_OP_COUNT] = {
+    [AIP_OP_PING]          = s_op_ping,
+    [AIP_OP_DAEMON_STATUS] = s_op_daemon_status,
+    [AIP_OP_DAEMON_STOP]   = s_op_daemon_stop,
+    [AIP_OP_JOB_LIST]      = s_op_job,
+    [AIP_OP_JOB_WAIT]      = s_op_job,
+    [AIP_OP_JOB_CANCEL]    = s_op_job,
+    [AIP_OP_LAN_START]     = s_op_lan_start,
+    [AIP_OP_LAN_PEERS]     = s_op_lan_peers,
+    [AIP_OP_WEB_START]     = s_op_web_start,
+    [AIP_OP_WEB_STOP]      = s_op_web_stop,
+};
+
+//  ---------------------------------------------------------------------
+//  Routing
 
 //  Handle one message on the LAN socket: a remote spawn worker's, or a
 //  request from another machine; false when none was waiting
@@ -789,87 +366,64 @@ s_handle_lan (s_broker_t *self)
     return true;
 }
 
-//  job.list, job.wait, job.cancel: aip_jobs answers; a cancel may need
-//  its running request's worker told, or its queued request dropped
-static void
-s_job_request (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+//  A remote client (on the LAN socket) may call only the lan.* operations,
+//  unless it shows the worker token (a remote spawn worker reading and
+//  answering in rooms)
+static bool
+s_remote_allowed (s_broker_t *self, const aip_request_t *req)
 {
-    zmsg_t *out = zmsg_new ();
-    if (req->op == AIP_OP_JOB_LIST)
-        aip_jobs_list (self->jobs, client, req->id, out);
-    else
-    if (req->op == AIP_OP_JOB_WAIT)
-        aip_jobs_wait (self->jobs, client, req, out);
-    else {
-        bool dequeue;
-        uint64_t tag = aip_jobs_cancel (self->jobs, client, req, out, &dequeue);
-        s_pending_t *p = tag ? (s_pending_t *) zhashx_lookup (self->pending, &tag) : NULL;
-        if (p) {
-            //  The worker kills the tool and answers "cancelled"
-            aip_frames_send (p->worker->sock, p->worker->routing_id, AIP_FRAME_CANCEL, p->tag,
-                             NULL, NULL);
-        }
-        char id [AIP_MAX_ID + 1];
-        aip_obj_get_str (req->args, "id", id, sizeof id, "");
-        zlistx_t *queue = self->queue [AIP_SVC_SPAWN];
-        for (s_queued_t *q = (s_queued_t *) zlistx_first (queue); dequeue && q;
-             q = (s_queued_t *) zlistx_next (queue))
-            if (streq (q->job_id, id)) {
-                zlistx_delete (queue, zlistx_cursor (queue));
-                break;
-            }
-    }
-    s_send_out (self, out);
-    zmsg_destroy (&out);
+    if (aip_op_remote (req->op))
+        return true;
+    size_t alen = 0;
+    const char *auth = req->auth ? aip_obj_str (req->auth, &alen) : NULL;
+    return self->lan && aip_lanmode_worker_token_ok (self->lan, auth, alen)
+        && (aip_op_flags (req->op) & AIP_OP_F_REMOTE_WORKER);
 }
 
-static void
-s_handle_own (s_broker_t *self, zframe_t *client, const aip_request_t *req)
+//  Why a request for a worker cannot be taken now, or NULL: the daemons
+//  are stopping, or an invite would wait for a spawn worker nobody starts
+static const char *
+s_refusal (s_broker_t *self, aip_svc_t svc, char *message, size_t size)
 {
-    if (req->op == AIP_OP_DAEMON_STATUS) {
-        s_status_reply (self, client, req->id);
-        return;
+    if (self->stopping) {
+        //  A command that meets a broker giving up on a failed start gets
+        //  the reason, as the one that started it did
+        snprintf (message, size, "the ai-peer daemons are stopping%s%s",
+                  *self->stop_reason ? ": " : "", self->stop_reason);
+        return message;
     }
-    if (req->op == AIP_OP_JOB_LIST || req->op == AIP_OP_JOB_WAIT
-    ||  req->op == AIP_OP_JOB_CANCEL) {
-        s_job_request (self, client, req);
-        return;
+    //  No spawnd of ours (--workers 0) and no other worker connected
+    if (svc == AIP_SVC_SPAWN && aip_workers_size (self->table, svc) == 0
+    &&  s_spawn_children (self) == 0)
+        return AIP_NO_SPAWN_WORKER;
+    return NULL;
+}
+
+//  An async spawn.run: the client gets the job id now, the result waits
+//  in the job (work->job_id). -1 when too many jobs are unfinished.
+static int
+s_job_start (s_broker_t *self, zframe_t *client, uint64_t request_id, aip_work_t *work)
+{
+    const char *job_id = aip_jobs_add (self->jobs, work->job);
+    if (!job_id) {
+        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, "too many unfinished "
+                       "jobs: wait for some or cancel them ('ai-peer jobs')");
+        return -1;
     }
-    if (req->op == AIP_OP_LAN_START) {
-        s_lan_start_reply (self, client, req);
-        return;
-    }
-    if (req->op == AIP_OP_WEB_START) {
-        s_web_start_reply (self, client, req);
-        return;
-    }
-    if (req->op == AIP_OP_WEB_STOP) {
-        s_web_stop_reply (self, client, req);
-        return;
-    }
+    snprintf (work->job_id, sizeof work->job_id, "%s", job_id);
     aip_pack_reset (self->pk);
-    aip_reply_ok_begin (self->pk, req->id);
-    if (req->op == AIP_OP_LAN_PEERS)
-        aip_lanmode_pack_peers (self->lan, self->pk);
-    else
-    if (req->op == AIP_OP_DAEMON_STOP) {
-        aip_pack_map (self->pk, 2);
-        aip_pack_kstr (self->pk, "status", "stopping");
-        aip_pack_kint (self->pk, "pid", getpid ());
-        self->stopping = true;
-    }
-    else {
-        aip_pack_map (self->pk, 1);
-        aip_pack_kstr (self->pk, "pong", AIP_VERSION_STRING);
-    }
-    size_t size;
-    const void *data = aip_pack_data (self->pk, &size);
-    s_send_client (self, client, data, size);
+    aip_reply_ok_begin (self->pk, request_id);
+    aip_pack_map (self->pk, 3);
+    aip_pack_kstr (self->pk, "job", work->job_id);
+    aip_pack_kstr (self->pk, "status", "queued");
+    aip_pack_kstr (self->pk, "what", work->job);
+    s_send_packed (self, client);
+    return 0;
 }
 
-//  Handle one request from a client (destroys msg). A remote one (on the
-//  LAN socket) may call only the lan.* operations, unless it shows the
-//  worker token (a remote spawn worker reading and answering in rooms).
+//  Handle one request from a client (destroys msg): the broker's own ops
+//  are answered here, the others go to a worker of their service, picked
+//  by the routing facts of the envelope
 static void
 s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
 {
@@ -901,116 +455,55 @@ s_client_message (s_broker_t *self, zmsg_t *msg, bool remote)
         s_reply_error (self, client, id, AIP_ERR_MALFORMED, message);
         goto cleanup;
     }
-    if (remote && !aip_op_remote (req.op)) {
-        size_t alen = 0;
-        const char *auth = req.auth ? aip_obj_str (req.auth, &alen) : NULL;
-        bool worker = self->lan && aip_lanmode_worker_token_ok (self->lan, auth, alen)
-                   && (aip_op_flags (req.op) & AIP_OP_F_REMOTE_WORKER);
-        if (!worker) {
-            zsys_warning ("broker: '%s' from another machine refused", aip_op_name (req.op));
-            char message [256];
-            snprintf (message, sizeof message, "'%s' is not allowed from another machine",
-                      aip_op_name (req.op));
-            s_reply_error (self, client, req.id, AIP_ERR_INVALID, message);
-            aip_request_free (&req);
-            goto cleanup;
-        }
-    }
-    aip_svc_t svc = aip_op_service (req.op);
-    aip_op_t op = req.op;
-    uint64_t request_id = req.id;
-    //  The envelope's routing facts pick the worker and describe a spawn
-    //  job in daemon status; the service's arguments are its own
-    char job [160] = "", tool [AIP_MAX_NAME + 1];
-    snprintf (tool, sizeof tool, "%s", req.route.tool);
-    if (op == AIP_OP_SPAWN_RUN)
-        snprintf (job, sizeof job, "%.64s in %s", *tool ? tool : "?",
-                  *req.route.room_id ? req.route.room_id : "?");
-    else
-    if (op == AIP_OP_SPAWN_DISCOVER)
-        snprintf (job, sizeof job, "discover");
-    bool async = op == AIP_OP_SPAWN_RUN && req.route.async;
-    if (svc == AIP_SVC_BROKER) {
-        s_handle_own (self, client, &req);
+    if (remote && !s_remote_allowed (self, &req)) {
+        zsys_warning ("broker: '%s' from another machine refused", aip_op_name (req.op));
+        char message [256];
+        snprintf (message, sizeof message, "'%s' is not allowed from another machine",
+                  aip_op_name (req.op));
+        s_reply_error (self, client, req.id, AIP_ERR_INVALID, message);
         aip_request_free (&req);
         goto cleanup;
     }
-    aip_request_free (&req);
-    if (self->stopping) {
-        //  A command that meets a broker giving up on a failed start gets
-        //  the reason, as the one that started it did
-        char message [700];
-        snprintf (message, sizeof message, "the ai-peer daemons are stopping%s%s",
-                  *self->stop_reason ? ": " : "", self->stop_reason);
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, message);
+    aip_svc_t svc = aip_op_service (req.op);
+    if (svc == AIP_SVC_BROKER) {
+        s_own_ops [req.op] (self, client, &req);
+        aip_request_free (&req);
         goto cleanup;
     }
-    //  No spawnd of ours (--workers 0) and no other worker connected: an
-    //  invite would wait for a worker that nobody starts
-    if (svc == AIP_SVC_SPAWN && zlistx_size (self->worker_list [svc]) == 0
-    &&  s_spawn_children (self) == 0) {
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, AIP_NO_SPAWN_WORKER);
+    //  The envelope's routing facts pick the worker and describe a spawn
+    //  job in daemon status; the service's arguments are its own
+    aip_work_t work = { .request_id = req.id, .op = req.op };
+    snprintf (work.tool, sizeof work.tool, "%s", req.route.tool);
+    if (req.op == AIP_OP_SPAWN_RUN)
+        snprintf (work.job, sizeof work.job, "%.64s in %s", *work.tool ? work.tool : "?",
+                  *req.route.room_id ? req.route.room_id : "?");
+    else
+    if (req.op == AIP_OP_SPAWN_DISCOVER)
+        snprintf (work.job, sizeof work.job, "discover");
+    bool async = req.op == AIP_OP_SPAWN_RUN && req.route.async;
+    aip_request_free (&req);
+    char message [700];
+    const char *refused = s_refusal (self, svc, message, sizeof message);
+    if (refused) {
+        s_reply_error (self, client, work.request_id, AIP_ERR_UNAVAILABLE, refused);
         goto cleanup;
     }
     //  Within its budget, or refused before any work is done (an async
     //  job's client is answered at once: the job holds nothing for it)
-    size_t cost = async ? 0 : aip_clients_cost (op, zframe_size (body));
-    if (cost && aip_clients_admit (self->budgets, client, cost, err, sizeof err)) {
-        s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, err);
+    work.cost = async ? 0 : aip_clients_cost (work.op, zframe_size (body));
+    if (work.cost && aip_clients_admit (self->budgets, client, work.cost, err, sizeof err)) {
+        s_reply_error (self, client, work.request_id, AIP_ERR_UNAVAILABLE, err);
         goto cleanup;
     }
-    char job_id [AIP_MAX_ID + 1] = "";
     if (async) {
-        //  The client gets the job id now; the result waits in the job
-        const char *async_job = aip_jobs_add (self->jobs, job);
-        if (!async_job) {
-            s_reply_error (self, client, request_id, AIP_ERR_UNAVAILABLE, "too many "
-                           "unfinished jobs: wait for some or cancel them ('ai-peer jobs')");
+        if (s_job_start (self, client, work.request_id, &work))
             goto cleanup;
-        }
-        snprintf (job_id, sizeof job_id, "%s", async_job);
-        aip_pack_reset (self->pk);
-        aip_reply_ok_begin (self->pk, request_id);
-        aip_pack_map (self->pk, 3);
-        aip_pack_kstr (self->pk, "job", job_id);
-        aip_pack_kstr (self->pk, "status", "queued");
-        aip_pack_kstr (self->pk, "what", job);
-        size_t size;
-        const void *data = aip_pack_data (self->pk, &size);
-        s_send_client (self, client, data, size);
         zframe_destroy (&client);
     }
-    s_worker_t *worker = s_worker_pick (self, svc, tool);
-    if (worker && zlistx_size (self->queue [svc]) == 0)
-        s_dispatch (self, worker, &client, &body, request_id, op, job, job_id, cost);
-    else
-    if (zlistx_size (self->queue [svc]) >= AIP_MAX_QUEUED) {
-        char message [256];
-        snprintf (message, sizeof message, "%s is overloaded (%d requests waiting): retry later",
-                  s_svc_daemon (svc), AIP_MAX_QUEUED);
-        s_fail_request (self, client, job_id, request_id, AIP_ERR_UNAVAILABLE, message);
-        aip_clients_release (self->budgets, client, cost);
-    }
-    else {
-        s_queued_t *q = (s_queued_t *) zmalloc (sizeof (s_queued_t));
-        q->client = client;
-        q->body = body;
-        client = body = NULL;
-        q->request_id = request_id;
-        q->op = op;
-        q->cost = cost;
-        snprintf (q->job, sizeof q->job, "%s", job);
-        snprintf (q->job_id, sizeof q->job_id, "%s", job_id);
-        snprintf (q->tool, sizeof q->tool, "%s", tool);
-        //  Invites last minutes: a spawn request waits longer for a worker
-        q->expiry = aip_clock_ms () + (svc == AIP_SVC_SPAWN && self->args.queue_wait_ms
-                                       == AIP_QUEUE_WAIT_MS ? AIP_SPAWN_QUEUE_WAIT_MS
-                                                            : self->args.queue_wait_ms);
-        zlistx_add_end (self->queue [svc], q);
-        //  Queued behind invites that wait for another tool's worker, it
-        //  may still go at once
-        s_drain_queue (self, svc);
-    }
+    zmsg_t *out = zmsg_new ();
+    aip_workers_route (self->table, svc, &client, &body, &work, out);
+    s_send_out (self, out);
+    zmsg_destroy (&out);
 cleanup:
     zframe_destroy (&client);
     zframe_destroy (&body);
@@ -1042,12 +535,11 @@ s_children_check (s_broker_t *self)
         return;
     aip_child_exit_t exit;
     while (aip_supervisor_reap (self->supervisor, &exit)) {
-        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-             w = (s_worker_t *) zhashx_next (self->worker_map))
-            if (w->pid == exit.pid) {
-                s_worker_drop (self, w, exit.why);
-                break;
-            }
+        zmsg_t *out = zmsg_new ();
+        unsigned changed = aip_workers_drop_pid (self->table, exit.pid, exit.why, out);
+        s_send_out (self, out);
+        zmsg_destroy (&out);
+        s_workers_changed (self, changed);
         //  The store never came up (peers.db unusable, say): restarting
         //  it cannot help; tell the waiting command why, and stop
         if (self->ready_fd >= 0 && exit.svc == AIP_SVC_STORE) {
@@ -1073,36 +565,12 @@ static void
 s_tick (s_broker_t *self)
 {
     int64_t now = aip_clock_ms ();
-    //  Heartbeats to workers, and expiry of silent ones
-    if (now >= self->heartbeat_at) {
-        zlistx_t *dead = zlistx_new ();
-        for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-             w = (s_worker_t *) zhashx_next (self->worker_map)) {
-            if (now >= w->expiry)
-                zlistx_add_end (dead, w);
-            else
-                aip_frames_send (w->sock, w->routing_id, AIP_FRAME_HB, 0, NULL, NULL);
-        }
-        for (s_worker_t *w = (s_worker_t *) zlistx_first (dead); w;
-             w = (s_worker_t *) zlistx_next (dead))
-            s_worker_drop (self, w, "no heartbeat");
-        zlistx_destroy (&dead);
-        self->heartbeat_at = now + AIP_HEARTBEAT_MS;
-    }
-    //  Requests that waited too long for a worker
-    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
-        s_queued_t *q;
-        while ((q = (s_queued_t *) zlistx_first (self->queue [svc])) && now >= q->expiry) {
-            char message [256];
-            snprintf (message, sizeof message, "%s is not available (no %s worker answered within "
-                      "%d s): see %s/daemon.log", s_svc_daemon ((aip_svc_t) svc),
-                      aip_svc_name ((aip_svc_t) svc), self->args.queue_wait_ms / 1000, self->home);
-            void *cursor = zlistx_cursor (self->queue [svc]);
-            s_fail_request (self, q->client, q->job_id, q->request_id, AIP_ERR_UNAVAILABLE, message);
-            aip_clients_release (self->budgets, q->client, q->cost);
-            zlistx_delete (self->queue [svc], cursor);
-        }
-    }
+    //  Heartbeats, silent workers, requests that waited too long
+    zmsg_t *out = zmsg_new ();
+    unsigned changed = aip_workers_tick (self->table, out);
+    s_send_out (self, out);
+    zmsg_destroy (&out);
+    s_workers_changed (self, changed);
     s_children_check (self);
     if (self->lan)
         aip_lanmode_expire (self->lan);
@@ -1118,12 +586,7 @@ static int
 s_next_timeout (s_broker_t *self)
 {
     int64_t now = aip_clock_ms ();
-    int64_t next = self->heartbeat_at;
-    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
-        s_queued_t *q = (s_queued_t *) zlistx_first (self->queue [svc]);
-        if (q && q->expiry < next)
-            next = q->expiry;
-    }
+    int64_t next = aip_workers_next_due (self->table);
     //  Children are polled often so a crash fails its requests promptly
     if (self->supervisor && now + 50 < next)
         next = now + 50;
@@ -1166,6 +629,18 @@ s_remove_files (s_broker_t *self)
     for (size_t i = 0; i < 3; i++) {
         snprintf (path, sizeof path, "%s/run/%s.ipc", self->home, sockets [i]);
         unlink (path);
+    }
+}
+
+//  The first storage worker is up: the daemon set can serve
+static void
+s_signal_ready (s_broker_t *self)
+{
+    if (self->ready_fd >= 0) {
+        if (write (self->ready_fd, "ready\n", 6) != 6)
+            zsys_warning ("broker: could not signal readiness");
+        close (self->ready_fd);
+        self->ready_fd = -1;
     }
 }
 
@@ -1225,23 +700,9 @@ s_broker_new (zsock_t *pipe, aip_broker_args_t *args)
     snprintf (self->home, sizeof self->home, "%s", args->home);
     self->ready_fd = args->ready_fd;
     self->pk = aip_pack_new ();
-    self->worker_map = zhashx_new ();
-    zhashx_set_destructor (self->worker_map, s_worker_free);
-    self->pending = zhashx_new ();
-    zhashx_set_key_hasher (self->pending, s_tag_hash);
-    zhashx_set_key_comparator (self->pending, s_tag_compare);
-    zhashx_set_key_duplicator (self->pending, NULL);
-    zhashx_set_key_destructor (self->pending, NULL);
-    zhashx_set_destructor (self->pending, s_pending_free);
-    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
-        self->worker_list [svc] = zlistx_new ();
-        self->queue [svc] = zlistx_new ();
-        zlistx_set_destructor (self->queue [svc], s_queued_free);
-    }
     self->jobs = aip_jobs_new ();
     self->budgets = aip_clients_new (AIP_CLIENT_BUDGET);
     self->started_ms = aip_clock_ms ();
-    self->heartbeat_at = aip_clock_ms () + AIP_HEARTBEAT_MS;
     if (args->bin_dir) {
         self->supervisor = aip_supervisor_new (self->home, args->bin_dir);
         aip_supervisor_add (self->supervisor, "storaged", AIP_SVC_STORE, false);
@@ -1274,14 +735,9 @@ s_broker_destroy (s_broker_t **self_p)
     if (!self)
         return;
     aip_supervisor_destroy (&self->supervisor);
-    zhashx_destroy (&self->pending);
+    aip_workers_destroy (&self->table);
     aip_jobs_destroy (&self->jobs);
     aip_clients_destroy (&self->budgets);
-    for (int svc = 0; svc < AIP_SVC_COUNT; svc++) {
-        zlistx_destroy (&self->worker_list [svc]);
-        zlistx_destroy (&self->queue [svc]);
-    }
-    zhashx_destroy (&self->worker_map);
     zsock_destroy (&self->clients);
     zsock_destroy (&self->workers);
     zsock_destroy (&self->events);
@@ -1351,6 +807,9 @@ aip_broker (zsock_t *pipe, void *args)
     self->clients = s_bind (self, ZMQ_ROUTER, "broker", AIP_MAX_REQUEST);
     self->workers = self->clients ? s_bind (self, ZMQ_ROUTER, "workers", AIP_MAX_REPLY) : NULL;
     self->events = self->workers ? s_bind (self, ZMQ_PUB, "events", 0) : NULL;
+    if (self->events)
+        self->table = aip_workers_new (self->budgets, self->jobs, self->events, self->home,
+                                       self->args.queue_wait_ms);
     if (!self->events) {
         ((aip_broker_args_t *) args)->failed = true;
         zsock_signal (pipe, 1);
@@ -1545,6 +1004,10 @@ aip_broker_test (bool verbose)
     zactor_t *broker = zactor_new (aip_broker, &args);
     assert (broker);
     zsock_t *client = s_test_client (home);
+
+    //  Every op the broker serves itself has a handler, and no other op
+    for (int op = 0; op < AIP_OP_COUNT; op++)
+        assert ((s_own_ops [op] != NULL) == (aip_op_service ((aip_op_t) op) == AIP_SVC_BROKER));
 
     //  Broker's own op
     aip_reply_t rep;

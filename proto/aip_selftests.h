@@ -23,6 +23,7 @@
     X(storage)           \
     X(jobs)              \
     X(clients)           \
+    X(workers)           \
     X(supervisor)        \
     X(lanmode)           \
     X(broker)            \
