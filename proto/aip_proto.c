@@ -428,6 +428,7 @@ static const aip_field_t *const s_op_reply [AIP_OP_COUNT] = {
     [AIP_OP_LAN_INFO]      = s_reply_lan_info,
     [AIP_OP_LAN_JOIN]      = s_reply_lan_join,
     [AIP_OP_LAN_POST]      = s_reply_sent,
+    [AIP_OP_LAN_READ]      = s_reply_msg_list,     //  msg.list's page after the cursor
 };
 
 typedef struct {

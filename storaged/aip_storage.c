@@ -2059,6 +2059,20 @@ aip_storage_test (bool verbose)
     rep = s_call (client, pk);
     assert (rep.ok && aip_obj_streq (aip_obj_get (rep.data, "content"), "from the LAN"));
     aip_reply_free (&rep);
+    //  lan.read: the page after the cursor for the token's holder only
+    for (int right = 0; right < 2; right++) {
+        aip_request_begin (pk, 102, AIP_OP_LAN_READ, 3);
+        aip_pack_kstr (pk, "room_id", "room-00000000hub1");
+        aip_pack_kstr (pk, "token", right ? "tok-1" : "tok-2");
+        aip_pack_kint (pk, "after", 0);
+        rep = s_call (client, pk);
+        const aip_obj_t *messages = aip_obj_get (rep.data, "messages");
+        const aip_obj_t *last = aip_obj_at (messages, aip_obj_size (messages) - 1);
+        assert (right ? rep.ok && aip_obj_streq (aip_obj_get (last, "content"), "from the LAN")
+                        && aip_obj_get_int (last, "seq", 0) > 0
+                      : !rep.ok && streq (rep.code, AIP_ERR_INVALID));
+        aip_reply_free (&rep);
+    }
     aip_request_begin (pk, 98, AIP_OP_SESSION_PUT, 4);
     aip_pack_kstr (pk, "room_id", "room-00000000hub1");
     aip_pack_kstr (pk, "tool", "codex");
