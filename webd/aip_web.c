@@ -313,7 +313,8 @@ static bool
 s_check_room (s_web_t *self, uint64_t serial, const char *room)
 {
     if (!room || !aip_id_valid (room, strlen (room))) {
-        aip_webpages_error (self->pages, serial, "a room id is letters, digits, '_' and '-' (at most 64)");
+        aip_webpages_error (self->pages, serial,
+                            "a room id is letters, digits, '_' and '-' (at most 64)");
         return false;
     }
     return true;
@@ -404,13 +405,15 @@ s_op_send (s_web_t *self, aip_webpage_t *page, json_t *req)
     }
     size_t len = json_string_length (text);
     if (len > AIP_MAX_CONTENT) {
-        aip_webpages_error (self->pages, serial, "not sent: the message is %zu bytes; the limit is %d",
-                      len, AIP_MAX_CONTENT);
+        aip_webpages_error (self->pages, serial,
+                            "not sent: the message is %zu bytes; the limit is %d",
+                            len, AIP_MAX_CONTENT);
         return;
     }
     aip_webroom_t *room = s_room_want (self, room_id);
     if (!room || !aip_webroom_ready (room)) {
-        aip_webpages_error (self->pages, serial, "room %s is not known (yet): open it first", room_id);
+        aip_webpages_error (self->pages, serial, "room %s is not known (yet): open it first",
+                            room_id);
         return;
     }
     char msg_id [AIP_MSG_ID_LEN + 1];
@@ -537,11 +540,13 @@ s_op_join (s_web_t *self, aip_webpage_t *page, json_t *req)
     uint64_t serial = aip_webpage_serial (page);
     const char *link = s_str (req, "link"), *password = s_str (req, "password");
     if (!link || !*link || strlen (link) > 2048) {
-        aip_webpages_error (self->pages, serial, "paste a connection string (peer://… or peer+lan://…)");
+        aip_webpages_error (self->pages, serial,
+                            "paste a connection string (peer://… or peer+lan://…)");
         return;
     }
     if (link [0] == '-') {
-        aip_webpages_error (self->pages, serial, "a connection string starts with peer:// or peer+lan://");
+        aip_webpages_error (self->pages, serial,
+                            "a connection string starts with peer:// or peer+lan://");
         return;
     }
     //  The password goes to the command's environment only: never argv,
@@ -557,8 +562,8 @@ s_op_create (s_web_t *self, aip_webpage_t *page, json_t *req)
     uint64_t serial = aip_webpage_serial (page);
     const char *name = s_str (req, "name");
     if (!name || !*name || strlen (name) > AIP_MAX_NAME || name [0] == '-') {
-        aip_webpages_error (self->pages, serial, "a room name is 1 to %d bytes, not starting with '-'",
-                      AIP_MAX_NAME);
+        aip_webpages_error (self->pages, serial,
+                            "a room name is 1 to %d bytes, not starting with '-'", AIP_MAX_NAME);
         return;
     }
     const char *argv [] = { self->cli, "room", "create", name, NULL };
