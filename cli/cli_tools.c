@@ -16,30 +16,10 @@
 static json_t *
 s_configured (cli_t *cli, char *problem, size_t size)
 {
-    char path [AIP_PATH_MAX];
-    aip_home_path (cli->home, "tools.json", path, sizeof path);
-    *problem = 0;
-    size_t len;
-    char *text = aip_file_read (path, AIP_MAX_TOOLS_FILE, &len);
-    if (!text) {
-        if (errno != ENOENT)
-            snprintf (problem, size, "cannot read %s: %s", path,
-                      errno == EFBIG ? "larger than 256 KiB" : strerror (errno));
+    json_t *root = aip_json_tools_load (cli->home, NULL, NULL, problem, size);
+    if (!root)
         return NULL;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
-    free (text);
     json_t *tools = json_object_get (root, "tools");
-    if (!json_is_object (tools)) {
-        if (root)
-            snprintf (problem, size, "%s is not valid: it needs an object \"tools\"", path);
-        else
-            snprintf (problem, size, "%s:%d:%d: not valid JSON: %s", path, jerr.line,
-                      jerr.column, jerr.text);
-        json_decref (root);
-        return NULL;
-    }
     json_t *names = json_array ();
     const char *name;
     json_t *value;

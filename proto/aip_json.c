@@ -1,10 +1,15 @@
-/*  aip_json.c — msgpack values <-> jansson values. */
+/*  aip_json.c — msgpack values <-> jansson values, and the JSON file a
+    user writes (tools.json). */
 #include "aip_json.h"
+#include "aip_home.h"
+#include "aip_util.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 json_t *
 aip_json_from_obj (const aip_obj_t *o)
@@ -98,6 +103,46 @@ aip_json_dumpf (const json_t *json, FILE *out)
     return json_dumpf (json, out, JSON_INDENT (2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION (15));
 }
 
+json_t *
+aip_json_tools_load (const char *home, char **text_p, size_t *len_p, char *problem, size_t size)
+{
+    char path [AIP_PATH_MAX];
+    aip_home_path (home, "tools.json", path, sizeof path);
+    *problem = 0;
+    if (text_p)
+        *text_p = NULL;
+    size_t len;
+    char *text = aip_file_read (path, AIP_MAX_TOOLS_FILE, &len);
+    if (!text) {
+        if (errno == EFBIG)
+            snprintf (problem, size, "cannot read %s: larger than %d KiB", path,
+                      AIP_MAX_TOOLS_FILE / 1024);
+        else
+        if (errno != ENOENT)
+            snprintf (problem, size, "cannot read %s: %s", path, strerror (errno));
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object (json_object_get (root, "tools"))) {
+        if (root)
+            snprintf (problem, size, "%s is not valid: it needs an object \"tools\"", path);
+        else
+            snprintf (problem, size, "%s:%d:%d: not valid JSON: %s", path, jerr.line,
+                      jerr.column, jerr.text);
+        json_decref (root);
+        free (text);
+        return NULL;
+    }
+    if (text_p) {
+        *text_p = text;
+        *len_p = len;
+    }
+    else
+        free (text);
+    return root;
+}
+
 void
 aip_json_test (bool verbose)
 {
@@ -137,5 +182,32 @@ aip_json_test (bool verbose)
     aip_doc_destroy (&doc);
     aip_pack_destroy (&pk);
     aip_pack_destroy (&pk2);
+
+    //  tools.json: absent, broken, without "tools", then a good one
+    char home [] = "/tmp/aip_json_test_XXXXXX";
+    assert (mkdtemp (home));
+    char path [AIP_PATH_MAX], problem [AIP_PATH_MAX + 128];
+    aip_home_path (home, "tools.json", path, sizeof path);
+    size_t len;
+    assert (!aip_json_tools_load (home, &text, &len, problem, sizeof problem) && !*problem);
+    const char *files [] = { "{\"tools\": {", "{\"tool\": {}}", "{\"tools\": {\"a\": 1}}" };
+    for (size_t i = 0; i < 3; i++) {
+        FILE *f = fopen (path, "w");
+        assert (f && fputs (files [i], f) >= 0 && fclose (f) == 0);
+        json_t *root = aip_json_tools_load (home, &text, &len, problem, sizeof problem);
+        if (verbose && *problem)
+            printf ("\n   %s", problem);
+        if (i < 2) {
+            assert (!root && !text);
+            assert (strstr (problem, i == 0 ? "tools.json:1:" : "needs an object \"tools\""));
+        }
+        else {
+            assert (root && !*problem && len == strlen (files [i]) && memcmp (text, files [i], len) == 0);
+            json_decref (root);
+            free (text);
+        }
+    }
+    remove (path);
+    rmdir (home);
     printf ("OK\n");
 }

@@ -20,6 +20,15 @@ char *aip_json_dumps (const json_t *json);
 //  The same written to out; 0, or -1 on failure
 int aip_json_dumpf (const json_t *json, FILE *out);
 
+//  home's tools.json (the tools a user configures; read by spawnd and by
+//  the CLI's check of a tool name): its root, whose "tools" is an object.
+//  NULL when it is absent (problem "") or cannot be read, is too large, is
+//  not JSON or has no "tools" object (problem says which, with the path and
+//  where). text_p, if not NULL, gets the file's text for messages that
+//  point into it (caller frees; NULL when the root is).
+json_t *aip_json_tools_load (const char *home, char **text_p, size_t *len_p,
+                             char *problem, size_t size);
+
 void aip_json_test (bool verbose);
 
 #endif

@@ -4,6 +4,7 @@
 #include <czmq.h>
 #include "aip_home.h"
 #include "aip_limits.h"
+#include "aip_json.h"
 #include "aip_util.h"
 
 #include <assert.h>
@@ -349,29 +350,17 @@ s_line_of (const char *text, size_t len, const char *name)
 static void
 s_load_config (aip_adapter_t *self, const char *home, char *warning, size_t warnlen)
 {
+    char *text, problem [AIP_PATH_MAX + 256];
+    size_t len;
+    json_t *root = aip_json_tools_load (home, &text, &len, problem, sizeof problem);
+    if (!root) {
+        if (*problem)
+            s_warn (warning, warnlen, "%s", problem);
+        return;
+    }
+    json_t *tools = json_object_get (root, "tools");
     char path [AIP_PATH_MAX];
     aip_home_path (home, "tools.json", path, sizeof path);
-    size_t len;
-    char *text = aip_file_read (path, AIP_MAX_TOOLS_FILE, &len);
-    if (!text) {
-        if (errno != ENOENT)
-            s_warn (warning, warnlen, "cannot read %s: %s", path,
-                    errno == EFBIG ? "larger than 256 KiB" : strerror (errno));
-        return;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb (text, len, JSON_REJECT_DUPLICATES, &jerr);
-    json_t *tools = json_object_get (root, "tools");
-    if (!root || !json_is_object (tools)) {
-        if (root)
-            s_warn (warning, warnlen, "%s is not valid: it needs an object \"tools\"", path);
-        else
-            s_warn (warning, warnlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line,
-                    jerr.column, jerr.text);
-        json_decref (root);
-        free (text);
-        return;
-    }
     const char *name;
     json_t *value;
     json_object_foreach (tools, name, value) {
