@@ -896,6 +896,15 @@ s_op_status (aip_relayd_t *self, uint64_t tag, const aip_request_t *req)
     json_decref (data);
 }
 
+//  The relay's ops, indexed by op: each answers (now or later) by its tag
+typedef void (s_op_fn) (aip_relayd_t *self, uint64_t tag, const aip_request_t *req);
+static s_op_fn *const s_handlers [AIP_OP_COUNT] = {
+    [AIP_OP_RELAY_JOIN]   = s_op_join,
+    [AIP_OP_RELAY_PUSH]   = s_op_push,
+    [AIP_OP_RELAY_STATUS] = s_op_status,
+    [AIP_OP_LAN_FETCH]    = aip_relay_hub_fetch,
+};
+
 static void
 s_handle_request (aip_relayd_t *self, uint64_t tag, zframe_t *body)
 {
@@ -908,14 +917,10 @@ s_handle_request (aip_relayd_t *self, uint64_t tag, zframe_t *body)
         aip_relay_reply_error (self, tag, id, AIP_ERR_MALFORMED, message);
         return;
     }
-    switch (req.op) {
-        case AIP_OP_RELAY_JOIN:   s_op_join (self, tag, &req); break;
-        case AIP_OP_RELAY_PUSH:   s_op_push (self, tag, &req); break;
-        case AIP_OP_RELAY_STATUS: s_op_status (self, tag, &req); break;
-        case AIP_OP_LAN_FETCH:    aip_relay_hub_fetch (self, tag, &req); break;
-        default:
-            aip_relay_reply_error (self, tag, req.id, AIP_ERR_INVALID, "not a relay operation");
-    }
+    if (s_handlers [req.op])
+        s_handlers [req.op] (self, tag, &req);
+    else
+        aip_relay_reply_error (self, tag, req.id, AIP_ERR_INVALID, "not a relay operation");
     aip_request_free (&req);
 }
 
@@ -1112,6 +1117,9 @@ void
 aip_relay_test (bool verbose)
 {
     printf (" * aip_relay: ");
+    //  Every relay op has its handler, and no other op has one
+    for (int op = 0; op < AIP_OP_COUNT; op++)
+        assert ((s_handlers [op] != NULL) == (aip_op_service ((aip_op_t) op) == AIP_SVC_RELAY));
     //  Jitter stays within [0.5, 1.5) of the delay
     for (int i = 0; i < 1000; i++) {
         int d = aip_relay_jitter (1000);
