@@ -1,5 +1,6 @@
 /*  fuzz_proto.c — libFuzzer target for the decoders that face the wire:
-    every frame a client, worker or peer sends goes through one of these,
+    every frame a client, worker or peer sends goes through one of these
+    (a worker's and the broker's command frames through aip_frames_decode),
     every event a subscriber reads through aip_event_decode,
     every beacon heard on the LAN through aip_lan_beacon_decode, and every
     connection string a user pastes through aip_peerurl_parse. */
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #include "aip_event.h"
+#include "aip_frames.h"
 #include "aip_json.h"
 #include "aip_lan.h"
 #include "aip_peerurl.h"
@@ -52,6 +54,28 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
              && !aip_obj_streq (aip_obj_get (ev.data, "id"), ev.msg_id)))
             abort ();
         aip_event_free (&ev);
+    }
+    //  Worker frames (the LAN socket takes them from other machines): the
+    //  bytes cut at each '|' into at most 6 frames, read as from either
+    //  side; one that decodes has what its command carries
+    zmsg_t *frames [2] = { zmsg_new (), zmsg_new () };
+    size_t start = 0;
+    for (size_t i = 0; i <= size && zmsg_size (frames [0]) < 6; i++)
+        if (i == size || data [i] == '|') {
+            zmsg_addmem (frames [0], data + start, i - start);
+            zmsg_addmem (frames [1], data + start, i - start);
+            start = i + 1;
+        }
+    for (int side = 0; side < 2; side++) {
+        aip_frames_t cmd;
+        unsigned from = side ? AIP_FRAME_F_BROKER : AIP_FRAME_F_WORKER;
+        if (aip_frames_decode (&frames [side], from, &cmd, err, sizeof err) == 0) {
+            if ((cmd.type == AIP_FRAME_EVENT) != (cmd.topic != NULL))
+                abort ();
+            aip_frames_free (&cmd);
+        }
+        if (frames [side])
+            abort ();           //  decoding consumes the message
     }
     //  A beacon (UDP, anyone on the network can send one)
     aip_lan_beacon_t beacon;
