@@ -24,6 +24,16 @@ import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 
+def proc_state(pid):
+    """The one-letter state /proc gives a process (R, S, T stopped, Z), or "?"."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2]
+    except (OSError, ValueError, IndexError):
+        return "?"
+
+
 def peer(name):
     return {"id": "test-%s" % name, "name": name, "type": "ai", "tool": name, "machine": "t"}
 
@@ -178,8 +188,20 @@ class TestStorageCrash(AipTestCase):
         storaged = self.storaged_pid()
         os.kill(storaged, signal.SIGSTOP)
         try:
+            #  Stopped before the send (the signal is delivered when the
+            #  kernel next runs it); the one store worker the broker has
+            wait_until(lambda: proc_state(storaged) == "T", 10, "storaged to stop")
+            workers = [d for d in self.ok("daemon", "status")["daemons"]
+                       if d["name"] == "storaged"]
+            self.assertEqual([d["pid"] for d in workers], [storaged], workers)
             start = time.monotonic()
-            err = self.fail("chat", room, "into the void", timeout=40)
+            r = self.run_cli("chat", room, "into the void", timeout=40)
+            self.assertNotEqual(r.rc, 0, "a send answered while storaged (pid %d, state %s) was "
+                                "stopped: %r; daemons %r" % (storaged, proc_state(storaged), r,
+                                                              self.daemons()))
+            self.assertEqual(r.rc, 1, r)
+            self.assertIs(r.doc["ok"], False, r)
+            err = r.doc["error"]
             self.assertLess(time.monotonic() - start, 35)
             self.assertIn("storaged", err)
         finally:
