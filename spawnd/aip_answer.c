@@ -247,6 +247,33 @@ aip_answer_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *strea
 //  Self-test: trimming and the visible cut (the runs themselves are
 //  covered by tests/test_invite.py and tests/test_agents.py)
 
+size_t
+aip_answer_mentions (aip_adapter_t *adapter, const char *self_tool, const char *answer,
+            const char **mentions, size_t max)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
+        const char *tool = aip_adapter_at (adapter, i)->name;
+        if (streq (tool, self_tool))
+            continue;
+        //  claude-code is also @claude: the mention keeps the name written
+        const char *names [2] = { tool, streq (tool, "claude-code") ? "claude" : NULL };
+        bool found = false;
+        for (size_t k = 0; k < 2 && names [k] && !found; k++) {
+            size_t n = strlen (names [k]);
+            for (const char *p = strchr (answer, '@'); p && !found; p = strchr (p + 1, '@')) {
+                if (strncasecmp (p + 1, names [k], n) == 0
+                &&  !(isalnum ((unsigned char) p [1 + n]) || p [1 + n] == '_' || p [1 + n] == '-')) {
+                    if (count < max)
+                        mentions [count++] = names [k];
+                    found = true;
+                }
+            }
+        }
+    }
+    return count;
+}
+
 void
 aip_answer_test (bool verbose)
 {
@@ -260,6 +287,15 @@ aip_answer_test (bool verbose)
     len = strlen (blank);
     aip_answer_trim (blank, &len);
     assert (len == 0 && *blank == 0);
+    //  @mentions of the other known tools, as written
+    aip_adapter_t *adapter = aip_adapter_new (NULL, NULL, 0);
+    const char *mentions [4];
+    assert (aip_answer_mentions (adapter, "claude", "body @codex and @gemini-x",
+                                 mentions, 4) == 1);
+    assert (streq (mentions [0], "codex"));
+    assert (aip_answer_mentions (adapter, "codex", "ask @claude", mentions, 4) == 1);
+    assert (streq (mentions [0], "claude"));
+    aip_adapter_destroy (&adapter);
 
     //  Under the limit: as it is; over: cut on a character, marker added
     char *answer = strdup ("short");

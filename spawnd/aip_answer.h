@@ -37,6 +37,11 @@ int aip_answer_stream (const aip_tool_t *tool, aip_proc_t *proc, aip_stream_t *s
 //  Trim what is not part of the answer in place: leading blank lines,
 //  trailing whitespace (the final newline every tool prints)
 void aip_answer_trim (char *answer, size_t *len);
+//  The other known tools the answer @mentions (claude-code also as @claude,
+//  the name as written): up to max names into mentions (borrowed from
+//  adapter), their count returned
+size_t aip_answer_mentions (aip_adapter_t *adapter, const char *self_tool, const char *answer,
+                            const char **mentions, size_t max);
 
 void aip_answer_test (bool verbose);
 

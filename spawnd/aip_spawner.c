@@ -47,9 +47,9 @@ typedef struct {
     aip_roomkey_t room_key;         //  ... with this key (only during the job)
 } s_spawner_t;
 
-//  A reply to one request: either data (JSON) or an error
+//  A reply to one request: either data (packed) or an error
 typedef struct {
-    json_t *data;                   //  success
+    aip_pack_t *data;               //  success: the reply's data, one msgpack value
     char code [32];                 //  error code
     char message [2048];            //  error message
 } s_result_t;
@@ -64,7 +64,9 @@ s_reply (s_spawner_t *self, uint64_t tag, uint64_t request_id, s_result_t *resul
     aip_pack_reset (self->pk);
     if (result->data) {
         aip_reply_ok_begin (self->pk, request_id);
-        aip_json_pack (self->pk, result->data);
+        size_t size;
+        const void *data = aip_pack_data (result->data, &size);
+        aip_pack_raw (self->pk, data, size);
     }
     else
         aip_reply_error (self->pk, request_id, result->code, result->message);
@@ -381,32 +383,6 @@ typedef struct {
     bool sessions;                  //  a password room's tool may keep its session
     char max_cost [17];             //  USD for the tool's budget flag, or ""
 } s_job_t;
-
-//  Other known tools the answer @mentions
-static json_t *
-s_mentions (aip_adapter_t *adapter, const char *self_tool, const char *answer)
-{
-    json_t *mentions = json_array ();
-    for (size_t i = 0; i < aip_adapter_count (adapter); i++) {
-        const char *tool = aip_adapter_at (adapter, i)->name;
-        if (streq (tool, self_tool))
-            continue;
-        //  claude-code is also @claude: the mention keeps the name written
-        const char *names [2] = { tool, streq (tool, "claude-code") ? "claude" : NULL };
-        bool found = false;
-        for (size_t k = 0; k < 2 && names [k] && !found; k++) {
-            size_t n = strlen (names [k]);
-            for (const char *p = strchr (answer, '@'); p && !found; p = strchr (p + 1, '@')) {
-                if (strncasecmp (p + 1, names [k], n) == 0
-                &&  !(isalnum ((unsigned char) p [1 + n]) || p [1 + n] == '_' || p [1 + n] == '-')) {
-                    json_array_append_new (mentions, json_string (names [k]));
-                    found = true;
-                }
-            }
-        }
-    }
-    return mentions;
-}
 
 //  The prompt of a tool that reads a file ("prompt": "file"): an anonymous
 //  memory file (memfd) the tool opens as /proc/<spawnd>/fd/<n>, so the
@@ -765,35 +741,44 @@ s_post_failure (s_spawner_t *self, s_job_t *job, const char *speaker, s_result_t
 }
 
 //  The spawn.run reply of an answer that was posted as sent
-static json_t *
+static aip_pack_t *
 s_answer_data (aip_adapter_t *adapter, const char *tool, const char *room_id, const char *answer,
                size_t answer_len, int64_t started, json_t *usage, const char *session_id,
                bool resumed, const char *warning, const s_sent_t *sent, size_t dropped)
 {
-    json_t *data = json_object ();
-    json_object_set_new (data, "tool", json_string (tool));
-    json_object_set_new (data, "response", json_stringn (answer, answer_len));
-    json_object_set_new (data, "room", json_string (room_id));
-    json_t *mentions = s_mentions (adapter, tool, answer);
-    if (json_array_size (mentions))
-        json_object_set (data, "mentions", mentions);
-    json_decref (mentions);
-    json_object_set_new (data, "elapsed_s",
-                         json_real ((double) (aip_clock_ms () - started) / 1000.0));
-    if (usage)
-        json_object_set (data, "usage", usage);
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map_begin (pk);
+    aip_pack_kstr (pk, "tool", tool);
+    aip_pack_kstrn (pk, "response", answer, answer_len);
+    aip_pack_kstr (pk, "room", room_id);
+    const char *mentions [AIP_MAX_TOOLS * 2];
+    size_t count = aip_answer_mentions (adapter, tool, answer, mentions, AIP_MAX_TOOLS * 2);
+    if (count) {
+        aip_pack_key (pk, "mentions");
+        aip_pack_array (pk, count);
+        for (size_t i = 0; i < count; i++)
+            aip_pack_str (pk, mentions [i]);
+    }
+    aip_pack_key (pk, "elapsed_s");
+    aip_pack_real (pk, (double) (aip_clock_ms () - started) / 1000.0);
+    if (usage) {
+        //  The tool's own figures, from its JSON output
+        aip_pack_key (pk, "usage");
+        aip_json_pack (pk, usage);
+    }
     if (*session_id)
-        json_object_set_new (data, "session_id", json_string (session_id));
-    json_object_set_new (data, "resumed", json_boolean (resumed));
+        aip_pack_kstr (pk, "session_id", session_id);
+    aip_pack_kbool (pk, "resumed", resumed);
     if (*warning)
-        json_object_set_new (data, "warning", json_string (warning));
+        aip_pack_kstr (pk, "warning", warning);
     if (*sent->id)
-        json_object_set_new (data, "message_id", json_string (sent->id));
+        aip_pack_kstr (pk, "message_id", sent->id);
     if (*sent->peer_id)
-        json_object_set_new (data, "peer_id", json_string (sent->peer_id));
+        aip_pack_kstr (pk, "peer_id", sent->peer_id);
     if (dropped)
-        json_object_set_new (data, "history_dropped", json_integer ((json_int_t) dropped));
-    return data;
+        aip_pack_kint (pk, "history_dropped", (int64_t) dropped);
+    aip_pack_map_end (pk);
+    return pk;
 }
 
 //  One spawn.run: load the room and its history, build the prompt, run the
@@ -970,7 +955,10 @@ s_discover (s_spawner_t *self, s_result_t *result)
 {
     char warning [512];
     aip_adapter_t *adapter = aip_adapter_new (self->args.home, warning, sizeof warning);
-    json_t *found = json_array ();
+    aip_pack_t *pk = aip_pack_new ();
+    aip_pack_map_begin (pk);
+    aip_pack_key (pk, "discovered");
+    aip_pack_array_begin (pk);
     for (size_t i = 0; i < aip_adapter_count (adapter) && !self->terminated; i++) {
         const aip_tool_t *tool = aip_adapter_at (adapter, i);
         char path [AIP_PATH_MAX];
@@ -989,15 +977,19 @@ s_discover (s_spawner_t *self, s_result_t *result)
             aip_tool_words (out, len, version, sizeof version);
         }
         aip_proc_destroy (&proc);
-        json_array_append_new (found, json_pack ("{s:s, s:s, s:s, s:s, s:b}", "tool", tool->name,
-                                                 "binary", path, "machine", self->host,
-                                                 "version", version, "configured",
-                                                 tool->configured));
+        aip_pack_map (pk, 5);
+        aip_pack_kstr (pk, "tool", tool->name);
+        aip_pack_kstr (pk, "binary", path);
+        aip_pack_kstr (pk, "machine", self->host);
+        aip_pack_kstr (pk, "version", version);
+        aip_pack_kbool (pk, "configured", tool->configured);
     }
+    aip_pack_array_end (pk);
     aip_proc_sweep ();          //  what a --version left behind, detached
-    result->data = json_pack ("{s:o}", "discovered", found);
     if (*warning)
-        json_object_set_new (result->data, "warning", json_string (warning));
+        aip_pack_kstr (pk, "warning", warning);
+    aip_pack_map_end (pk);
+    result->data = pk;
     aip_adapter_destroy (&adapter);
 }
 
@@ -1059,7 +1051,7 @@ s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
                   aip_op_name (req.op));
     }
     s_reply (self, tag, req.id, &result);
-    json_decref (result.data);
+    aip_pack_destroy (&result.data);
     aip_request_free (&req);
     self->busy = false;
     self->current_tag = 0;
@@ -1128,16 +1120,10 @@ aip_spawner_test (bool verbose)
 {
     printf (" * aip_spawner: ");
     //  The full path (broker, store, tools) is covered by tests/test_invite.py;
-    //  here: trimming and mentions
+    //  here: trimming (mentions: aip_answer's self-test)
     char text [] = "\n\n  # Title\n\nbody @codex and @gemini-x\n\n";
     size_t len = strlen (text);
     aip_answer_trim (text, &len);
     assert (streq (text, "  # Title\n\nbody @codex and @gemini-x"));
-    aip_adapter_t *adapter = aip_adapter_new (NULL, NULL, 0);
-    json_t *mentions = s_mentions (adapter, "claude", text);
-    assert (json_array_size (mentions) == 1);
-    assert (streq (json_string_value (json_array_get (mentions, 0)), "codex"));
-    json_decref (mentions);
-    aip_adapter_destroy (&adapter);
     printf ("OK\n");
 }
