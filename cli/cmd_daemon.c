@@ -159,8 +159,8 @@ s_start (cli_t *cli, int argc, char **argv)
         return -1;
     bool lan = opts [OPT_LAN].present;
     //  0 workers is asked for explicitly: no invites on this machine
-    aip_daemon_opts_t dopts = { lan ? AIP_DAEMON_LAN : AIP_DAEMON_LOCAL, (int) port,
-                                workers ? (int) workers : -1 };
+    aip_daemon_opts_t dopts = { .mode = lan ? AIP_DAEMON_LAN : AIP_DAEMON_LOCAL,
+                                .port = (int) port, .workers = workers ? (int) workers : -1 };
     bool started;
     char err [1024];
     if (aip_daemon_start (cli->home, &dopts, &started, err, sizeof err))

@@ -303,7 +303,7 @@ s_markdown (cli_t *cli, json_t *room, json_t *peers, cli_room_t *keys, size_t *s
         fputc (')', out);
     }
     fprintf (out, "\n\n---\n\n");
-    s_render_t render = { out, room, keys, names };
+    s_render_t render = { .out = out, .room = room, .keys = keys, .names = names };
     int rc = cli_each_page (cli, s_str (room, "id", ""), s_markdown_page, &render, count);
     json_decref (names);
     if (fclose (out) != 0 || rc) {

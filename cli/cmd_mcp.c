@@ -439,7 +439,8 @@ s_call_run (void *arg)
     s_server_t *self = call->server;
     cli_t cli;
     s_cli_init (self, &cli);
-    cli_hooks_t hooks = { s_hook_job, s_hook_cancelled, s_hook_tick, call };
+    cli_hooks_t hooks = { .job = s_hook_job, .cancelled = s_hook_cancelled, .tick = s_hook_tick,
+                          .arg = call };
     cli.hooks = &hooks;
     json_t *result = NULL;
     char err [1024];

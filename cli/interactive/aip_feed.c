@@ -190,7 +190,8 @@ aip_feed_test (bool verbose)
 
     s_test_seen_t seen;
     memset (&seen, 0, sizeof seen);
-    aip_feed_handlers_t handlers = { s_test_message, s_test_progress, &seen };
+    aip_feed_handlers_t handlers = { .message = s_test_message, .progress = s_test_progress,
+                                     .arg = &seen };
     aip_feed_t *feed = aip_feed_new (dir, "abc", &handlers);
     assert (feed);
     //  A subscription takes a moment to reach the publisher: publish until

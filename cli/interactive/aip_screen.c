@@ -526,7 +526,7 @@ aip_screen_test (bool verbose)
     //  above the block, and the posted message takes the block's place
     buf = NULL;
     out = open_memstream (&buf, &size);
-    aip_screen_editor_t editor = { "[You]: ", s_test_redraw, NULL };
+    aip_screen_editor_t editor = { .prompt = "[You]: ", .redraw = s_test_redraw };
     screen = aip_screen_new (out, true, true, &editor, NULL);
     aip_screen_live_start (screen, "claude", 4242);
     fflush (out);
