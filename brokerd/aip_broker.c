@@ -180,7 +180,7 @@ static void
 s_op_daemon_status (s_broker_t *self, zframe_t *client, const aip_request_t *req)
 {
     aip_pack_t *pk = s_reply_begin (self, req);
-    aip_pack_map (pk, self->lan ? 8 : 7);
+    aip_pack_map_begin (pk);
     aip_pack_kbool (pk, "running", true);
     aip_pack_kint (pk, "workers", s_spawn_children (self));
     if (self->lan) {
@@ -193,6 +193,7 @@ s_op_daemon_status (s_broker_t *self, zframe_t *client, const aip_request_t *req
     aip_pack_kint (pk, "requests", (int64_t) aip_workers_routed (self->table));
     aip_pack_key (pk, "daemons");
     aip_workers_pack_daemons (self->table, self->supervisor, pk);
+    aip_pack_map_end (pk);
     s_send_packed (self, client);
 }
 

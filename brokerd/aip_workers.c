@@ -597,16 +597,14 @@ s_pack_tools (aip_pack_t *pk, const s_worker_t *w)
         return;
     }
     //  ",a,b," has a name between each two commas; ",," (no tools) none
-    size_t count = 0;
-    for (const char *c = w->tools + 1; *c; c++)
-        count += *c == ',' && c [-1] != ',';
-    aip_pack_array (pk, count);
+    aip_pack_array_begin (pk);
     for (const char *from = w->tools + 1; *from; ) {
         const char *comma = strchr (from, ',');
         if (comma > from)
             aip_pack_strn (pk, from, (size_t) (comma - from));
         from = comma + 1;
     }
+    aip_pack_array_end (pk);
 }
 
 //  One supervised child, with its worker (NULL: none connected)
@@ -624,7 +622,7 @@ s_pack_child (aip_workers_t *self, const aip_child_t *c, aip_pack_t *pk)
          p = (s_pending_t *) zhashx_next (self->pending))
         if (p->worker == worker && *p->work.job)
             job = p;
-    aip_pack_map (pk, c->svc == AIP_SVC_SPAWN ? 9 : 7);
+    aip_pack_map_begin (pk);
     aip_pack_kstr (pk, "name", c->name);
     aip_pack_kint (pk, "pid", c->pid);
     if (c->svc == AIP_SVC_SPAWN) {
@@ -645,19 +643,14 @@ s_pack_child (aip_workers_t *self, const aip_child_t *c, aip_pack_t *pk)
     aip_pack_kint (pk, "restarts", c->restarts);
     aip_pack_kint (pk, "inflight", worker ? worker->inflight : 0);
     aip_pack_kint (pk, "processed", worker ? (int64_t) worker->processed : 0);
+    aip_pack_map_end (pk);
 }
 
 void
 aip_workers_pack_daemons (aip_workers_t *self, aip_supervisor_t *supervisor, aip_pack_t *pk)
 {
     size_t children = supervisor ? aip_supervisor_size (supervisor) : 0;
-    size_t count = 1 + children;
-    //  Workers not started by us (remote or manual) are listed too
-    for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
-         w = (s_worker_t *) zhashx_next (self->worker_map))
-        if (!s_worker_ours (supervisor, w))
-            count++;
-    aip_pack_array (pk, count);
+    aip_pack_array_begin (pk);
     aip_pack_map (pk, 4);
     aip_pack_kstr (pk, "name", "brokerd");
     aip_pack_kint (pk, "pid", getpid ());
@@ -665,11 +658,12 @@ aip_workers_pack_daemons (aip_workers_t *self, aip_supervisor_t *supervisor, aip
     aip_pack_kint (pk, "queued", (int64_t) aip_workers_queued (self));
     for (size_t i = 0; i < children; i++)
         s_pack_child (self, aip_supervisor_child (supervisor, i), pk);
+    //  Workers not started by us (remote or manual) are listed too
     for (s_worker_t *w = (s_worker_t *) zhashx_first (self->worker_map); w;
          w = (s_worker_t *) zhashx_next (self->worker_map)) {
         if (s_worker_ours (supervisor, w))
             continue;
-        aip_pack_map (pk, w->svc == AIP_SVC_SPAWN ? 8 : 7);
+        aip_pack_map_begin (pk);
         aip_pack_kstr (pk, "name", w->name);
         aip_pack_kint (pk, "pid", w->pid);
         if (w->svc == AIP_SVC_SPAWN)
@@ -679,7 +673,9 @@ aip_workers_pack_daemons (aip_workers_t *self, aip_supervisor_t *supervisor, aip
         aip_pack_kstr (pk, "state", "ready");
         aip_pack_kint (pk, "inflight", w->inflight);
         aip_pack_kint (pk, "processed", (int64_t) w->processed);
+        aip_pack_map_end (pk);
     }
+    aip_pack_array_end (pk);
 }
 
 //  ---------------------------------------------------------------------

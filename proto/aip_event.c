@@ -110,9 +110,9 @@ aip_event_topic_room (const char *topic)
 }
 
 static void
-s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id, size_t keys)
+s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id)
 {
-    aip_pack_map (pk, 3 + keys);
+    aip_pack_map_begin (pk);
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "type", s_events [type].name);
     aip_pack_kstr (pk, "room_id", room_id);
@@ -121,15 +121,16 @@ s_pack_head (aip_pack_t *pk, aip_event_type_t type, const char *room_id, size_t 
 void
 aip_event_pack_message (aip_pack_t *pk, const char *room_id, const void *msg, size_t msg_size)
 {
-    s_pack_head (pk, AIP_EVENT_MESSAGE, room_id, 1);
+    s_pack_head (pk, AIP_EVENT_MESSAGE, room_id);
     aip_pack_key (pk, "data");
     aip_pack_raw (pk, msg, msg_size);
+    aip_pack_map_end (pk);
 }
 
 void
 aip_event_pack_progress (aip_pack_t *pk, const char *room_id, const aip_progress_t *progress)
 {
-    s_pack_head (pk, AIP_EVENT_PROGRESS, room_id, 1);
+    s_pack_head (pk, AIP_EVENT_PROGRESS, room_id);
     aip_pack_key (pk, "data");
     aip_pack_map (pk, 7);
     aip_pack_kstr (pk, "tool", progress->tool);
@@ -141,18 +142,20 @@ aip_event_pack_progress (aip_pack_t *pk, const char *room_id, const aip_progress
     aip_pack_kstrn (pk, "text", progress->text ? progress->text : "",
                     progress->text ? progress->text_len : 0);
     aip_pack_kbool (pk, "done", progress->done);
+    aip_pack_map_end (pk);
 }
 
 void
 aip_event_pack_outbox (aip_pack_t *pk, const char *room_id, const char *msg_id,
                        const void *msg, size_t msg_size)
 {
-    s_pack_head (pk, AIP_EVENT_OUTBOX, room_id, msg ? 2 : 1);
+    s_pack_head (pk, AIP_EVENT_OUTBOX, room_id);
     aip_pack_kstr (pk, "id", msg_id);
     if (msg) {
         aip_pack_key (pk, "data");
         aip_pack_raw (pk, msg, msg_size);
     }
+    aip_pack_map_end (pk);
 }
 
 int

@@ -29,7 +29,7 @@ static void
 s_send_ready (aip_worker_t *self)
 {
     aip_pack_t *pk = aip_pack_new ();
-    aip_pack_map (pk, 5 + (self->token ? 1 : 0) + (self->tools ? 1 : 0));
+    aip_pack_map_begin (pk);
     aip_pack_kint (pk, "v", AIP_PROTO_VERSION);
     aip_pack_kstr (pk, "svc", aip_svc_name (self->svc));
     aip_pack_kint (pk, "slots", self->slots);
@@ -39,6 +39,7 @@ s_send_ready (aip_worker_t *self)
         aip_pack_kstr (pk, "token", self->token);
     if (self->tools)
         aip_pack_kstr (pk, "tools", self->tools);
+    aip_pack_map_end (pk);
     size_t size;
     const void *data = aip_pack_data (pk, &size);
     zmsg_t *msg = aip_frames_pack_mem (NULL, AIP_FRAME_READY, 0, NULL, data, size);
