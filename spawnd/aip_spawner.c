@@ -996,6 +996,46 @@ s_discover (s_spawner_t *self, s_result_t *result)
 //  ---------------------------------------------------------------------
 //  Requests
 
+//  spawn.run: the job its arguments describe
+static void
+s_op_run (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
+{
+    s_job_t job;
+    memset (&job, 0, sizeof job);
+    aip_obj_get_str (req->args, "tool", job.tool, sizeof job.tool, "");
+    aip_obj_get_str (req->args, "room_id", job.room_id, sizeof job.room_id, "");
+    aip_obj_get_str (req->args, "msg_id", job.msg_id, sizeof job.msg_id, "");
+    aip_obj_get_str (req->args, "model", job.model, sizeof job.model, "");
+    aip_obj_get_str (req->args, "cwd", job.cwd, sizeof job.cwd, "");
+    job.context = aip_obj_strdup (aip_req_arg (req, "context"));
+    job.timeout_s = (int) aip_obj_get_int (req->args, "timeout", AIP_TOOL_TIMEOUT_S);
+    if (job.timeout_s < 1)
+        job.timeout_s = 1;
+    job.history = (int) aip_obj_get_int (req->args, "history", AIP_PROMPT_HISTORY);
+    if (job.history < 1)
+        job.history = 1;
+    job.fresh = aip_obj_get_bool (req->args, "fresh", false);
+    job.sessions = aip_obj_get_bool (req->args, "sessions", false);
+    aip_obj_get_str (req->args, "max_cost", job.max_cost, sizeof job.max_cost, "");
+    s_run (self, &job, result);
+    free (job.context);
+}
+
+static void
+s_op_discover (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
+{
+    (void) req;
+    s_discover (self, result);
+}
+
+//  spawnd's ops, indexed by op (as storaged's and relayd's): each fills in
+//  the result its reply carries
+typedef void (s_op_fn) (s_spawner_t *self, const aip_request_t *req, s_result_t *result);
+static s_op_fn *const s_handlers [AIP_OP_COUNT] = {
+    [AIP_OP_SPAWN_RUN]      = s_op_run,
+    [AIP_OP_SPAWN_DISCOVER] = s_op_discover,
+};
+
 static void
 s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
 {
@@ -1021,30 +1061,8 @@ s_handle_request (s_spawner_t *self, uint64_t tag, zframe_t *body)
     self->busy = true;
     self->current_tag = tag;
     self->cancelled = false;
-    if (req.op == AIP_OP_SPAWN_RUN) {
-        s_job_t job;
-        memset (&job, 0, sizeof job);
-        aip_obj_get_str (req.args, "tool", job.tool, sizeof job.tool, "");
-        aip_obj_get_str (req.args, "room_id", job.room_id, sizeof job.room_id, "");
-        aip_obj_get_str (req.args, "msg_id", job.msg_id, sizeof job.msg_id, "");
-        aip_obj_get_str (req.args, "model", job.model, sizeof job.model, "");
-        aip_obj_get_str (req.args, "cwd", job.cwd, sizeof job.cwd, "");
-        job.context = aip_obj_strdup (aip_req_arg (&req, "context"));
-        job.timeout_s = (int) aip_obj_get_int (req.args, "timeout", AIP_TOOL_TIMEOUT_S);
-        if (job.timeout_s < 1)
-            job.timeout_s = 1;
-        job.history = (int) aip_obj_get_int (req.args, "history", AIP_PROMPT_HISTORY);
-        if (job.history < 1)
-            job.history = 1;
-        job.fresh = aip_obj_get_bool (req.args, "fresh", false);
-        job.sessions = aip_obj_get_bool (req.args, "sessions", false);
-        aip_obj_get_str (req.args, "max_cost", job.max_cost, sizeof job.max_cost, "");
-        s_run (self, &job, &result);
-        free (job.context);
-    }
-    else
-    if (req.op == AIP_OP_SPAWN_DISCOVER)
-        s_discover (self, &result);
+    if (s_handlers [req.op])
+        s_handlers [req.op] (self, &req, &result);
     else {
         snprintf (result.code, sizeof result.code, "%s", AIP_ERR_INVALID);
         snprintf (result.message, sizeof result.message, "spawnd does not serve '%s'",
@@ -1125,5 +1143,8 @@ aip_spawner_test (bool verbose)
     size_t len = strlen (text);
     aip_answer_trim (text, &len);
     assert (streq (text, "  # Title\n\nbody @codex and @gemini-x"));
+    //  Every spawn op has its handler, and no other op has one
+    for (int op = 0; op < AIP_OP_COUNT; op++)
+        assert ((s_handlers [op] != NULL) == (aip_op_service ((aip_op_t) op) == AIP_SVC_SPAWN));
     printf ("OK\n");
 }
