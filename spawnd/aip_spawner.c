@@ -998,7 +998,7 @@ s_discover (s_spawner_t *self, s_result_t *result)
 
 //  spawn.run: the job its arguments describe
 static void
-s_op_run (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
+s_spawn_run (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
 {
     s_job_t job;
     memset (&job, 0, sizeof job);
@@ -1022,7 +1022,7 @@ s_op_run (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
 }
 
 static void
-s_op_discover (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
+s_spawn_discover (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
 {
     (void) req;
     s_discover (self, result);
@@ -1032,8 +1032,8 @@ s_op_discover (s_spawner_t *self, const aip_request_t *req, s_result_t *result)
 //  the result its reply carries
 typedef void (s_op_fn) (s_spawner_t *self, const aip_request_t *req, s_result_t *result);
 static s_op_fn *const s_handlers [AIP_OP_COUNT] = {
-    [AIP_OP_SPAWN_RUN]      = s_op_run,
-    [AIP_OP_SPAWN_DISCOVER] = s_op_discover,
+    [AIP_OP_SPAWN_RUN]      = s_spawn_run,
+    [AIP_OP_SPAWN_DISCOVER] = s_spawn_discover,
 };
 
 static void
