@@ -312,22 +312,14 @@ aip_lanmode_test (bool verbose)
     char err [512] = "";
     aip_lanmode_t *lan = NULL;
     int port = 0;
-    //  A free port: bind one, note it, let it go. The kernel's choice (port
-    //  0): czmq's "*" hands out the lowest free port and its "!" a random one
-    //  seeded by the second, the same one to every test that probes at that
-    //  moment. Another process may still take it in between: then another
+    //  A free port (another process may still take it in between: then
+    //  another)
     for (int attempt = 0; !lan && attempt < 5; attempt++) {
-        zsock_t *probe = zsock_new (ZMQ_ROUTER);
-        assert (zsock_bind (probe, "tcp://127.0.0.1:0") == 0);
-        char *bound = zsock_last_endpoint (probe);
-        assert (bound && strrchr (bound, ':'));
-        port = atoi (strrchr (bound, ':') + 1);
+        port = aip_free_tcp_port ();
         assert (port > 0);
-        zstr_free (&bound);
-        zsock_destroy (&probe);
         lan = aip_lanmode_new (home, port, err, sizeof err);
         if (!lan)
-            printf ("(port %d: %s) ", port, err);
+            fprintf (stderr, "(port %d: %s) ", port, err);
     }
     assert (lan);
     assert (streq (aip_lanmode_address (lan), "127.0.0.1"));

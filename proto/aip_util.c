@@ -2,6 +2,7 @@
     daemons and the CLI. */
 #include "aip_util.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdatomic.h>
+#include <netinet/in.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,10 +390,36 @@ s_strcmp_qsort (const void *a, const void *b)
     return strcmp ((const char *) a, (const char *) b);
 }
 
+int
+aip_free_tcp_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = 0,
+                                .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0
+    &&  getsockname (fd, (struct sockaddr *) &addr, &len) == 0)
+        port = ntohs (addr.sin_port);
+    close (fd);
+    return port;
+}
+
 void
 aip_util_test (bool verbose)
 {
     printf (" * aip_util: ");
+    //  A free port can be bound at once, and is not the next prober's too
+    int port = aip_free_tcp_port ();
+    assert (port > 0 && port < 65536);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                                .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    assert (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0);
+    assert (aip_free_tcp_port () != port);
+    close (fd);
     char id [64];
     aip_room_id_new (id);
     assert (strlen (id) == AIP_ROOM_ID_LEN);

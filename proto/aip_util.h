@@ -53,6 +53,11 @@ char *aip_file_read (const char *path, size_t max, size_t *len);
 int aip_file_write_atomic (const char *path, const void *data, size_t len, int mode);
 //  mkdir -p with a mode for the last component; 0 if it exists as a directory
 int aip_mkdir_p (const char *path, int mode);
+//  A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice
+//  for a plain socket, closed at once), for self-tests that need one; -1
+//  if none could be had. (A ZeroMQ socket bound to find one closes in its
+//  I/O thread, later, and czmq's "*" hands every prober the same port.)
+int aip_free_tcp_port (void);
 
 //  Self-test
 void aip_util_test (bool verbose);

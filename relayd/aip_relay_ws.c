@@ -2,6 +2,7 @@
     in a dedicated thread; see aip_relay_ws.h). */
 #include "aip_relay_ws.h"
 #include "aip_limits.h"
+#include "aip_util.h"
 
 #include <libwebsockets.h>
 
@@ -344,10 +345,8 @@ aip_relay_ws_test (bool verbose)
 {
     printf (" * aip_relay_ws: ");
     //  A port that was free a moment ago
-    zsock_t *probe = zsock_new (ZMQ_PUSH);
-    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    int port = aip_free_tcp_port ();
     assert (port > 0);
-    zsock_destroy (&probe);
     char url [64];
     snprintf (url, sizeof url, "http://127.0.0.1:%d", port);
 
