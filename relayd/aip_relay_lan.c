@@ -641,9 +641,15 @@ const aip_sync_transport_t aip_sync_lan = {
     .stop = s_lan_stop_transport,
 };
 
-//  ---------------------------------------------------------------------
-//  Self-test: what the LAN transport decides without a hub (tests/test_lan.py
+//  Self-test: what the LAN transport decides by itself, and what it says to
+//  a hub and does with its answers, against one in this process (a CURVE
+//  ROUTER on loopback) and a stand-in for storaged (tests/test_lan.py
 //  drives it between real hosts)
+
+#define TEST_STORE_ENDPOINT "inproc://aip-relay-lan-test-store"
+#define TEST_WAIT_MS        5000
+
+static void s_test_against_hub (bool verbose);
 
 void
 aip_relay_lan_test (bool verbose)
@@ -686,5 +692,365 @@ aip_relay_lan_test (bool verbose)
     aip_sync_lan.stop (&self);
     if (verbose)
         printf ("(seq cursor, URLs, fetch forgotten, start/stop) ");
+    s_test_against_hub (verbose);
     printf ("OK\n");
+}
+
+//  The stand-in for storaged: answers every request ok, and tells the test
+//  the id of each message it was asked to store
+static void
+s_test_store (zsock_t *pipe, void *args)
+{
+    (void) args;
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    assert (router);
+    zsock_set_linger (router, 0);
+    assert (zsock_bind (router, TEST_STORE_ENDPOINT) == 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    aip_pack_t *pk = aip_pack_new ();
+    zsock_signal (pipe, 0);
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *msg = zmsg_recv (router);
+        assert (msg && zmsg_size (msg) == 2);
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *body = zmsg_pop (msg);
+        aip_request_t req;
+        uint64_t id;
+        char err [256];
+        assert (aip_request_decode (zframe_data (body), zframe_size (body), &req, &id, err,
+                                    sizeof err) == 0);
+        if (req.op == AIP_OP_MSG_SEND) {
+            char mid [AIP_MAX_ID + 1];
+            zstr_send (pipe, aip_obj_get_str (req.args, "id", mid, sizeof mid, ""));
+        }
+        aip_request_free (&req);
+        aip_pack_reset (pk);
+        aip_reply_ok_begin (pk, id);
+        aip_pack_nil (pk);
+        size_t size;
+        const void *data = aip_pack_data (pk, &size);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_append (reply, &peer);
+        zmsg_addmem (reply, data, size);
+        zmsg_send (&reply, router);
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+    }
+    aip_pack_destroy (&pk);
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  One turn of relayd's loop as far as the transport goes, with the hub's
+//  socket in the poll; true if the hub has something to read
+static bool
+s_test_turn (aip_relayd_t *self, zsock_t *hub)
+{
+    zmq_pollitem_t items [2 * LAN_MAX_LINKS + 1];
+    long timeout = TICK_MS;
+    int n = aip_sync_lan.poll_add (self, items, 2 * LAN_MAX_LINKS, &timeout);
+    items [n] = (zmq_pollitem_t) { zsock_resolve (hub), 0, ZMQ_POLLIN, 0 };
+    assert (zmq_poll (items, n + 1, timeout) >= 0);
+    aip_sync_lan.poll_done (self, items, n);
+    aip_sync_lan.expire (self);
+    return (items [n].revents & ZMQ_POLLIN) != 0;
+}
+
+//  The hub's next request, decoded and checked against its op's schema;
+//  returns the routing id to answer it by
+static zframe_t *
+s_test_hub_recv (aip_relayd_t *self, zsock_t *hub, aip_request_t *req)
+{
+    int64_t deadline = aip_clock_ms () + TEST_WAIT_MS;
+    while (!s_test_turn (self, hub))
+        assert (aip_clock_ms () < deadline);
+    zmsg_t *msg = zmsg_recv (hub);
+    assert (msg && zmsg_size (msg) == 2);
+    zframe_t *peer = zmsg_pop (msg);
+    zframe_t *body = zmsg_pop (msg);
+    uint64_t id;
+    char err [256];
+    assert (aip_request_decode (zframe_data (body), zframe_size (body), req, &id, err,
+                                sizeof err) == 0);
+    zframe_destroy (&body);
+    zmsg_destroy (&msg);
+    return peer;
+}
+
+//  True while request id waits for the hub's answer
+static bool
+s_test_pending (aip_relayd_t *self, uint64_t id)
+{
+    for (s_lanreq_t *r = (s_lanreq_t *) zlistx_first (self->lan_pending); r;
+         r = (s_lanreq_t *) zlistx_next (self->lan_pending))
+        if (r->id == id)
+            return true;
+    return false;
+}
+
+//  Answer req with the data in json (a valid reply of its op where one is
+//  declared) or with an error, then run the loop until the transport has
+//  handled it
+static void
+s_test_hub_answer (aip_relayd_t *self, zsock_t *hub, zframe_t **peer_p,
+                   const aip_request_t *req, json_t *json, const char *code, const char *message)
+{
+    aip_pack_t *pk = aip_pack_new ();
+    if (code)
+        aip_reply_error (pk, req->id, code, message);
+    else {
+        aip_reply_ok_begin (pk, req->id);
+        aip_json_pack (pk, json);
+    }
+    size_t size;
+    const void *data = aip_pack_data (pk, &size);
+    aip_reply_t rep;
+    char err [256];
+    assert (aip_reply_decode (data, size, &rep, err, sizeof err) == 0);
+    if (!code && aip_op_reply_fields (req->op))
+        assert (aip_reply_check (req->op, rep.data, err, sizeof err) == 0);
+    aip_reply_free (&rep);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, peer_p);
+    zmsg_addmem (msg, data, size);
+    assert (zmsg_send (&msg, hub) == 0);
+    aip_pack_destroy (&pk);
+    json_decref (json);
+    int64_t deadline = aip_clock_ms () + TEST_WAIT_MS;
+    while (s_test_pending (self, req->id)) {
+        assert (aip_clock_ms () < deadline);
+        s_test_turn (self, hub);
+    }
+}
+
+static void
+s_test_outmsg_free (void **item)
+{
+    aip_outmsg_t *om = (aip_outmsg_t *) *item;
+    if (om) {
+        free (om->content);
+        free (om);
+        *item = NULL;
+    }
+}
+
+//  A message in the outbox, as s_outbox_add puts it there
+static aip_outmsg_t *
+s_test_outmsg (aip_relayd_t *self, const char *id, const char *peer_id, const char *tool,
+               const char *content)
+{
+    aip_outmsg_t *om = (aip_outmsg_t *) zmalloc (sizeof (aip_outmsg_t));
+    snprintf (om->id, sizeof om->id, "%s", id);
+    snprintf (om->room_id, sizeof om->room_id, "room-000000000001");
+    snprintf (om->peer_id, sizeof om->peer_id, "%s", peer_id);
+    snprintf (om->peer_name, sizeof om->peer_name, "%s", peer_id);
+    snprintf (om->peer_tool, sizeof om->peer_tool, "%s", tool);
+    snprintf (om->peer_type, sizeof om->peer_type, "%s", streq (tool, "cli") ? "human" : "ai");
+    snprintf (om->type, sizeof om->type, "message");
+    snprintf (om->created_at, sizeof om->created_at, "2026-12-04T20:00:00.000Z");
+    om->content = strdup (content);
+    om->backoff_ms = AIP_RELAY_RETRY_MIN_MS;
+    zlistx_add_end (self->outbox, om);
+    zhashx_insert (self->outbox_ids, om->id, om);
+    return om;
+}
+
+//  The hub's room and the stored message of a lan.post, as the hub answers
+static json_t *
+s_test_sent (const aip_request_t *req)
+{
+    const aip_obj_t *m = aip_req_arg (req, "message");
+    char id [AIP_MAX_ID + 1], content [64];
+    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}", "id",
+                      aip_obj_get_str (m, "id", id, sizeof id, ""), "room_id",
+                      "room-000000000001", "peer_id", "h-alice", "content",
+                      aip_obj_get_str (m, "content", content, sizeof content, ""), "type",
+                      "message", "created_at", "2026-12-04T20:00:00.000Z");
+}
+
+static json_t *
+s_test_joined (const char *peer_id)
+{
+    return json_pack ("{s:s, s:s, s:b, s:b, s:{s:s, s:s, s:s, s:b}}", "room_id",
+                      "room-000000000001", "peer_id", peer_id, "joined", 1, "new_member", 1,
+                      "room", "id", "room-000000000001", "name", "lan room", "created_at",
+                      "2026-12-04T19:00:00.000Z", "encrypted", 0);
+}
+
+static void
+s_test_against_hub (bool verbose)
+{
+    if (!zsys_has_curve ()) {
+        if (verbose)
+            printf ("(no CURVE in this libzmq: no hub) ");
+        return;
+    }
+    //  The hub: a CURVE server on a port the kernel picks
+    zcert_t *hub_cert = zcert_new ();
+    zsock_t *hub = zsock_new (ZMQ_ROUTER);
+    assert (hub_cert && hub);
+    zsock_set_linger (hub, 0);
+    zcert_apply (hub_cert, hub);
+    zsock_set_curve_server (hub, 1);
+    assert (zsock_bind (hub, "tcp://127.0.0.1:0") == 0);
+    char *bound = zsock_last_endpoint (hub);
+    assert (bound && strrchr (bound, ':'));
+    int port = atoi (strrchr (bound, ':') + 1);
+    zstr_free (&bound);
+    char key_hex [AIP_LAN_KEY_HEX + 1], url [AIP_MAX_URL + 1];
+    aip_lan_key_to_hex (zcert_public_key (hub_cert), key_hex);
+    assert (aip_lan_url_format ("127.0.0.1", port, key_hex, url, sizeof url) == 0);
+    zactor_t *store = zactor_new (s_test_store, NULL);
+    assert (store);
+
+    //  relayd's state as far as the transport and the outbox need it
+    aip_relayd_t self;
+    memset (&self, 0, sizeof self);
+    self.pk = aip_pack_new ();
+    snprintf (self.identity.id, sizeof self.identity.id, "h-alice");
+    snprintf (self.identity.secret, sizeof self.identity.secret, "%064d", 7);
+    self.identity_ok = true;
+    self.rooms = zhashx_new ();
+    self.outbox = zlistx_new ();
+    zlistx_set_destructor (self.outbox, s_test_outmsg_free);
+    self.outbox_ids = zhashx_new ();
+    self.push_waiters = zlistx_new ();
+    zlistx_set_destructor (self.push_waiters, aip_relay_waiter_free);
+    self.outcomes = zhashx_new ();
+    zhashx_set_destructor (self.outcomes, (zhashx_destructor_fn *) zstr_free);
+    char err [512];
+    self.store = aip_client_new_actor (zsys_init (), TEST_STORE_ENDPOINT, NULL, err, sizeof err);
+    assert (self.store);
+    aip_sync_room_t *room = (aip_sync_room_t *) zmalloc (sizeof (aip_sync_room_t));
+    snprintf (room->id, sizeof room->id, "room-000000000001");
+    snprintf (room->url, sizeof room->url, "%s", url);
+    snprintf (room->token, sizeof room->token, "tok-lan-1");
+    room->transport = &aip_sync_lan;
+    room->joined = zhashx_new ();
+    room->recent = zhashx_new ();
+    room->join_waiters = zlistx_new ();
+    zlistx_set_destructor (room->join_waiters, aip_relay_waiter_free);
+    zhashx_insert (self.rooms, room->id, room);
+    assert (aip_sync_lan.start (&self) == 0);
+
+    //  A peer's first message: it joins the hub first, with the room's
+    //  token and its signature, over CURVE
+    aip_outmsg_t *om = s_test_outmsg (&self, "msg-local-0001", "h-alice", "cli", "hello hub");
+    aip_sync_lan.deliver (&self, room, om);
+    assert (om->inflight && room->posting);
+    aip_request_t req;
+    zframe_t *peer = s_test_hub_recv (&self, hub, &req);
+    char sig [AIP_CRYPTO_HEX_SIZE], buf [AIP_MAX_CONTENT_WIRE + 1];
+    assert (aip_crypto_peer_signature (self.identity.secret, room->id, sig) == 0);
+    assert (req.op == AIP_OP_LAN_JOIN);
+    assert (streq (aip_obj_get_str (req.args, "room_id", buf, sizeof buf, ""), room->id));
+    assert (streq (aip_obj_get_str (req.args, "token", buf, sizeof buf, ""), "tok-lan-1"));
+    assert (streq (aip_obj_get_str (req.args, "peer_signature", buf, sizeof buf, ""), sig));
+    const aip_obj_t *who = aip_req_arg (&req, "peer");
+    assert (streq (aip_obj_get_str (who, "id", buf, sizeof buf, ""), "h-alice"));
+    assert (streq (aip_obj_get_str (who, "type", buf, sizeof buf, ""), "human"));
+    s_test_hub_answer (&self, hub, &peer, &req, s_test_joined ("h-alice"), NULL, NULL);
+    aip_request_free (&req);
+    assert (zhashx_lookup (room->joined, "h-alice"));
+    assert (!om->inflight && !room->posting && zhashx_lookup (self.outbox_ids, om->id));
+
+    //  Joined, its message goes as lan.post, and leaves the outbox delivered
+    aip_sync_lan.deliver (&self, room, om);
+    peer = s_test_hub_recv (&self, hub, &req);
+    assert (req.op == AIP_OP_LAN_POST);
+    assert (streq (aip_obj_get_str (req.args, "token", buf, sizeof buf, ""), "tok-lan-1"));
+    assert (streq (aip_obj_get_str (req.args, "peer_signature", buf, sizeof buf, ""), sig));
+    const aip_obj_t *posted = aip_req_arg (&req, "message");
+    assert (streq (aip_obj_get_str (posted, "id", buf, sizeof buf, ""), "msg-local-0001"));
+    assert (streq (aip_obj_get_str (posted, "content", buf, sizeof buf, ""), "hello hub"));
+    assert (streq (aip_obj_get_str (posted, "created_at", buf, sizeof buf, ""),
+                   "2026-12-04T20:00:00.000Z"));
+    s_test_hub_answer (&self, hub, &peer, &req, s_test_sent (&req), NULL, NULL);
+    aip_request_free (&req);
+    assert (!zhashx_lookup (self.outbox_ids, "msg-local-0001") && zlistx_size (self.outbox) == 0);
+    const char *outcome = (const char *) zhashx_lookup (self.outcomes, "msg-local-0001");
+    assert (outcome && *outcome == 0);                  //  "" = delivered
+    assert (zhashx_lookup (room->recent, "msg-local-0001") && room->ok);
+
+    //  The hub refuses an AI peer's join: its message is dropped, and the
+    //  hub's reason is what relay.push reports for it
+    om = s_test_outmsg (&self, "msg-local-0002", "h-alice-claude", "claude", "from claude");
+    aip_sync_lan.deliver (&self, room, om);
+    peer = s_test_hub_recv (&self, hub, &req);
+    char ai_secret [AIP_CRYPTO_HEX_SIZE], ai_sig [AIP_CRYPTO_HEX_SIZE];
+    assert (aip_crypto_ai_secret (self.identity.secret, "claude", ai_secret) == 0);
+    assert (aip_crypto_peer_signature (ai_secret, room->id, ai_sig) == 0);
+    assert (req.op == AIP_OP_LAN_JOIN && !streq (ai_sig, sig));
+    assert (streq (aip_obj_get_str (req.args, "peer_signature", buf, sizeof buf, ""), ai_sig));
+    who = aip_req_arg (&req, "peer");
+    assert (streq (aip_obj_get_str (who, "type", buf, sizeof buf, ""), "ai"));
+    assert (streq (aip_obj_get_str (who, "tool", buf, sizeof buf, ""), "claude"));
+    s_test_hub_answer (&self, hub, &peer, &req, NULL, AIP_ERR_INVALID, "Invalid join token");
+    aip_request_free (&req);
+    assert (!zhashx_lookup (room->joined, "h-alice-claude"));
+    assert (!zhashx_lookup (self.outbox_ids, "msg-local-0002") && zlistx_size (self.outbox) == 0);
+    outcome = (const char *) zhashx_lookup (self.outcomes, "msg-local-0002");
+    assert (outcome && strstr (outcome, "refused peer h-alice-claude")
+            && strstr (outcome, "Invalid join token"));
+    assert (!room->posting);
+
+    //  Catch-up: lan.fetch from the cursor, held by the hub; what it
+    //  answers goes to storaged (our own echo skipped), the cursor moves to
+    //  the hub's seq, and the next fetch asks from there
+    aip_relay_fetch (&self, room);
+    assert (room->fetching);
+    peer = s_test_hub_recv (&self, hub, &req);
+    assert (req.op == AIP_OP_LAN_FETCH);
+    assert (streq (aip_obj_get_str (req.args, "token", buf, sizeof buf, ""), "tok-lan-1"));
+    assert (aip_obj_get_int (req.args, "after", -1) == 0);
+    assert (aip_obj_get_int (req.args, "wait_ms", -1) == AIP_LAN_FETCH_WAIT_MS);
+    assert (aip_obj_get_int (req.args, "limit", -1) == AIP_LAN_PAGE);
+    json_t *page = json_pack (
+        "{s:[{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}, {s:s, s:s, s:s, s:s, s:s, s:s, s:i}],"
+        " s:i}", "messages",
+        "id", "msg-remote-0001", "room_id", room->id, "peer_id", "h-bob", "peer_name", "bob",
+        "peer_type", "human", "content", "hello from bob", "type", "message", "created_at",
+        "2026-12-04T20:01:00.000Z", "seq", 1,
+        "id", "msg-local-0001", "room_id", room->id, "peer_id", "h-alice", "content",
+        "hello hub", "type", "message", "created_at", "2026-12-04T20:00:00.000Z", "seq", 2,
+        "seq", 2);
+    s_test_hub_answer (&self, hub, &peer, &req, page, NULL, NULL);
+    aip_request_free (&req);
+    zpoller_t *poller = zpoller_new (store, NULL);
+    assert (zpoller_wait (poller, TEST_WAIT_MS) == store);
+    char *stored = zstr_recv (store);
+    assert (stored && streq (stored, "msg-remote-0001"));
+    zstr_free (&stored);
+    assert (!zpoller_wait (poller, 0));                 //  the echo was not stored
+    zpoller_destroy (&poller);
+    char cursor [AIP_MAX_TIME + 2];
+    json_t *last = json_pack ("{s:i}", "seq", 2);
+    aip_sync_lan.cursor_of (last, cursor, sizeof cursor);
+    json_decref (last);
+    assert (streq (room->cursor, cursor) && room->cursor_dirty);
+    assert (zhashx_lookup (room->recent, "msg-remote-0001") && room->ok);
+    peer = s_test_hub_recv (&self, hub, &req);
+    assert (req.op == AIP_OP_LAN_FETCH && aip_obj_get_int (req.args, "after", -1) == 2);
+    assert (room->fetching && room->fetch_id == req.id);
+    aip_request_free (&req);
+    zframe_destroy (&peer);
+
+    //  Stopped with that fetch still held: its request goes with the links
+    aip_sync_lan.stop (&self);
+    aip_client_destroy (&self.store);
+    zactor_destroy (&store);
+    zhashx_destroy (&room->joined);
+    zhashx_destroy (&room->recent);
+    zlistx_destroy (&room->join_waiters);
+    free (room);
+    zhashx_destroy (&self.rooms);
+    zhashx_destroy (&self.outcomes);
+    zlistx_destroy (&self.push_waiters);
+    zhashx_destroy (&self.outbox_ids);
+    zlistx_destroy (&self.outbox);
+    aip_pack_destroy (&self.pk);
+    zsock_destroy (&hub);
+    zcert_destroy (&hub_cert);
+    if (verbose)
+        printf ("(hub: join with token and signature, post, refused join, fetch stored) ");
 }
