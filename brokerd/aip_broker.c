@@ -928,6 +928,19 @@ s_test_reply (zsock_t *client, aip_reply_t *rep)
     zframe_destroy (&frame);
 }
 
+//  The reply to a request of op, a success checked against op's declared
+//  reply fields
+static void
+s_test_checked (zsock_t *client, aip_op_t op, aip_reply_t *rep)
+{
+    s_test_reply (client, rep);
+    char err [320];
+    if (rep->ok && aip_reply_check (op, rep->data, err, sizeof err)) {
+        fprintf (stderr, "\n   %s\n", err);
+        assert (false);
+    }
+}
+
 //  A spawn.run whose envelope routes it to tool's worker (its arguments
 //  may name another tool: the broker does not read them)
 static void
@@ -1013,7 +1026,7 @@ aip_broker_test (bool verbose)
     //  Broker's own op
     aip_reply_t rep;
     s_test_request (client, 1, AIP_OP_PING);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_PING, &rep);
     assert (rep.ok && rep.id == 1);
     aip_reply_free (&rep);
 
@@ -1103,7 +1116,7 @@ aip_broker_test (bool verbose)
 
     //  Status lists the worker
     s_test_request (client, 5, AIP_OP_DAEMON_STATUS);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_DAEMON_STATUS, &rep);
     assert (rep.ok && aip_obj_get_bool (rep.data, "running", false));
     aip_reply_free (&rep);
 
@@ -1125,7 +1138,7 @@ aip_broker_test (bool verbose)
     //  Waiting: no answer until the worker replies, then under our id
     s_test_job_op (client, 11, AIP_OP_JOB_WAIT, job_id);
     s_test_job_op (client, 12, AIP_OP_JOB_LIST, NULL);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_JOB_LIST, &rep);
     assert (rep.ok && rep.id == 12);
     const aip_obj_t *jobs = aip_obj_get (rep.data, "jobs");
     assert (aip_obj_size (jobs) == 1);
@@ -1152,7 +1165,7 @@ aip_broker_test (bool verbose)
     aip_reply_free (&rep);
     job_tag = s_test_take (spawner, spoller, &req);
     s_test_job_op (client, 15, AIP_OP_JOB_CANCEL, job_id);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_JOB_CANCEL, &rep);
     assert (rep.ok && rep.id == 15 && aip_obj_get_bool (rep.data, "cancelled", false));
     aip_reply_free (&rep);
     int64_t deadline = aip_clock_ms () + 5000;

@@ -403,6 +403,83 @@ static const aip_field_t s_reply_lan_join [] = {
     F_END
 };
 
+//  The broker's own ops (brokerd/aip_broker.c, aip_jobs.c, aip_lanmode.c)
+static const aip_field_t s_reply_ping [] = { R_STR ("pong", true), F_END };
+
+//  daemon.status's LAN block (aip_lanmode_pack_status)
+static const aip_field_t s_reply_lan_status [] = {
+    R_STR ("address", true), R_INT ("port", true), R_STR ("public_key", true),
+    R_STR ("worker_token", true), R_INT ("peers_heard", true), F_END
+};
+
+static const aip_field_t s_reply_daemon_job [] = {
+    R_STR ("what", true), R_INT ("running_s", true), F_END
+};
+
+//  A row of daemon.status's daemons (aip_workers_pack_daemons): brokerd's
+//  own {name, pid, state, queued}; a supervised child with restarts (a
+//  spawnd also its job and tools); a worker we did not start with remote
+#define R_TOOLS { "tools", AIP_T_ARRAY, false, AIP_MAX_ELEMENTS, NULL, NULL }
+static const aip_field_t s_reply_daemon [] = {
+    R_STR ("name", true), R_INT ("pid", true),
+    { "state", AIP_T_STR, true, 16, "running|ready|starting|restarting", NULL },
+    R_INT ("queued", false), { "job", AIP_T_MAP, false, 0, NULL, s_reply_daemon_job },
+    R_TOOLS, R_BOOL ("remote", false),
+    { "service", AIP_T_STR, false, 8, "broker|store|spawn|relay", NULL },
+    R_INT ("restarts", false), R_INT ("inflight", false), R_INT ("processed", false),
+    F_END
+};
+
+//  daemon.status: lan only while LAN mode is on
+static const aip_field_t s_reply_daemon_status [] = {
+    R_BOOL ("running", true), R_INT ("workers", true),
+    { "lan", AIP_T_MAP, false, 0, NULL, s_reply_lan_status },
+    R_INT ("pid", true), { "mode", AIP_T_STR, true, 8, "local|lan", NULL },
+    R_INT ("uptime_s", true), R_INT ("requests", true), R_ROWS ("daemons", s_reply_daemon),
+    F_END
+};
+
+static const aip_field_t s_reply_daemon_stop [] = {
+    { "status", AIP_T_STR, true, 8, "stopping", NULL }, R_INT ("pid", true), F_END
+};
+
+static const aip_field_t s_reply_job [] = {
+    R_ID ("id", true), R_STR ("what", true), R_STR ("state", true),
+    { "elapsed_s", AIP_T_NUM, true, 0, NULL, NULL }, F_END
+};
+
+static const aip_field_t s_reply_job_list [] = { R_ROWS ("jobs", s_reply_job), F_END };
+
+static const aip_field_t s_reply_job_cancel [] = {
+    R_ID ("id", true), R_STR ("state", true), R_BOOL ("cancelled", true), F_END
+};
+
+static const aip_field_t s_reply_lan_start [] = {
+    { "mode", AIP_T_STR, true, 8, "lan", NULL }, R_STR ("address", true),
+    R_INT ("port", true), R_STR ("public_key", true), F_END
+};
+
+//  A machine heard on the LAN (aip_lanmode_pack_peers)
+static const aip_field_t s_reply_lan_peer [] = {
+    R_STR ("id", true), R_STR ("machine", true), R_STR ("user", true),
+    R_STR ("address", true), R_INT ("port", true), R_STR ("public_key", true),
+    R_STR ("tools", true), R_INT ("version", true), R_STR ("last_seen", true),
+    { "status", AIP_T_STR, true, 8, "active|gone", NULL }, F_END
+};
+
+static const aip_field_t s_reply_lan_peers [] = {
+    R_BOOL ("lan", true), R_ROWS ("peers", s_reply_lan_peer), F_END
+};
+
+//  web.start, web.stop: pid 0 where no webd runs
+static const aip_field_t s_reply_web_start [] = {
+    R_INT ("port", true), R_INT ("pid", true), F_END
+};
+
+static const aip_field_t s_reply_web_stop [] = {
+    { "status", AIP_T_STR, true, 16, "stopped|not running", NULL }, R_INT ("pid", true), F_END
+};
+
 //  The reply column, beside the table (as the flags are); NULL: not
 //  declared yet
 static const aip_field_t *const s_op_reply [AIP_OP_COUNT] = {
@@ -429,6 +506,15 @@ static const aip_field_t *const s_op_reply [AIP_OP_COUNT] = {
     [AIP_OP_LAN_JOIN]      = s_reply_lan_join,
     [AIP_OP_LAN_POST]      = s_reply_sent,
     [AIP_OP_LAN_READ]      = s_reply_msg_list,     //  msg.list's page after the cursor
+    [AIP_OP_PING]          = s_reply_ping,
+    [AIP_OP_DAEMON_STATUS] = s_reply_daemon_status,
+    [AIP_OP_DAEMON_STOP]   = s_reply_daemon_stop,
+    [AIP_OP_JOB_LIST]      = s_reply_job_list,
+    [AIP_OP_JOB_CANCEL]    = s_reply_job_cancel,
+    [AIP_OP_LAN_START]     = s_reply_lan_start,
+    [AIP_OP_LAN_PEERS]     = s_reply_lan_peers,
+    [AIP_OP_WEB_START]     = s_reply_web_start,
+    [AIP_OP_WEB_STOP]      = s_reply_web_stop,
 };
 
 typedef struct {
@@ -1140,10 +1226,13 @@ aip_proto_test (bool verbose)
     free (copy);
 
     //  Reply fields: every store op declares its own (storaged's self-test
-    //  holds each real reply to them); a reply with a field too many, one
-    //  missing, or a row of the wrong shape is refused, naming the field
+    //  holds each real reply to them), as every broker op but job.wait does
+    //  (brokerd's); a reply with a field too many, one missing, or a row of
+    //  the wrong shape is refused, naming the field
     for (int i = 0; i < AIP_OP_COUNT; i++)
-        assert (aip_op_service ((aip_op_t) i) != AIP_SVC_STORE || aip_op_reply_fields ((aip_op_t) i));
+        assert ((aip_op_service ((aip_op_t) i) != AIP_SVC_STORE
+             && (aip_op_service ((aip_op_t) i) != AIP_SVC_BROKER || i == AIP_OP_JOB_WAIT))
+             || aip_op_reply_fields ((aip_op_t) i));
     //  0: a row without created_at, 1: no "more", 2: a misspelt key,
     //  3: a row that is not a map, 4: a message type out of its enum
     for (int c = 0; c < 5; c++) {
@@ -1182,7 +1271,8 @@ aip_proto_test (bool verbose)
     aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
     assert (aip_reply_check (AIP_OP_MSG_UNREAD, aip_doc_root (doc), err, sizeof err) == 0);
     assert (aip_reply_check (AIP_OP_MSG_LIST, aip_doc_root (doc), err, sizeof err) == -1);
-    assert (aip_reply_check (AIP_OP_PING, aip_doc_root (doc), err, sizeof err) == -1);
+    //  job.wait answers what its job's op answers: it declares none
+    assert (aip_reply_check (AIP_OP_JOB_WAIT, aip_doc_root (doc), err, sizeof err) == -1);
     assert (strstr (err, "declares no reply"));
     aip_doc_destroy (&doc);
     if (verbose)
