@@ -1129,7 +1129,7 @@ aip_broker_test (bool verbose)
     s_test_barrier (spawner, sub);
     char job_id [AIP_MAX_ID + 1];
     s_test_spawn (client, 10, "codex", "codex", true);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_SPAWN_RUN, &rep);
     assert (rep.ok && rep.id == 10);
     assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
     assert (aip_obj_streq (aip_obj_get (rep.data, "what"), "codex in room-000000000001"));
@@ -1146,21 +1146,30 @@ aip_broker_test (bool verbose)
     aip_reply_free (&rep);
     aip_pack_reset (pk);
     aip_reply_ok_begin (pk, req.id);
-    aip_pack_str (pk, "the answer");
+    //  An answer as spawnd packs it: job.wait passes it on unchanged
+    aip_pack_map (pk, 5);
+    aip_pack_kstr (pk, "tool", "codex");
+    aip_pack_kstr (pk, "response", "the answer");
+    aip_pack_kstr (pk, "room", "room-000000000001");
+    aip_pack_key (pk, "elapsed_s");
+    aip_pack_real (pk, 0.5);
+    aip_pack_kbool (pk, "resumed", false);
     data = aip_pack_data (pk, &size);
     aip_worker_reply (spawner, job_tag, data, size);
     aip_request_free (&req);
-    s_test_reply (client, &rep);
-    assert (rep.ok && rep.id == 11 && aip_obj_streq (rep.data, "the answer"));
+    s_test_checked (client, AIP_OP_JOB_WAIT, &rep);
+    assert (rep.ok && rep.id == 11 && aip_obj_streq (aip_obj_get (rep.data, "response"),
+                                                      "the answer"));
     aip_reply_free (&rep);
     //  A finished job answers at once, again
     s_test_job_op (client, 13, AIP_OP_JOB_WAIT, job_id);
-    s_test_reply (client, &rep);
-    assert (rep.ok && rep.id == 13 && aip_obj_streq (rep.data, "the answer"));
+    s_test_checked (client, AIP_OP_JOB_WAIT, &rep);
+    assert (rep.ok && rep.id == 13 && aip_obj_streq (aip_obj_get (rep.data, "response"),
+                                                      "the answer"));
     aip_reply_free (&rep);
     //  Cancel a running job: the worker hears CANCEL for its tag
     s_test_spawn (client, 14, "codex", "codex", true);
-    s_test_reply (client, &rep);
+    s_test_checked (client, AIP_OP_SPAWN_RUN, &rep);
     assert (aip_obj_get_str (rep.data, "job", job_id, sizeof job_id, NULL));
     aip_reply_free (&rep);
     job_tag = s_test_take (spawner, spoller, &req);

@@ -167,8 +167,8 @@ bool aip_op_remote (aip_op_t op);
 //  Op by name, or -1
 int aip_op_lookup (const char *name, size_t len);
 //  The fields an op's success reply carries in its data (a map), beside its
-//  argument schema; NULL where none is declared yet (the self-tests hold
-//  every store op and every broker op but job.wait to one)
+//  argument schema; NULL where none is declared (proto's self-test holds
+//  every op to one)
 const aip_field_t *aip_op_reply_fields (aip_op_t op);
 //  Does data, an op's success reply, carry exactly its declared fields?
 //  0, or -1 with a message naming the field (also when none is declared)
