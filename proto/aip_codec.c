@@ -208,6 +208,16 @@ nomem:
     return NULL;
 }
 
+aip_doc_t *
+aip_doc_from_pack (aip_pack_t **pk_p, char *err, size_t errlen)
+{
+    size_t size;
+    const void *data = aip_pack_data (*pk_p, &size);
+    aip_doc_t *doc = aip_doc_decode (data, size, err, errlen);
+    aip_pack_destroy (pk_p);
+    return doc;
+}
+
 const aip_obj_t *
 aip_doc_root (aip_doc_t *self)
 {
@@ -817,5 +827,16 @@ aip_codec_test (bool verbose)
 
     aip_pack_destroy (&pk);
     aip_pack_destroy (&pk);
+    //  A pack decoded into a document, the pack gone; garbage refused
+    aip_pack_t *made = aip_pack_new ();
+    aip_pack_map (made, 1);
+    aip_pack_kint (made, "n", 7);
+    char ferr [128];
+    aip_doc_t *from = aip_doc_from_pack (&made, ferr, sizeof ferr);
+    assert (from && !made && aip_obj_get_int (aip_doc_root (from), "n", 0) == 7);
+    aip_doc_destroy (&from);
+    made = aip_pack_new ();
+    aip_pack_raw (made, "\xc1", 1);
+    assert (!aip_doc_from_pack (&made, ferr, sizeof ferr) && !made && *ferr);
     printf ("OK\n");
 }

@@ -71,6 +71,9 @@ bool aip_obj_get_bool (const aip_obj_t *o, const char *key, bool dflt);
 //  Packing
 
 typedef struct _aip_pack_t aip_pack_t;
+//  Decode what *pk_p holds, then destroy it (the self-tests' way to make a
+//  document to read). NULL, with err filled, if it does not decode.
+aip_doc_t *aip_doc_from_pack (aip_pack_t **pk_p, char *err, size_t errlen);
 
 aip_pack_t *aip_pack_new (void);
 void aip_pack_destroy (aip_pack_t **self_p);

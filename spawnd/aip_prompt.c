@@ -228,12 +228,9 @@ s_test_messages (int count, const char *big)
         aip_pack_map (pk, 1);
         aip_pack_kstr (pk, "content", big);
     }
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
+    aip_doc_t *doc = aip_doc_from_pack (&pk, err, sizeof err);
     assert (doc);
-    aip_pack_destroy (&pk);
     return doc;
 }
 

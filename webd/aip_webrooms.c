@@ -394,12 +394,9 @@ s_test_event (const char *room, const char *id, const char *content)
     aip_pack_kstr (pk, "peer_id", "peer-1");
     aip_pack_kstr (pk, "type", "message");
     aip_pack_kstr (pk, "content", content);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
+    aip_doc_t *doc = aip_doc_from_pack (&pk, err, sizeof err);
     assert (doc);
-    aip_pack_destroy (&pk);
     return doc;
 }
 

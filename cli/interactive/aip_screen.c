@@ -480,12 +480,9 @@ s_test_progress (const char *tool, const char *msg_id, const char *text)
     aip_pack_kstr (pk, "tool", tool);
     aip_pack_kstr (pk, "msg_id", msg_id);
     aip_pack_kstr (pk, "text", text);
-    size_t size;
-    const void *data = aip_pack_data (pk, &size);
     char err [128];
-    aip_doc_t *doc = aip_doc_decode (data, size, err, sizeof err);
+    aip_doc_t *doc = aip_doc_from_pack (&pk, err, sizeof err);
     assert (doc);
-    aip_pack_destroy (&pk);
     return doc;
 }
 
