@@ -14,8 +14,8 @@ typedef void (s_command_fn) (aip_chat_t *chat, char *text, const char *args);
 
 //  One row of the table
 typedef struct {
-    const char *name;               //  as typed: "/who"
-    bool args;                      //  any line starting with name (arguments follow)
+    const char *name;               //  as typed: "/who"; "@" is a prefix ("@codex")
+    bool args;                      //  arguments may follow the name, after a space
     s_command_fn *fn;               //  what it does
     const char *usage;              //  its line in /help, or NULL: not listed
     const char *help;               //  what it does, for /help
@@ -134,7 +134,7 @@ s_invite (aip_chat_t *chat, char *text, const char *args)
 static const s_command_t s_commands [] = {
     { .name = "@", .args = true, .fn = s_invite, .usage = "@<tool> <question>",
       .help = "invite an AI (codex, claude-code, opencode, gemini, …)" },
-    { .name = "/invite ", .args = true, .fn = s_invite, .usage = "/invite TOOL [text]",
+    { .name = "/invite", .args = true, .fn = s_invite, .usage = "/invite TOOL [text]",
       .help = "the same" },
     { .name = "/who", .fn = s_who, .usage = "/who", .help = "participants" },
     { .name = "/history", .args = true, .fn = s_history, .usage = "/history N",
@@ -149,14 +149,20 @@ static const s_command_t s_commands [] = {
 };
 #define S_COMMANDS (sizeof s_commands / sizeof s_commands [0])
 
-//  The row a line names, or NULL
+//  The row a line names, or NULL: its first word is the command's name
+//  (so /historyX is no /history), and only a command that takes arguments
+//  may have more; "@" names the tool right after it
 static const s_command_t *
 s_find (const char *text)
 {
+    size_t word = strcspn (text, " \t");
     for (size_t i = 0; i < S_COMMANDS; i++) {
         const s_command_t *cmd = &s_commands [i];
-        if (cmd->args ? strncmp (text, cmd->name, strlen (cmd->name)) == 0
-                      : strcmp (text, cmd->name) == 0)
+        size_t len = strlen (cmd->name);
+        bool named = strcmp (cmd->name, "@") == 0
+                   ? text [0] == '@'
+                   : word == len && strncmp (text, cmd->name, len) == 0;
+        if (named && (cmd->args || !text [word]))
             return cmd;
     }
     return NULL;
@@ -231,7 +237,11 @@ aip_commands_test (bool verbose)
     assert (s_find ("/history 5")->fn == s_history && s_find ("/history")->fn == s_history);
     assert (s_find ("/exit")->fn == s_quit && s_find ("/quit")->fn == s_quit);
     assert (s_find ("@claude hi")->fn == s_invite && s_find ("/invite claude")->fn == s_invite);
-    assert (!s_find ("/invite") && !s_find ("hello") && !s_find ("/nope"));
+    //  A name is a whole word: /historyX and /exportfoo are unknown; /invite
+    //  alone is /invite (which then shows its usage)
+    assert (!s_find ("/historyX") && !s_find ("/exportfoo md") && !s_find ("/invitee x"));
+    assert (s_find ("/invite")->fn == s_invite && s_find ("/export\tjson")->fn == s_export);
+    assert (!s_find ("hello") && !s_find ("/nope"));
 
     //  Lines that need no daemon, run on a session writing to a buffer
     cli_t cli;
