@@ -82,6 +82,9 @@ uint64_t cli_request (cli_t *cli, aip_op_t op, size_t nargs);
 //  Send cli->pk and wait; on success *data is the reply data as JSON (the
 //  caller owns it). On an error reply or no reply, -1 with cli->err set.
 int cli_call (cli_t *cli, uint64_t id, json_t **data);
+//  A reply received: its data becomes the command's (0), or its error the
+//  command's failure (-1); rep is freed either way
+int cli_reply_result (cli_t *cli, aip_reply_t *rep);
 //  Same, waiting at most timeout_ms for the reply
 int cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data);
 

@@ -214,6 +214,18 @@ cli_call_timeout (cli_t *cli, uint64_t id, int timeout_ms, json_t **data)
 }
 
 int
+cli_reply_result (cli_t *cli, aip_reply_t *rep)
+{
+    int rc = 0;
+    if (rep->ok)
+        cli->data = aip_json_from_obj (rep->data);
+    else
+        rc = cli_fail (cli, "%s", rep->message);
+    aip_reply_free (rep);
+    return rc;
+}
+
+int
 cli_call (cli_t *cli, uint64_t id, json_t **data)
 {
     return cli_call_timeout (cli, id, AIP_CLIENT_TIMEOUT_MS, data);

@@ -598,13 +598,7 @@ cmd_invite (cli_t *cli, int argc, char **argv)
         if (aip_client_recv (cli->client, inv.request_id, AIP_CLIENT_TIMEOUT_MS, &rep, &died,
                              err, sizeof err))
             return cli_fail (cli, "%s", err);
-        int rc = 0;
-        if (rep.ok)
-            cli->data = aip_json_from_obj (rep.data);
-        else
-            rc = cli_fail (cli, "%s", rep.message);
-        aip_reply_free (&rep);
-        return rc;
+        return cli_reply_result (cli, &rep);
     }
     if (s_invite_send (cli, &inv) || s_invites_wait (cli, &inv, 1))
         return -1;

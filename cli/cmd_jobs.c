@@ -112,13 +112,7 @@ cmd_wait (cli_t *cli, int argc, char **argv)
     if (cli_recv (cli, id, (int) timeout_s * 1000, &rep, &died, err, sizeof err))
         return cli_fail (cli, "%s", died || cli_cancelled (cli) ? err
                                    : "the job did not end within the --timeout");
-    int rc = 0;
-    if (rep.ok)
-        cli->data = aip_json_from_obj (rep.data);
-    else
-        rc = cli_fail (cli, "%s", rep.message);
-    aip_reply_free (&rep);
-    return rc;
+    return cli_reply_result (cli, &rep);
 }
 
 int
